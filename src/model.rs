@@ -1,0 +1,267 @@
+//! The network model: state space, input process, reward table, coding cost
+//! and update scheme, as plain data (THEORY §1–2).
+//!
+//! Everything else in marlin is a function of a [`Network`]: the exact solver
+//! optimises it, the runtime simulates it, inference reconstructs its reward.
+//! This module owns the binding conventions — the state index `s = x·2ⁿ + σ`
+//! with bit k of σ being neuron k, nats, per-tick rewards — and does no I/O.
+
+use std::fmt;
+
+/// Largest number of neurons whose full state space marlin will tabulate.
+pub const MAX_TABULAR_NEURONS: usize = 30;
+
+/// How neurons update their state each tick (THEORY §1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UpdateScheme {
+    /// One living neuron, drawn uniformly, acts per tick (the paper's scheme).
+    Asynchronous,
+    /// Every living neuron acts every tick.
+    Synchronous,
+    /// Every living neuron acts independently with probability `q` per tick.
+    RandomPartial { q: f64 },
+}
+
+impl UpdateScheme {
+    /// Probability that a given living neuron acts in a tick (`m` = number alive).
+    pub fn act_probability(&self, alive: usize) -> f64 {
+        match *self {
+            UpdateScheme::Asynchronous => 1.0 / alive.max(1) as f64,
+            UpdateScheme::Synchronous => 1.0,
+            UpdateScheme::RandomPartial { q } => q,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            UpdateScheme::Asynchronous => "asynchronous",
+            UpdateScheme::Synchronous => "synchronous",
+            UpdateScheme::RandomPartial { .. } => "random_partial",
+        }
+    }
+}
+
+impl fmt::Display for UpdateScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpdateScheme::RandomPartial { q } => write!(f, "random_partial(q={q})"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// The coding cost each acting neuron pays, `λ·KL(π_k(·|o) ‖ p_k)` (THEORY §2).
+#[derive(Clone, Debug, PartialEq)]
+pub enum CodingCost {
+    /// `p_k` is the marginal of k's actions under the stationary distribution.
+    MutualInformation,
+    /// `p_k(1)` given per neuron.
+    FixedPrior(Vec<f64>),
+}
+
+impl CodingCost {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CodingCost::MutualInformation => "mutual_information",
+            CodingCost::FixedPrior(_) => "fixed_prior",
+        }
+    }
+}
+
+/// The exogenous input: a finite Markov chain over `values.len()` states.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputProcess {
+    /// The value of each input index (e.g. `[-1, +1]` for the toy).
+    pub values: Vec<f64>,
+    /// Row-major `X×X` transition matrix `P[x][x']`; rows sum to 1.
+    pub transition: Vec<f64>,
+}
+
+impl InputProcess {
+    /// `X` values; with probability `p_switch` the input jumps to one of the
+    /// other values drawn uniformly, otherwise it stays.
+    pub fn switching(values: Vec<f64>, p_switch: f64) -> Self {
+        let x = values.len();
+        let mut transition = vec![0.0; x * x];
+        for a in 0..x {
+            for b in 0..x {
+                transition[a * x + b] = if a == b {
+                    if x == 1 { 1.0 } else { 1.0 - p_switch }
+                } else {
+                    p_switch / (x - 1) as f64
+                };
+            }
+        }
+        InputProcess { values, transition }
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn p(&self, a: usize, b: usize) -> f64 {
+        self.transition[a * self.len() + b]
+    }
+
+    /// Stationary distribution of the input chain (power iteration on a
+    /// lazy copy of the chain, so periodic chains converge too).
+    pub fn stationary(&self) -> Vec<f64> {
+        let x = self.len();
+        let mut mu = vec![1.0 / x as f64; x];
+        for _ in 0..100_000 {
+            let mut next = vec![0.0; x];
+            for a in 0..x {
+                for b in 0..x {
+                    next[b] += mu[a] * 0.5 * (self.p(a, b) + if a == b { 1.0 } else { 0.0 });
+                }
+            }
+            let diff: f64 = next.iter().zip(&mu).map(|(a, b)| (a - b).abs()).sum();
+            mu = next;
+            if diff < 1e-15 {
+                break;
+            }
+        }
+        mu
+    }
+}
+
+/// A network of `n` binary neuron-agents driven by an input chain, with a
+/// tabulated reward over the full state space.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    pub n: usize,
+    /// Dead neurons are clamped to 0, never act and are never drawn (THEORY §6).
+    pub alive: Vec<bool>,
+    pub input: InputProcess,
+    /// `r(s)` for every `s = x·2ⁿ + σ`.
+    pub reward: Vec<f64>,
+    pub lambda: f64,
+    pub cost: CodingCost,
+    pub update: UpdateScheme,
+}
+
+impl Network {
+    /// Number of network configurations σ, `2ⁿ`.
+    pub fn configs(&self) -> usize {
+        1usize << self.n
+    }
+
+    /// Number of full states `X·2ⁿ`.
+    pub fn states(&self) -> usize {
+        self.input.len() << self.n
+    }
+
+    pub fn alive_count(&self) -> usize {
+        self.alive.iter().filter(|a| **a).count()
+    }
+
+    /// Bit mask of living neurons.
+    pub fn alive_mask(&self) -> usize {
+        self.alive
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| **a)
+            .fold(0usize, |m, (k, _)| m | (1 << k))
+    }
+
+    /// `true` when σ has no dead neuron active (only such states are reachable).
+    pub fn reachable(&self, sigma: usize) -> bool {
+        sigma & !self.alive_mask() == 0
+    }
+
+    /// The prior `p_k(1)` of a fixed-prior cost, if any.
+    pub fn fixed_prior(&self) -> Option<&[f64]> {
+        match &self.cost {
+            CodingCost::FixedPrior(p) => Some(p),
+            CodingCost::MutualInformation => None,
+        }
+    }
+
+    /// Kill neurons: they are clamped to 0 from now on.
+    pub fn kill(&mut self, neurons: &[usize]) {
+        for &k in neurons {
+            self.alive[k] = false;
+        }
+    }
+}
+
+/// Number of active neurons in σ.
+#[inline]
+pub fn spike_count(sigma: usize) -> usize {
+    sigma.count_ones() as usize
+}
+
+/// Reward families that build a tabulated `r(x, σ)`.
+pub mod rewards {
+    /// Reward `value` when exactly `targets[x]` neurons are active.
+    pub fn target_count(n: usize, targets: &[usize], value: f64) -> Vec<f64> {
+        let c = 1usize << n;
+        let mut r = vec![0.0; targets.len() * c];
+        for (x, &t) in targets.iter().enumerate() {
+            for sigma in 0..c {
+                if super::spike_count(sigma) == t {
+                    r[x * c + sigma] = value;
+                }
+            }
+        }
+        r
+    }
+
+    /// For each input, a set of neurons that should be on and a set that
+    /// should be off. `all_or_nothing`: reward `value` only if every listed
+    /// neuron matches; otherwise `value` × the fraction matched.
+    pub fn pattern(
+        n: usize,
+        on: &[Vec<usize>],
+        off: &[Vec<usize>],
+        value: f64,
+        all_or_nothing: bool,
+    ) -> Vec<f64> {
+        let c = 1usize << n;
+        let mut r = vec![0.0; on.len() * c];
+        for x in 0..on.len() {
+            let total = on[x].len() + off[x].len();
+            for sigma in 0..c {
+                let matched = on[x].iter().filter(|&&k| sigma >> k & 1 == 1).count()
+                    + off[x].iter().filter(|&&k| sigma >> k & 1 == 0).count();
+                r[x * c + sigma] = if total == 0 {
+                    0.0
+                } else if all_or_nothing {
+                    if matched == total { value } else { 0.0 }
+                } else {
+                    value * matched as f64 / total as f64
+                };
+            }
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switching_rows_sum_to_one_and_stationary_is_uniform() {
+        let p = InputProcess::switching(vec![0.0, 1.0, 2.0], 0.3);
+        for a in 0..3 {
+            let s: f64 = (0..3).map(|b| p.p(a, b)).sum();
+            assert!((s - 1.0).abs() < 1e-12);
+        }
+        for m in p.stationary() {
+            assert!((m - 1.0 / 3.0).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn pattern_fraction_counts_matches() {
+        let r = rewards::pattern(2, &[vec![0]], &[vec![1]], 1.0, false);
+        assert_eq!(r, vec![0.5, 1.0, 0.0, 0.5]);
+        let r = rewards::pattern(2, &[vec![0]], &[vec![1]], 1.0, true);
+        assert_eq!(r, vec![0.0, 1.0, 0.0, 0.0]);
+    }
+}

@@ -1,0 +1,410 @@
+//! Exact solvers (THEORY §3): the optimal information-constrained network by
+//! relative value iteration inside a Blahut–Arimoto alternation, and exact
+//! policy evaluation of any per-neuron policies.
+//!
+//! Owns the numerics every other part of marlin is checked against. It works
+//! on a [`Network`] only, does no I/O and reports convergence honestly
+//! (iterations, residuals, converged or not). Sweeps run on all cores via
+//! rayon; results do not depend on the number of threads (each output element
+//! is computed by one thread in a fixed order).
+
+mod asynchronous;
+mod evaluate;
+mod product;
+
+pub use evaluate::{Evaluation, evaluate, evaluate_with_prior};
+
+use crate::model::{CodingCost, Network, UpdateScheme};
+use thiserror::Error;
+
+/// One stochastic policy per neuron over the full state: `fire[s·n + k] = π_k(1 | s)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub n: usize,
+    pub fire: Vec<f64>,
+}
+
+impl Policy {
+    /// `π_k(1|s)`.
+    #[inline]
+    pub fn p(&self, s: usize, k: usize) -> f64 {
+        self.fire[s * self.n + k]
+    }
+
+    /// A policy that fires with probability `p[k]` whatever the state.
+    pub fn constant(net: &Network, p: &[f64]) -> Self {
+        let mut fire = vec![0.0; net.states() * net.n];
+        for s in 0..net.states() {
+            for k in 0..net.n {
+                fire[s * net.n + k] = if net.alive[k] { p[k] } else { 0.0 };
+            }
+        }
+        Policy { n: net.n, fire }
+    }
+}
+
+/// Knobs of the exact solver. The defaults suit rewards of order 1.
+#[derive(Clone, Debug)]
+pub struct SolveOptions {
+    /// Stop value iteration when the span of `T h − h` is below this.
+    pub value_tol: f64,
+    pub max_value_sweeps: usize,
+    /// Linear policy-evaluation sweeps between two improvement sweeps
+    /// (modified policy iteration; 0 is plain value iteration).
+    pub eval_sweeps: usize,
+    /// Relaxation of value iteration, `h ← (1−α) h + α (T h − T h(s_ref))`.
+    pub damping: f64,
+    /// Stop Blahut–Arimoto when no marginal `p_k(1)` moves more than this.
+    pub prior_tol: f64,
+    pub max_prior_iterations: usize,
+    /// Stop power iteration for ρ when its L1 change is below this.
+    pub stationary_tol: f64,
+    pub max_stationary_sweeps: usize,
+}
+
+impl Default for SolveOptions {
+    fn default() -> Self {
+        SolveOptions {
+            value_tol: 1e-10,
+            max_value_sweeps: 200_000,
+            eval_sweeps: 10,
+            damping: 1.0,
+            prior_tol: 1e-8,
+            max_prior_iterations: 500,
+            stationary_tol: 1e-13,
+            max_stationary_sweeps: 1_000_000,
+        }
+    }
+}
+
+/// The optimum found by [`solve`], with its convergence record.
+#[derive(Clone, Debug)]
+pub struct Solution {
+    pub policy: Policy,
+    /// Relative value `h(s)`, with `h(x=0, σ=0) = 0`.
+    pub h: Vec<f64>,
+    /// The prior `p_k(1)` the final policy was optimised against.
+    pub prior: Vec<f64>,
+    /// Exact evaluation of the final policy (ρ, ⟨r⟩, information, g).
+    pub eval: Evaluation,
+    /// `g` from value iteration for the final prior (equals `eval.g` at a
+    /// Blahut–Arimoto fixed point).
+    pub g_value: f64,
+    pub converged: bool,
+    /// Blahut–Arimoto iterations (1 for a fixed prior).
+    pub iterations: usize,
+    pub value_sweeps: usize,
+    /// Final span of `T h − h`.
+    pub value_residual: f64,
+    /// Final largest change of a marginal (0 for a fixed prior).
+    pub prior_residual: f64,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum SolveError {
+    #[error(
+        "network too large to solve exactly: {neurons} neurons with {inputs} input values is {states} states; \
+         the {scheme} solver needs about {need_mib} MiB but {avail_mib} MiB are available. \
+         Use fewer neurons (≤ {suggest}) or simulate/train it instead (the runtime does not tabulate states)"
+    )]
+    TooLarge {
+        neurons: usize,
+        inputs: usize,
+        states: usize,
+        scheme: &'static str,
+        need_mib: u64,
+        avail_mib: u64,
+        suggest: usize,
+    },
+    #[error(
+        "{scheme} exact solver: {neurons} neurons means {work:.1e} operations per sweep (grows as 4ⁿ); \
+         the limit is {limit} neurons. Use the asynchronous scheme, fewer neurons, or learn it instead"
+    )]
+    TooSlow { scheme: &'static str, neurons: usize, work: f64, limit: usize },
+    #[error("invalid network: {0}")]
+    Invalid(String),
+}
+
+/// Largest network the product-form (synchronous / random-partial) solver accepts.
+pub const MAX_PRODUCT_NEURONS: usize = 14;
+
+/// Bytes the solver will allocate for `net`, estimated before allocating.
+pub fn memory_estimate(net: &Network) -> u64 {
+    memory_estimate_for(net.input.len(), net.n)
+}
+
+fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(8 << 30)
+}
+
+/// Check that `net` can be solved exactly on this machine, before allocating.
+pub fn check_size(net: &Network) -> Result<(), SolveError> {
+    if net.n > crate::model::MAX_TABULAR_NEURONS {
+        return Err(SolveError::Invalid(format!(
+            "{} neurons exceeds the tabular limit of {}",
+            net.n,
+            crate::model::MAX_TABULAR_NEURONS
+        )));
+    }
+    if !matches!(net.update, UpdateScheme::Asynchronous) && net.n > MAX_PRODUCT_NEURONS {
+        return Err(SolveError::TooSlow {
+            scheme: net.update.name(),
+            neurons: net.n,
+            work: (net.input.len() as f64) * 4f64.powi(net.n as i32),
+            limit: MAX_PRODUCT_NEURONS,
+        });
+    }
+    let need = memory_estimate(net);
+    let avail = available_memory();
+    if need > avail / 10 * 8 {
+        let mut suggest = net.n;
+        while suggest > 1 && memory_estimate_for(net.input.len(), suggest) > avail / 10 * 8 {
+            suggest -= 1;
+        }
+        return Err(SolveError::TooLarge {
+            neurons: net.n,
+            inputs: net.input.len(),
+            states: net.states(),
+            scheme: net.update.name(),
+            need_mib: need >> 20,
+            avail_mib: avail >> 20,
+            suggest,
+        });
+    }
+    Ok(())
+}
+
+/// h, W, T h, r, ρ, ρ' and the policy (n per state), plus slack, in f64.
+fn memory_estimate_for(inputs: usize, n: usize) -> u64 {
+    8 * ((inputs as u64) << n) * (8 + n as u64)
+}
+
+/// Find the optimal network (THEORY §3): for a fixed prior, one relative value
+/// iteration; for the mutual-information cost, Blahut–Arimoto alternation of
+/// value iteration and marginals, warm-started across iterations.
+pub fn solve(net: &Network, opts: &SolveOptions) -> Result<Solution, SolveError> {
+    check_size(net)?;
+    validate(net)?;
+    let _span = tracing::info_span!("solve", n = net.n, scheme = %net.update).entered();
+    let mut prior: Vec<f64> = match &net.cost {
+        CodingCost::FixedPrior(p) => p.clone(),
+        CodingCost::MutualInformation => vec![0.5; net.n],
+    };
+    let fixed = matches!(net.cost, CodingCost::FixedPrior(_));
+    let mut h = vec![0.0; net.states()];
+    let mut product_state: Option<Policy> = None;
+    let mut rho: Option<Vec<f64>> = None;
+    let mut total_sweeps = 0;
+    let mut warnings = Vec::new();
+    let mut iterations = 0;
+    loop {
+        iterations += 1;
+        let t0 = std::time::Instant::now();
+        let vi = match net.update {
+            UpdateScheme::Asynchronous => asynchronous::value_iteration(net, &prior, &mut h, opts),
+            _ => {
+                let pol = product_state.get_or_insert_with(|| Policy::constant(net, &prior));
+                product::value_iteration(net, &prior, &mut h, pol, opts)
+            }
+        };
+        total_sweeps += vi.sweeps;
+        let policy = match net.update {
+            UpdateScheme::Asynchronous => asynchronous::policy_from_values(net, &prior, &h),
+            _ => product_state.clone().expect("product policy set above"),
+        };
+        let t1 = std::time::Instant::now();
+        let eval = evaluate::evaluate_from(net, &policy, &prior, rho.take(), opts);
+        tracing::debug!(
+            iteration = iterations,
+            g = vi.g,
+            sweeps = vi.sweeps,
+            span = vi.residual,
+            value_ms = (t1 - t0).as_millis() as u64,
+            stationary_sweeps = eval.stationary_sweeps,
+            stationary_ms = t1.elapsed().as_millis() as u64,
+            "Blahut–Arimoto iteration"
+        );
+        let new_prior: Vec<f64> = (0..net.n)
+            .map(|k| if net.alive[k] { eval.p_fire[k] } else { prior[k] })
+            .collect();
+        let prior_residual = if fixed {
+            0.0
+        } else {
+            new_prior.iter().zip(&prior).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
+        };
+        let value_ok = vi.converged;
+        let done = fixed || prior_residual < opts.prior_tol || iterations >= opts.max_prior_iterations;
+        if done {
+            let converged = value_ok && eval.stationary_converged && (fixed || prior_residual < opts.prior_tol);
+            if !value_ok {
+                warnings.push(format!(
+                    "value iteration did not converge: span {:.3e} after {} sweeps (tolerance {:.1e})",
+                    vi.residual, vi.sweeps, opts.value_tol
+                ));
+            }
+            if !eval.stationary_converged {
+                warnings.push(format!(
+                    "stationary distribution did not converge: L1 change {:.3e}",
+                    eval.stationary_residual
+                ));
+            }
+            if !fixed && prior_residual >= opts.prior_tol {
+                warnings.push(format!(
+                    "Blahut–Arimoto did not converge: marginals still move by {:.3e} after {} iterations",
+                    prior_residual, iterations
+                ));
+            }
+            let mut eval = eval;
+            warnings.append(&mut eval.warnings);
+            return Ok(Solution {
+                policy,
+                h,
+                prior,
+                g_value: vi.g,
+                eval,
+                converged,
+                iterations,
+                value_sweeps: total_sweeps,
+                value_residual: vi.residual,
+                prior_residual,
+                warnings,
+            });
+        }
+        rho = Some(eval.rho);
+        prior = new_prior;
+    }
+}
+
+fn validate(net: &Network) -> Result<(), SolveError> {
+    if !(net.lambda > 0.0 && net.lambda.is_finite()) {
+        return Err(SolveError::Invalid(format!("λ must be positive and finite, got {}", net.lambda)));
+    }
+    if net.reward.len() != net.states() {
+        return Err(SolveError::Invalid(format!(
+            "reward table has {} entries, expected X·2ⁿ = {}",
+            net.reward.len(),
+            net.states()
+        )));
+    }
+    if net.reward.iter().any(|r| !r.is_finite()) {
+        return Err(SolveError::Invalid("reward table contains NaN or ∞".into()));
+    }
+    if let CodingCost::FixedPrior(p) = &net.cost {
+        if p.len() != net.n || p.iter().any(|&v| !(v > 0.0 && v < 1.0)) {
+            return Err(SolveError::Invalid("fixed prior must give 0 < p_k(1) < 1 for every neuron".into()));
+        }
+    }
+    if let UpdateScheme::RandomPartial { q } = net.update {
+        if !(q > 0.0 && q <= 1.0) {
+            return Err(SolveError::Invalid(format!("random_partial q must be in (0, 1], got {q}")));
+        }
+    }
+    Ok(())
+}
+
+/// Result of one value-iteration run.
+pub(crate) struct ValueIteration {
+    pub g: f64,
+    pub sweeps: usize,
+    pub residual: f64,
+    pub converged: bool,
+}
+
+/// The relative-value step shared by all schemes: returns the span of
+/// `T h − h` over reachable states and the gain `g = T h(s_ref) − h(s_ref)`
+/// at `s_ref = (x=0, σ=0)`, then sets `h ← (1−α) h + α (T h − T h(s_ref))`.
+pub(crate) fn relative_update(net: &Network, h: &mut [f64], th: &[f64], alpha: f64) -> (f64, f64) {
+    use rayon::prelude::*;
+    let c = net.configs();
+    let dead = !net.alive_mask();
+    let (lo, hi) = th
+        .par_chunks(CHUNK)
+        .zip(h.par_chunks(CHUNK))
+        .enumerate()
+        .map(|(ci, (t, hh))| {
+            let mut lo = f64::INFINITY;
+            let mut hi = f64::NEG_INFINITY;
+            for i in 0..t.len() {
+                if (ci * CHUNK + i) % c & dead == 0 {
+                    let d = t[i] - hh[i];
+                    lo = lo.min(d);
+                    hi = hi.max(d);
+                }
+            }
+            (lo, hi)
+        })
+        .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+    let t_ref = th[0];
+    let g = t_ref - h[0];
+    h.par_iter_mut().zip(th.par_iter()).for_each(|(hv, &t)| {
+        *hv = (1.0 - alpha) * *hv + alpha * (t - t_ref);
+    });
+    (hi - lo, g)
+}
+
+#[inline]
+
+pub(crate) fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Natural log clamped away from −∞ (a marginal can underflow to 0).
+#[inline]
+pub(crate) fn safe_ln(p: f64) -> f64 {
+    p.max(1e-300).ln()
+}
+
+/// `KL(Bernoulli(a) ‖ Bernoulli(b))` in nats.
+#[inline]
+pub fn kl_bernoulli(a: f64, b: f64) -> f64 {
+    let t1 = if a > 0.0 { a * (a / b.max(1e-300)).ln() } else { 0.0 };
+    let t0 = if a < 1.0 { (1.0 - a) * ((1.0 - a) / (1.0 - b).max(1e-300)).ln() } else { 0.0 };
+    t1 + t0
+}
+
+/// `W(x, σ') = Σ_{x'} P[x][x'] h(x', σ')`, in parallel over σ'.
+pub(crate) fn expected_next_value(net: &Network, h: &[f64], w: &mut [f64]) {
+    use rayon::prelude::*;
+    let c = net.configs();
+    let xs = net.input.len();
+    w.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, out)| {
+        let start = ci * CHUNK;
+        for (i, o) in out.iter_mut().enumerate() {
+            let s = start + i;
+            let (x, sigma) = (s / c, s % c);
+            let mut acc = 0.0;
+            for x2 in 0..xs {
+                acc += net.input.p(x, x2) * h[x2 * c + sigma];
+            }
+            *o = acc;
+        }
+    });
+}
+
+/// Work unit of the parallel sweeps (states per task).
+pub(crate) const CHUNK: usize = 4096;
+
+/// `Σ_{i<len} f(i)` in parallel, summed in fixed chunks and then in chunk
+/// order, so the result is bit-identical for any number of threads.
+pub(crate) fn det_sum(len: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
+    use rayon::prelude::*;
+    let parts: Vec<f64> = (0..len.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|ci| (ci * CHUNK..((ci + 1) * CHUNK).min(len)).map(&f).sum())
+        .collect();
+    parts.iter().sum()
+}
