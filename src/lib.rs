@@ -1,8 +1,22 @@
 //! marlin: neural circuits as teams of reinforcement-learning agents.
 //!
 //! See `ARCHITECTURE.md` for the bird's-eye view. Modules, in dependency
-//! order: [`model`] (pure data) ← [`solver`] (exact math) ← [`scenario`]
-//! (files → model) ← [`output`] and [`report`] (writing) ← [`cli`].
+//! order: [`model`] (pure data) ← [`solver`] (exact math); [`files`] (I/O
+//! plumbing); [`scenario`] (files → model) ← [`report`] (figures) ←
+//! [`commands`] (what each subcommand does) ← [`cli`] (arguments).
 
+// Numerical code indexes several arrays by the same loop variable.
+#![allow(clippy::needless_range_loop)]
+
+pub mod agents;
+pub mod cli;
+pub mod commands;
+pub mod files;
 pub mod model;
+pub mod record;
+pub mod report;
+pub mod rng;
+pub mod runtime;
+pub mod scenario;
 pub mod solver;
+pub mod topology;

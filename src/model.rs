@@ -195,6 +195,81 @@ pub fn spike_count(sigma: usize) -> usize {
     sigma.count_ones() as usize
 }
 
+/// A reward family, kept symbolic so that networks too large to tabulate
+/// (the runtime's) can still evaluate it per state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RewardSpec {
+    /// `value` when exactly `targets[x]` neurons are active.
+    TargetCount { targets: Vec<usize>, value: f64 },
+    /// Per input, neurons that should be on and neurons that should be off.
+    Pattern {
+        on: Vec<Vec<usize>>,
+        off: Vec<Vec<usize>>,
+        value: f64,
+        all_or_nothing: bool,
+    },
+    /// A full table over `s = x·2ⁿ + σ`.
+    Table(Vec<f64>),
+}
+
+impl RewardSpec {
+    /// The table `r(s)` for a network of `n` neurons (caller checks n is tabulable).
+    pub fn tabulate(&self, n: usize) -> Vec<f64> {
+        match self {
+            RewardSpec::TargetCount { targets, value } => rewards::target_count(n, targets, *value),
+            RewardSpec::Pattern {
+                on,
+                off,
+                value,
+                all_or_nothing,
+            } => rewards::pattern(n, on, off, *value, *all_or_nothing),
+            RewardSpec::Table(t) => t.clone(),
+        }
+    }
+
+    /// `r(x, σ)` for a network of `n` neurons whose state is the bit frame
+    /// `frame` (bit k%64 of word k/64 is neuron k) with `count` active.
+    pub fn evaluate(&self, n: usize, x: usize, frame: &[u64], count: usize) -> f64 {
+        let on = |k: usize| frame[k / 64] >> (k % 64) & 1 == 1;
+        match self {
+            RewardSpec::TargetCount { targets, value } => {
+                if count == targets[x] {
+                    *value
+                } else {
+                    0.0
+                }
+            }
+            RewardSpec::Pattern {
+                on: want_on,
+                off,
+                value,
+                all_or_nothing,
+            } => {
+                let total = want_on[x].len() + off[x].len();
+                if total == 0 {
+                    return 0.0;
+                }
+                let matched =
+                    want_on[x].iter().filter(|&&k| on(k)).count() + off[x].iter().filter(|&&k| !on(k)).count();
+                if *all_or_nothing {
+                    if matched == total { *value } else { 0.0 }
+                } else {
+                    value * matched as f64 / total as f64
+                }
+            }
+            RewardSpec::Table(t) => t[(x << n) | frame[0] as usize],
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RewardSpec::TargetCount { .. } => "target_count",
+            RewardSpec::Pattern { .. } => "pattern",
+            RewardSpec::Table(_) => "table",
+        }
+    }
+}
+
 /// Reward families that build a tabulated `r(x, σ)`.
 pub mod rewards {
     /// Reward `value` when exactly `targets[x]` neurons are active.
@@ -214,13 +289,7 @@ pub mod rewards {
     /// For each input, a set of neurons that should be on and a set that
     /// should be off. `all_or_nothing`: reward `value` only if every listed
     /// neuron matches; otherwise `value` × the fraction matched.
-    pub fn pattern(
-        n: usize,
-        on: &[Vec<usize>],
-        off: &[Vec<usize>],
-        value: f64,
-        all_or_nothing: bool,
-    ) -> Vec<f64> {
+    pub fn pattern(n: usize, on: &[Vec<usize>], off: &[Vec<usize>], value: f64, all_or_nothing: bool) -> Vec<f64> {
         let c = 1usize << n;
         let mut r = vec![0.0; on.len() * c];
         for x in 0..on.len() {
@@ -254,6 +323,39 @@ mod tests {
         }
         for m in p.stationary() {
             assert!((m - 1.0 / 3.0).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn evaluate_agrees_with_the_table_for_every_family() {
+        let n = 4;
+        let specs = [
+            RewardSpec::TargetCount {
+                targets: vec![1, 3],
+                value: 2.0,
+            },
+            RewardSpec::Pattern {
+                on: vec![vec![0], vec![1, 2]],
+                off: vec![vec![3], vec![]],
+                value: 1.0,
+                all_or_nothing: false,
+            },
+            RewardSpec::Pattern {
+                on: vec![vec![0], vec![1, 2]],
+                off: vec![vec![3], vec![]],
+                value: 1.0,
+                all_or_nothing: true,
+            },
+            RewardSpec::Table((0..32).map(|i| i as f64 * 0.5).collect()),
+        ];
+        for spec in &specs {
+            let table = spec.tabulate(n);
+            for x in 0..2 {
+                for sigma in 0..16usize {
+                    let got = spec.evaluate(n, x, &[sigma as u64], spike_count(sigma));
+                    assert_eq!(got, table[(x << n) | sigma], "{spec:?} x={x} σ={sigma:b}");
+                }
+            }
         }
     }
 

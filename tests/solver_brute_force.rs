@@ -14,49 +14,105 @@ fn check(n: usize, update: UpdateScheme, cost: CodingCost, lambda: f64, seed: u6
     // The solver's own evaluation agrees with the dense reference.
     let rows = policy_rows(&sol.policy, net.states());
     let (g_ref, r_ref, info_ref, _) = objective(&net, &rows);
-    assert!((sol.eval.g - g_ref).abs() < 1e-8, "evaluation g {} vs dense {}", sol.eval.g, g_ref);
+    assert!(
+        (sol.eval.g - g_ref).abs() < 1e-8,
+        "evaluation g {} vs dense {}",
+        sol.eval.g,
+        g_ref
+    );
     assert!((sol.eval.mean_reward - r_ref).abs() < 1e-8);
     assert!((sol.eval.info_nats - info_ref).abs() < 1e-8);
     // Value iteration's gain equals the evaluated objective at the fixed point.
-    assert!((sol.g_value - sol.eval.g).abs() < 1e-6, "g from VI {} vs eval {}", sol.g_value, sol.eval.g);
+    assert!(
+        (sol.g_value - sol.eval.g).abs() < 1e-6,
+        "g from VI {} vs eval {}",
+        sol.g_value,
+        sol.eval.g
+    );
     // No policy does better, and the optimiser finds the same optimum.
     let g_bf = brute_force_max(&net, 4, seed);
-    assert!(sol.eval.g >= g_bf - 1e-6, "{update:?} {cost:?} n={n}: solver g {} < brute force {}", sol.eval.g, g_bf);
-    assert!(sol.eval.g - g_bf < 1e-4, "{update:?} {cost:?} n={n}: brute force {} far below solver {} (optimiser failed?)", g_bf, sol.eval.g);
+    assert!(
+        sol.eval.g >= g_bf - 1e-6,
+        "{update:?} {cost:?} n={n}: solver g {} < brute force {}",
+        sol.eval.g,
+        g_bf
+    );
+    assert!(
+        sol.eval.g - g_bf < 1e-4,
+        "{update:?} {cost:?} n={n}: brute force {} far below solver {} (optimiser failed?)",
+        g_bf,
+        sol.eval.g
+    );
 }
 
 #[test]
 fn asynchronous_mutual_information_matches_brute_force() {
     for n in 1..=3 {
-        check(n, UpdateScheme::Asynchronous, CodingCost::MutualInformation, 0.3, n as u64);
+        check(
+            n,
+            UpdateScheme::Asynchronous,
+            CodingCost::MutualInformation,
+            0.3,
+            n as u64,
+        );
     }
 }
 
 #[test]
 fn asynchronous_fixed_prior_matches_brute_force() {
     for n in 1..=3 {
-        check(n, UpdateScheme::Asynchronous, CodingCost::FixedPrior(vec![0.2; n]), 0.3, 10 + n as u64);
+        check(
+            n,
+            UpdateScheme::Asynchronous,
+            CodingCost::FixedPrior(vec![0.2; n]),
+            0.3,
+            10 + n as u64,
+        );
     }
 }
 
 #[test]
 fn synchronous_mutual_information_matches_brute_force() {
     for n in 1..=3 {
-        check(n, UpdateScheme::Synchronous, CodingCost::MutualInformation, 0.3, 20 + n as u64);
+        check(
+            n,
+            UpdateScheme::Synchronous,
+            CodingCost::MutualInformation,
+            0.3,
+            20 + n as u64,
+        );
     }
 }
 
 #[test]
 fn synchronous_fixed_prior_matches_brute_force() {
     for n in 1..=3 {
-        check(n, UpdateScheme::Synchronous, CodingCost::FixedPrior(vec![0.3, 0.6, 0.4][..n].to_vec()), 0.3, 30 + n as u64);
+        check(
+            n,
+            UpdateScheme::Synchronous,
+            CodingCost::FixedPrior(vec![0.3, 0.6, 0.4][..n].to_vec()),
+            0.3,
+            30 + n as u64,
+        );
     }
 }
 
 #[test]
 fn random_partial_matches_brute_force() {
-    check(2, UpdateScheme::RandomPartial { q: 0.4 }, CodingCost::MutualInformation, 0.3, 41);
-    check(3, UpdateScheme::RandomPartial { q: 0.7 }, CodingCost::FixedPrior(vec![0.25; 3]), 0.3, 42);
+    check(
+        2,
+        UpdateScheme::RandomPartial { q: 0.4 },
+        CodingCost::MutualInformation,
+        0.3,
+        41,
+    );
+    check(
+        3,
+        UpdateScheme::RandomPartial { q: 0.7 },
+        CodingCost::FixedPrior(vec![0.25; 3]),
+        0.3,
+        42,
+    );
 }
 
 #[test]
@@ -74,6 +130,11 @@ fn dead_neuron_matches_brute_force() {
             }
         }
         let g_bf = brute_force_max(&net, 3, 50);
-        assert!(sol.eval.g >= g_bf - 1e-6 && sol.eval.g - g_bf < 1e-4, "{update:?}: {} vs {}", sol.eval.g, g_bf);
+        assert!(
+            sol.eval.g >= g_bf - 1e-6 && sol.eval.g - g_bf < 1e-4,
+            "{update:?}: {} vs {}",
+            sol.eval.g,
+            g_bf
+        );
     }
 }

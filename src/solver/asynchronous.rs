@@ -51,54 +51,67 @@ pub(crate) fn value_iteration(net: &Network, prior: &[f64], h: &mut [f64], opts:
         expected_next_value(net, h, &mut w);
         let improve = sweep % period == 1 || period == 1;
         let pi_ptr = SharedMut(pi.as_mut_ptr());
-        th.par_chunks_mut(chunk).zip(cost.par_chunks_mut(chunk)).enumerate().for_each(|(ci, (out, cst))| {
-            let start = ci * chunk;
-            let len = out.len();
-            // A chunk never straddles two inputs: σ = σ0 + i.
-            let sigma0 = start % c;
-            let base = start - sigma0;
-            let mut lin = [0.0f64; CHUNK];
-            let mut soft = [0.0f64; CHUNK];
-            for (ai, &k) in alive.iter().enumerate() {
-                let bit = 1usize << k;
-                let (lp0, lp1) = ln_p[k];
-                // SAFETY: this task alone writes pi[ai·S + start .. ai·S + start + len].
-                let pik = unsafe { std::slice::from_raw_parts_mut(pi_ptr.at(ai * states + start), len) };
-                for i in 0..len {
-                    let sigma = sigma0 + i;
-                    let w0 = w[base + (sigma & !bit)];
-                    let w1 = w[base + (sigma | bit)];
-                    if improve {
-                        let (p, v) = soft_choice(w0, w1, lp0, lp1, inv_lambda);
-                        pik[i] = p;
-                        soft[i] += lambda * v;
+        th.par_chunks_mut(chunk)
+            .zip(cost.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(ci, (out, cst))| {
+                let start = ci * chunk;
+                let len = out.len();
+                // A chunk never straddles two inputs: σ = σ0 + i.
+                let sigma0 = start % c;
+                let base = start - sigma0;
+                let mut lin = [0.0f64; CHUNK];
+                let mut soft = [0.0f64; CHUNK];
+                for (ai, &k) in alive.iter().enumerate() {
+                    let bit = 1usize << k;
+                    let (lp0, lp1) = ln_p[k];
+                    // SAFETY: this task alone writes pi[ai·S + start .. ai·S + start + len].
+                    let pik = unsafe { std::slice::from_raw_parts_mut(pi_ptr.at(ai * states + start), len) };
+                    for i in 0..len {
+                        let sigma = sigma0 + i;
+                        let w0 = w[base + (sigma & !bit)];
+                        let w1 = w[base + (sigma | bit)];
+                        if improve {
+                            let (p, v) = soft_choice(w0, w1, lp0, lp1, inv_lambda);
+                            pik[i] = p;
+                            soft[i] += lambda * v;
+                        }
+                        lin[i] += w0 + pik[i] * (w1 - w0);
                     }
-                    lin[i] += w0 + pik[i] * (w1 - w0);
                 }
-            }
-            for i in 0..len {
-                let r = net.reward[start + i];
-                if improve {
-                    cst[i] = r + (soft[i] - lin[i]) * inv_m;
-                    out[i] = r + soft[i] * inv_m;
-                } else {
-                    out[i] = cst[i] + lin[i] * inv_m;
+                for i in 0..len {
+                    let r = net.reward[start + i];
+                    if improve {
+                        cst[i] = r + (soft[i] - lin[i]) * inv_m;
+                        out[i] = r + soft[i] * inv_m;
+                    } else {
+                        out[i] = cst[i] + lin[i] * inv_m;
+                    }
                 }
-            }
-        });
+            });
         let (span, gain) = super::relative_update(net, h, &th, opts.damping);
         if improve {
             residual = span;
             g = gain;
             if residual < tol {
-                return ValueIteration { g, sweeps: sweep, residual, converged: true };
+                return ValueIteration {
+                    g,
+                    sweeps: sweep,
+                    residual,
+                    converged: true,
+                };
             }
             if sweep % 1000 == 1 {
                 tracing::trace!(sweep, residual, g, "value iteration");
             }
         }
     }
-    ValueIteration { g, sweeps: opts.max_value_sweeps, residual, converged: false }
+    ValueIteration {
+        g,
+        sweeps: opts.max_value_sweeps,
+        residual,
+        converged: false,
+    }
 }
 
 /// For one neuron at one state: the soft-optimal firing probability

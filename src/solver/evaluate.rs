@@ -53,7 +53,9 @@ impl Evaluation {
     /// Stationary probability of each input index.
     pub fn input_marginal(&self, net: &Network) -> Vec<f64> {
         let c = net.configs();
-        (0..net.input.len()).map(|x| self.rho[x * c..(x + 1) * c].iter().sum()).collect()
+        (0..net.input.len())
+            .map(|x| self.rho[x * c..(x + 1) * c].iter().sum())
+            .collect()
     }
 }
 
@@ -103,7 +105,10 @@ pub(crate) fn evaluate_from(
         if rho[s] == 0.0 {
             return 0.0;
         }
-        let kl: f64 = (0..n).filter(|&k| net.alive[k]).map(|k| kl_bernoulli(policy.p(s, k), prior[k])).sum();
+        let kl: f64 = (0..n)
+            .filter(|&k| net.alive[k])
+            .map(|k| kl_bernoulli(policy.p(s, k), prior[k]))
+            .sum();
         rho[s] * kl
     });
     let info_nats = net.update.act_probability(net.alive_count()) * kl_per_state;
@@ -131,14 +136,25 @@ pub(crate) fn evaluate_from(
 }
 
 /// Power iteration for ρ, from `warm` or uniform over reachable states.
-fn stationary(net: &Network, policy: &Policy, warm: Option<Vec<f64>>, opts: &SolveOptions) -> (Vec<f64>, usize, f64, bool) {
+fn stationary(
+    net: &Network,
+    policy: &Policy,
+    warm: Option<Vec<f64>>,
+    opts: &SolveOptions,
+) -> (Vec<f64>, usize, f64, bool) {
     let c = net.configs();
     let states = net.states();
     let mut rho = warm.filter(|r| r.len() == states).unwrap_or_else(|| {
         let dead = !net.alive_mask();
         let reachable = (1usize << net.alive_count()) * net.input.len();
         (0..states)
-            .map(|s| if s % c & dead == 0 { 1.0 / reachable as f64 } else { 0.0 })
+            .map(|s| {
+                if (s % c) & dead == 0 {
+                    1.0 / reachable as f64
+                } else {
+                    0.0
+                }
+            })
             .collect()
     });
     let mut mu = vec![0.0; states];

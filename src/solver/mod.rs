@@ -121,7 +121,12 @@ pub enum SolveError {
         "{scheme} exact solver: {neurons} neurons means {work:.1e} operations per sweep (grows as 4ⁿ); \
          the limit is {limit} neurons. Use the asynchronous scheme, fewer neurons, or learn it instead"
     )]
-    TooSlow { scheme: &'static str, neurons: usize, work: f64, limit: usize },
+    TooSlow {
+        scheme: &'static str,
+        neurons: usize,
+        work: f64,
+        limit: usize,
+    },
     #[error("invalid network: {0}")]
     Invalid(String),
 }
@@ -188,10 +193,29 @@ fn memory_estimate_for(inputs: usize, n: usize) -> u64 {
     8 * ((inputs as u64) << n) * (8 + n as u64)
 }
 
+/// Progress of [`solve_with`], reported after each Blahut–Arimoto iteration.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub iteration: usize,
+    pub g: f64,
+    pub value_sweeps: usize,
+    pub value_residual: f64,
+    pub prior_residual: f64,
+}
+
 /// Find the optimal network (THEORY §3): for a fixed prior, one relative value
 /// iteration; for the mutual-information cost, Blahut–Arimoto alternation of
 /// value iteration and marginals, warm-started across iterations.
 pub fn solve(net: &Network, opts: &SolveOptions) -> Result<Solution, SolveError> {
+    solve_with(net, opts, &mut |_| {})
+}
+
+/// [`solve`], calling `progress` after every Blahut–Arimoto iteration.
+pub fn solve_with(
+    net: &Network,
+    opts: &SolveOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Solution, SolveError> {
     check_size(net)?;
     validate(net)?;
     let _span = tracing::info_span!("solve", n = net.n, scheme = %net.update).entered();
@@ -206,14 +230,24 @@ pub fn solve(net: &Network, opts: &SolveOptions) -> Result<Solution, SolveError>
     let mut total_sweeps = 0;
     let mut warnings = Vec::new();
     let mut iterations = 0;
+    // Inexact inner solves: while the marginals still move, solve the inner
+    // problems only as precisely as the marginals are known; the final
+    // iteration always runs at full tolerance.
+    let mut last_prior_residual: f64 = 1.0;
     loop {
         iterations += 1;
         let t0 = std::time::Instant::now();
+        let loose = !fixed && 1e-2 * last_prior_residual > opts.value_tol;
+        let mut inner = opts.clone();
+        if loose {
+            inner.value_tol = 1e-2 * last_prior_residual;
+            inner.stationary_tol = opts.stationary_tol.max(1e-3 * last_prior_residual);
+        }
         let vi = match net.update {
-            UpdateScheme::Asynchronous => asynchronous::value_iteration(net, &prior, &mut h, opts),
+            UpdateScheme::Asynchronous => asynchronous::value_iteration(net, &prior, &mut h, &inner),
             _ => {
                 let pol = product_state.get_or_insert_with(|| Policy::constant(net, &prior));
-                product::value_iteration(net, &prior, &mut h, pol, opts)
+                product::value_iteration(net, &prior, &mut h, pol, &inner)
             }
         };
         total_sweeps += vi.sweeps;
@@ -222,7 +256,7 @@ pub fn solve(net: &Network, opts: &SolveOptions) -> Result<Solution, SolveError>
             _ => product_state.clone().expect("product policy set above"),
         };
         let t1 = std::time::Instant::now();
-        let eval = evaluate::evaluate_from(net, &policy, &prior, rho.take(), opts);
+        let eval = evaluate::evaluate_from(net, &policy, &prior, rho.take(), &inner);
         tracing::debug!(
             iteration = iterations,
             g = vi.g,
@@ -239,10 +273,22 @@ pub fn solve(net: &Network, opts: &SolveOptions) -> Result<Solution, SolveError>
         let prior_residual = if fixed {
             0.0
         } else {
-            new_prior.iter().zip(&prior).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
+            new_prior
+                .iter()
+                .zip(&prior)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max)
         };
+        progress(&Progress {
+            iteration: iterations,
+            g: eval.g,
+            value_sweeps: total_sweeps,
+            value_residual: vi.residual,
+            prior_residual,
+        });
         let value_ok = vi.converged;
-        let done = fixed || prior_residual < opts.prior_tol || iterations >= opts.max_prior_iterations;
+        last_prior_residual = prior_residual;
+        let done = fixed || (prior_residual < opts.prior_tol && !loose) || iterations >= opts.max_prior_iterations;
         if done {
             let converged = value_ok && eval.stationary_converged && (fixed || prior_residual < opts.prior_tol);
             if !value_ok {
@@ -286,7 +332,10 @@ pub fn solve(net: &Network, opts: &SolveOptions) -> Result<Solution, SolveError>
 
 fn validate(net: &Network) -> Result<(), SolveError> {
     if !(net.lambda > 0.0 && net.lambda.is_finite()) {
-        return Err(SolveError::Invalid(format!("λ must be positive and finite, got {}", net.lambda)));
+        return Err(SolveError::Invalid(format!(
+            "λ must be positive and finite, got {}",
+            net.lambda
+        )));
     }
     if net.reward.len() != net.states() {
         return Err(SolveError::Invalid(format!(
@@ -298,15 +347,19 @@ fn validate(net: &Network) -> Result<(), SolveError> {
     if net.reward.iter().any(|r| !r.is_finite()) {
         return Err(SolveError::Invalid("reward table contains NaN or ∞".into()));
     }
-    if let CodingCost::FixedPrior(p) = &net.cost {
-        if p.len() != net.n || p.iter().any(|&v| !(v > 0.0 && v < 1.0)) {
-            return Err(SolveError::Invalid("fixed prior must give 0 < p_k(1) < 1 for every neuron".into()));
-        }
+    if let CodingCost::FixedPrior(p) = &net.cost
+        && (p.len() != net.n || p.iter().any(|&v| !(v > 0.0 && v < 1.0)))
+    {
+        return Err(SolveError::Invalid(
+            "fixed prior must give 0 < p_k(1) < 1 for every neuron".into(),
+        ));
     }
-    if let UpdateScheme::RandomPartial { q } = net.update {
-        if !(q > 0.0 && q <= 1.0) {
-            return Err(SolveError::Invalid(format!("random_partial q must be in (0, 1], got {q}")));
-        }
+    if let UpdateScheme::RandomPartial { q } = net.update
+        && !(q > 0.0 && q <= 1.0)
+    {
+        return Err(SolveError::Invalid(format!(
+            "random_partial q must be in (0, 1], got {q}"
+        )));
     }
     Ok(())
 }
@@ -334,7 +387,7 @@ pub(crate) fn relative_update(net: &Network, h: &mut [f64], th: &[f64], alpha: f
             let mut lo = f64::INFINITY;
             let mut hi = f64::NEG_INFINITY;
             for i in 0..t.len() {
-                if (ci * CHUNK + i) % c & dead == 0 {
+                if ((ci * CHUNK + i) % c) & dead == 0 {
                     let d = t[i] - hh[i];
                     lo = lo.min(d);
                     hi = hi.max(d);
@@ -342,7 +395,10 @@ pub(crate) fn relative_update(net: &Network, h: &mut [f64], th: &[f64], alpha: f
             }
             (lo, hi)
         })
-        .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+        .reduce(
+            || (f64::INFINITY, f64::NEG_INFINITY),
+            |a, b| (a.0.min(b.0), a.1.max(b.1)),
+        );
     let t_ref = th[0];
     let g = t_ref - h[0];
     h.par_iter_mut().zip(th.par_iter()).for_each(|(hv, &t)| {
@@ -352,7 +408,6 @@ pub(crate) fn relative_update(net: &Network, h: &mut [f64], th: &[f64], alpha: f
 }
 
 #[inline]
-
 pub(crate) fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {
         1.0 / (1.0 + (-z).exp())
@@ -372,7 +427,11 @@ pub(crate) fn safe_ln(p: f64) -> f64 {
 #[inline]
 pub fn kl_bernoulli(a: f64, b: f64) -> f64 {
     let t1 = if a > 0.0 { a * (a / b.max(1e-300)).ln() } else { 0.0 };
-    let t0 = if a < 1.0 { (1.0 - a) * ((1.0 - a) / (1.0 - b).max(1e-300)).ln() } else { 0.0 };
+    let t0 = if a < 1.0 {
+        (1.0 - a) * ((1.0 - a) / (1.0 - b).max(1e-300)).ln()
+    } else {
+        0.0
+    };
     t1 + t0
 }
 

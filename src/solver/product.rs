@@ -16,7 +16,9 @@ fn act_q(net: &Network) -> f64 {
     match net.update {
         UpdateScheme::Synchronous => 1.0,
         UpdateScheme::RandomPartial { q } => q,
-        UpdateScheme::Asynchronous => unreachable!("product solver called for the asynchronous scheme"),
+        UpdateScheme::Asynchronous => {
+            unreachable!("product solver called for the asynchronous scheme")
+        }
     }
 }
 
@@ -55,7 +57,9 @@ fn best_response_pass(
     sc.top.clear();
     sc.top.extend_from_slice(wx);
     let mut moved = 0.0f64;
-    let mut m: Vec<f64> = (0..n).map(|j| next_on(q, sigma >> j & 1 == 1, net.alive[j], pi[j])).collect();
+    let mut m: Vec<f64> = (0..n)
+        .map(|j| next_on(q, sigma >> j & 1 == 1, net.alive[j], pi[j]))
+        .collect();
     // Invariant at the top of iteration k: `top[0..2^{k+1}]` holds W with bits
     // above k contracted against the current next-state probabilities.
     for k in (0..n).rev() {
@@ -120,7 +124,10 @@ pub(crate) fn value_iteration(
             .zip(policy.fire.par_chunks_mut(chunk * n))
             .enumerate()
             .map_init(
-                || Scratch { top: Vec::with_capacity(c), bottom: Vec::with_capacity(c) },
+                || Scratch {
+                    top: Vec::with_capacity(c),
+                    bottom: Vec::with_capacity(c),
+                },
                 |sc, (ci, (out, pis))| {
                     let mut moved = 0.0f64;
                     for (i, (o, pi)) in out.iter_mut().zip(pis.chunks_mut(n)).enumerate() {
@@ -139,10 +146,20 @@ pub(crate) fn value_iteration(
         residual = span.max(moved);
         g = gain;
         if residual < tol {
-            return ValueIteration { g, sweeps: sweep, residual, converged: true };
+            return ValueIteration {
+                g,
+                sweeps: sweep,
+                residual,
+                converged: true,
+            };
         }
     }
-    ValueIteration { g, sweeps: opts.max_value_sweeps, residual, converged: false }
+    ValueIteration {
+        g,
+        sweeps: opts.max_value_sweeps,
+        residual,
+        converged: false,
+    }
 }
 
 /// One step of the chain: from each (x, σ) the next σ' is a product of

@@ -1,7 +1,7 @@
 //! Independent reference implementations used by the tests: explicit
 //! transition matrices, a dense linear solve for the stationary distribution
 //! and a quasi-Newton maximiser. Written from THEORY.md, not from src/.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::needless_range_loop)]
 
 use marlin::model::{CodingCost, InputProcess, Network, UpdateScheme};
 
@@ -43,7 +43,11 @@ pub fn transition_matrix(net: &Network, fire: &[Vec<f64>]) -> Vec<Vec<f64>> {
                         for k in 0..n {
                             let now = sigma >> k & 1;
                             let want = t >> k & 1;
-                            let p1 = if net.alive[k] { (1.0 - q) * now as f64 + q * fire[s][k] } else { 0.0 };
+                            let p1 = if net.alive[k] {
+                                (1.0 - q) * now as f64 + q * fire[s][k]
+                            } else {
+                                0.0
+                            };
                             pr *= if want == 1 { p1 } else { 1.0 - p1 };
                         }
                         next[t] = pr;
@@ -65,7 +69,7 @@ pub fn transition_matrix(net: &Network, fire: &[Vec<f64>]) -> Vec<Vec<f64>> {
 pub fn stationary(net: &Network, p: &[Vec<f64>]) -> Vec<f64> {
     let c = 1usize << net.n;
     let dead: usize = (0..net.n).filter(|&k| !net.alive[k]).map(|k| 1 << k).sum();
-    let idx: Vec<usize> = (0..p.len()).filter(|s| s % c & dead == 0).collect();
+    let idx: Vec<usize> = (0..p.len()).filter(|s| (s % c) & dead == 0).collect();
     let m = idx.len();
     let mut a = vec![vec![0.0; m + 1]; m];
     for (i, &si) in idx.iter().enumerate() {
@@ -89,7 +93,9 @@ pub fn stationary(net: &Network, p: &[Vec<f64>]) -> Vec<f64> {
 pub fn gauss(mut a: Vec<Vec<f64>>) -> Vec<f64> {
     let m = a.len();
     for col in 0..m {
-        let piv = (col..m).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs())).unwrap();
+        let piv = (col..m)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .unwrap();
         a.swap(col, piv);
         let d = a[col][col];
         for j in col..=m {
@@ -128,7 +134,9 @@ pub fn objective(net: &Network, fire: &[Vec<f64>]) -> (f64, f64, f64, Vec<f64>) 
     let p = transition_matrix(net, fire);
     let rho = stationary(net, &p);
     let n = net.n;
-    let marg: Vec<f64> = (0..n).map(|k| (0..rho.len()).map(|s| rho[s] * fire[s][k]).sum()).collect();
+    let marg: Vec<f64> = (0..n)
+        .map(|k| (0..rho.len()).map(|s| rho[s] * fire[s][k]).sum())
+        .collect();
     let prior = match &net.cost {
         CodingCost::MutualInformation => marg.clone(),
         CodingCost::FixedPrior(p) => p.clone(),
@@ -140,7 +148,10 @@ pub fn objective(net: &Network, fire: &[Vec<f64>]) -> (f64, f64, f64, Vec<f64>) 
         UpdateScheme::RandomPartial { q } => q,
     };
     let mean_r: f64 = (0..rho.len()).map(|s| rho[s] * net.reward[s]).sum();
-    let info: f64 = act * (0..rho.len()).map(|s| rho[s] * alive.iter().map(|&k| kl(fire[s][k], prior[k])).sum::<f64>()).sum::<f64>();
+    let info: f64 = act
+        * (0..rho.len())
+            .map(|s| rho[s] * alive.iter().map(|&k| kl(fire[s][k], prior[k])).sum::<f64>())
+            .sum::<f64>();
     (mean_r - net.lambda * info, mean_r, info, marg)
 }
 
@@ -166,7 +177,17 @@ pub fn brute_force_max(net: &Network, starts: usize, seed: u64) -> f64 {
     let mut rng = seed;
     let mut x0s: Vec<Vec<f64>> = vec![vec![0.0; dim]];
     for corner in 0..1usize << alive.len() {
-        x0s.push((0..dim).map(|i| if corner >> (i % alive.len()) & 1 == 1 { 8.0 } else { -8.0 }).collect());
+        x0s.push(
+            (0..dim)
+                .map(|i| {
+                    if corner >> (i % alive.len()) & 1 == 1 {
+                        8.0
+                    } else {
+                        -8.0
+                    }
+                })
+                .collect(),
+        );
     }
     for _ in 0..starts {
         x0s.push(
@@ -178,7 +199,9 @@ pub fn brute_force_max(net: &Network, starts: usize, seed: u64) -> f64 {
                 .collect(),
         );
     }
-    x0s.into_iter().map(|x0| -bfgs(&f, x0, 600)).fold(f64::NEG_INFINITY, f64::max)
+    x0s.into_iter()
+        .map(|x0| -bfgs(&f, x0, 600))
+        .fold(f64::NEG_INFINITY, f64::max)
 }
 
 trait States {
@@ -215,7 +238,9 @@ pub fn bfgs(f: &dyn Fn(&[f64]) -> f64, mut x: Vec<f64>, iters: usize) -> f64 {
     let mut fx = f(&x);
     let mut g = grad(f, &x);
     for _ in 0..iters {
-        let p: Vec<f64> = (0..d).map(|i| -(0..d).map(|j| hinv[i][j] * g[j]).sum::<f64>()).collect();
+        let p: Vec<f64> = (0..d)
+            .map(|i| -(0..d).map(|j| hinv[i][j] * g[j]).sum::<f64>())
+            .collect();
         let slope: f64 = p.iter().zip(&g).map(|(a, b)| a * b).sum();
         if slope >= 0.0 {
             // reset to steepest descent
@@ -273,8 +298,19 @@ pub fn random_reward(states: usize, seed: u64) -> Vec<f64> {
 }
 
 pub fn tiny(n: usize, update: UpdateScheme, cost: CodingCost, lambda: f64, seed: u64) -> Network {
-    let input = InputProcess { values: vec![-1.0, 1.0], transition: vec![0.8, 0.2, 0.3, 0.7] };
-    Network { n, alive: vec![true; n], reward: random_reward(2 << n, seed), input, lambda, cost, update }
+    let input = InputProcess {
+        values: vec![-1.0, 1.0],
+        transition: vec![0.8, 0.2, 0.3, 0.7],
+    };
+    Network {
+        n,
+        alive: vec![true; n],
+        reward: random_reward(2 << n, seed),
+        input,
+        lambda,
+        cost,
+        update,
+    }
 }
 
 pub fn policy_rows(pol: &marlin::solver::Policy, states: usize) -> Vec<Vec<f64>> {

@@ -1,0 +1,201 @@
+//! Agents: what a neuron is to the runtime. An agent has its own state,
+//! policy, RNG stream and inbox (the presynaptic spikes it observes); each
+//! tick it is asked, through [`Agent::fire_probability`], what it would do
+//! given only its own [`Observation`], and the runtime draws its action from
+//! the agent's own stream. Learning rules (a later issue) hook in through
+//! [`Agent::learn`] with the broadcast signal.
+//!
+//! Depends on `model`, `rng` and `topology` only; no I/O, no threads.
+
+use crate::rng::Stream;
+
+/// What one agent sees at tick t: the input (if it receives it), its own
+/// state and its presynaptic partners' states — nothing else.
+pub struct Observation<'a> {
+    pub tick: u64,
+    /// Input index x_t (only meaningful when `receives_input`).
+    pub x: usize,
+    /// Input value, when this agent receives the input.
+    pub input: Option<f64>,
+    /// The agent's own current state σ_k.
+    pub own: bool,
+    /// The agent's id k.
+    pub id: usize,
+    /// Presynaptic partners (empty means all other neurons: all-to-all).
+    pub pre: &'a [u32],
+    /// The spike frame σ_t, as words of 64 neurons (bit k%64 of word k/64).
+    pub frame: &'a [u64],
+}
+
+impl Observation<'_> {
+    #[inline]
+    pub fn spike(&self, j: usize) -> bool {
+        self.frame[j / 64] >> (j % 64) & 1 == 1
+    }
+
+    /// The full network state σ as an integer (n ≤ 64, all-to-all only).
+    #[inline]
+    pub fn sigma(&self) -> usize {
+        self.frame[0] as usize
+    }
+
+    /// Index of the local observation for tabular policies over
+    /// (input index, own state, presynaptic states): `((x·2 + own)·2^deg + Σ_j σ_pre_j 2^j)`.
+    pub fn local_index(&self) -> usize {
+        let mut idx = 0usize;
+        for (b, &j) in self.pre.iter().enumerate() {
+            idx |= (self.spike(j as usize) as usize) << b;
+        }
+        let x = if self.input.is_some() { self.x } else { 0 };
+        ((x << 1 | self.own as usize) << self.pre.len()) | idx
+    }
+}
+
+/// A policy maps an observation to a firing probability.
+pub trait Policy: Send + Sync {
+    fn p_fire(&self, obs: &Observation) -> f64;
+}
+
+/// The same firing probability whatever happens (an untrained network).
+#[derive(Clone, Debug)]
+pub struct ConstantPolicy(pub f64);
+
+impl Policy for ConstantPolicy {
+    fn p_fire(&self, _: &Observation) -> f64 {
+        self.0
+    }
+}
+
+/// A table over the full network state `s = x·2ⁿ + σ` (the exact solver's
+/// policies; all-to-all networks of n ≤ 30).
+#[derive(Clone, Debug)]
+pub struct FullStatePolicy {
+    pub n: usize,
+    /// `table[s]` = π_k(1 | s) for this agent.
+    pub table: Vec<f64>,
+}
+
+impl Policy for FullStatePolicy {
+    #[inline]
+    fn p_fire(&self, obs: &Observation) -> f64 {
+        self.table[(obs.x << self.n) | obs.sigma()]
+    }
+}
+
+/// A table over the agent's local observation ([`Observation::local_index`]).
+#[derive(Clone, Debug)]
+pub struct LocalTablePolicy {
+    pub table: Vec<f64>,
+}
+
+impl Policy for LocalTablePolicy {
+    #[inline]
+    fn p_fire(&self, obs: &Observation) -> f64 {
+        self.table[obs.local_index()]
+    }
+}
+
+/// `logit π(1|o) = b + u·x + Σ_j w_j σ_j` over the presynaptic partners
+/// (THEORY §4); for all-to-all, `weights[j]` is the weight from neuron j.
+#[derive(Clone, Debug)]
+pub struct LogisticPolicy {
+    pub bias: f64,
+    pub input_weight: f64,
+    pub weights: Vec<f64>,
+}
+
+impl Policy for LogisticPolicy {
+    fn p_fire(&self, obs: &Observation) -> f64 {
+        let mut z = self.bias + self.input_weight * obs.input.unwrap_or(0.0);
+        if obs.pre.is_empty() {
+            for (j, w) in self.weights.iter().enumerate() {
+                if j != obs.id && obs.spike(j) {
+                    z += w;
+                }
+            }
+        } else {
+            for (w, &j) in self.weights.iter().zip(obs.pre) {
+                if obs.spike(j as usize) {
+                    z += w;
+                }
+            }
+        }
+        1.0 / (1.0 + (-z).exp())
+    }
+}
+
+/// The agent interface of the runtime.
+pub trait Agent: Send {
+    /// π(1 | o): the probability of firing given this agent's observation.
+    fn fire_probability(&self, obs: &Observation) -> f64;
+    /// The agent's own RNG stream (the runtime draws its actions from it).
+    fn rng(&mut self) -> &mut Stream;
+    /// The agent's prior p_k(1), against which its coding cost is measured.
+    fn prior(&self) -> f64;
+    /// Called after every tick in which the agent acted, with its action and
+    /// the broadcast signal. Default: no learning.
+    fn learn(&mut self, _obs: &Observation, _fired: bool, _signal: f64) {}
+}
+
+/// A neuron agent with a policy of type `P`.
+#[derive(Clone, Debug)]
+pub struct Neuron<P: Policy> {
+    pub id: usize,
+    pub policy: P,
+    pub prior: f64,
+    pub rng: Stream,
+}
+
+impl<P: Policy> Agent for Neuron<P> {
+    #[inline]
+    fn fire_probability(&self, obs: &Observation) -> f64 {
+        self.policy.p_fire(obs)
+    }
+    #[inline]
+    fn rng(&mut self) -> &mut Stream {
+        &mut self.rng
+    }
+    fn prior(&self) -> f64 {
+        self.prior
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs<'a>(frame: &'a [u64], pre: &'a [u32], input: Option<f64>) -> Observation<'a> {
+        Observation {
+            tick: 0,
+            x: 1,
+            input,
+            own: true,
+            id: 0,
+            pre,
+            frame,
+        }
+    }
+
+    #[test]
+    fn local_index_packs_input_own_and_partners() {
+        let frame = [0b1010u64];
+        let pre = [1u32, 2, 3];
+        // partners 1,2,3 → bits (1, 0, 1); own = 1; x = 1 → ((1·2+1)·8) | 0b101
+        assert_eq!(obs(&frame, &pre, Some(1.0)).local_index(), 3 * 8 + 0b101);
+        // without the input, x does not enter
+        assert_eq!(obs(&frame, &pre, None).local_index(), 8 + 0b101);
+    }
+
+    #[test]
+    fn logistic_sums_active_partner_weights() {
+        let frame = [0b0110u64];
+        let p = LogisticPolicy {
+            bias: -1.0,
+            input_weight: 2.0,
+            weights: vec![10.0, 0.5, -0.25],
+        };
+        let pre = [1u32, 2, 3];
+        let expect = 1.0 / (1.0 + (-(-1.0f64 + 2.0 * 1.0 + 10.0 + 0.5)).exp());
+        assert!((p.p_fire(&obs(&frame, &pre, Some(1.0))) - expect).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,205 @@
+//! The command-line interface: argument parsing (clap) and dispatch to
+//! [`crate::commands`]. No science happens here.
+
+use crate::commands;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "marlin", version, about = "Neural circuits as teams of reinforcement-learning agents", long_about = None)]
+pub struct Cli {
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No progress bars or summaries, only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a scenario file without running it.
+    #[command(after_help = "Example:\n  marlin validate scenarios/toy8.toml")]
+    Validate {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+    },
+    /// Solve a scenario's network exactly: the optimal information-constrained policies.
+    #[command(
+        after_help = "Examples:\n  marlin solve scenarios/toy8.toml\n  marlin solve scenarios/toy8.toml --lambda 1.0 --out out/toy8_l1\n  marlin solve scenarios/toy8.toml --sweep-lambda 0.1,0.2,0.5,1,2"
+    )]
+    Solve {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Output folder (default: the scenario's `output`/solve).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Coding-cost weight λ, overriding the scenario's.
+        #[arg(long)]
+        lambda: Option<f64>,
+        /// Solve for each λ in a comma-separated list and draw the trade-off.
+        #[arg(long = "sweep-lambda", value_delimiter = ',', num_args = 1..)]
+        sweep_lambda: Option<Vec<f64>>,
+    },
+    /// Run a network on the actor runtime and record a trajectory.
+    #[command(
+        after_help = "Examples:\n  marlin solve scenarios/toy8.toml && marlin simulate scenarios/toy8.toml --policy out/toy8/solve/policy.npz --ticks 100000\n  marlin simulate scenarios/toy8.toml --untrained --ticks 10000 --out out/toy8/untrained"
+    )]
+    Simulate {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Policies from `marlin solve` (policy.npz).
+        #[arg(long, conflicts_with = "untrained", required_unless_present = "untrained")]
+        policy: Option<PathBuf>,
+        /// State-blind neurons firing at their prior (0.5 for the mutual-information cost).
+        #[arg(long)]
+        untrained: bool,
+        /// Number of ticks to simulate.
+        #[arg(long)]
+        ticks: u64,
+        /// Blocks of agents (default: one per thread). Results do not depend on it.
+        #[arg(long)]
+        shards: Option<usize>,
+        /// Threads executing the shards (default: 1 below 4096 neurons, else all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Comma-separated neuron ids to record (default: all).
+        #[arg(long = "record-neurons", value_delimiter = ',')]
+        record_neurons: Option<Vec<usize>>,
+        /// Output folder (default: the scenario's `output`/simulate).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List the shipped scenarios.
+    Scenarios {
+        /// Folder to list.
+        #[arg(long, default_value = "scenarios")]
+        dir: PathBuf,
+    },
+}
+
+/// Parse arguments, set up logging, dispatch; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(&cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            commands::exit_code(&e)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("marlin={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Validate { scenario } => {
+            let s = crate::scenario::Scenario::load(scenario).map_err(commands::BadInput::from)?;
+            if !cli.quiet {
+                println!(
+                    "{}: ok — {} neurons, {} input values, {} updates, {} reward, λ = {}, {} cost",
+                    scenario.display(),
+                    s.neurons,
+                    s.input.len(),
+                    s.update,
+                    s.reward.kind(),
+                    s.lambda,
+                    s.cost.name()
+                );
+            }
+            Ok(())
+        }
+        Command::Solve {
+            scenario,
+            out,
+            lambda,
+            sweep_lambda,
+        } => {
+            let args = commands::solve::SolveArgs {
+                scenario: scenario.clone(),
+                out: out.clone(),
+                lambda: *lambda,
+                sweep: sweep_lambda.clone(),
+                quiet: cli.quiet,
+            };
+            let records = commands::solve::run(&args)?;
+            if !cli.quiet {
+                for r in &records {
+                    println!(
+                        "λ = {:<6} g = {:.6}  ⟨r⟩ = {:.6}  info = {:.6} nats/tick  {} ({} Blahut–Arimoto iterations, {} sweeps, {:.2} s)",
+                        r.lambda,
+                        r.g,
+                        r.mean_reward,
+                        r.info_nats,
+                        if r.converged { "converged" } else { "NOT CONVERGED" },
+                        r.iterations,
+                        r.value_sweeps,
+                        r.seconds
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Simulate {
+            scenario,
+            policy,
+            untrained: _,
+            ticks,
+            shards,
+            threads,
+            record_neurons,
+            out,
+        } => {
+            let args = commands::simulate::SimulateArgs {
+                scenario: scenario.clone(),
+                policy: policy.clone(),
+                ticks: *ticks,
+                shards: *shards,
+                threads: *threads,
+                record_neurons: record_neurons.clone(),
+                out: out.clone(),
+                quiet: cli.quiet,
+            };
+            let r = commands::simulate::run_simulate(&args)?;
+            if !cli.quiet {
+                let t = r.totals.ticks as f64;
+                println!(
+                    "{} ticks in {:.2} s ({:.3e} ticks/s): ⟨r⟩ = {:.4}, information = {:.4} nats/tick, mean spike count = {:.3} → {}",
+                    r.totals.ticks,
+                    r.seconds,
+                    t / r.seconds,
+                    r.totals.reward / t,
+                    r.totals.info / t,
+                    r.totals.spikes as f64 / t,
+                    r.out.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Scenarios { dir } => {
+            for (name, desc) in commands::shipped_scenarios(dir) {
+                println!("{name:<28} {desc}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! What each subcommand does, as library functions the CLI calls: load and
+//! validate inputs first, compute, then write every output atomically.
+//!
+//! Errors that are the user's input (a bad scenario, a network too large)
+//! are [`BadInput`] so the binary can exit with code 2; anything else is a
+//! failed run (exit 1).
+
+pub mod simulate;
+pub mod solve;
+
+use std::fmt;
+
+/// An error caused by what the user gave us (exit code 2).
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl fmt::Display for BadInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+impl From<crate::scenario::ScenarioError> for BadInput {
+    fn from(e: crate::scenario::ScenarioError) -> Self {
+        BadInput(e.to_string())
+    }
+}
+
+/// Exit code for an error: 2 for bad input, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if err
+        .chain()
+        .any(|e| e.is::<BadInput>() || e.is::<crate::scenario::ScenarioError>())
+    {
+        2
+    } else {
+        1
+    }
+}
+
+/// Progress display: a bar on a terminal, nothing when quiet or piped.
+pub fn progress_bar(len: Option<u64>, quiet: bool, template: &str) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let bar = match len {
+        Some(l) => ProgressBar::new(l),
+        None => ProgressBar::new_spinner(),
+    };
+    if quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+/// Shipped scenarios: (file name, description), read from `scenarios/`.
+pub fn shipped_scenarios(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().and_then(|x| x.to_str()) == Some("toml") {
+                let desc = crate::scenario::Scenario::load(&p)
+                    .map(|s| s.description)
+                    .unwrap_or_else(|e| format!("(invalid: {e})"));
+                out.push((p.file_name().unwrap().to_string_lossy().into_owned(), desc));
+            }
+        }
+    }
+    out.sort();
+    out
+}

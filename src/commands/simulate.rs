@@ -1,0 +1,231 @@
+//! `marlin simulate`: run a scenario's network on the actor runtime with
+//! given policies (the exact solver's, or untrained) and record a trajectory.
+
+use super::BadInput;
+use crate::agents::{ConstantPolicy, FullStatePolicy, Neuron, Policy};
+use crate::record::{FORMAT, FORMAT_VERSION, Recorder, TrajectoryMeta};
+use crate::rng::{Domain, stream};
+use crate::runtime::{Layout, RunState, RunTotals, RuntimeNetwork, run};
+use crate::scenario::Scenario;
+use crate::topology::TopologySpec;
+use anyhow::{Context, Result};
+use ndarray::{Array1, Array3};
+use ndarray_npy::NpzReader;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct SimulateArgs {
+    pub scenario: PathBuf,
+    /// policy.npz written by `marlin solve`; None = untrained.
+    pub policy: Option<PathBuf>,
+    pub ticks: u64,
+    pub shards: Option<usize>,
+    pub threads: Option<usize>,
+    pub record_neurons: Option<Vec<usize>>,
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// What a simulation did.
+#[derive(Clone, Debug)]
+pub struct SimulateReport {
+    pub totals: RunTotals,
+    pub out: PathBuf,
+    pub seconds: f64,
+}
+
+/// Per-neuron full-state policies and priors from a solver `policy.npz`.
+pub fn load_policy(path: &Path, n: usize, inputs: usize) -> Result<(Vec<FullStatePolicy>, Vec<f64>), BadInput> {
+    let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
+    let p: Array3<f64> = npz
+        .by_name("p_fire")
+        .map_err(|e| bad(format!("no float64 array `p_fire` of shape [X, 2^n, n] ({e})")))?;
+    let c = 1usize << n;
+    if p.shape() != [inputs, c, n] {
+        return Err(bad(format!(
+            "`p_fire` has shape {:?}; the scenario needs [{inputs}, {c}, {n}] (input values, 2^n states, neurons)",
+            p.shape()
+        )));
+    }
+    if let Some(v) = p.iter().find(|v| !(v.is_finite() && (0.0..=1.0).contains(*v))) {
+        return Err(bad(format!("`p_fire` contains {v}; allowed: probabilities in [0, 1]")));
+    }
+    let prior: Array1<f64> = npz
+        .by_name("prior")
+        .map_err(|e| bad(format!("no float64 array `prior` of shape [n] ({e})")))?;
+    if prior.len() != n {
+        return Err(bad(format!("`prior` has {} entries; allowed: {n}", prior.len())));
+    }
+    let policies = (0..n)
+        .map(|k| FullStatePolicy {
+            n,
+            table: (0..inputs)
+                .flat_map(|x| (0..c).map(move |s| (x, s)))
+                .map(|(x, s)| p[[x, s, k]])
+                .collect(),
+        })
+        .collect();
+    Ok((policies, prior.to_vec()))
+}
+
+pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
+    let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
+    let net = scenario.runtime_network();
+    let n = net.n;
+    if args.ticks == 0 {
+        return Err(BadInput("--ticks must be at least 1".into()).into());
+    }
+    let record: Vec<usize> = match &args.record_neurons {
+        Some(list) => {
+            if let Some(k) = list.iter().find(|&&k| k >= n) {
+                return Err(BadInput(format!(
+                    "--record-neurons: neuron {k} is out of range; allowed: 0 to {}",
+                    n - 1
+                ))
+                .into());
+            }
+            list.clone()
+        }
+        None => (0..n).collect(),
+    };
+    let bytes = args.ticks as u128 * (record.len() as u128 + 24);
+    if bytes > 8 << 30 {
+        return Err(BadInput(format!(
+            "recording {} ticks × {} neurons needs about {} GiB in memory; record fewer neurons (--record-neurons) or fewer ticks",
+            args.ticks,
+            record.len(),
+            bytes >> 30
+        ))
+        .into());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let threads = args.threads.unwrap_or(if n >= 4096 { cores } else { 1 }).max(1);
+    let layout = Layout {
+        shards: args.shards.unwrap_or(threads).max(1),
+        threads,
+    };
+    let out = args.out.clone().unwrap_or_else(|| scenario.output.join("simulate"));
+    let t0 = std::time::Instant::now();
+    let (recorder, totals, policy_name) = match &args.policy {
+        Some(path) => {
+            if scenario.topology != TopologySpec::AllToAll || n > crate::model::MAX_TABULAR_NEURONS {
+                return Err(BadInput(
+                    "--policy with a solver policy.npz needs an all-to-all network of at most 30 neurons".into(),
+                )
+                .into());
+            }
+            let (policies, prior) = load_policy(path, n, net.input.len())?;
+            let agents = make_agents(&scenario, policies, &prior);
+            let (rec, totals) = simulate(
+                &net,
+                agents,
+                layout,
+                scenario.seed,
+                args.ticks,
+                record.clone(),
+                args.quiet,
+            );
+            (rec, totals, path.display().to_string())
+        }
+        None => {
+            let p = match &scenario.cost {
+                crate::model::CodingCost::FixedPrior(p) => p.clone(),
+                crate::model::CodingCost::MutualInformation => vec![0.5; n],
+            };
+            let agents = make_agents(&scenario, p.iter().map(|&v| ConstantPolicy(v)).collect(), &p);
+            let (rec, totals) = simulate(
+                &net,
+                agents,
+                layout,
+                scenario.seed,
+                args.ticks,
+                record.clone(),
+                args.quiet,
+            );
+            (rec, totals, "untrained".to_string())
+        }
+    };
+    let meta = TrajectoryMeta {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        scenario: scenario.name.clone(),
+        scenario_file: scenario.path.display().to_string(),
+        n,
+        inputs: net.input.len(),
+        input_values: net.input.values.clone(),
+        transition: net
+            .input
+            .transition
+            .chunks(net.input.len())
+            .map(|r| r.to_vec())
+            .collect(),
+        update: scenario.update.name().into(),
+        act_probability: scenario
+            .update
+            .act_probability(net.alive.iter().filter(|a| **a).count()),
+        lambda: scenario.lambda,
+        seed: scenario.seed,
+        ticks: args.ticks,
+        recorded_neurons: record,
+        dead: scenario.dead.clone(),
+        policy: policy_name,
+        state_indexing: "spikes[t, j] is σ_t of neuron neurons[j]; for full records, σ's index has bit k = neuron k"
+            .into(),
+    };
+    recorder
+        .write(&out, &meta)
+        .with_context(|| format!("writing the trajectory to {}", out.display()))?;
+    Ok(SimulateReport {
+        totals,
+        out,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+fn make_agents<P: Policy>(scenario: &Scenario, policies: Vec<P>, prior: &[f64]) -> Vec<Neuron<P>> {
+    policies
+        .into_iter()
+        .enumerate()
+        .map(|(k, policy)| Neuron {
+            id: k,
+            policy,
+            prior: prior[k],
+            rng: stream(scenario.seed, Domain::Agent, k as u64),
+        })
+        .collect()
+}
+
+/// Run and record in blocks, so a progress bar can follow long runs.
+pub fn simulate<P: Policy>(
+    net: &RuntimeNetwork,
+    mut agents: Vec<Neuron<P>>,
+    layout: Layout,
+    seed: u64,
+    ticks: u64,
+    record: Vec<usize>,
+    quiet: bool,
+) -> (Recorder, RunTotals) {
+    let mut rec = Recorder::new(record, ticks);
+    let mut state = RunState::initial(net, seed);
+    let mut totals = RunTotals::default();
+    let bar = super::progress_bar(
+        Some(ticks),
+        quiet,
+        "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec}",
+    );
+    let block = (ticks / 100).clamp(1, 1 << 20);
+    while state.tick < ticks {
+        let todo = block.min(ticks - state.tick);
+        let (next, t) = run(net, &mut agents, layout, state, todo, &mut rec);
+        state = next;
+        totals.ticks = t.ticks;
+        totals.reward += t.reward;
+        totals.info += t.info;
+        totals.spikes += t.spikes;
+        bar.set_position(state.tick);
+    }
+    bar.finish_and_clear();
+    (rec, totals)
+}

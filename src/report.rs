@@ -1,0 +1,136 @@
+//! Figures, as SVG strings drawn with plotters. Pure: callers decide where
+//! the text goes (files, or the HTML report), so figures can be tested and
+//! embedded without touching the disk.
+
+use plotters::prelude::*;
+
+const SIZE: (u32, u32) = (720, 450);
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+];
+
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Stationary spike-count distribution, one line per input value.
+/// `dists[x][c] = P(count = c | x)`; `labels[x]` names each input.
+pub fn count_distribution(title: &str, dists: &[Vec<f64>], labels: &[String]) -> DrawResult<String> {
+    let n = dists.first().map_or(0, |d| d.len().saturating_sub(1));
+    let ymax = dists.iter().flatten().fold(0.0f64, |a, &b| a.max(b)).max(1e-3) * 1.1;
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5f64..n as f64 + 0.5, 0f64..ymax)?;
+        chart
+            .configure_mesh()
+            .x_desc("spike count (active neurons)")
+            .y_desc("P(count | input)")
+            .x_labels((n + 1).min(21))
+            .x_label_formatter(&|v| format!("{:.0}", v))
+            .draw()?;
+        for (x, d) in dists.iter().enumerate() {
+            let col = color(x);
+            let pts: Vec<(f64, f64)> = d.iter().enumerate().map(|(c, &p)| (c as f64, p)).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
+                .label(labels.get(x).cloned().unwrap_or_else(|| format!("input {x}")))
+                .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], col.stroke_width(2)));
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, col.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
+/// The reward–information trade-off: ⟨r⟩ against information (nats per
+/// tick), one point per λ, joined in λ order.
+pub fn tradeoff(title: &str, points: &[(f64, f64, f64)]) -> DrawResult<String> {
+    // points: (lambda, info, mean_reward)
+    let xmax = points.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.1;
+    let ymin = points.iter().map(|p| p.2).fold(f64::INFINITY, f64::min).min(0.0);
+    let ymax = points
+        .iter()
+        .map(|p| p.2)
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(ymin + 1e-3)
+        * 1.1;
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..xmax, ymin..ymax)?;
+        chart
+            .configure_mesh()
+            .x_desc("information ⟨Σ KL⟩ (nats per tick)")
+            .y_desc("mean reward ⟨r⟩ per tick")
+            .draw()?;
+        let mut sorted = points.to_vec();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let col = color(0);
+        chart.draw_series(LineSeries::new(sorted.iter().map(|p| (p.1, p.2)), col.stroke_width(2)))?;
+        chart.draw_series(sorted.iter().map(|p| Circle::new((p.1, p.2), 5, col.filled())))?;
+        chart.draw_series(sorted.iter().enumerate().map(|(i, p)| {
+            // Alternate above/below so neighbouring labels do not collide.
+            let dy = if i % 2 == 0 { -22 } else { 8 };
+            EmptyElement::at((p.1, p.2)) + Text::new(format!("λ={}", p.0), (6, dy), ("sans-serif", 13).into_font())
+        }))?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_figure_has_one_line_per_input_and_labels() {
+        let svg = count_distribution(
+            "t",
+            &[vec![0.1, 0.9], vec![0.5, 0.5]],
+            &["x = -1".into(), "x = +1".into()],
+        )
+        .unwrap();
+        assert!(svg.starts_with("<svg"));
+        for colour in ["#1F77B4", "#D62728"] {
+            let lines = svg
+                .lines()
+                .filter(|l| l.contains("<polyline") && l.contains(colour))
+                .count();
+            assert_eq!(lines, 2, "{colour}: one data line and one legend mark");
+        }
+        assert!(svg.contains("x = -1") && svg.contains("x = +1"));
+        assert!(svg.contains("spike count"));
+    }
+
+    #[test]
+    fn tradeoff_figure_labels_every_lambda() {
+        let svg = tradeoff("t", &[(0.1, 1.0, 0.9), (1.0, 0.2, 0.5)]).unwrap();
+        assert!(svg.contains("λ=0.1") && svg.contains("λ=1"));
+    }
+}

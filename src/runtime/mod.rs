@@ -1,0 +1,403 @@
+//! The actor runtime: agents exchange spikes every tick under a clock.
+//!
+//! Agents are the model and the API ([`crate::agents::Agent`]); they are
+//! executed by **shards** — contiguous blocks of agents — and shards by a
+//! team of threads that meet at a spinning barrier once per tick (one actix
+//! message per neuron per tick costs 300–900× a plain loop on this machine,
+//! see MEASUREMENTS.md). Spikes travel through a double-buffered bit frame:
+//! during tick t every shard reads frame t and writes its own agents' bits of
+//! frame t+1 (plain stores for whole words, atomic and/or on words shared with
+//! another shard). Per-tick aggregates (change of the spike count, the
+//! acting agents' log-ratios in fixed point) go through per-shard slots.
+//!
+//! The control plane — the clock (draws the acting neuron), the environment
+//! (input chain, reward) and the observer (records) — is tiny per tick, so
+//! every thread replays the clock and environment from their own RNG streams
+//! (bit-identical everywhere) and thread 0 hosts the observer. Every agent
+//! draws only from its own stream. Hence the invariant: **a run's trajectory
+//! does not depend on the number of shards or threads**.
+
+mod barrier;
+
+use crate::agents::{Agent, Observation};
+use crate::model::{InputProcess, RewardSpec, UpdateScheme};
+use crate::rng::{Domain, Stream, stream};
+use crate::topology::Topology;
+use barrier::SpinBarrier;
+use rand::Rng;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Fixed-point scale of the per-tick log-ratio sums (2⁻³² resolution), so
+/// they add up identically in any order.
+const FIXED: f64 = 4_294_967_296.0;
+
+/// What the runtime needs to know about a network (no tabulation: any size).
+#[derive(Clone, Debug)]
+pub struct RuntimeNetwork {
+    pub n: usize,
+    pub alive: Vec<bool>,
+    pub input: InputProcess,
+    pub reward: RewardSpec,
+    pub update: UpdateScheme,
+    pub topology: Topology,
+    /// Which neurons observe the input.
+    pub receives_input: Vec<bool>,
+}
+
+/// How agents are laid out for execution. Results do not depend on it.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    /// Number of shards (blocks of agents), 1 ≤ shards ≤ n.
+    pub shards: usize,
+    /// Number of threads executing the shards.
+    pub threads: usize,
+}
+
+impl Layout {
+    pub fn single() -> Self {
+        Layout { shards: 1, threads: 1 }
+    }
+}
+
+/// One tick as the observer sees it: the state at tick t and what happened.
+pub struct TickRecord<'a> {
+    pub t: u64,
+    /// Input index x_t.
+    pub x: usize,
+    /// σ_t as a bit frame.
+    pub frame: &'a [u64],
+    /// Asynchronous: the neuron drawn at tick t (its action sets σ_{t+1});
+    /// −1 when several or all act.
+    pub actor: i64,
+    /// r(s_t).
+    pub reward: f64,
+}
+
+/// Receives every tick, on one thread, in order.
+pub trait Observer: Send {
+    fn record(&mut self, rec: &TickRecord);
+}
+
+/// An observer that records nothing.
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn record(&mut self, _: &TickRecord) {}
+}
+
+/// Where a run starts (and where it ended).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunState {
+    pub tick: u64,
+    pub x: usize,
+    pub frame: Vec<u64>,
+    pub clock: Stream,
+    pub environment: Stream,
+}
+
+impl RunState {
+    /// Tick 0: all neurons silent, x₀ drawn from the input's stationary
+    /// distribution with the environment's stream.
+    pub fn initial(net: &RuntimeNetwork, seed: u64) -> Self {
+        let mut environment = stream(seed, Domain::Environment, 0);
+        let mu = net.input.stationary();
+        let u: f64 = environment.random();
+        let mut acc = 0.0;
+        let mut x = mu.len() - 1;
+        for (i, m) in mu.iter().enumerate() {
+            acc += m;
+            if u < acc {
+                x = i;
+                break;
+            }
+        }
+        RunState {
+            tick: 0,
+            x,
+            frame: vec![0; net.n.div_ceil(64)],
+            clock: stream(seed, Domain::Clock, 0),
+            environment,
+        }
+    }
+}
+
+/// Totals of a run.
+#[derive(Clone, Debug, Default)]
+pub struct RunTotals {
+    pub ticks: u64,
+    pub reward: f64,
+    /// Σ over ticks of Σ_{acting k} log(π_k(a|o)/p_k(a)), nats.
+    pub info: f64,
+    pub spikes: u64,
+}
+
+/// Per-shard, per-tick aggregates, double-buffered by tick parity.
+#[repr(align(64))]
+#[derive(Default)]
+struct Slot {
+    delta_count: AtomicI64,
+    info: AtomicI64,
+}
+
+/// Run `ticks` ticks from `state`, calling `observer` for each tick. Returns
+/// the state after the last tick and the run's totals.
+pub fn run<A: Agent>(
+    net: &RuntimeNetwork,
+    agents: &mut [A],
+    layout: Layout,
+    state: RunState,
+    ticks: u64,
+    observer: &mut dyn Observer,
+) -> (RunState, RunTotals) {
+    assert_eq!(agents.len(), net.n, "one agent per neuron");
+    let shards = layout.shards.clamp(1, net.n);
+    let threads = layout.threads.clamp(1, shards);
+    let per_shard = net.n.div_ceil(shards);
+    let shard_range = |s: usize| (s * per_shard).min(net.n)..((s + 1) * per_shard).min(net.n);
+    let words = net.n.div_ceil(64);
+    let frames: [Vec<AtomicU64>; 2] = [
+        state.frame.iter().map(|&w| AtomicU64::new(w)).collect(),
+        (0..words).map(|_| AtomicU64::new(0)).collect(),
+    ];
+    let slots: Vec<Slot> = (0..2 * shards).map(|_| Slot::default()).collect();
+    let alive_list: Vec<usize> = (0..net.n).filter(|&k| net.alive[k]).collect();
+    let start_count: u64 = state.frame.iter().map(|w| w.count_ones() as u64).sum();
+    let barrier = SpinBarrier::new(threads);
+
+    // Threads own contiguous runs of shards, hence contiguous agent ranges.
+    let thread_shards: Vec<std::ops::Range<usize>> = (0..threads)
+        .map(|j| (j * shards / threads)..((j + 1) * shards / threads))
+        .collect();
+    let mut parts: Vec<&mut [A]> = Vec::with_capacity(threads);
+    let mut rest = agents;
+    for r in &thread_shards {
+        let len = shard_range(r.end - 1).end - shard_range(r.start).start;
+        let (a, b) = rest.split_at_mut(len);
+        parts.push(a);
+        rest = b;
+    }
+
+    let ctx = Ctx {
+        net,
+        frames: &frames,
+        slots: &slots,
+        barrier: &barrier,
+        shards,
+        per_shard,
+        alive_list: &alive_list,
+    };
+    let end = state.tick + ticks;
+    let mut result = None;
+    std::thread::scope(|scope| {
+        let mut parts = parts.into_iter().enumerate();
+        let (_, first) = parts.next().expect("at least one thread");
+        let mut handles = Vec::new();
+        for (j, part) in parts {
+            let ctx = &ctx;
+            let range = thread_shards[j].clone();
+            let st = state.clone();
+            handles.push(scope.spawn(move || {
+                let mut none = NoObserver;
+                ctx.team_loop(part, range, st, start_count, end, &mut none, false)
+            }));
+        }
+        result = Some(ctx.team_loop(
+            first,
+            thread_shards[0].clone(),
+            state.clone(),
+            start_count,
+            end,
+            observer,
+            true,
+        ));
+        for h in handles {
+            h.join().expect("runtime worker panicked");
+        }
+    });
+    result.expect("thread 0 result")
+}
+
+struct Ctx<'a> {
+    net: &'a RuntimeNetwork,
+    frames: &'a [Vec<AtomicU64>; 2],
+    slots: &'a [Slot],
+    barrier: &'a SpinBarrier,
+    shards: usize,
+    per_shard: usize,
+    alive_list: &'a [usize],
+}
+
+impl Ctx<'_> {
+    /// The tick loop of one thread of the team.
+    #[allow(clippy::too_many_arguments)]
+    fn team_loop<A: Agent>(
+        &self,
+        agents: &mut [A],
+        my_shards: std::ops::Range<usize>,
+        mut st: RunState,
+        mut count: u64,
+        end: u64,
+        observer: &mut dyn Observer,
+        leader: bool,
+    ) -> (RunState, RunTotals) {
+        let net = self.net;
+        let first_agent = (my_shards.start * self.per_shard).min(net.n);
+        let mut totals = RunTotals::default();
+        while st.tick < end {
+            let t = st.tick;
+            let actor = self.draw_actor(&mut st.clock);
+            let parity = (t % 2) as usize;
+            // SAFETY: AtomicU64 has u64's layout; frame t is only read during
+            // tick t (writers target the other buffer) and the barrier orders
+            // the writes of tick t−1 before these reads.
+            let frame: &[u64] = unsafe {
+                std::slice::from_raw_parts(self.frames[parity].as_ptr() as *const u64, self.frames[parity].len())
+            };
+            let next = &self.frames[1 - parity];
+            let reward = net.reward.evaluate(net.n, st.x, frame, count as usize);
+            if leader {
+                observer.record(&TickRecord {
+                    t,
+                    x: st.x,
+                    frame,
+                    actor,
+                    reward,
+                });
+            }
+            totals.reward += reward;
+            totals.spikes += count;
+            for s in my_shards.clone() {
+                let range = (s * self.per_shard).min(net.n)..((s + 1) * self.per_shard).min(net.n);
+                let local = &mut agents[range.start - first_agent..range.end - first_agent];
+                let (delta, info) = self.step_shard(local, range, t, st.x, frame, next, actor);
+                let slot = &self.slots[parity * self.shards + s];
+                slot.delta_count.store(delta, Ordering::Relaxed);
+                slot.info.store(info, Ordering::Relaxed);
+            }
+            self.barrier.wait();
+            // Replicated control plane: every thread computes the same values.
+            let mut delta = 0i64;
+            let mut info = 0i64;
+            for s in 0..self.shards {
+                let slot = &self.slots[parity * self.shards + s];
+                delta += slot.delta_count.load(Ordering::Relaxed);
+                info += slot.info.load(Ordering::Relaxed);
+            }
+            count = (count as i64 + delta) as u64;
+            totals.info += info as f64 / FIXED;
+            st.x = self.next_input(st.x, &mut st.environment);
+            st.tick += 1;
+        }
+        totals.ticks = st.tick;
+        let parity = (st.tick % 2) as usize;
+        st.frame = self.frames[parity].iter().map(|w| w.load(Ordering::Relaxed)).collect();
+        (st, totals)
+    }
+
+    fn draw_actor(&self, clock: &mut Stream) -> i64 {
+        match self.net.update {
+            UpdateScheme::Asynchronous => self.alive_list[clock.random_range(0..self.alive_list.len())] as i64,
+            _ => -1,
+        }
+    }
+
+    fn next_input(&self, x: usize, env: &mut Stream) -> usize {
+        let xs = self.net.input.len();
+        if xs == 1 {
+            return 0;
+        }
+        let u: f64 = env.random();
+        let mut acc = 0.0;
+        for x2 in 0..xs {
+            acc += self.net.input.p(x, x2);
+            if u < acc {
+                return x2;
+            }
+        }
+        // Rounding: fall back to the last state with positive probability.
+        (0..xs).rev().find(|&x2| self.net.input.p(x, x2) > 0.0).unwrap_or(x)
+    }
+
+    /// Advance one shard's agents by one tick; returns (change in spike
+    /// count, Σ log-ratios in fixed point).
+    #[allow(clippy::too_many_arguments)]
+    fn step_shard<A: Agent>(
+        &self,
+        agents: &mut [A],
+        range: std::ops::Range<usize>,
+        t: u64,
+        x: usize,
+        frame: &[u64],
+        next: &[AtomicU64],
+        actor: i64,
+    ) -> (i64, i64) {
+        let net = self.net;
+        let mut delta = 0i64;
+        let mut info = 0i64;
+        let mut word_idx = range.start / 64;
+        let mut word = 0u64;
+        let mut mask = 0u64;
+        for (i, agent) in agents.iter_mut().enumerate() {
+            let k = range.start + i;
+            if k / 64 != word_idx {
+                flush(next, word_idx, word, mask);
+                word_idx = k / 64;
+                word = 0;
+                mask = 0;
+            }
+            let bit = 1u64 << (k % 64);
+            let own = frame[k / 64] & bit != 0;
+            let acts = net.alive[k]
+                && match net.update {
+                    UpdateScheme::Asynchronous => actor == k as i64,
+                    UpdateScheme::Synchronous => true,
+                    UpdateScheme::RandomPartial { q } => q >= 1.0 || agent.rng().random::<f64>() < q,
+                };
+            let fired = if acts {
+                let obs = Observation {
+                    tick: t,
+                    x,
+                    input: net.receives_input[k].then(|| net.input.values[x]),
+                    own,
+                    id: k,
+                    pre: net.topology.partners(k),
+                    frame,
+                };
+                let p = agent.fire_probability(&obs);
+                let fired = agent.rng().random::<f64>() < p;
+                let prior = agent.prior();
+                let lr = if fired {
+                    (p / prior).ln()
+                } else {
+                    ((1.0 - p) / (1.0 - prior)).ln()
+                };
+                info += (lr * FIXED).round() as i64;
+                fired
+            } else {
+                own && net.alive[k]
+            };
+            delta += fired as i64 - own as i64;
+            if fired {
+                word |= bit;
+            }
+            mask |= bit;
+        }
+        flush(next, word_idx, word, mask);
+        (delta, info)
+    }
+}
+
+/// Write the bits `word` under `mask` into `next[idx]`: a plain store when
+/// this shard owns the whole word, atomic and/or when it shares it.
+#[inline]
+fn flush(next: &[AtomicU64], idx: usize, word: u64, mask: u64) {
+    if mask == 0 {
+        return;
+    }
+    if mask == u64::MAX {
+        next[idx].store(word, Ordering::Relaxed);
+    } else {
+        next[idx].fetch_and(!mask, Ordering::Relaxed);
+        next[idx].fetch_or(word, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,871 @@
+//! Scenario files: TOML in, a validated [`Scenario`] out.
+//!
+//! Owns the file format and every check on it. Parsing is strict (unknown
+//! keys are errors, so a typo is never silently ignored) and every error names
+//! the file, the line and column, the key, what was wrong and what is allowed.
+//! Validation completes before anything is written or allocated at scale.
+//! Depends on [`crate::model`] only; the rest of marlin sees a `Scenario`.
+
+use crate::model::{CodingCost, InputProcess, MAX_TABULAR_NEURONS, Network, RewardSpec, UpdateScheme};
+use crate::topology::TopologySpec;
+use serde::Deserialize;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Largest network a scenario may describe (the runtime's limit).
+pub const MAX_NEURONS: usize = 10_000_000;
+/// Largest number of input values.
+pub const MAX_INPUTS: usize = 4096;
+
+/// A bad scenario: where, which key, what is wrong and what is allowed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, ":{l}:{c}")?;
+        }
+        f.write_str(": ")?;
+        if let Some(k) = &self.key {
+            write!(f, "`{k}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+// ---------------------------------------------------------------------------
+// The file format (serde mirror of the TOML). Every table denies unknown keys.
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: Option<String>,
+    description: Option<String>,
+    seed: Option<Spanned<i64>>,
+    output: Option<String>,
+    network: Spanned<NetworkSection>,
+    input: Spanned<InputSection>,
+    reward: Spanned<RewardSection>,
+    cost: Spanned<CostSection>,
+    solver: Option<SolverSection>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct NetworkSection {
+    neurons: Spanned<i64>,
+    #[serde(default)]
+    update: Option<Spanned<UpdateName>>,
+    q: Option<Spanned<f64>>,
+    #[serde(default)]
+    dead: Option<Spanned<Vec<i64>>>,
+    #[serde(default)]
+    topology: Option<Spanned<Topology>>,
+    inputs: Option<Spanned<InputsValue>>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum UpdateName {
+    Asynchronous,
+    Synchronous,
+    RandomPartial,
+}
+
+/// Who observes whom (see [`crate::topology`]). The exact solver assumes
+/// full observation (`all_to_all`).
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum Topology {
+    AllToAll,
+    Ring {
+        k: i64,
+    },
+    RandomInDegree {
+        k: i64,
+    },
+    ErdosRenyi {
+        p: f64,
+    },
+    SmallWorld {
+        k: i64,
+        beta: f64,
+    },
+    Lattice2d {
+        width: i64,
+        height: i64,
+        #[serde(default)]
+        periodic: bool,
+    },
+    EdgeList {
+        file: String,
+        #[serde(default)]
+        allow_self_loops: bool,
+    },
+}
+
+/// Which neurons observe the input: `"all"` or a list of neuron indices.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+enum InputsValue {
+    Word(String),
+    List(Vec<i64>),
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct InputSection {
+    values: Spanned<Vec<f64>>,
+    switch_probability: Option<Spanned<f64>>,
+    transition: Option<Spanned<Vec<Vec<f64>>>>,
+}
+
+/// The reward table. Flat (not a serde-tagged enum) so every key keeps its
+/// position for error messages; which keys apply depends on `kind`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RewardSection {
+    kind: Spanned<RewardKind>,
+    targets: Option<Spanned<Vec<i64>>>,
+    value: Option<Spanned<f64>>,
+    on: Option<Spanned<Vec<Vec<i64>>>>,
+    off: Option<Spanned<Vec<Vec<i64>>>>,
+    mode: Option<Spanned<PatternMode>>,
+    file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum RewardKind {
+    TargetCount,
+    Pattern,
+    Table,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum PatternMode {
+    Fraction,
+    AllOrNothing,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct CostSection {
+    lambda: Spanned<f64>,
+    kind: Option<Spanned<CostName>>,
+    prior: Option<Spanned<PriorValue>>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum CostName {
+    MutualInformation,
+    FixedPrior,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+enum PriorValue {
+    Shared(f64),
+    PerNeuron(Vec<f64>),
+}
+
+/// Optional solver knobs; see [`crate::solver::SolveOptions`].
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct SolverSection {
+    value_tol: Option<Spanned<f64>>,
+    max_value_sweeps: Option<Spanned<i64>>,
+    eval_sweeps: Option<Spanned<i64>>,
+    damping: Option<Spanned<f64>>,
+    prior_tol: Option<Spanned<f64>>,
+    max_prior_iterations: Option<Spanned<i64>>,
+}
+
+// ---------------------------------------------------------------------------
+// The validated scenario.
+
+/// A validated scenario: everything needed to build and run a network.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub path: PathBuf,
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub output: PathBuf,
+    pub neurons: usize,
+    pub update: UpdateScheme,
+    pub dead: Vec<usize>,
+    pub topology: TopologySpec,
+    /// Neurons that observe the input (`receives_input[k]`).
+    pub receives_input: Vec<bool>,
+    pub input: InputProcess,
+    pub reward: RewardSpec,
+    pub lambda: f64,
+    pub cost: CodingCost,
+    pub solver: crate::solver::SolveOptions,
+}
+
+impl Scenario {
+    /// Read and validate a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read the scenario file: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validate scenario text; `path` names it in errors and anchors relative
+    /// file references.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let cx = Cx { text, path };
+        let file: File = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| cx.line_col(s.start)).unzip();
+            ScenarioError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                key: None,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        build(&cx, file)
+    }
+
+    /// The network for the runtime (any size; nothing is tabulated).
+    pub fn runtime_network(&self) -> crate::runtime::RuntimeNetwork {
+        let mut alive = vec![true; self.neurons];
+        for &k in &self.dead {
+            alive[k] = false;
+        }
+        crate::runtime::RuntimeNetwork {
+            n: self.neurons,
+            alive,
+            input: self.input.clone(),
+            reward: self.reward.clone(),
+            update: self.update,
+            topology: crate::topology::Topology::build(&self.topology, self.neurons, self.seed),
+            receives_input: self.receives_input.clone(),
+        }
+    }
+
+    /// The tabulated network of this scenario, for the exact solver.
+    pub fn network(&self) -> Result<Network, ScenarioError> {
+        if self.topology != TopologySpec::AllToAll || self.receives_input.iter().any(|r| !r) {
+            return Err(ScenarioError {
+                file: self.path.clone(),
+                line: None,
+                column: None,
+                key: Some("network.topology".into()),
+                message: "the exact solver handles fully observed networks only (topology all_to_all, every neuron \
+                          receiving the input); simulate or train this network instead"
+                    .into(),
+            });
+        }
+        if self.neurons > MAX_TABULAR_NEURONS {
+            return Err(ScenarioError {
+                file: self.path.clone(),
+                line: None,
+                column: None,
+                key: Some("network.neurons".into()),
+                message: format!(
+                    "{} neurons cannot be tabulated for exact solving (2^{} states per input); \
+                     allowed: at most {MAX_TABULAR_NEURONS} — simulate or train larger networks instead",
+                    self.neurons, self.neurons
+                ),
+            });
+        }
+        let mut alive = vec![true; self.neurons];
+        for &k in &self.dead {
+            alive[k] = false;
+        }
+        Ok(Network {
+            n: self.neurons,
+            alive,
+            input: self.input.clone(),
+            reward: self.reward.tabulate(self.neurons),
+            lambda: self.lambda,
+            cost: self.cost.clone(),
+            update: self.update,
+        })
+    }
+}
+
+struct Cx<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Cx<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before
+            .rfind('\n')
+            .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
+            + 1;
+        (line, column)
+    }
+
+    fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ScenarioError {
+        let (line, column) = self.line_col(span.start);
+        ScenarioError {
+            file: self.path.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+            key: Some(key.to_string()),
+            message: message.into(),
+        }
+    }
+
+    fn count(&self, v: &Spanned<i64>, key: &str, lo: i64, hi: i64) -> Result<usize, ScenarioError> {
+        let x = *v.get_ref();
+        if x < lo || x > hi {
+            return Err(self.err(v.span(), key, format!("got {x}; allowed: an integer from {lo} to {hi}")));
+        }
+        Ok(x as usize)
+    }
+
+    fn prob(&self, v: &Spanned<f64>, key: &str, open_low: bool, open_high: bool) -> Result<f64, ScenarioError> {
+        let x = *v.get_ref();
+        let ok = x.is_finite()
+            && (if open_low { x > 0.0 } else { x >= 0.0 })
+            && (if open_high { x < 1.0 } else { x <= 1.0 });
+        if !ok {
+            let lo = if open_low { "(0" } else { "[0" };
+            let hi = if open_high { "1)" } else { "1]" };
+            return Err(self.err(v.span(), key, format!("got {x}; allowed: a probability in {lo}, {hi}")));
+        }
+        Ok(x)
+    }
+
+    fn positive(&self, v: &Spanned<f64>, key: &str) -> Result<f64, ScenarioError> {
+        let x = *v.get_ref();
+        if !(x.is_finite() && x > 0.0) {
+            return Err(self.err(v.span(), key, format!("got {x}; allowed: a positive finite number")));
+        }
+        Ok(x)
+    }
+
+    fn finite(&self, v: &Spanned<f64>, key: &str) -> Result<f64, ScenarioError> {
+        let x = *v.get_ref();
+        if !x.is_finite() {
+            return Err(self.err(v.span(), key, format!("got {x}; allowed: a finite number")));
+        }
+        Ok(x)
+    }
+
+    /// A list of distinct neuron indices below `n`.
+    fn neuron_list(&self, list: &[i64], span: Range<usize>, key: &str, n: usize) -> Result<Vec<usize>, ScenarioError> {
+        let mut out = Vec::with_capacity(list.len());
+        for &k in list {
+            if k < 0 || k as usize >= n {
+                return Err(self.err(
+                    span,
+                    key,
+                    format!(
+                        "neuron index {k} is out of range; allowed: 0 to {} (network.neurons = {n})",
+                        n - 1
+                    ),
+                ));
+            }
+            if out.contains(&(k as usize)) {
+                return Err(self.err(
+                    span,
+                    key,
+                    format!("neuron {k} is listed twice; allowed: distinct indices"),
+                ));
+            }
+            out.push(k as usize);
+        }
+        Ok(out)
+    }
+}
+
+/// Check a topology table against the network size.
+fn topology_spec(cx: &Cx, t: &Spanned<Topology>, n: usize) -> Result<TopologySpec, ScenarioError> {
+    let key = "network.topology";
+    let span = t.span();
+    let degree = |k: i64, max: usize, what: &str| -> Result<usize, ScenarioError> {
+        if k < 1 || k as usize > max {
+            return Err(cx.err(
+                span.clone(),
+                key,
+                format!("{what} = {k}; allowed: 1 to {max} for {n} neurons"),
+            ));
+        }
+        Ok(k as usize)
+    };
+    let prob = |p: f64, what: &str| -> Result<f64, ScenarioError> {
+        if !(p.is_finite() && (0.0..=1.0).contains(&p)) {
+            return Err(cx.err(
+                span.clone(),
+                key,
+                format!("{what} = {p}; allowed: a probability in [0, 1]"),
+            ));
+        }
+        Ok(p)
+    };
+    Ok(match t.get_ref() {
+        Topology::AllToAll => TopologySpec::AllToAll,
+        Topology::Ring { k } => TopologySpec::Ring {
+            k: degree(*k, (n - 1) / 2, "k")?,
+        },
+        Topology::RandomInDegree { k } => TopologySpec::RandomInDegree {
+            k: degree(*k, n - 1, "k")?,
+        },
+        Topology::ErdosRenyi { p } => TopologySpec::ErdosRenyi { p: prob(*p, "p")? },
+        Topology::SmallWorld { k, beta } => TopologySpec::SmallWorld {
+            k: degree(*k, (n - 1) / 2, "k")?,
+            beta: prob(*beta, "beta")?,
+        },
+        Topology::Lattice2d {
+            width,
+            height,
+            periodic,
+        } => {
+            if *width < 1 || *height < 1 || (*width * *height) as usize != n {
+                return Err(cx.err(
+                    span,
+                    key,
+                    format!(
+                        "lattice2d {width}×{height} has {} sites; allowed: width × height = network.neurons = {n}",
+                        width * height
+                    ),
+                ));
+            }
+            TopologySpec::Lattice2d {
+                width: *width as usize,
+                height: *height as usize,
+                periodic: *periodic,
+            }
+        }
+        Topology::EdgeList { file, allow_self_loops } => {
+            let rel = PathBuf::from(file);
+            let full = if rel.is_absolute() {
+                rel
+            } else {
+                cx.path.parent().unwrap_or(Path::new(".")).join(rel)
+            };
+            let text = std::fs::read_to_string(&full).map_err(|e| {
+                cx.err(
+                    span.clone(),
+                    key,
+                    format!("cannot read edge list {}: {e}", full.display()),
+                )
+            })?;
+            let edges = crate::topology::parse_edge_list(&text, n, *allow_self_loops)
+                .map_err(|(line, msg)| cx.err(span.clone(), key, format!("{}:{line}: {msg}", full.display())))?;
+            TopologySpec::Edges(edges)
+        }
+    })
+}
+
+fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
+    let stem = cx
+        .path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("scenario")
+        .to_string();
+    let name = f.name.unwrap_or(stem);
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(ScenarioError {
+            file: cx.path.to_path_buf(),
+            line: None,
+            column: None,
+            key: Some("name".into()),
+            message: format!("got {name:?}; allowed: letters, digits, '-', '_' and '.' (it names the output folder)"),
+        });
+    }
+    let seed = match &f.seed {
+        Some(s) if *s.get_ref() < 0 => {
+            return Err(cx.err(
+                s.span(),
+                "seed",
+                format!("got {}; allowed: a non-negative integer", s.get_ref()),
+            ));
+        }
+        Some(s) => *s.get_ref() as u64,
+        None => 0,
+    };
+    let output = PathBuf::from(f.output.unwrap_or_else(|| format!("out/{name}")));
+
+    // Network.
+    let net = f.network.get_ref();
+    let n = cx.count(&net.neurons, "network.neurons", 1, MAX_NEURONS as i64)?;
+    let update_name = net
+        .update
+        .as_ref()
+        .map(|u| *u.get_ref())
+        .unwrap_or(UpdateName::Asynchronous);
+    let update = match (update_name, &net.q) {
+        (UpdateName::RandomPartial, Some(q)) => UpdateScheme::RandomPartial {
+            q: cx.prob(q, "network.q", true, false)?,
+        },
+        (UpdateName::RandomPartial, None) => {
+            return Err(cx.err(
+                net.update.as_ref().map(|u| u.span()).unwrap_or(f.network.span()),
+                "network.q",
+                "random_partial needs `q`, the probability that each neuron updates per tick; allowed: 0 < q ≤ 1",
+            ));
+        }
+        (other, Some(q)) => {
+            return Err(cx.err(
+                q.span(),
+                "network.q",
+                format!(
+                    "`q` only applies to update = \"random_partial\", not {other:?}; remove it or change the scheme"
+                ),
+            ));
+        }
+        (UpdateName::Asynchronous, None) => UpdateScheme::Asynchronous,
+        (UpdateName::Synchronous, None) => UpdateScheme::Synchronous,
+    };
+    let dead = match &net.dead {
+        Some(d) => cx.neuron_list(d.get_ref(), d.span(), "network.dead", n)?,
+        None => Vec::new(),
+    };
+    if dead.len() == n {
+        let span = net.dead.as_ref().map(|d| d.span()).unwrap_or(f.network.span());
+        return Err(cx.err(
+            span,
+            "network.dead",
+            "every neuron is dead; allowed: at least one living neuron",
+        ));
+    }
+    let topology = match &net.topology {
+        None => TopologySpec::AllToAll,
+        Some(t) => topology_spec(cx, t, n)?,
+    };
+    let receives_input = match &net.inputs {
+        None => vec![true; n],
+        Some(v) => match v.get_ref() {
+            InputsValue::Word(w) if w == "all" => vec![true; n],
+            InputsValue::Word(w) if w == "none" => vec![false; n],
+            InputsValue::Word(w) => {
+                return Err(cx.err(
+                    v.span(),
+                    "network.inputs",
+                    format!("got {w:?}; allowed: \"all\", \"none\" or a list of neuron indices"),
+                ));
+            }
+            InputsValue::List(list) => {
+                let mut mask = vec![false; n];
+                for k in cx.neuron_list(list, v.span(), "network.inputs", n)? {
+                    mask[k] = true;
+                }
+                mask
+            }
+        },
+    };
+
+    // Input process.
+    let inp = f.input.get_ref();
+    let values = inp.values.get_ref().clone();
+    if values.is_empty() || values.len() > MAX_INPUTS {
+        return Err(cx.err(
+            inp.values.span(),
+            "input.values",
+            format!("got {} values; allowed: 1 to {MAX_INPUTS}", values.len()),
+        ));
+    }
+    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+        return Err(cx.err(
+            inp.values.span(),
+            "input.values",
+            format!("got {v}; allowed: finite numbers"),
+        ));
+    }
+    let xs = values.len();
+    let input = match (&inp.switch_probability, &inp.transition) {
+        (Some(_), Some(t)) => {
+            return Err(cx.err(
+                t.span(),
+                "input.transition",
+                "give either `switch_probability` or `transition`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(cx.err(
+                f.input.span(),
+                "input",
+                "missing the input dynamics; allowed: `switch_probability = p` or `transition = [[...], ...]` (X×X, rows sum to 1)",
+            ));
+        }
+        (Some(p), None) => InputProcess::switching(values, cx.prob(p, "input.switch_probability", false, false)?),
+        (None, Some(t)) => {
+            let rows = t.get_ref();
+            if rows.len() != xs || rows.iter().any(|r| r.len() != xs) {
+                return Err(cx.err(
+                    t.span(),
+                    "input.transition",
+                    format!("must be {xs}×{xs} (one row and one column per input value)"),
+                ));
+            }
+            for (i, row) in rows.iter().enumerate() {
+                if row.iter().any(|p| !(p.is_finite() && (0.0..=1.0).contains(p))) {
+                    return Err(cx.err(
+                        t.span(),
+                        "input.transition",
+                        format!("row {i} has an entry outside [0, 1]; allowed: probabilities"),
+                    ));
+                }
+                let sum: f64 = row.iter().sum();
+                if (sum - 1.0).abs() > 1e-9 {
+                    return Err(cx.err(
+                        t.span(),
+                        "input.transition",
+                        format!("row {i} sums to {sum}; allowed: rows that sum to 1 (within 1e-9)"),
+                    ));
+                }
+            }
+            InputProcess {
+                values,
+                transition: rows.iter().flatten().copied().collect(),
+            }
+        }
+    };
+
+    // Reward.
+    let rw = f.reward.get_ref();
+    let kind = *rw.kind.get_ref();
+    let (needed, allowed): (&[&str], &[&str]) = match kind {
+        RewardKind::TargetCount => (&["targets"], &["targets", "value"]),
+        RewardKind::Pattern => (&["on", "off"], &["on", "off", "value", "mode"]),
+        RewardKind::Table => (&["file"], &["file"]),
+    };
+    let present: [(&str, Option<Range<usize>>); 6] = [
+        ("targets", rw.targets.as_ref().map(|v| v.span())),
+        ("value", rw.value.as_ref().map(|v| v.span())),
+        ("on", rw.on.as_ref().map(|v| v.span())),
+        ("off", rw.off.as_ref().map(|v| v.span())),
+        ("mode", rw.mode.as_ref().map(|v| v.span())),
+        ("file", rw.file.as_ref().map(|v| v.span())),
+    ];
+    for (key, span) in &present {
+        if let Some(span) = span
+            && !allowed.contains(key)
+        {
+            return Err(cx.err(
+                span.clone(),
+                &format!("reward.{key}"),
+                format!(
+                    "does not apply to kind = {kind:?}; allowed keys: kind, {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    for key in needed {
+        if present.iter().any(|(k, s)| k == key && s.is_none()) {
+            return Err(cx.err(
+                f.reward.span(),
+                &format!("reward.{key}"),
+                format!("missing; kind = {kind:?} needs {}", needed.join(" and ")),
+            ));
+        }
+    }
+    let value = rw
+        .value
+        .as_ref()
+        .map(|v| cx.finite(v, "reward.value"))
+        .transpose()?
+        .unwrap_or(1.0);
+    let reward = match kind {
+        RewardKind::TargetCount => {
+            let targets = rw.targets.as_ref().expect("checked above");
+            let t = targets.get_ref();
+            if t.len() != xs {
+                return Err(cx.err(
+                    targets.span(),
+                    "reward.targets",
+                    format!(
+                        "got {} targets for {xs} input values; allowed: one spike count per input value",
+                        t.len()
+                    ),
+                ));
+            }
+            let mut out = Vec::with_capacity(xs);
+            for &c in t {
+                if c < 0 || c as usize > n {
+                    return Err(cx.err(
+                        targets.span(),
+                        "reward.targets",
+                        format!("target count {c} is impossible; allowed: 0 to {n} (network.neurons)"),
+                    ));
+                }
+                out.push(c as usize);
+            }
+            RewardSpec::TargetCount { targets: out, value }
+        }
+        RewardKind::Pattern => {
+            let on = rw.on.as_ref().expect("checked above");
+            let off = rw.off.as_ref().expect("checked above");
+            let mut sets = [Vec::new(), Vec::new()];
+            for (slot, (list, key)) in [(on, "reward.on"), (off, "reward.off")].into_iter().enumerate() {
+                if list.get_ref().len() != xs {
+                    return Err(cx.err(
+                        list.span(),
+                        key,
+                        format!(
+                            "got {} lists for {xs} input values; allowed: one list of neurons per input value",
+                            list.get_ref().len()
+                        ),
+                    ));
+                }
+                for l in list.get_ref() {
+                    sets[slot].push(cx.neuron_list(l, list.span(), key, n)?);
+                }
+            }
+            for x in 0..xs {
+                if let Some(k) = sets[0][x].iter().find(|k| sets[1][x].contains(k)) {
+                    return Err(cx.err(
+                        on.span(),
+                        "reward.on",
+                        format!("neuron {k} is both on and off for input {x}; allowed: disjoint sets"),
+                    ));
+                }
+            }
+            let [on, off] = sets;
+            let all_or_nothing = matches!(rw.mode.as_ref().map(|m| *m.get_ref()), Some(PatternMode::AllOrNothing));
+            RewardSpec::Pattern {
+                on,
+                off,
+                value,
+                all_or_nothing,
+            }
+        }
+        RewardKind::Table => {
+            let file = rw.file.as_ref().expect("checked above");
+            if n > MAX_TABULAR_NEURONS {
+                return Err(cx.err(
+                    file.span(),
+                    "reward.file",
+                    format!(
+                        "a reward table needs 2^n entries per input; allowed: at most {MAX_TABULAR_NEURONS} neurons"
+                    ),
+                ));
+            }
+            let rel = PathBuf::from(file.get_ref());
+            let full = if rel.is_absolute() {
+                rel
+            } else {
+                cx.path.parent().unwrap_or(Path::new(".")).join(rel)
+            };
+            let table =
+                crate::files::read_reward_table(&full, xs, n).map_err(|e| cx.err(file.span(), "reward.file", e))?;
+            RewardSpec::Table(table)
+        }
+    };
+
+    // Coding cost.
+    let cost_s = f.cost.get_ref();
+    let lambda = cx.positive(&cost_s.lambda, "cost.lambda")?;
+    let kind = cost_s
+        .kind
+        .as_ref()
+        .map(|k| *k.get_ref())
+        .unwrap_or(CostName::MutualInformation);
+    let cost = match (kind, &cost_s.prior) {
+        (CostName::MutualInformation, None) => CodingCost::MutualInformation,
+        (CostName::MutualInformation, Some(p)) => {
+            return Err(cx.err(
+                p.span(),
+                "cost.prior",
+                "`prior` only applies to kind = \"fixed_prior\" (the mutual-information prior is the neurons' own marginal)",
+            ));
+        }
+        (CostName::FixedPrior, None) => {
+            return Err(cx.err(
+                f.cost.span(),
+                "cost.prior",
+                "fixed_prior needs `prior`: one firing probability shared by all neurons, or a list with one per neuron, each in (0, 1)",
+            ));
+        }
+        (CostName::FixedPrior, Some(p)) => {
+            let list = match p.get_ref() {
+                PriorValue::Shared(v) => vec![*v; n],
+                PriorValue::PerNeuron(v) => {
+                    if v.len() != n {
+                        return Err(cx.err(
+                            p.span(),
+                            "cost.prior",
+                            format!(
+                                "got {} priors for {n} neurons; allowed: one number, or one per neuron",
+                                v.len()
+                            ),
+                        ));
+                    }
+                    v.clone()
+                }
+            };
+            if let Some(v) = list.iter().find(|v| !(v.is_finite() && **v > 0.0 && **v < 1.0)) {
+                return Err(cx.err(
+                    p.span(),
+                    "cost.prior",
+                    format!("got {v}; allowed: probabilities in (0, 1)"),
+                ));
+            }
+            CodingCost::FixedPrior(list)
+        }
+    };
+
+    // Solver knobs.
+    let mut solver = crate::solver::SolveOptions::default();
+    if let Some(s) = &f.solver {
+        if let Some(v) = &s.value_tol {
+            solver.value_tol = cx.positive(v, "solver.value_tol")?;
+        }
+        if let Some(v) = &s.prior_tol {
+            solver.prior_tol = cx.positive(v, "solver.prior_tol")?;
+        }
+        if let Some(v) = &s.damping {
+            solver.damping = cx.prob(v, "solver.damping", true, false)?;
+        }
+        if let Some(v) = &s.max_value_sweeps {
+            solver.max_value_sweeps = cx.count(v, "solver.max_value_sweeps", 1, 100_000_000)?;
+        }
+        if let Some(v) = &s.eval_sweeps {
+            solver.eval_sweeps = cx.count(v, "solver.eval_sweeps", 0, 1000)?;
+        }
+        if let Some(v) = &s.max_prior_iterations {
+            solver.max_prior_iterations = cx.count(v, "solver.max_prior_iterations", 1, 1_000_000)?;
+        }
+    }
+
+    Ok(Scenario {
+        path: cx.path.to_path_buf(),
+        name,
+        description: f.description.unwrap_or_default(),
+        seed,
+        output,
+        neurons: n,
+        update,
+        dead,
+        topology,
+        receives_input,
+        input,
+        reward,
+        lambda,
+        cost,
+        solver,
+    })
+}

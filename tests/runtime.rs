@@ -1,0 +1,274 @@
+//! The actor runtime: layout independence (bit-identical trajectories for any
+//! number of shards and threads), agreement with the exact solver's
+//! stationary distribution, and the update schemes' relations.
+#![allow(clippy::needless_range_loop)]
+
+use marlin::agents::{ConstantPolicy, FullStatePolicy, LogisticPolicy, Neuron, Policy};
+use marlin::model::{CodingCost, UpdateScheme, spike_count};
+use marlin::record::Recorder;
+use marlin::rng::{Domain, stream};
+use marlin::runtime::{Layout, RunState, RuntimeNetwork, run};
+use marlin::scenario::Scenario;
+use marlin::solver::{Solution, SolveOptions, solve};
+use marlin::topology::{Topology, TopologySpec};
+use std::path::Path;
+
+fn toy_scenario() -> Scenario {
+    Scenario::load(Path::new("scenarios/toy8.toml")).unwrap()
+}
+
+fn solver_agents(sol: &Solution, n: usize, xs: usize, seed: u64) -> Vec<Neuron<FullStatePolicy>> {
+    (0..n)
+        .map(|k| Neuron {
+            id: k,
+            policy: FullStatePolicy {
+                n,
+                table: (0..xs << n).map(|s| sol.policy.p(s, k)).collect(),
+            },
+            prior: sol.prior[k],
+            rng: stream(seed, Domain::Agent, k as u64),
+        })
+        .collect()
+}
+
+fn record<P: Policy + Clone>(
+    net: &RuntimeNetwork,
+    agents: &[Neuron<P>],
+    layout: Layout,
+    seed: u64,
+    ticks: u64,
+) -> (Recorder, RunState) {
+    let mut agents = agents.to_vec();
+    let mut rec = Recorder::new((0..net.n).collect(), ticks);
+    let (state, _) = run(net, &mut agents, layout, RunState::initial(net, seed), ticks, &mut rec);
+    (rec, state)
+}
+
+fn same(a: &Recorder, b: &Recorder) -> bool {
+    a.x == b.x && a.spikes == b.spikes && a.actor == b.actor && a.reward == b.reward
+}
+
+fn layouts() -> Vec<Layout> {
+    vec![
+        Layout { shards: 1, threads: 1 },
+        Layout { shards: 2, threads: 1 },
+        Layout { shards: 2, threads: 2 },
+        Layout { shards: 5, threads: 1 },
+        Layout { shards: 5, threads: 2 },
+        Layout { shards: 8, threads: 3 },
+    ]
+}
+
+#[test]
+fn trajectories_do_not_depend_on_shards_or_threads() {
+    let sc = toy_scenario();
+    let sol = solve(&sc.network().unwrap(), &SolveOptions::default()).unwrap();
+    for update in [
+        UpdateScheme::Asynchronous,
+        UpdateScheme::Synchronous,
+        UpdateScheme::RandomPartial { q: 0.3 },
+    ] {
+        let mut net = sc.runtime_network();
+        net.update = update;
+        let agents = solver_agents(&sol, 8, 2, 11);
+        let (reference, ref_state) = record(&net, &agents, Layout::single(), 11, 3000);
+        for layout in layouts() {
+            let (rec, state) = record(&net, &agents, layout, 11, 3000);
+            assert!(same(&rec, &reference), "{update:?}: trajectory differs with {layout:?}");
+            assert_eq!(state, ref_state);
+        }
+    }
+}
+
+#[test]
+fn large_sparse_network_is_layout_independent_across_word_boundaries() {
+    // 200 neurons (4 words of 64), ring topology, logistic policies with
+    // inhibitory neighbours; shards of 40 split words between shards.
+    let n = 200;
+    let sc = toy_scenario();
+    let mut net = sc.runtime_network();
+    net.n = n;
+    net.alive = vec![true; n];
+    net.alive[77] = false;
+    net.receives_input = (0..n).map(|k| k % 3 == 0).collect();
+    net.topology = Topology::build(&TopologySpec::Ring { k: 3 }, n, 5);
+    net.reward = marlin::model::RewardSpec::TargetCount {
+        targets: vec![50, 150],
+        value: 1.0,
+    };
+    let agents: Vec<Neuron<LogisticPolicy>> = (0..n)
+        .map(|k| Neuron {
+            id: k,
+            policy: LogisticPolicy {
+                bias: 0.2,
+                input_weight: 1.0,
+                weights: vec![-0.4; 6],
+            },
+            prior: 0.5,
+            rng: stream(3, Domain::Agent, k as u64),
+        })
+        .collect();
+    for update in [
+        UpdateScheme::Asynchronous,
+        UpdateScheme::Synchronous,
+        UpdateScheme::RandomPartial { q: 0.1 },
+    ] {
+        net.update = update;
+        let (reference, _) = record(&net, &agents, Layout::single(), 3, 400);
+        assert!(
+            reference.spikes.chunks(n).all(|row| row[77] == 0),
+            "a dead neuron never fires"
+        );
+        for layout in [
+            Layout { shards: 5, threads: 2 },
+            Layout { shards: 7, threads: 2 },
+            Layout {
+                shards: 200,
+                threads: 2,
+            },
+        ] {
+            let (rec, _) = record(&net, &agents, layout, 3, 400);
+            assert!(same(&rec, &reference), "{update:?}: differs with {layout:?}");
+        }
+    }
+}
+
+#[test]
+fn resuming_from_the_returned_state_continues_the_same_run() {
+    let sc = toy_scenario();
+    let net = sc.runtime_network();
+    let agents: Vec<_> = (0..8)
+        .map(|k| Neuron {
+            id: k,
+            policy: ConstantPolicy(0.3),
+            prior: 0.3,
+            rng: stream(1, Domain::Agent, k as u64),
+        })
+        .collect();
+    let (whole, end) = record(&net, &agents, Layout::single(), 1, 2000);
+    let mut a = agents.clone();
+    let mut rec = Recorder::new((0..8).collect(), 2000);
+    let (mid, _) = run(
+        &net,
+        &mut a,
+        Layout::single(),
+        RunState::initial(&net, 1),
+        700,
+        &mut rec,
+    );
+    let (end2, _) = run(&net, &mut a, Layout { shards: 3, threads: 2 }, mid, 1300, &mut rec);
+    assert!(same(&rec, &whole));
+    assert_eq!(end, end2);
+}
+
+fn count_tv(rec: &Recorder, n: usize, expected: &[Vec<f64>]) -> f64 {
+    let mut hist = vec![vec![0.0; n + 1]; expected.len()];
+    for (t, row) in rec.spikes.chunks(n).enumerate() {
+        let c: usize = row.iter().map(|&v| v as usize).sum();
+        hist[rec.x[t] as usize][c] += 1.0;
+    }
+    let mut worst: f64 = 0.0;
+    for (h, e) in hist.iter_mut().zip(expected) {
+        let z: f64 = h.iter().sum();
+        let tv: f64 = h.iter().zip(e).map(|(a, b)| (a / z - b).abs()).sum::<f64>() / 2.0;
+        worst = worst.max(tv);
+    }
+    worst
+}
+
+#[test]
+fn simulating_the_optimal_policy_reproduces_the_solver_statistics() {
+    // Sampling error of the count distribution at 4·10⁵ correlated ticks is
+    // ≈ 0.002 (input dwell time 50 ticks); the bound is 5× that.
+    let sc = toy_scenario();
+    for update in [UpdateScheme::Asynchronous, UpdateScheme::Synchronous] {
+        let mut model = sc.network().unwrap();
+        model.update = update;
+        let sol = solve(&model, &SolveOptions::default()).unwrap();
+        let expected = sol.eval.count_distribution(&model);
+        let mut net = sc.runtime_network();
+        net.update = update;
+        let (rec, _) = record(
+            &net,
+            &solver_agents(&sol, 8, 2, 5),
+            Layout { shards: 2, threads: 2 },
+            5,
+            400_000,
+        );
+        let tv = count_tv(&rec, 8, &expected);
+        assert!(
+            tv < 0.01,
+            "{update:?}: total variation {tv} from the solver's count distribution"
+        );
+        let mean_r = rec.reward.iter().sum::<f64>() / rec.reward.len() as f64;
+        assert!(
+            (mean_r - sol.eval.mean_reward).abs() < 0.01,
+            "{update:?}: ⟨r⟩ {mean_r} vs {}",
+            sol.eval.mean_reward
+        );
+        // The recorded reward is r(s_t) of the recorded state.
+        for (t, row) in rec.spikes.chunks(8).enumerate().take(5000) {
+            let sigma: usize = row.iter().enumerate().map(|(k, &v)| (v as usize) << k).sum();
+            assert_eq!(rec.reward[t], model.reward[(rec.x[t] as usize) << 8 | sigma]);
+            let _ = spike_count(sigma);
+        }
+    }
+}
+
+#[test]
+fn asynchronous_records_one_actor_per_tick_and_only_it_changes() {
+    let sc = toy_scenario();
+    let net = sc.runtime_network();
+    let agents: Vec<_> = (0..8)
+        .map(|k| Neuron {
+            id: k,
+            policy: ConstantPolicy(0.5),
+            prior: 0.5,
+            rng: stream(2, Domain::Agent, k as u64),
+        })
+        .collect();
+    let (rec, _) = record(&net, &agents, Layout::single(), 2, 5000);
+    let rows: Vec<&[u8]> = rec.spikes.chunks(8).collect();
+    let mut drawn = [0usize; 8];
+    for t in 0..rows.len() - 1 {
+        let k = rec.actor[t] as usize;
+        drawn[k] += 1;
+        for j in 0..8 {
+            if j != k {
+                assert_eq!(rows[t][j], rows[t + 1][j], "only the actor may change");
+            }
+        }
+    }
+    // Uniform draws: each neuron ≈ 625 times; 5σ ≈ 120.
+    assert!(drawn.iter().all(|&d| (d as f64 - 625.0).abs() < 120.0), "{drawn:?}");
+}
+
+#[test]
+fn random_partial_with_q_one_is_synchronous() {
+    let sc = toy_scenario();
+    let sol = solve(&sc.network().unwrap(), &SolveOptions::default()).unwrap();
+    let agents = solver_agents(&sol, 8, 2, 9);
+    let mut a = sc.runtime_network();
+    a.update = UpdateScheme::Synchronous;
+    let mut b = a.clone();
+    b.update = UpdateScheme::RandomPartial { q: 1.0 };
+    let (ra, _) = record(&a, &agents, Layout::single(), 9, 5000);
+    let (rb, _) = record(&b, &agents, Layout { shards: 3, threads: 2 }, 9, 5000);
+    assert!(same(&ra, &rb));
+}
+
+#[test]
+fn random_partial_with_small_q_approaches_asynchronous() {
+    // q = 1/n: on average one neuron acts per tick, as in the asynchronous
+    // scheme; the count distributions agree to within a few percent.
+    let sc = toy_scenario();
+    let model = sc.network().unwrap();
+    let sol = solve(&model, &SolveOptions::default()).unwrap();
+    let expected = sol.eval.count_distribution(&model);
+    let mut net = sc.runtime_network();
+    net.update = UpdateScheme::RandomPartial { q: 1.0 / 8.0 };
+    let (rec, _) = record(&net, &solver_agents(&sol, 8, 2, 4), Layout::single(), 4, 400_000);
+    let tv = count_tv(&rec, 8, &expected);
+    assert!(tv < 0.08, "random_partial(1/n) vs asynchronous optimum: TV {tv}");
+    let _ = CodingCost::MutualInformation;
+}

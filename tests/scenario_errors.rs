@@ -1,0 +1,401 @@
+//! Every class of scenario mistake gets an error naming the file, the line
+//! and column, the key, what was wrong and what is allowed.
+
+use marlin::scenario::{Scenario, ScenarioError};
+use std::path::Path;
+
+const GOOD: &str = r#"
+name = "t"
+[network]
+neurons = 4
+[input]
+values = [-1.0, 1.0]
+switch_probability = 0.1
+[reward]
+kind = "target_count"
+targets = [1, 3]
+[cost]
+lambda = 0.5
+"#;
+
+fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+    Scenario::parse(text, Path::new("bad.toml"))
+}
+
+/// Replace `from` by `to` in the good scenario and expect an error at `line`
+/// mentioning every string in `needles`.
+fn expect_err(from: &str, to: &str, line: usize, key: Option<&str>, needles: &[&str]) {
+    assert!(GOOD.contains(from), "test bug: {from:?} not in the good scenario");
+    let text = GOOD.replacen(from, to, 1);
+    let err = parse(&text).expect_err(&format!("accepted:\n{text}"));
+    let shown = err.to_string();
+    assert_eq!(err.file, Path::new("bad.toml"));
+    assert!(shown.starts_with("bad.toml:"), "{shown}");
+    assert_eq!(err.line, Some(line), "wrong line in: {shown}");
+    assert!(err.column.is_some());
+    if let Some(k) = key {
+        assert_eq!(err.key.as_deref(), Some(k), "{shown}");
+    }
+    for n in needles {
+        assert!(shown.contains(n), "{shown:?} should mention {n:?}");
+    }
+}
+
+#[test]
+fn the_good_scenario_parses() {
+    let s = parse(GOOD).unwrap();
+    assert_eq!(s.neurons, 4);
+    assert_eq!(s.seed, 0);
+    assert_eq!(s.output, Path::new("out/t"));
+}
+
+#[test]
+fn toml_syntax_error() {
+    expect_err("neurons = 4", "neurons = = 4", 4, None, &["bad.toml:4:"]);
+}
+
+#[test]
+fn unknown_key_is_an_error_listing_the_allowed_keys() {
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\nneuronz = 5",
+        5,
+        None,
+        &["neuronz", "neurons"],
+    );
+}
+
+#[test]
+fn unknown_section_is_an_error() {
+    expect_err("[cost]", "[costs]\nx = 1\n[cost]", 11, None, &["costs"]);
+}
+
+#[test]
+fn wrong_type() {
+    expect_err("neurons = 4", "neurons = \"four\"", 4, None, &["string"]);
+}
+
+#[test]
+fn missing_section() {
+    let text = GOOD.replace("[cost]\nlambda = 0.5\n", "");
+    let err = parse(&text).unwrap_err();
+    assert!(err.to_string().contains("cost"), "{err}");
+}
+
+#[test]
+fn neurons_out_of_range() {
+    expect_err(
+        "neurons = 4",
+        "neurons = 0",
+        4,
+        Some("network.neurons"),
+        &["got 0", "allowed"],
+    );
+}
+
+#[test]
+fn unknown_update_scheme_lists_the_allowed_ones() {
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\nupdate = \"glauber\"",
+        5,
+        None,
+        &["glauber", "asynchronous", "random_partial"],
+    );
+}
+
+#[test]
+fn random_partial_needs_q_and_q_needs_random_partial() {
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\nupdate = \"random_partial\"",
+        5,
+        Some("network.q"),
+        &["q"],
+    );
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\nq = 0.5",
+        5,
+        Some("network.q"),
+        &["random_partial"],
+    );
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\nupdate = \"random_partial\"\nq = 1.5",
+        6,
+        Some("network.q"),
+        &["1.5", "(0, 1]"],
+    );
+}
+
+#[test]
+fn dead_neurons_out_of_range_or_all() {
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\ndead = [4]",
+        5,
+        Some("network.dead"),
+        &["4", "0 to 3"],
+    );
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\ndead = [0, 1, 2, 3]",
+        5,
+        Some("network.dead"),
+        &["living"],
+    );
+}
+
+#[test]
+fn transition_rows_must_sum_to_one_and_be_square() {
+    expect_err(
+        "switch_probability = 0.1",
+        "transition = [[0.9, 0.2], [0.5, 0.5]]",
+        7,
+        Some("input.transition"),
+        &["row 0", "sums to", "1"],
+    );
+    expect_err(
+        "switch_probability = 0.1",
+        "transition = [[1.0], [1.0]]",
+        7,
+        Some("input.transition"),
+        &["2×2"],
+    );
+}
+
+#[test]
+fn input_dynamics_exactly_once() {
+    expect_err(
+        "switch_probability = 0.1",
+        "switch_probability = 0.1\ntransition = [[1.0, 0.0], [0.0, 1.0]]",
+        8,
+        Some("input.transition"),
+        &["not both"],
+    );
+    expect_err(
+        "switch_probability = 0.1",
+        "",
+        5,
+        Some("input"),
+        &["switch_probability", "transition"],
+    );
+    expect_err(
+        "switch_probability = 0.1",
+        "switch_probability = -0.1",
+        7,
+        Some("input.switch_probability"),
+        &["[0, 1]"],
+    );
+}
+
+#[test]
+fn target_counts_must_match_inputs_and_be_possible() {
+    expect_err(
+        "targets = [1, 3]",
+        "targets = [1]",
+        10,
+        Some("reward.targets"),
+        &["1 targets for 2 input values"],
+    );
+    expect_err(
+        "targets = [1, 3]",
+        "targets = [1, 5]",
+        10,
+        Some("reward.targets"),
+        &["5", "0 to 4"],
+    );
+}
+
+#[test]
+fn reward_keys_must_fit_the_kind() {
+    expect_err(
+        "targets = [1, 3]",
+        "targets = [1, 3]\nfile = \"r.csv\"",
+        11,
+        Some("reward.file"),
+        &["does not apply", "targets"],
+    );
+    expect_err(
+        "kind = \"target_count\"",
+        "kind = \"hebbian\"",
+        9,
+        None,
+        &["hebbian", "target_count", "pattern", "table"],
+    );
+    expect_err("targets = [1, 3]", "", 8, Some("reward.targets"), &["missing"]);
+}
+
+#[test]
+fn pattern_neurons_in_range_and_disjoint() {
+    let pat = "kind = \"pattern\"\non = [[0], [1]]\noff = [[1], [9]]";
+    expect_err(
+        "kind = \"target_count\"\ntargets = [1, 3]",
+        pat,
+        11,
+        Some("reward.off"),
+        &["9", "0 to 3"],
+    );
+    let pat = "kind = \"pattern\"\non = [[0], [1]]\noff = [[0], [2]]";
+    expect_err(
+        "kind = \"target_count\"\ntargets = [1, 3]",
+        pat,
+        10,
+        Some("reward.on"),
+        &["both on and off"],
+    );
+}
+
+#[test]
+fn reward_table_file_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    let write = |table: &str, body: &str| {
+        std::fs::write(dir.path().join("r.csv"), table).unwrap();
+        let text = GOOD.replace("kind = \"target_count\"\ntargets = [1, 3]", body);
+        std::fs::write(&path, text).unwrap();
+        Scenario::load(&path)
+    };
+    let row = vec!["0.5"; 16].join(",");
+    let ok = write(&format!("{row}\n{row}\n"), "kind = \"table\"\nfile = \"r.csv\"");
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    let err = write(&format!("{row}\n"), "kind = \"table\"\nfile = \"r.csv\"").unwrap_err();
+    assert!(err.to_string().contains("1 rows; allowed: 2"), "{err}");
+    assert_eq!(err.line, Some(10));
+    let err = write("1,2\n1,2\n", "kind = \"table\"\nfile = \"r.csv\"").unwrap_err();
+    assert!(err.to_string().contains("r.csv:1: 2 columns; allowed: 16"), "{err}");
+    let err = write(
+        &format!("{row}\n{}\n", row.replacen("0.5", "nan", 1)),
+        "kind = \"table\"\nfile = \"r.csv\"",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("NaN") || err.to_string().contains("finite"),
+        "{err}"
+    );
+    let err = write("", "kind = \"table\"\nfile = \"missing.csv\"").unwrap_err();
+    assert!(err.to_string().contains("missing.csv"), "{err}");
+    let err = write("", "kind = \"table\"\nfile = \"r.txt\"").unwrap_err();
+    assert!(err.to_string().contains(".npy or .csv"), "{err}");
+}
+
+#[test]
+fn lambda_must_be_positive() {
+    expect_err("lambda = 0.5", "lambda = 0.0", 12, Some("cost.lambda"), &["positive"]);
+    expect_err("lambda = 0.5", "lambda = -1.0", 12, Some("cost.lambda"), &["positive"]);
+}
+
+#[test]
+fn prior_rules() {
+    expect_err(
+        "lambda = 0.5",
+        "lambda = 0.5\nkind = \"fixed_prior\"",
+        11,
+        Some("cost.prior"),
+        &["needs `prior`"],
+    );
+    expect_err(
+        "lambda = 0.5",
+        "lambda = 0.5\nkind = \"fixed_prior\"\nprior = 1.0",
+        14,
+        Some("cost.prior"),
+        &["(0, 1)"],
+    );
+    expect_err(
+        "lambda = 0.5",
+        "lambda = 0.5\nkind = \"fixed_prior\"\nprior = [0.1, 0.2]",
+        14,
+        Some("cost.prior"),
+        &["2 priors for 4 neurons"],
+    );
+    expect_err(
+        "lambda = 0.5",
+        "lambda = 0.5\nprior = 0.1",
+        13,
+        Some("cost.prior"),
+        &["fixed_prior"],
+    );
+    let ok = parse(&GOOD.replace(
+        "lambda = 0.5",
+        "lambda = 0.5\nkind = \"fixed_prior\"\nprior = [0.1, 0.2, 0.3, 0.4]",
+    ));
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn unknown_solver_knob_and_bad_values() {
+    expect_err(
+        "lambda = 0.5",
+        "lambda = 0.5\n[solver]\nvalue_tolerance = 1e-9",
+        14,
+        None,
+        &["value_tolerance", "value_tol"],
+    );
+    expect_err(
+        "lambda = 0.5",
+        "lambda = 0.5\n[solver]\ndamping = 0.0",
+        14,
+        Some("solver.damping"),
+        &["(0, 1]"],
+    );
+}
+
+#[test]
+fn bad_name_is_refused() {
+    let err = parse(&GOOD.replace("name = \"t\"", "name = \"../etc\"")).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("name"));
+}
+
+#[test]
+fn too_many_neurons_to_tabulate_is_refused_by_network() {
+    let s = parse(
+        &GOOD
+            .replace("neurons = 4", "neurons = 40")
+            .replace("[1, 3]", "[10, 30]"),
+    )
+    .unwrap();
+    let err = s.network().unwrap_err();
+    assert!(err.to_string().contains("at most 30"), "{err}");
+}
+
+#[test]
+fn topology_parameters_are_checked() {
+    expect_err("neurons = 4", "neurons = 4\ntopology = { kind = \"ring\", k = 2 }", 5, Some("network.topology"), &["k = 2", "1 to 1"]);
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\ntopology = { kind = \"lattice2d\", width = 3, height = 2 }",
+        5,
+        Some("network.topology"),
+        &["6 sites", "= 4"],
+    );
+    expect_err("neurons = 4", "neurons = 4\ntopology = { kind = \"erdos_renyi\", p = 1.5 }", 5, Some("network.topology"), &["[0, 1]"]);
+    expect_err("neurons = 4", "neurons = 4\ntopology = { kind = \"ring\", q = 1 }", 5, None, &["unknown field `q`"]);
+    expect_err("neurons = 4", "neurons = 4\ninputs = [0, 7]", 5, Some("network.inputs"), &["7", "0 to 3"]);
+    expect_err("neurons = 4", "neurons = 4\ninputs = \"some\"", 5, Some("network.inputs"), &["\"all\""]);
+    let s = parse(&GOOD.replace("neurons = 4", "neurons = 4\ntopology = { kind = \"random_in_degree\", k = 2 }\ninputs = [0]")).unwrap();
+    assert_eq!(s.receives_input, vec![true, false, false, false]);
+    let err = s.network().unwrap_err();
+    assert!(err.to_string().contains("fully observed"), "{err}");
+}
+
+#[test]
+fn edge_list_errors_name_the_edge_file_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("edges.csv"), "pre,post,weight\n0,1,0.5\n1,2,0.5\n2,9,1.0\n").unwrap();
+    let text = GOOD.replace("neurons = 4", "neurons = 4\ntopology = { kind = \"edge_list\", file = \"edges.csv\" }");
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, &text).unwrap();
+    let err = Scenario::load(&path).unwrap_err().to_string();
+    assert!(err.contains("edges.csv:4") && err.contains("out of range") && err.contains("0 to 3"), "{err}");
+    std::fs::write(dir.path().join("edges.csv"), "0,1\n1,1\n").unwrap();
+    let err = Scenario::load(&path).unwrap_err().to_string();
+    assert!(err.contains("edges.csv:2") && err.contains("self-loop"), "{err}");
+    std::fs::write(dir.path().join("edges.csv"), "0,1\n1,2\n0,1\n").unwrap();
+    let err = Scenario::load(&path).unwrap_err().to_string();
+    assert!(err.contains("edges.csv:3") && err.contains("duplicate"), "{err}");
+    std::fs::write(dir.path().join("edges.csv"), "0,1\n1,2\n").unwrap();
+    let s = Scenario::load(&path).unwrap();
+    let net = s.runtime_network();
+    assert_eq!(net.topology.partners(1), &[0]);
+}
