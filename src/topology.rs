@@ -292,7 +292,9 @@ pub fn parse_edge_list(text: &str, n: usize, allow_self_loops: bool) -> Result<V
         }
         let fields: Vec<&str> = line.split(',').map(|f| f.trim()).collect();
         // A header is allowed as the first line with content: words only.
-        let is_header = fields.iter().all(|f| f.chars().next().is_some_and(|c| c.is_ascii_alphabetic()));
+        let is_header = fields
+            .iter()
+            .all(|f| f.chars().next().is_some_and(|c| c.is_ascii_alphabetic()));
         if edges.is_empty() && !header_seen && is_header {
             header_seen = true;
             continue;
@@ -341,7 +343,10 @@ pub fn parse_edge_list(text: &str, n: usize, allow_self_loops: bool) -> Result<V
         edges.push((pre, post, w));
     }
     if edges.is_empty() {
-        return Err((0, "no edges found; allowed: lines `pre,post` or `pre,post,weight`".into()));
+        return Err((
+            0,
+            "no edges found; allowed: lines `pre,post` or `pre,post,weight`".into(),
+        ));
     }
     Ok(edges)
 }

@@ -361,7 +361,13 @@ fn too_many_neurons_to_tabulate_is_refused_by_network() {
 
 #[test]
 fn topology_parameters_are_checked() {
-    expect_err("neurons = 4", "neurons = 4\ntopology = { kind = \"ring\", k = 2 }", 5, Some("network.topology"), &["k = 2", "1 to 1"]);
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\ntopology = { kind = \"ring\", k = 2 }",
+        5,
+        Some("network.topology"),
+        &["k = 2", "1 to 1"],
+    );
     expect_err(
         "neurons = 4",
         "neurons = 4\ntopology = { kind = \"lattice2d\", width = 3, height = 2 }",
@@ -369,11 +375,39 @@ fn topology_parameters_are_checked() {
         Some("network.topology"),
         &["6 sites", "= 4"],
     );
-    expect_err("neurons = 4", "neurons = 4\ntopology = { kind = \"erdos_renyi\", p = 1.5 }", 5, Some("network.topology"), &["[0, 1]"]);
-    expect_err("neurons = 4", "neurons = 4\ntopology = { kind = \"ring\", q = 1 }", 5, None, &["unknown field `q`"]);
-    expect_err("neurons = 4", "neurons = 4\ninputs = [0, 7]", 5, Some("network.inputs"), &["7", "0 to 3"]);
-    expect_err("neurons = 4", "neurons = 4\ninputs = \"some\"", 5, Some("network.inputs"), &["\"all\""]);
-    let s = parse(&GOOD.replace("neurons = 4", "neurons = 4\ntopology = { kind = \"random_in_degree\", k = 2 }\ninputs = [0]")).unwrap();
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\ntopology = { kind = \"erdos_renyi\", p = 1.5 }",
+        5,
+        Some("network.topology"),
+        &["[0, 1]"],
+    );
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\ntopology = { kind = \"ring\", q = 1 }",
+        5,
+        None,
+        &["unknown field `q`"],
+    );
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\ninputs = [0, 7]",
+        5,
+        Some("network.inputs"),
+        &["7", "0 to 3"],
+    );
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\ninputs = \"some\"",
+        5,
+        Some("network.inputs"),
+        &["\"all\""],
+    );
+    let s = parse(&GOOD.replace(
+        "neurons = 4",
+        "neurons = 4\ntopology = { kind = \"random_in_degree\", k = 2 }\ninputs = [0]",
+    ))
+    .unwrap();
     assert_eq!(s.receives_input, vec![true, false, false, false]);
     let err = s.network().unwrap_err();
     assert!(err.to_string().contains("fully observed"), "{err}");
@@ -382,12 +416,22 @@ fn topology_parameters_are_checked() {
 #[test]
 fn edge_list_errors_name_the_edge_file_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("edges.csv"), "pre,post,weight\n0,1,0.5\n1,2,0.5\n2,9,1.0\n").unwrap();
-    let text = GOOD.replace("neurons = 4", "neurons = 4\ntopology = { kind = \"edge_list\", file = \"edges.csv\" }");
+    std::fs::write(
+        dir.path().join("edges.csv"),
+        "pre,post,weight\n0,1,0.5\n1,2,0.5\n2,9,1.0\n",
+    )
+    .unwrap();
+    let text = GOOD.replace(
+        "neurons = 4",
+        "neurons = 4\ntopology = { kind = \"edge_list\", file = \"edges.csv\" }",
+    );
     let path = dir.path().join("s.toml");
     std::fs::write(&path, &text).unwrap();
     let err = Scenario::load(&path).unwrap_err().to_string();
-    assert!(err.contains("edges.csv:4") && err.contains("out of range") && err.contains("0 to 3"), "{err}");
+    assert!(
+        err.contains("edges.csv:4") && err.contains("out of range") && err.contains("0 to 3"),
+        "{err}"
+    );
     std::fs::write(dir.path().join("edges.csv"), "0,1\n1,1\n").unwrap();
     let err = Scenario::load(&path).unwrap_err().to_string();
     assert!(err.contains("edges.csv:2") && err.contains("self-loop"), "{err}");

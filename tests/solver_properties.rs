@@ -263,3 +263,23 @@ fn refuses_networks_too_large_before_allocating() {
     let err = marlin::solver::check_size(&net).unwrap_err().to_string();
     assert!(err.contains("14"), "{err}");
 }
+
+#[test]
+fn near_degenerate_synchronous_optimum_converges() {
+    // A synchronous 6-neuron toy whose optimum is nearly state-blind: plain
+    // Blahut–Arimoto creeps (rate ≈ 1); with acceleration it must converge,
+    // to a fixed point where the prior equals the marginals.
+    let mut net = lopsided(UpdateScheme::Synchronous);
+    net.n = 6;
+    net.alive = vec![true; 6];
+    net.input = InputProcess::switching(vec![-1.0, 1.0], 0.02);
+    net.reward = rewards::target_count(6, &[1, 4], 1.0);
+    net.lambda = 0.5;
+    let sol = solve(&net, &SolveOptions::default()).unwrap();
+    assert!(sol.converged, "{:?}", sol.warnings);
+    assert!(sol.iterations < 100, "{} Blahut–Arimoto iterations", sol.iterations);
+    for k in 0..6 {
+        assert!((sol.prior[k] - sol.eval.p_fire[k]).abs() < 1e-7);
+    }
+    assert!((sol.g_value - sol.eval.g).abs() < 1e-6);
+}

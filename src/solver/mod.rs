@@ -234,6 +234,8 @@ pub fn solve_with(
     // problems only as precisely as the marginals are known; the final
     // iteration always runs at full tolerance.
     let mut last_prior_residual: f64 = 1.0;
+    // Consecutive Blahut–Arimoto iterates p, F(p), F(F(p)) for SQUAREM.
+    let mut cycle: Vec<Vec<f64>> = Vec::new();
     loop {
         iterations += 1;
         let t0 = std::time::Instant::now();
@@ -326,8 +328,45 @@ pub fn solve_with(
             });
         }
         rho = Some(eval.rho);
-        prior = new_prior;
+        cycle.push(prior);
+        prior = if fixed {
+            new_prior
+        } else {
+            squarem(&mut cycle, new_prior, &net.alive)
+        };
     }
+}
+
+/// SQUAREM acceleration of the Blahut–Arimoto map F (Varadhan & Roland
+/// 2008): from p₀, p₁ = F(p₀), p₂ = F(p₁), jump to p₀ − 2α r + α² v with
+/// r = p₁ − p₀, v = p₂ − 2p₁ + p₀, α = −‖r‖/‖v‖ (α = −1 is the plain step).
+/// Near-degenerate optima make plain Blahut–Arimoto converge very slowly;
+/// the jump is clamped into (0, 1) and the next plain step stabilises it.
+fn squarem(cycle: &mut Vec<Vec<f64>>, next: Vec<f64>, alive: &[bool]) -> Vec<f64> {
+    if cycle.len() < 2 {
+        return next;
+    }
+    let (p0, p1) = (&cycle[0], &cycle[1]);
+    let r: Vec<f64> = p1.iter().zip(p0).map(|(a, b)| a - b).collect();
+    let v: Vec<f64> = next.iter().zip(p1).zip(p0).map(|((c, b), a)| c - 2.0 * b + a).collect();
+    let norm = |x: &[f64]| x.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let (nr, nv) = (norm(&r), norm(&v));
+    let out = if nv > 0.0 && nr > 0.0 {
+        let alpha = (-nr / nv).clamp(-1e4, -1.0);
+        (0..next.len())
+            .map(|k| {
+                if !alive[k] {
+                    return next[k];
+                }
+                let jump = p0[k] - 2.0 * alpha * r[k] + alpha * alpha * v[k];
+                jump.clamp(1e-9, 1.0 - 1e-9)
+            })
+            .collect()
+    } else {
+        next
+    };
+    cycle.clear();
+    out
 }
 
 fn validate(net: &Network) -> Result<(), SolveError> {

@@ -1,0 +1,179 @@
+//! Runtime throughput against a plain single-threaded loop doing identical
+//! work (same topology, same per-neuron random streams, same policy math):
+//! - the toy (n = 8, asynchronous, the exact solver's full-state policy);
+//! - random_in_degree K = 100, N = 10³ and 10⁴, synchronous logistic neurons
+//!   with 80 % excitatory (+0.2) and 20 % inhibitory (−1.0) partners and bias
+//!   −0.6 (the scale issue's benchmark network).
+//!
+//! Throughput is reported in neuron-updates per second.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use marlin::agents::{FullStatePolicy, LogisticPolicy, Neuron};
+use marlin::model::{InputProcess, RewardSpec, UpdateScheme};
+use marlin::rng::{Domain, Stream, stream};
+use marlin::runtime::{Layout, NoObserver, RunState, RuntimeNetwork, run};
+use marlin::scenario::Scenario;
+use marlin::solver::{SolveOptions, solve};
+use marlin::topology::{Topology, TopologySpec};
+use rand::Rng;
+use std::hint::black_box;
+use std::path::Path;
+
+fn toy(c: &mut Criterion) {
+    let sc = Scenario::load(Path::new("scenarios/toy8.toml")).unwrap();
+    let model = sc.network().unwrap();
+    let sol = solve(&model, &SolveOptions::default()).unwrap();
+    let net = sc.runtime_network();
+    let n = 8;
+    let tables: Vec<Vec<f64>> = (0..n)
+        .map(|k| (0..2 << n).map(|s| sol.policy.p(s, k)).collect())
+        .collect();
+    let agents: Vec<_> = (0..n)
+        .map(|k| Neuron {
+            id: k,
+            policy: FullStatePolicy {
+                n,
+                table: tables[k].clone(),
+            },
+            prior: sol.prior[k],
+            rng: stream(1, Domain::Agent, k as u64),
+        })
+        .collect();
+    let ticks = 100_000u64;
+    let mut g = c.benchmark_group("toy8_asynchronous");
+    g.throughput(Throughput::Elements(ticks));
+    g.bench_function("runtime", |b| {
+        b.iter(|| {
+            let mut a = agents.clone();
+            let (st, _) = run(
+                &net,
+                &mut a,
+                Layout::single(),
+                RunState::initial(&net, 1),
+                ticks,
+                &mut NoObserver,
+            );
+            black_box(st.frame[0])
+        })
+    });
+    g.bench_function("plain_loop", |b| {
+        b.iter(|| {
+            // Identical work: clock draw, table look-up, the agent's draw,
+            // reward, input step, each from the same kind of stream.
+            let mut rngs: Vec<Stream> = (0..n).map(|k| stream(1, Domain::Agent, k as u64)).collect();
+            let mut clock = stream(1, Domain::Clock, 0);
+            let mut env = stream(1, Domain::Environment, 0);
+            let (mut x, mut sigma, mut total) = (0usize, 0usize, 0.0f64);
+            for _ in 0..ticks {
+                total += if sigma.count_ones() as usize == [2, 6][x] {
+                    1.0
+                } else {
+                    0.0
+                };
+                let k = clock.random_range(0..n);
+                let p = tables[k][(x << n) | sigma];
+                let fire = rngs[k].random::<f64>() < p;
+                sigma = if fire { sigma | 1 << k } else { sigma & !(1 << k) };
+                if env.random::<f64>() < 0.02 {
+                    x = 1 - x;
+                }
+            }
+            black_box((sigma, total))
+        })
+    });
+    g.finish();
+}
+
+fn ei_network(n: usize) -> (RuntimeNetwork, Vec<Neuron<LogisticPolicy>>) {
+    let topology = Topology::build(&TopologySpec::RandomInDegree { k: 100 }, n, 7);
+    let excit = |j: u32| (j as usize) < n * 8 / 10;
+    let agents = (0..n)
+        .map(|i| Neuron {
+            id: i,
+            policy: LogisticPolicy {
+                bias: -0.6,
+                input_weight: 0.0,
+                weights: topology
+                    .partners(i)
+                    .iter()
+                    .map(|&j| if excit(j) { 0.2 } else { -1.0 })
+                    .collect(),
+            },
+            prior: 0.27,
+            rng: stream(7, Domain::Agent, i as u64),
+        })
+        .collect();
+    let net = RuntimeNetwork {
+        n,
+        alive: vec![true; n],
+        input: InputProcess::switching(vec![0.0], 0.0),
+        reward: RewardSpec::TargetCount {
+            targets: vec![n / 4],
+            value: 1.0,
+        },
+        update: UpdateScheme::Synchronous,
+        topology,
+        receives_input: vec![false; n],
+    };
+    (net, agents)
+}
+
+/// The plain loop: CSR by postsynaptic neuron, a bit frame, per-neuron streams.
+fn plain_synchronous(topo: &Topology, weights: &[f64], ticks: u64, seed: u64) -> u64 {
+    let n = topo.n;
+    let mut rngs: Vec<Stream> = (0..n).map(|k| stream(seed, Domain::Agent, k as u64)).collect();
+    let mut cur = vec![0u64; n.div_ceil(64)];
+    let mut next = vec![0u64; n.div_ceil(64)];
+    let mut spikes = 0u64;
+    for _ in 0..ticks {
+        next.iter_mut().for_each(|w| *w = 0);
+        for i in 0..n {
+            let (a, b) = (topo.offsets[i] as usize, topo.offsets[i + 1] as usize);
+            let mut z = -0.6;
+            for e in a..b {
+                let j = topo.pre[e] as usize;
+                if cur[j / 64] >> (j % 64) & 1 == 1 {
+                    z += weights[e];
+                }
+            }
+            let p = 1.0 / (1.0 + (-z as f64).exp());
+            if rngs[i].random::<f64>() < p {
+                next[i / 64] |= 1 << (i % 64);
+                spikes += 1;
+            }
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    spikes
+}
+
+fn ei(c: &mut Criterion) {
+    for n in [1_000usize, 10_000] {
+        let (net, agents) = ei_network(n);
+        let weights: Vec<f64> = agents.iter().flat_map(|a| a.policy.weights.iter().copied()).collect();
+        let ticks = (1_000_000 / n as u64).max(20);
+        let mut g = c.benchmark_group(format!("ei_random_in_degree_k100_n{n}_synchronous"));
+        g.throughput(Throughput::Elements(ticks * n as u64));
+        g.sample_size(20);
+        for threads in [1usize, 2] {
+            g.bench_function(format!("runtime_{threads}_threads"), |b| {
+                b.iter(|| {
+                    let mut a = agents.clone();
+                    let layout = Layout {
+                        shards: threads,
+                        threads,
+                    };
+                    let (st, _) = run(&net, &mut a, layout, RunState::initial(&net, 7), ticks, &mut NoObserver);
+                    black_box(st.frame[0])
+                })
+            });
+        }
+        g.bench_function("plain_loop", |b| {
+            b.iter(|| black_box(plain_synchronous(&net.topology, &weights, ticks, 7)))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, toy, ei);
+criterion_main!(benches);
