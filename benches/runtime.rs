@@ -58,12 +58,14 @@ fn toy(c: &mut Criterion) {
     });
     g.bench_function("plain_loop", |b| {
         b.iter(|| {
-            // Identical work: clock draw, table look-up, the agent's draw,
-            // reward, input step, each from the same kind of stream.
+            // Identical work: clock draw, table look-up, the agent's draw, its
+            // log-ratio (the information term), reward, input step, each from
+            // the same kind of stream.
             let mut rngs: Vec<Stream> = (0..n).map(|k| stream(1, Domain::Agent, k as u64)).collect();
             let mut clock = stream(1, Domain::Clock, 0);
             let mut env = stream(1, Domain::Environment, 0);
-            let (mut x, mut sigma, mut total) = (0usize, 0usize, 0.0f64);
+            let (mut x, mut sigma, mut total, mut info) = (0usize, 0usize, 0.0f64, 0.0f64);
+            let prior = &sol.prior;
             for _ in 0..ticks {
                 total += if sigma.count_ones() as usize == [2, 6][x] {
                     1.0
@@ -73,12 +75,17 @@ fn toy(c: &mut Criterion) {
                 let k = clock.random_range(0..n);
                 let p = tables[k][(x << n) | sigma];
                 let fire = rngs[k].random::<f64>() < p;
+                info += if fire {
+                    (p / prior[k]).ln()
+                } else {
+                    ((1.0 - p) / (1.0 - prior[k])).ln()
+                };
                 sigma = if fire { sigma | 1 << k } else { sigma & !(1 << k) };
                 if env.random::<f64>() < 0.02 {
                     x = 1 - x;
                 }
             }
-            black_box((sigma, total))
+            black_box((sigma, total, info))
         })
     });
     g.finish();
@@ -125,6 +132,7 @@ fn plain_synchronous(topo: &Topology, weights: &[f64], ticks: u64, seed: u64) ->
     let mut cur = vec![0u64; n.div_ceil(64)];
     let mut next = vec![0u64; n.div_ceil(64)];
     let mut spikes = 0u64;
+    let mut info = 0.0f64;
     for _ in 0..ticks {
         next.iter_mut().for_each(|w| *w = 0);
         for i in 0..n {
@@ -137,14 +145,20 @@ fn plain_synchronous(topo: &Topology, weights: &[f64], ticks: u64, seed: u64) ->
                 }
             }
             let p = 1.0 / (1.0 + (-z as f64).exp());
-            if rngs[i].random::<f64>() < p {
+            let fire = rngs[i].random::<f64>() < p;
+            info += if fire {
+                (p / 0.27f64).ln()
+            } else {
+                ((1.0 - p) / 0.73f64).ln()
+            };
+            if fire {
                 next[i / 64] |= 1 << (i % 64);
                 spikes += 1;
             }
         }
         std::mem::swap(&mut cur, &mut next);
     }
-    spikes
+    spikes + info.is_nan() as u64
 }
 
 fn ei(c: &mut Criterion) {

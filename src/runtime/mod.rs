@@ -334,6 +334,32 @@ impl Ctx<'_> {
         let net = self.net;
         let mut delta = 0i64;
         let mut info = 0i64;
+        if net.update == UpdateScheme::Asynchronous {
+            // Only the actor can change: copy this shard's bits word by word
+            // and let the actor (if it is ours) decide its own.
+            for w in range.start / 64..=(range.end - 1) / 64 {
+                let lo = range.start.max(w * 64);
+                let hi = range.end.min((w + 1) * 64);
+                let len = hi - lo;
+                let mask = if len == 64 {
+                    u64::MAX
+                } else {
+                    ((1u64 << len) - 1) << (lo % 64)
+                };
+                let mut word = frame[w] & mask;
+                if actor >= lo as i64 && actor < hi as i64 {
+                    let k = actor as usize;
+                    let bit = 1u64 << (k % 64);
+                    let own = word & bit != 0;
+                    let (fired, lr) = self.decide(&mut agents[k - range.start], k, t, x, frame, own);
+                    info += lr;
+                    delta += fired as i64 - own as i64;
+                    word = if fired { word | bit } else { word & !bit };
+                }
+                flush(next, w, word, mask);
+            }
+            return (delta, info);
+        }
         let mut word_idx = range.start / 64;
         let mut word = 0u64;
         let mut mask = 0u64;
@@ -349,29 +375,12 @@ impl Ctx<'_> {
             let own = frame[k / 64] & bit != 0;
             let acts = net.alive[k]
                 && match net.update {
-                    UpdateScheme::Asynchronous => actor == k as i64,
-                    UpdateScheme::Synchronous => true,
                     UpdateScheme::RandomPartial { q } => q >= 1.0 || agent.rng().random::<f64>() < q,
+                    _ => true,
                 };
             let fired = if acts {
-                let obs = Observation {
-                    tick: t,
-                    x,
-                    input: net.receives_input[k].then(|| net.input.values[x]),
-                    own,
-                    id: k,
-                    pre: net.topology.partners(k),
-                    frame,
-                };
-                let p = agent.fire_probability(&obs);
-                let fired = agent.rng().random::<f64>() < p;
-                let prior = agent.prior();
-                let lr = if fired {
-                    (p / prior).ln()
-                } else {
-                    ((1.0 - p) / (1.0 - prior)).ln()
-                };
-                info += (lr * FIXED).round() as i64;
+                let (fired, lr) = self.decide(agent, k, t, x, frame, own);
+                info += lr;
                 fired
             } else {
                 own && net.alive[k]
@@ -384,6 +393,31 @@ impl Ctx<'_> {
         }
         flush(next, word_idx, word, mask);
         (delta, info)
+    }
+
+    /// Agent k acts: it observes, the runtime draws its action from the
+    /// agent's own stream, and it reports log(π(a|o)/p(a)) in fixed point.
+    #[inline]
+    fn decide<A: Agent>(&self, agent: &mut A, k: usize, t: u64, x: usize, frame: &[u64], own: bool) -> (bool, i64) {
+        let net = self.net;
+        let obs = Observation {
+            tick: t,
+            x,
+            input: net.receives_input[k].then(|| net.input.values[x]),
+            own,
+            id: k,
+            pre: net.topology.partners(k),
+            frame,
+        };
+        let p = agent.fire_probability(&obs);
+        let fired = agent.rng().random::<f64>() < p;
+        let prior = agent.prior();
+        let lr = if fired {
+            (p / prior).ln()
+        } else {
+            ((1.0 - p) / (1.0 - prior)).ln()
+        };
+        (fired, (lr * FIXED).round() as i64)
     }
 }
 
