@@ -137,14 +137,14 @@ fn plain_synchronous(topo: &Topology, weights: &[f64], ticks: u64, seed: u64) ->
         next.iter_mut().for_each(|w| *w = 0);
         for i in 0..n {
             let (a, b) = (topo.offsets[i] as usize, topo.offsets[i + 1] as usize);
-            let mut z = -0.6;
-            for e in a..b {
-                let j = topo.pre[e] as usize;
+            let mut z: f64 = -0.6;
+            for (&j, &w) in topo.pre[a..b].iter().zip(&weights[a..b]) {
+                let j = j as usize;
                 if cur[j / 64] >> (j % 64) & 1 == 1 {
-                    z += weights[e];
+                    z += w;
                 }
             }
-            let p = 1.0 / (1.0 + (-z as f64).exp());
+            let p = 1.0 / (1.0 + (-z).exp());
             let fire = rngs[i].random::<f64>() < p;
             info += if fire {
                 (p / 0.27f64).ln()

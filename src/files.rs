@@ -5,7 +5,7 @@
 //! A leaf module: it knows nothing of networks or solvers.
 
 use anyhow::{Context, Result};
-use ndarray::{Array, ArrayBase, Data, Dimension};
+use ndarray::{Array, Dimension};
 use ndarray_npy::{NpzWriter, WritableElement};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,8 +63,6 @@ impl Npz {
     where
         A: WritableElement + 'static,
         D: Dimension + 'static,
-        ArrayBase<ndarray::OwnedRepr<A>, D>: Sized,
-        ndarray::OwnedRepr<A>: Data<Elem = A>,
     {
         let key = name.to_string();
         self.entries.push(Box::new(move |w| {

@@ -4,8 +4,8 @@
 //! Generation is deterministic per seed and independent of thread count:
 //! neuron i's partners are drawn from its own RNG stream `(seed, i)`, so the
 //! table can be built in parallel, streamed, or rebuilt on another MPI rank
-//! for just the neurons it owns. Pure data and math; reading edge-list files
-//! lives in [`crate::files`]-style helpers here but touches only the file given.
+//! for just the neurons it owns. Pure data and math: the edge-list parser
+//! takes text; the scenario module reads the file.
 
 use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;

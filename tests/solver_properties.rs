@@ -283,3 +283,17 @@ fn near_degenerate_synchronous_optimum_converges() {
     }
     assert!((sol.g_value - sol.eval.g).abs() < 1e-6);
 }
+
+#[test]
+fn evaluating_against_an_explicit_prior() {
+    // Against its own marginals the optimum scores its g; against any other
+    // prior the KL term is larger (the marginal minimises the average KL).
+    let net = lopsided(UpdateScheme::Asynchronous);
+    let opts = SolveOptions::default();
+    let sol = solve(&net, &opts).unwrap();
+    let own = marlin::solver::evaluate_with_prior(&net, &sol.policy, &sol.eval.p_fire, &opts);
+    assert!((own.g - sol.eval.g).abs() < 1e-9);
+    let other = marlin::solver::evaluate_with_prior(&net, &sol.policy, &vec![0.5; net.n], &opts);
+    assert!(other.info_nats > own.info_nats);
+    assert!((other.mean_reward - own.mean_reward).abs() < 1e-12);
+}
