@@ -68,6 +68,9 @@ pub enum Command {
         /// Comma-separated neuron ids to record (default: all).
         #[arg(long = "record-neurons", value_delimiter = ',')]
         record_neurons: Option<Vec<usize>>,
+        /// `dense` (spikes[T, m]) or `events` (state changes only, for large sparse networks).
+        #[arg(long = "record-format", value_enum, default_value = "dense")]
+        record_format: RecordFormat,
         /// Output folder (default: the scenario's `output`/simulate).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -78,6 +81,13 @@ pub enum Command {
         #[arg(long, default_value = "scenarios")]
         dir: PathBuf,
     },
+}
+
+/// Spike recording form of `simulate`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum RecordFormat {
+    Dense,
+    Events,
 }
 
 /// Parse arguments, set up logging, dispatch; returns the process exit code.
@@ -167,6 +177,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             shards,
             threads,
             record_neurons,
+            record_format,
             out,
         } => {
             let args = commands::simulate::SimulateArgs {
@@ -176,6 +187,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 shards: *shards,
                 threads: *threads,
                 record_neurons: record_neurons.clone(),
+                form: match record_format {
+                    RecordFormat::Dense => crate::record::stream::SpikeForm::Dense,
+                    RecordFormat::Events => crate::record::stream::SpikeForm::Events,
+                },
                 out: out.clone(),
                 quiet: cli.quiet,
             };

@@ -3,15 +3,19 @@
 
 use super::BadInput;
 use crate::agents::{ConstantPolicy, FullStatePolicy, Neuron, Policy};
-use crate::record::{FORMAT, FORMAT_VERSION, Recorder, TrajectoryMeta};
+use crate::record::stream::{Finish, RecorderActor, SpikeForm, StreamingObserver};
+use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
 use crate::rng::{Domain, stream};
-use crate::runtime::{Layout, RunState, RunTotals, RuntimeNetwork, run};
+use crate::runtime::{Layout, Observer, RunState, RunTotals, RuntimeNetwork, run};
 use crate::scenario::Scenario;
 use crate::topology::TopologySpec;
+use actix::Actor;
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array3};
 use ndarray_npy::NpzReader;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 #[derive(Clone, Debug)]
 pub struct SimulateArgs {
@@ -22,9 +26,13 @@ pub struct SimulateArgs {
     pub shards: Option<usize>,
     pub threads: Option<usize>,
     pub record_neurons: Option<Vec<usize>>,
+    pub form: SpikeForm,
     pub out: Option<PathBuf>,
     pub quiet: bool,
 }
+
+/// Ticks per recorded chunk handed to the writer actor.
+pub const CHUNK_TICKS: usize = 1 << 16;
 
 /// What a simulation did.
 #[derive(Clone, Debug)]
@@ -90,16 +98,6 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
         }
         None => (0..n).collect(),
     };
-    let bytes = args.ticks as u128 * (record.len() as u128 + 24);
-    if bytes > 8 << 30 {
-        return Err(BadInput(format!(
-            "recording {} ticks × {} neurons needs about {} GiB in memory; record fewer neurons (--record-neurons) or fewer ticks",
-            args.ticks,
-            record.len(),
-            bytes >> 30
-        ))
-        .into());
-    }
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let threads = args.threads.unwrap_or(if n >= 4096 { cores } else { 1 }).max(1);
     let layout = Layout {
@@ -108,7 +106,12 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
     };
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("simulate"));
     let t0 = std::time::Instant::now();
-    let (recorder, totals, policy_name) = match &args.policy {
+    // Validate everything (the policy file included) before writing anything.
+    enum Agents {
+        Solver(Vec<Neuron<FullStatePolicy>>),
+        Untrained(Vec<Neuron<ConstantPolicy>>),
+    }
+    let (agents, policy_name) = match &args.policy {
         Some(path) => {
             if scenario.topology != TopologySpec::AllToAll || n > crate::model::MAX_TABULAR_NEURONS {
                 return Err(BadInput(
@@ -117,17 +120,10 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
                 .into());
             }
             let (policies, prior) = load_policy(path, n, net.input.len())?;
-            let agents = make_agents(&scenario, policies, &prior);
-            let (rec, totals) = simulate(
-                &net,
-                agents,
-                layout,
-                scenario.seed,
-                args.ticks,
-                record.clone(),
-                args.quiet,
-            );
-            (rec, totals, path.display().to_string())
+            (
+                Agents::Solver(make_agents(&scenario, policies, &prior)),
+                path.display().to_string(),
+            )
         }
         None => {
             let p = match &scenario.cost {
@@ -135,16 +131,7 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
                 crate::model::CodingCost::MutualInformation => vec![0.5; n],
             };
             let agents = make_agents(&scenario, p.iter().map(|&v| ConstantPolicy(v)).collect(), &p);
-            let (rec, totals) = simulate(
-                &net,
-                agents,
-                layout,
-                scenario.seed,
-                args.ticks,
-                record.clone(),
-                args.quiet,
-            );
-            (rec, totals, "untrained".to_string())
+            (Agents::Untrained(agents), "untrained".to_string())
         }
     };
     let meta = TrajectoryMeta {
@@ -168,15 +155,39 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
         lambda: scenario.lambda,
         seed: scenario.seed,
         ticks: args.ticks,
-        recorded_neurons: record,
+        recorded_neurons: record.clone(),
         dead: scenario.dead.clone(),
         policy: policy_name,
         state_indexing: "spikes[t, j] is σ_t of neuron neurons[j]; for full records, σ's index has bit k = neuron k"
             .into(),
     };
-    recorder
-        .write(&out, &meta)
-        .with_context(|| format!("writing the trajectory to {}", out.display()))?;
+    // The writer actor appends chunks on its own arbiter while the tick
+    // threads run; the trajectory is assembled when the run is over.
+    let system = actix::System::new();
+    let totals = system.block_on(async {
+        let arbiter = actix::Arbiter::new();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let writer = RecorderActor::new(&out, record.len(), args.form, in_flight.clone())?;
+        let addr = RecorderActor::start_in_arbiter(&arbiter.handle(), move |_| writer);
+        let mut observer = StreamingObserver::new(record.clone(), args.form, CHUNK_TICKS, addr.clone(), in_flight);
+        let totals = match agents {
+            Agents::Solver(a) => simulate(&net, a, layout, scenario.seed, args.ticks, &mut observer, args.quiet),
+            Agents::Untrained(a) => simulate(&net, a, layout, scenario.seed, args.ticks, &mut observer, args.quiet),
+        };
+        observer.flush();
+        let finish = Finish {
+            meta,
+            input_values: net.input.values.clone(),
+            initial_spikes: RunState::initial(&net, scenario.seed).frame_bits(&record),
+        };
+        let written = addr
+            .send(finish)
+            .await
+            .map_err(|e| anyhow::anyhow!("the recorder stopped: {e}"))?;
+        arbiter.stop();
+        written.with_context(|| format!("writing the trajectory to {}", out.display()))?;
+        anyhow::Ok(totals)
+    })?;
     Ok(SimulateReport {
         totals,
         out,
@@ -197,17 +208,16 @@ fn make_agents<P: Policy>(scenario: &Scenario, policies: Vec<P>, prior: &[f64]) 
         .collect()
 }
 
-/// Run and record in blocks, so a progress bar can follow long runs.
+/// Run in blocks, so a progress bar can follow long runs.
 pub fn simulate<P: Policy>(
     net: &RuntimeNetwork,
     mut agents: Vec<Neuron<P>>,
     layout: Layout,
     seed: u64,
     ticks: u64,
-    record: Vec<usize>,
+    observer: &mut dyn Observer,
     quiet: bool,
-) -> (Recorder, RunTotals) {
-    let mut rec = Recorder::new(record, ticks);
+) -> RunTotals {
     let mut state = RunState::initial(net, seed);
     let mut totals = RunTotals::default();
     let bar = super::progress_bar(
@@ -218,7 +228,7 @@ pub fn simulate<P: Policy>(
     let block = (ticks / 100).clamp(1, 1 << 20);
     while state.tick < ticks {
         let todo = block.min(ticks - state.tick);
-        let (next, t) = run(net, &mut agents, layout, state, todo, &mut rec);
+        let (next, t) = run(net, &mut agents, layout, state, todo, observer);
         state = next;
         totals.ticks = t.ticks;
         totals.reward += t.reward;
@@ -227,5 +237,5 @@ pub fn simulate<P: Policy>(
         bar.set_position(state.tick);
     }
     bar.finish_and_clear();
-    (rec, totals)
+    totals
 }

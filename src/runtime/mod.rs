@@ -121,6 +121,16 @@ impl RunState {
     }
 }
 
+impl RunState {
+    /// The states (0/1) of `neurons` in this state's frame.
+    pub fn frame_bits(&self, neurons: &[usize]) -> Vec<u8> {
+        neurons
+            .iter()
+            .map(|&k| (self.frame[k / 64] >> (k % 64) & 1) as u8)
+            .collect()
+    }
+}
+
 /// Totals of a run.
 #[derive(Clone, Debug, Default)]
 pub struct RunTotals {
