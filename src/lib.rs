@@ -12,6 +12,7 @@ pub mod agents;
 pub mod cli;
 pub mod commands;
 pub mod files;
+pub mod infer;
 pub mod model;
 pub mod record;
 pub mod report;
