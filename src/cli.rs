@@ -75,6 +75,18 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Infer the reward a recorded (asynchronous) network optimises.
+    #[command(after_help = "Example:\n  marlin infer out/toy8/simulate/trajectory.npz --lambda 0.5")]
+    Infer {
+        /// trajectory.npz (with trajectory.json beside it), as `simulate` writes it.
+        trajectory: PathBuf,
+        /// λ if known: the reward comes out in reward units; without it, as r/λ.
+        #[arg(long)]
+        lambda: Option<f64>,
+        /// Output folder (default: `infer/` beside the trajectory's folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List the shipped scenarios.
     Scenarios {
         /// Folder to list.
@@ -206,6 +218,31 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     r.totals.info / t,
                     r.totals.spikes as f64 / t,
                     r.out.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Infer {
+            trajectory,
+            lambda,
+            out,
+        } => {
+            let args = commands::infer::InferArgs {
+                trajectory: trajectory.clone(),
+                lambda: *lambda,
+                out: out.clone(),
+            };
+            let s = commands::infer::run_infer(&args)?;
+            if !cli.quiet {
+                println!(
+                    "{} ticks, {}/{} states visited; reward peaks at spike count {:?} per input{}",
+                    s.ticks,
+                    s.visited_states,
+                    s.states,
+                    s.argmax_count,
+                    s.centred_correlation_with_truth
+                        .map(|c| format!("; centred correlation with the true reward {c:.4}"))
+                        .unwrap_or_default()
                 );
             }
             Ok(())

@@ -23,8 +23,18 @@ type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
 /// Stationary spike-count distribution, one line per input value.
 /// `dists[x][c] = P(count = c | x)`; `labels[x]` names each input.
 pub fn count_distribution(title: &str, dists: &[Vec<f64>], labels: &[String]) -> DrawResult<String> {
+    per_count(title, "P(count | input)", dists, labels)
+}
+
+/// One line per input of a quantity against the spike count (NaN entries
+/// are skipped), e.g. an inferred reward per (input, count).
+pub fn per_count(title: &str, y_desc: &str, dists: &[Vec<f64>], labels: &[String]) -> DrawResult<String> {
     let n = dists.first().map_or(0, |d| d.len().saturating_sub(1));
-    let ymax = dists.iter().flatten().fold(0.0f64, |a, &b| a.max(b)).max(1e-3) * 1.1;
+    let finite = || dists.iter().flatten().copied().filter(|v| v.is_finite());
+    let hi = finite().fold(0.0f64, f64::max);
+    let lo = finite().fold(0.0f64, f64::min);
+    let pad = ((hi - lo) * 0.1).max(1e-3);
+    let (ymin, ymax) = (if lo < 0.0 { lo - pad } else { 0.0 }, hi + pad);
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
@@ -34,17 +44,22 @@ pub fn count_distribution(title: &str, dists: &[Vec<f64>], labels: &[String]) ->
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(60)
-            .build_cartesian_2d(-0.5f64..n as f64 + 0.5, 0f64..ymax)?;
+            .build_cartesian_2d(-0.5f64..n as f64 + 0.5, ymin..ymax)?;
         chart
             .configure_mesh()
             .x_desc("spike count (active neurons)")
-            .y_desc("P(count | input)")
+            .y_desc(y_desc)
             .x_labels((n + 1).min(21))
             .x_label_formatter(&|v| format!("{:.0}", v))
             .draw()?;
         for (x, d) in dists.iter().enumerate() {
             let col = color(x);
-            let pts: Vec<(f64, f64)> = d.iter().enumerate().map(|(c, &p)| (c as f64, p)).collect();
+            let pts: Vec<(f64, f64)> = d
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.is_finite())
+                .map(|(c, &p)| (c as f64, p))
+                .collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))?
                 .label(labels.get(x).cloned().unwrap_or_else(|| format!("input {x}")))

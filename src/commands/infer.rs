@@ -1,0 +1,257 @@
+//! `marlin infer`: the reward a recorded network optimises, by tabular
+//! inversion of an asynchronous trajectory (THEORY §5), with its projection
+//! on (input, spike count) features. Reads the trajectory format of
+//! [`crate::record`]; writes reward.npz, reward.json and figures.
+
+use super::BadInput;
+use crate::files::{Npz, write_json, write_text};
+use crate::infer::{EdgeCounts, TabularOptions, centred_correlation, invert_tabular, project_on_counts};
+use crate::record::{FORMAT, TrajectoryMeta};
+use anyhow::{Context, Result};
+use ndarray::{Array1, Array2};
+use ndarray_npy::NpzReader;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Largest network the tabular inversion accepts.
+pub const MAX_TABULAR_INFER: usize = 20;
+
+#[derive(Clone, Debug)]
+pub struct InferArgs {
+    pub trajectory: PathBuf,
+    pub lambda: Option<f64>,
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct InferSummary {
+    pub method: &'static str,
+    pub trajectory: String,
+    pub ticks: usize,
+    pub n: usize,
+    /// "known" (reward units) or "unknown" (r/λ).
+    pub lambda: Option<f64>,
+    pub units: &'static str,
+    pub input_chain: &'static str,
+    pub transition: Vec<Vec<f64>>,
+    pub visited_states: usize,
+    pub states: usize,
+    pub residual_rms: f64,
+    pub p_fire: Vec<f64>,
+    /// `count_reward[x][c]`: visit-weighted mean of the inferred reward over
+    /// states with c active neurons (least-squares projection on one-hot
+    /// (input, count) features); null where no such state was visited.
+    pub count_reward: Vec<Vec<Option<f64>>>,
+    pub argmax_count: Vec<usize>,
+    /// With the scenario's true reward: Pearson correlation over visited
+    /// states after removing each input's mean.
+    pub centred_correlation_with_truth: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+struct Record {
+    meta: TrajectoryMeta,
+    x: Vec<usize>,
+    sigma: Vec<usize>,
+    actor: Vec<i64>,
+}
+
+/// Read and validate a trajectory for tabular inversion.
+fn read(path: &Path) -> Result<Record, BadInput> {
+    let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
+    let json = path.with_file_name("trajectory.json");
+    let meta: TrajectoryMeta = serde_json::from_str(
+        &std::fs::read_to_string(&json)
+            .map_err(|e| bad(format!("needs its metadata {} beside it ({e})", json.display())))?,
+    )
+    .map_err(|e| bad(format!("{} is not trajectory metadata ({e})", json.display())))?;
+    if meta.format != FORMAT {
+        return Err(bad(format!("format {:?}; allowed: {FORMAT:?}", meta.format)));
+    }
+    if meta.update != "asynchronous" {
+        return Err(bad(format!(
+            "update scheme {:?}: tabular inversion needs asynchronous records (one actor per tick); \
+             synchronous and random-partial data need the parametric likelihood, not available yet",
+            meta.update
+        )));
+    }
+    let n = meta.n;
+    if n > MAX_TABULAR_INFER {
+        return Err(bad(format!(
+            "{n} neurons; tabular inversion allows at most {MAX_TABULAR_INFER}"
+        )));
+    }
+    if meta.recorded_neurons != (0..n).collect::<Vec<_>>() {
+        return Err(bad(
+            "tabular inversion needs every neuron recorded, in order 0..n".into()
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
+    let x: Array1<i64> = npz.by_name("x").map_err(|e| bad(format!("no int64 array `x` ({e})")))?;
+    let actor: Array1<i64> = npz
+        .by_name("actor")
+        .map_err(|e| bad(format!("no int64 array `actor` ({e})")))?;
+    let spikes: Array2<u8> = npz
+        .by_name("spikes")
+        .map_err(|e| bad(format!("no uint8 array `spikes` [T, n] (dense form needed) ({e})")))?;
+    let t = x.len();
+    if actor.len() != t || spikes.shape() != [t, n] {
+        return Err(bad(format!(
+            "inconsistent shapes: x [{t}], actor [{}], spikes {:?}; allowed: [T], [T], [T, {n}]",
+            actor.len(),
+            spikes.shape()
+        )));
+    }
+    if t < 2 {
+        return Err(bad("fewer than 2 ticks".into()));
+    }
+    if let Some(v) = x.iter().find(|&&v| v < 0 || v as usize >= meta.inputs) {
+        return Err(bad(format!("`x` holds {v}; allowed: 0 to {}", meta.inputs - 1)));
+    }
+    if let Some(v) = actor.iter().find(|&&v| v < -1 || v >= n as i64) {
+        return Err(bad(format!("`actor` holds {v}; allowed: -1 to {}", n - 1)));
+    }
+    if let Some(v) = spikes.iter().find(|&&v| v > 1) {
+        return Err(bad(format!("`spikes` holds {v}; allowed: 0 or 1")));
+    }
+    let sigma = spikes
+        .rows()
+        .into_iter()
+        .map(|row| row.iter().enumerate().map(|(k, &b)| (b as usize) << k).sum())
+        .collect();
+    Ok(Record {
+        meta,
+        x: x.iter().map(|&v| v as usize).collect(),
+        sigma,
+        actor: actor.to_vec(),
+    })
+}
+
+pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
+    if let Some(l) = args.lambda
+        && !(l.is_finite() && l > 0.0)
+    {
+        return Err(BadInput(format!("--lambda {l}: allowed: a positive finite number")).into());
+    }
+    let rec = read(&args.trajectory)?;
+    let (n, xs) = (rec.meta.n, rec.meta.inputs);
+    // Default: `infer/` beside the trajectory's folder (out/toy8/simulate → out/toy8/infer).
+    let out = args.out.clone().unwrap_or_else(|| {
+        let folder = args.trajectory.parent().unwrap_or(Path::new("."));
+        folder.parent().unwrap_or(folder).join("infer")
+    });
+    // The input chain, estimated from the record where every input was left at least once.
+    let mut trans = vec![0.0; xs * xs];
+    for w in rec.x.windows(2) {
+        trans[w[0] * xs + w[1]] += 1.0;
+    }
+    let estimated = (0..xs).all(|a| (0..xs).map(|b| trans[a * xs + b]).sum::<f64>() > 0.0);
+    let (transition, chain) = if estimated {
+        for a in 0..xs {
+            let z: f64 = (0..xs).map(|b| trans[a * xs + b]).sum();
+            (0..xs).for_each(|b| trans[a * xs + b] /= z);
+        }
+        (trans, "estimated from the record")
+    } else {
+        (
+            rec.meta.transition.iter().flatten().copied().collect(),
+            "from the trajectory metadata (an input was never seen)",
+        )
+    };
+    let counts = EdgeCounts::from_record(n, xs, &rec.x, &rec.sigma, &rec.actor);
+    let inv = invert_tabular(
+        &counts,
+        &transition,
+        &TabularOptions {
+            lambda: args.lambda,
+            pseudo_count: 0.5,
+        },
+    )
+    .map_err(|e| BadInput(format!("{}: {e}", args.trajectory.display())))?;
+    let by_count = project_on_counts(&inv);
+    let argmax: Vec<usize> = by_count
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .filter(|&c| row[c].is_finite())
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap_or(0)
+        })
+        .collect();
+    // The true reward, when the trajectory names a scenario we can load.
+    let truth = crate::scenario::Scenario::load(Path::new(&rec.meta.scenario_file))
+        .ok()
+        .filter(|s| s.neurons == n && s.input.len() == xs)
+        .map(|s| s.reward.tabulate(n));
+    let corr = truth
+        .as_ref()
+        .map(|t| centred_correlation(&inv.r, t, n, xs, |s| counts.visits[s] > 0));
+
+    let c = 1usize << n;
+    let mut npz = Npz::new();
+    let grid = |v: Vec<f64>| Array2::from_shape_vec((xs, c), v).expect("state grid");
+    npz.add("r", grid(inv.r.clone()))
+        .add("h", grid(inv.h.clone()))
+        .add(
+            "visits",
+            Array2::from_shape_vec((xs, c), counts.visits.iter().map(|&v| v as i64).collect()).expect("grid"),
+        )
+        .add("p_fire", Array1::from(inv.p.clone()))
+        .add(
+            "count_reward",
+            Array2::from_shape_vec((xs, n + 1), by_count.iter().flatten().copied().collect()).expect("grid"),
+        );
+    if let Some(t) = &truth {
+        npz.add("r_true", grid(t.clone()));
+    }
+    npz.write(&out.join("reward.npz"))?;
+    let labels: Vec<String> = rec.meta.input_values.iter().map(|v| format!("x = {v:+}")).collect();
+    let units = if args.lambda.is_some() {
+        "reward per tick"
+    } else {
+        "r/λ"
+    };
+    let svg = crate::report::per_count(
+        "inferred reward by spike count (projection on (input, count))",
+        &format!("inferred reward ({units}), input mean removed"),
+        &by_count
+            .iter()
+            .map(|row| {
+                let fin: Vec<f64> = row.iter().copied().filter(|v| v.is_finite()).collect();
+                let m = fin.iter().sum::<f64>() / fin.len().max(1) as f64;
+                row.iter().map(|v| v - m).collect()
+            })
+            .collect::<Vec<_>>(),
+        &labels,
+    )
+    .map_err(|e| anyhow::anyhow!("drawing: {e}"))?;
+    write_text(&out.join("reward_by_count.svg"), &svg)?;
+    let summary = InferSummary {
+        method: "tabular inversion (THEORY §5 steps 1–4) + least-squares projection on (input, count)",
+        trajectory: args.trajectory.display().to_string(),
+        ticks: rec.x.len(),
+        n,
+        lambda: args.lambda,
+        units: if args.lambda.is_some() {
+            "reward units (λ given)"
+        } else {
+            "units of λ (r/λ), λ not given"
+        },
+        input_chain: chain,
+        transition: transition.chunks(xs).map(|r| r.to_vec()).collect(),
+        visited_states: counts.visits.iter().filter(|&&v| v > 0).count(),
+        states: xs * c,
+        residual_rms: inv.residual_rms,
+        p_fire: inv.p.clone(),
+        count_reward: by_count
+            .iter()
+            .map(|row| row.iter().map(|v| v.is_finite().then_some(*v)).collect())
+            .collect(),
+        argmax_count: argmax,
+        centred_correlation_with_truth: corr.filter(|c| c.is_finite()),
+        notes: inv.notes.clone(),
+    };
+    write_json(&out.join("reward.json"), &summary).context("writing reward.json")?;
+    Ok(summary)
+}

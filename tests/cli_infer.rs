@@ -1,0 +1,111 @@
+//! `marlin infer` end to end: simulate the optimal toy, infer its reward;
+//! inconsistent trajectories are rejected with a clear message.
+
+use std::path::Path;
+use std::process::Command;
+
+fn marlin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_marlin"))
+}
+
+fn simulate(dir: &Path, scenario: &str, ticks: &str) -> std::path::PathBuf {
+    let solve = dir.join("solve");
+    assert!(
+        marlin()
+            .args(["-q", "solve", scenario, "--out"])
+            .arg(&solve)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let sim = dir.join("simulate");
+    assert!(
+        marlin()
+            .args(["-q", "simulate", scenario, "--ticks", ticks, "--policy"])
+            .arg(solve.join("policy.npz"))
+            .arg("--out")
+            .arg(&sim)
+            .status()
+            .unwrap()
+            .success()
+    );
+    sim.join("trajectory.npz")
+}
+
+#[test]
+fn infers_the_toy_reward_from_its_simulated_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let traj = simulate(dir.path(), "scenarios/toy8.toml", "100000");
+    let st = marlin()
+        .args(["-q", "infer"])
+        .arg(&traj)
+        .args(["--lambda", "0.5"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = dir.path().join("infer");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("reward.json")).unwrap()).unwrap();
+    assert_eq!(s["argmax_count"], serde_json::json!([2, 6]));
+    assert!(s["centred_correlation_with_truth"].as_f64().unwrap() >= 0.9, "{s}");
+    assert_eq!(s["visited_states"], 512);
+    assert!(out.join("reward.npz").exists() && out.join("reward_by_count.svg").exists());
+    // Without λ the result is r/λ: the same correlation, scaled values.
+    let out2 = dir.path().join("infer_scale_free");
+    assert!(
+        marlin()
+            .args(["-q", "infer"])
+            .arg(&traj)
+            .arg("--out")
+            .arg(&out2)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out2.join("reward.json")).unwrap()).unwrap();
+    assert!(s2["units"].as_str().unwrap().contains("r/λ"));
+    let (a, b) = (
+        s["count_reward"][0][2].as_f64().unwrap(),
+        s2["count_reward"][0][2].as_f64().unwrap(),
+    );
+    assert!((a - 0.5 * b).abs() < 1e-9, "{a} vs {b}");
+}
+
+#[test]
+fn rejects_trajectories_it_cannot_invert() {
+    let dir = tempfile::tempdir().unwrap();
+    let sync = dir.path().join("sync.toml");
+    std::fs::write(
+        &sync,
+        std::fs::read_to_string("scenarios/toy8.toml")
+            .unwrap()
+            .replace("\"asynchronous\"", "\"synchronous\""),
+    )
+    .unwrap();
+    let traj = simulate(dir.path(), sync.to_str().unwrap(), "1000");
+    let o = marlin().args(["infer"]).arg(&traj).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("asynchronous"));
+    // Missing metadata.
+    std::fs::remove_file(traj.with_file_name("trajectory.json")).unwrap();
+    let o = marlin().args(["infer"]).arg(&traj).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("trajectory.json"));
+    // Not an archive.
+    let junk = dir.path().join("j").join("trajectory.npz");
+    std::fs::create_dir_all(junk.parent().unwrap()).unwrap();
+    std::fs::write(&junk, b"junk").unwrap();
+    std::fs::copy("scenarios/toy8.toml", junk.with_file_name("trajectory.json")).unwrap();
+    let o = marlin().args(["infer"]).arg(&junk).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not trajectory metadata"));
+    assert!(
+        !dir.path()
+            .join("j")
+            .join("..")
+            .join("infer")
+            .join("reward.json")
+            .exists()
+    );
+}
