@@ -87,6 +87,27 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Predict how a network adapts to a perturbation, from an inferred reward.
+    #[command(
+        after_help = "Examples:\n  marlin predict --reward out/toy8/infer/reward.npz --scenario scenarios/toy8.toml --perturb lambda:1.0\n  marlin predict --reward out/toy8/infer/reward.npz --scenario scenarios/toy8.toml --perturb kill:0,3\n  marlin predict --reward out/toy8/infer/reward.npz --scenario scenarios/toy8.toml --perturb input:0.97,0.03;0.01,0.99"
+    )]
+    Predict {
+        /// reward.npz written by `marlin infer`.
+        #[arg(long)]
+        reward: PathBuf,
+        /// The scenario the record came from (its true reward gives the truth).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// kill:K[,K...] | lambda:L | input:P (switching probability) | input:a,b;c,d (matrix rows).
+        #[arg(long)]
+        perturb: String,
+        /// Which inferred reward to use: count (projection on (input, count)) or tabular.
+        #[arg(long = "reward-model", default_value = "count")]
+        reward_model: String,
+        /// Output folder (default: the scenario's `output`/predict).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List the shipped scenarios.
     Scenarios {
         /// Folder to list.
@@ -243,6 +264,29 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     s.centred_correlation_with_truth
                         .map(|c| format!("; centred correlation with the true reward {c:.4}"))
                         .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Predict {
+            reward,
+            scenario,
+            perturb,
+            reward_model,
+            out,
+        } => {
+            let args = commands::predict::PredictArgs {
+                reward: reward.clone(),
+                scenario: scenario.clone(),
+                perturb: perturb.clone(),
+                model: reward_model.clone(),
+                out: out.clone(),
+            };
+            let p = commands::predict::run_predict(&args)?;
+            if !cli.quiet {
+                println!(
+                    "{}: total variation from the truth — prediction {:.4}, naive {:.4} (max over inputs)",
+                    p.perturbation, p.tv_pred_truth, p.tv_naive_truth
                 );
             }
             Ok(())

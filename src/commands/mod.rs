@@ -6,6 +6,7 @@
 //! failed run (exit 1).
 
 pub mod infer;
+pub mod predict;
 pub mod simulate;
 pub mod solve;
 

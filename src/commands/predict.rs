@@ -1,0 +1,284 @@
+//! `marlin predict`: how a network adapts to a perturbation (THEORY §6).
+//! Re-solves the perturbed network with the inferred reward (the
+//! prediction), and — the scenario's true reward being known — with the true
+//! reward (the truth), and evaluates the old policies under the perturbation
+//! without re-optimisation (the naive prediction).
+
+use super::BadInput;
+use crate::files::{write_json, write_text};
+use crate::model::{InputProcess, Network, spike_count};
+use crate::scenario::Scenario;
+use crate::solver::{self, Policy, SolveOptions};
+use anyhow::{Context, Result};
+use ndarray::Array2;
+use ndarray_npy::NpzReader;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// A perturbation of the network or its world.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Perturbation {
+    /// Cell death: these neurons are clamped to 0 and never act.
+    Kill(Vec<usize>),
+    /// A new coding-cost weight λ.
+    Lambda(f64),
+    /// New input statistics: a switching probability or a row-major matrix.
+    Input(InputProcess),
+}
+
+impl Perturbation {
+    /// Parse `kill:K[,K...]`, `lambda:L`, `input:P` (switching probability)
+    /// or `input:a,b;c,d` (transition matrix rows separated by `;`).
+    pub fn parse(spec: &str, n: usize, values: &[f64]) -> Result<Self, BadInput> {
+        let bad = |m: &str| BadInput(format!("--perturb {spec:?}: {m}"));
+        let (kind, arg) = spec
+            .split_once(':')
+            .ok_or_else(|| bad("expected KIND:ARGS; allowed kinds: kill, lambda, input"))?;
+        match kind {
+            "kill" => {
+                let mut ks = Vec::new();
+                for part in arg.split(',') {
+                    let k: usize = part
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(&format!("{part:?} is not a neuron index")))?;
+                    if k >= n {
+                        return Err(bad(&format!("neuron {k} is out of range; allowed: 0 to {}", n - 1)));
+                    }
+                    ks.push(k);
+                }
+                if ks.len() >= n {
+                    return Err(bad("at least one neuron must survive"));
+                }
+                Ok(Perturbation::Kill(ks))
+            }
+            "lambda" => {
+                let l: f64 = arg.trim().parse().map_err(|_| bad("λ must be a number"))?;
+                if !(l.is_finite() && l > 0.0) {
+                    return Err(bad("allowed: a positive finite λ"));
+                }
+                Ok(Perturbation::Lambda(l))
+            }
+            "input" => {
+                let x = values.len();
+                if !arg.contains(',') {
+                    let p: f64 = arg
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad("a switching probability or a matrix a,b;c,d"))?;
+                    if !(0.0..=1.0).contains(&p) {
+                        return Err(bad("the switching probability must be in [0, 1]"));
+                    }
+                    return Ok(Perturbation::Input(InputProcess::switching(values.to_vec(), p)));
+                }
+                let rows: Vec<Vec<f64>> = arg
+                    .split(';')
+                    .map(|r| {
+                        r.split(',')
+                            .map(|v| v.trim().parse::<f64>())
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| bad("matrix entries must be numbers"))?;
+                if rows.len() != x || rows.iter().any(|r| r.len() != x) {
+                    return Err(bad(&format!("the matrix must be {x}×{x}")));
+                }
+                if rows
+                    .iter()
+                    .any(|r| (r.iter().sum::<f64>() - 1.0).abs() > 1e-9 || r.iter().any(|v| !(0.0..=1.0).contains(v)))
+                {
+                    return Err(bad("rows must be probabilities summing to 1"));
+                }
+                Ok(Perturbation::Input(InputProcess {
+                    values: values.to_vec(),
+                    transition: rows.concat(),
+                }))
+            }
+            _ => Err(bad(&format!("unknown kind {kind:?}; allowed: kill, lambda, input"))),
+        }
+    }
+
+    pub fn apply(&self, net: &mut Network) {
+        match self {
+            Perturbation::Kill(ks) => net.kill(ks),
+            Perturbation::Lambda(l) => net.lambda = *l,
+            Perturbation::Input(p) => net.input = p.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PredictArgs {
+    pub reward: PathBuf,
+    pub scenario: PathBuf,
+    pub perturb: String,
+    /// `count` (projection on (input, count), default) or `tabular`.
+    pub model: String,
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Prediction {
+    pub perturbation: String,
+    pub reward_model: String,
+    /// `[x][c]` = P(spike count c | input x) after the perturbation.
+    pub predicted: Vec<Vec<f64>>,
+    pub truth: Vec<Vec<f64>>,
+    pub naive: Vec<Vec<f64>>,
+    /// Total variation between count distributions, maximum over inputs.
+    pub tv_pred_truth: f64,
+    pub tv_naive_truth: f64,
+    pub predicted_converged: bool,
+    pub truth_converged: bool,
+    pub notes: Vec<String>,
+}
+
+/// Total variation between two sets of per-input distributions, max over inputs.
+pub fn max_tv(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(p, q)| p.iter().zip(q).map(|(u, v)| (u - v).abs()).sum::<f64>() / 2.0)
+        .fold(0.0, f64::max)
+}
+
+fn read_reward(path: &Path, model: &str, n: usize, xs: usize) -> Result<(Vec<f64>, Vec<String>), BadInput> {
+    let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
+    let c = 1usize << n;
+    let mut notes = Vec::new();
+    let table: Vec<f64> = match model {
+        "count" => {
+            let cr: Array2<f64> = npz
+                .by_name("count_reward")
+                .map_err(|e| bad(format!("no float64 `count_reward` [X, n+1] ({e})")))?;
+            if cr.shape() != [xs, n + 1] {
+                return Err(bad(format!(
+                    "`count_reward` has shape {:?}; the scenario needs [{xs}, {}]",
+                    cr.shape(),
+                    n + 1
+                )));
+            }
+            let mut t = vec![0.0; xs * c];
+            for x in 0..xs {
+                let fin: Vec<f64> = cr.row(x).iter().copied().filter(|v| v.is_finite()).collect();
+                if fin.is_empty() {
+                    return Err(bad(format!("no identified count for input {x}")));
+                }
+                let floor = fin.iter().copied().fold(f64::INFINITY, f64::min);
+                if fin.len() < n + 1 {
+                    notes.push(format!(
+                        "input {x}: counts never observed get the lowest inferred reward ({floor:.4})"
+                    ));
+                }
+                for sigma in 0..c {
+                    let v = cr[[x, spike_count(sigma)]];
+                    t[x * c + sigma] = if v.is_finite() { v } else { floor };
+                }
+            }
+            t
+        }
+        "tabular" => {
+            let r: Array2<f64> = npz
+                .by_name("r")
+                .map_err(|e| bad(format!("no float64 `r` [X, 2^n] ({e})")))?;
+            if r.shape() != [xs, c] {
+                return Err(bad(format!(
+                    "`r` has shape {:?}; the scenario needs [{xs}, {c}]",
+                    r.shape()
+                )));
+            }
+            let floor = r
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .fold(f64::INFINITY, f64::min);
+            if !floor.is_finite() {
+                return Err(bad("`r` has no identified state".into()));
+            }
+            let missing = r.iter().filter(|v| !v.is_finite()).count();
+            if missing > 0 {
+                notes.push(format!(
+                    "{missing} unidentified states get the lowest inferred reward ({floor:.4})"
+                ));
+            }
+            r.iter().map(|&v| if v.is_finite() { v } else { floor }).collect()
+        }
+        other => return Err(BadInput(format!("--reward-model {other:?}; allowed: count, tabular"))),
+    };
+    Ok((table, notes))
+}
+
+pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
+    let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
+    let base = scenario.network().map_err(BadInput::from)?;
+    let (n, xs) = (base.n, base.input.len());
+    let perturbation = Perturbation::parse(&args.perturb, n, &base.input.values)?;
+    let (r_hat, mut notes) = read_reward(&args.reward, &args.model, n, xs)?;
+    solver::check_size(&base).map_err(|e| BadInput(e.to_string()))?;
+    let out = args.out.clone().unwrap_or_else(|| scenario.output.join("predict"));
+    let opts: &SolveOptions = &scenario.solver;
+    let bad = |e: solver::SolveError| anyhow::Error::new(BadInput(e.to_string()));
+
+    // The old network: optimal for the true reward before the perturbation.
+    let old = solver::solve(&base, opts).map_err(bad)?;
+    let mut perturbed = base.clone();
+    perturbation.apply(&mut perturbed);
+    let truth = solver::solve(&perturbed, opts).map_err(bad)?;
+    let mut inferred = perturbed.clone();
+    inferred.reward = r_hat;
+    let predicted = solver::solve(&inferred, opts).map_err(bad)?;
+    // Naive: the old policies, perturbation applied, no re-optimisation.
+    let mut old_policy: Policy = old.policy.clone();
+    for s in 0..perturbed.states() {
+        for k in 0..n {
+            if !perturbed.alive[k] {
+                old_policy.fire[s * n + k] = 0.0;
+            }
+        }
+    }
+    let naive = solver::evaluate_with_prior(&perturbed, &old_policy, &old.prior, opts);
+    if matches!(perturbation, Perturbation::Lambda(_)) {
+        notes.push("naive prediction for a new λ: the old policies, unchanged".into());
+    }
+    let result = Prediction {
+        perturbation: args.perturb.clone(),
+        reward_model: args.model.clone(),
+        predicted: predicted.eval.count_distribution(&inferred),
+        truth: truth.eval.count_distribution(&perturbed),
+        naive: naive.count_distribution(&perturbed),
+        tv_pred_truth: 0.0,
+        tv_naive_truth: 0.0,
+        predicted_converged: predicted.converged,
+        truth_converged: truth.converged,
+        notes,
+    };
+    let result = Prediction {
+        tv_pred_truth: max_tv(&result.predicted, &result.truth),
+        tv_naive_truth: max_tv(&result.naive, &result.truth),
+        ..result
+    };
+    let labels = crate::commands::solve::input_labels(&perturbed);
+    let mut series = Vec::new();
+    let mut names = Vec::new();
+    for (x, label) in labels.iter().enumerate() {
+        for (what, d) in [
+            ("truth", &result.truth),
+            ("predicted", &result.predicted),
+            ("naive", &result.naive),
+        ] {
+            series.push(d[x].clone());
+            names.push(format!("{label}: {what}"));
+        }
+    }
+    let svg = crate::report::per_count(
+        &format!("{}: {} — predicted vs truth vs naive", scenario.name, args.perturb),
+        "P(count | input)",
+        &series,
+        &names,
+    )
+    .map_err(|e| anyhow::anyhow!("drawing: {e}"))?;
+    write_text(&out.join("prediction.svg"), &svg)?;
+    write_json(&out.join("prediction.json"), &result).context("writing prediction.json")?;
+    Ok(result)
+}
