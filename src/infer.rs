@@ -71,7 +71,7 @@ pub struct TabularReward {
     pub r: Vec<f64>,
     /// Inferred relative value h(s) (same units), NaN where unidentified.
     pub h: Vec<f64>,
-    /// W(x, σ) = Σ_x' P[x][x'] h(x', σ), fixed to mean 0 per input and component.
+    /// `W(x, σ) = Σ_x' P[x][x'] h(x', σ)`, fixed to mean 0 per input and component.
     pub w: Vec<f64>,
     /// Estimated marginal firing probabilities p_k.
     pub p: Vec<f64>,

@@ -185,8 +185,8 @@ fn record(net: &Network, sol: &Solution, seconds: f64) -> SolveRecord {
     }
 }
 
-/// policy.npz: `p_fire` [X, 2ⁿ, n] = π_k(1 | x, σ); `rho`, `h`, `reward`
-/// [X, 2ⁿ]; `prior` [n]; `input_values` [X]; `transition` [X, X]; `lambda` [].
+/// policy.npz: `p_fire` `[X, 2ⁿ, n]` = π_k(1 | x, σ); `rho`, `h`, `reward`
+/// `[X, 2ⁿ]`; `prior` `[n]`; `input_values` `[X]`; `transition` `[X, X]`; `lambda` `[]`.
 pub fn write_policy(path: &Path, net: &Network, sol: &Solution) -> Result<()> {
     let xs = net.input.len();
     let c = net.configs();

@@ -2,12 +2,12 @@
 //! format (`trajectory.npz` + `trajectory.json`) that inverse RL and numpy
 //! users read.
 //!
-//! Format version 1. `trajectory.npz` holds `x` int64[T] (input index at tick
-//! t), `spikes` uint8[T, m] (σ_t of the m recorded neurons, 0/1), `actor`
-//! int64[T] (asynchronous: the neuron drawn at tick t, whose action set
-//! σ_{t+1}; −1 when several or all act), `reward` float64[T] (r(s_t)),
-//! `input_values` float64[X] and `neurons` int64[m] (the recorded neuron ids,
-//! column order of `spikes`). `trajectory.json` holds the metadata.
+//! Format version 1. `trajectory.npz` holds `x` `int64[T]` (input index at
+//! tick t), `spikes` `uint8[T, m]` (σ_t of the m recorded neurons, 0/1),
+//! `actor` `int64[T]` (asynchronous: the neuron drawn at tick t, whose action
+//! set σ_{t+1}; −1 when several or all act), `reward` `float64[T]` (r(s_t)),
+//! `input_values` `float64[X]` and `neurons` `int64[m]` (the recorded neuron
+//! ids, column order of `spikes`). `trajectory.json` holds the metadata.
 
 pub mod stream;
 
