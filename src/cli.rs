@@ -83,6 +83,9 @@ pub enum Command {
         /// λ if known: the reward comes out in reward units; without it, as r/λ.
         #[arg(long)]
         lambda: Option<f64>,
+        /// Bootstrap replicates over blocks of the record, for 95 % intervals (0: none).
+        #[arg(long, default_value_t = 0)]
+        bootstrap: usize,
         /// Output folder (default: `infer/` beside the trajectory's folder).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -246,11 +249,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Infer {
             trajectory,
             lambda,
+            bootstrap,
             out,
         } => {
             let args = commands::infer::InferArgs {
                 trajectory: trajectory.clone(),
                 lambda: *lambda,
+                bootstrap: *bootstrap,
                 out: out.clone(),
             };
             let s = commands::infer::run_infer(&args)?;

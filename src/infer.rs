@@ -414,6 +414,95 @@ pub fn project_on_counts(t: &TabularReward) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// One bootstrap replicate: its (input, count) projection and, if asked, its
+/// tabular reward.
+#[derive(Clone, Debug)]
+pub struct Replicate {
+    pub count_reward: Vec<Vec<f64>>,
+    pub r: Option<Vec<f64>>,
+}
+
+/// Bootstrap over trajectory blocks: the record (ticks 0..T) is cut into
+/// `blocks` contiguous blocks, which are resampled with replacement
+/// `replicates` times; each replicate is inverted like the original (the
+/// transitions between resampled blocks are not counted). Returns, per
+/// replicate, the (input, count) projection and — when `keep_tabular` — the
+/// tabular reward. Replicate i draws from its own stream, so the result does
+/// not depend on the number of threads.
+#[allow(clippy::too_many_arguments)]
+pub fn bootstrap(
+    n: usize,
+    inputs: usize,
+    x: &[usize],
+    sigma: &[usize],
+    actor: &[i64],
+    transition: &[f64],
+    opts: &TabularOptions,
+    blocks: usize,
+    replicates: usize,
+    seed: u64,
+    keep_tabular: bool,
+) -> Vec<Replicate> {
+    use rand::Rng;
+    use rayon::prelude::*;
+    let t = x.len();
+    let blocks = blocks.clamp(1, t.max(1));
+    let bounds: Vec<(usize, usize)> = (0..blocks).map(|b| (b * t / blocks, (b + 1) * t / blocks)).collect();
+    (0..replicates)
+        .into_par_iter()
+        .map(|i| {
+            let mut rng = crate::rng::stream(seed, crate::rng::Domain::Learner, i as u64);
+            let mut total: Option<EdgeCounts> = None;
+            for _ in 0..blocks {
+                let (a, b) = bounds[rng.random_range(0..blocks)];
+                let c = EdgeCounts::from_record(n, inputs, &x[a..b], &sigma[a..b], &actor[a..b]);
+                total = Some(match total {
+                    None => c,
+                    Some(mut acc) => {
+                        acc.add(&c);
+                        acc
+                    }
+                });
+            }
+            let counts = total.expect("at least one block");
+            match invert_tabular(&counts, transition, opts) {
+                Ok(inv) => Replicate {
+                    count_reward: project_on_counts(&inv),
+                    r: keep_tabular.then_some(inv.r),
+                },
+                Err(_) => Replicate {
+                    count_reward: vec![vec![f64::NAN; n + 1]; inputs],
+                    r: None,
+                },
+            }
+        })
+        .collect()
+}
+
+impl EdgeCounts {
+    /// Add another record's counts (same n and inputs).
+    pub fn add(&mut self, o: &EdgeCounts) {
+        let add = |a: &mut Vec<u64>, b: &Vec<u64>| a.iter_mut().zip(b).for_each(|(p, q)| *p += q);
+        add(&mut self.drawn, &o.drawn);
+        add(&mut self.fired, &o.fired);
+        add(&mut self.visits, &o.visits);
+        add(&mut self.drawn_total, &o.drawn_total);
+        add(&mut self.fired_total, &o.fired_total);
+    }
+}
+
+/// The `q`-quantile of the finite values (linear interpolation); NaN if none.
+pub fn quantile(values: &mut [f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,6 +532,15 @@ mod tests {
         assert!((v[0] + 1.0).abs() < 1e-12 && (v[1] - 1.0).abs() < 1e-12);
         assert!((v[2] - 2.0).abs() < 1e-12 && (v[3] + 2.0).abs() < 1e-12);
         assert!(v[4].is_nan());
+    }
+
+    #[test]
+    fn quantiles_interpolate_and_skip_nan() {
+        let mut v = vec![3.0, f64::NAN, 1.0, 2.0];
+        assert_eq!(quantile(&mut v, 0.0), 1.0);
+        assert_eq!(quantile(&mut v, 0.5), 2.0);
+        assert_eq!(quantile(&mut v, 0.75), 2.5);
+        assert!(quantile(&mut [f64::NAN], 0.5).is_nan());
     }
 
     #[test]

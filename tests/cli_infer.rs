@@ -39,7 +39,7 @@ fn infers_the_toy_reward_from_its_simulated_record() {
     let st = marlin()
         .args(["-q", "infer"])
         .arg(&traj)
-        .args(["--lambda", "0.5"])
+        .args(["--lambda", "0.5", "--bootstrap", "100"])
         .status()
         .unwrap();
     assert!(st.success());
@@ -50,6 +50,37 @@ fn infers_the_toy_reward_from_its_simulated_record() {
     assert!(s["centred_correlation_with_truth"].as_f64().unwrap() >= 0.9, "{s}");
     assert_eq!(s["visited_states"], 512);
     assert!(out.join("reward.npz").exists() && out.join("reward_by_count.svg").exists());
+    // Acceptance: from 10⁵ ticks the bootstrap intervals of the rewarded
+    // counts lie above those of every other count.
+    assert_eq!(
+        s["argmax_separated"],
+        serde_json::json!([true, true]),
+        "{}",
+        s["count_reward_interval"]
+    );
+    let iv = &s["count_reward_interval"];
+    for x in 0..2 {
+        for k in 0..=8 {
+            let (lo, hi) = (iv[x][k][0].as_f64(), iv[x][k][1].as_f64());
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                assert!(lo <= hi);
+            }
+        }
+    }
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(out.join("reward.npz")).unwrap()).unwrap();
+    let r: ndarray::Array2<f64> = npz.by_name("r").unwrap();
+    let lo: ndarray::Array2<f64> = npz.by_name("r_lo").unwrap();
+    let hi: ndarray::Array2<f64> = npz.by_name("r_hi").unwrap();
+    let inside = r
+        .iter()
+        .zip(lo.iter().zip(hi.iter()))
+        .filter(|(v, (l, h))| **l <= **v && **v <= **h)
+        .count();
+    assert!(
+        inside as f64 >= 0.8 * r.len() as f64,
+        "point estimates inside their intervals: {inside}/{}",
+        r.len()
+    );
     // Without λ the result is r/λ: the same correlation, scaled values.
     let out2 = dir.path().join("infer_scale_free");
     assert!(

@@ -20,8 +20,15 @@ pub const MAX_TABULAR_INFER: usize = 20;
 pub struct InferArgs {
     pub trajectory: PathBuf,
     pub lambda: Option<f64>,
+    /// Bootstrap replicates (0: no intervals).
+    pub bootstrap: usize,
     pub out: Option<PathBuf>,
 }
+
+/// Contiguous blocks the record is cut into for the bootstrap.
+pub const BOOTSTRAP_BLOCKS: usize = 50;
+/// Largest state space for which per-state bootstrap intervals are kept.
+pub const MAX_STATE_INTERVALS: usize = 1 << 16;
 
 #[derive(Serialize, Debug)]
 pub struct InferSummary {
@@ -43,6 +50,12 @@ pub struct InferSummary {
     /// (input, count) features); null where no such state was visited.
     pub count_reward: Vec<Vec<Option<f64>>>,
     pub argmax_count: Vec<usize>,
+    /// Bootstrap 95 % intervals `[lo, hi]` of `count_reward` (with --bootstrap).
+    pub count_reward_interval: Option<Vec<Vec<[Option<f64>; 2]>>>,
+    /// Per input: whether the interval of the best count lies above every
+    /// other count's interval (with --bootstrap).
+    pub argmax_separated: Option<Vec<bool>>,
+    pub bootstrap: Option<String>,
     /// With the scenario's true reward: Pearson correlation over visited
     /// states after removing each input's mean.
     pub centred_correlation_with_truth: Option<f64>,
@@ -189,6 +202,47 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
         .map(|t| centred_correlation(&inv.r, t, n, xs, |s| counts.visits[s] > 0));
 
     let c = 1usize << n;
+    // Bootstrap intervals over trajectory blocks.
+    let mut intervals: Option<(Vec<Vec<[f64; 2]>>, Option<(Vec<f64>, Vec<f64>)>)> = None;
+    if args.bootstrap > 0 {
+        let keep = xs * c <= MAX_STATE_INTERVALS;
+        let reps = crate::infer::bootstrap(
+            n,
+            xs,
+            &rec.x,
+            &rec.sigma,
+            &rec.actor,
+            &transition,
+            &TabularOptions {
+                lambda: args.lambda,
+                pseudo_count: 0.5,
+            },
+            BOOTSTRAP_BLOCKS,
+            args.bootstrap,
+            rec.meta.seed,
+            keep,
+        );
+        let q = |mut v: Vec<f64>| {
+            [
+                crate::infer::quantile(&mut v, 0.025),
+                crate::infer::quantile(&mut v, 0.975),
+            ]
+        };
+        let counts_iv: Vec<Vec<[f64; 2]>> = (0..xs)
+            .map(|x| {
+                (0..=n)
+                    .map(|k| q(reps.iter().map(|r| r.count_reward[x][k]).collect()))
+                    .collect()
+            })
+            .collect();
+        let states_iv = keep.then(|| {
+            let per: Vec<[f64; 2]> = (0..xs * c)
+                .map(|s| q(reps.iter().filter_map(|r| r.r.as_ref().map(|v| v[s])).collect()))
+                .collect();
+            (per.iter().map(|p| p[0]).collect(), per.iter().map(|p| p[1]).collect())
+        });
+        intervals = Some((counts_iv, states_iv));
+    }
     let mut npz = Npz::new();
     let grid = |v: Vec<f64>| Array2::from_shape_vec((xs, c), v).expect("state grid");
     npz.add("r", grid(inv.r.clone()))
@@ -204,6 +258,24 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
         );
     if let Some(t) = &truth {
         npz.add("r_true", grid(t.clone()));
+    }
+    if let Some((civ, siv)) = &intervals {
+        let flat = |i: usize| {
+            civ.iter()
+                .flat_map(|row| row.iter().map(move |p| p[i]))
+                .collect::<Vec<f64>>()
+        };
+        npz.add(
+            "count_reward_lo",
+            Array2::from_shape_vec((xs, n + 1), flat(0)).expect("grid"),
+        )
+        .add(
+            "count_reward_hi",
+            Array2::from_shape_vec((xs, n + 1), flat(1)).expect("grid"),
+        );
+        if let Some((lo, hi)) = siv {
+            npz.add("r_lo", grid(lo.clone())).add("r_hi", grid(hi.clone()));
+        }
     }
     npz.write(&out.join("reward.npz"))?;
     let labels: Vec<String> = rec.meta.input_values.iter().map(|v| format!("x = {v:+}")).collect();
@@ -248,6 +320,38 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
             .iter()
             .map(|row| row.iter().map(|v| v.is_finite().then_some(*v)).collect())
             .collect(),
+        argmax_separated: intervals.as_ref().map(|(civ, _)| {
+            argmax
+                .iter()
+                .enumerate()
+                .map(|(x, &best)| {
+                    let lo = civ[x][best][0];
+                    (0..=n)
+                        .filter(|&k| k != best && civ[x][k][1].is_finite())
+                        .all(|k| lo > civ[x][k][1])
+                })
+                .collect()
+        }),
+        count_reward_interval: intervals.as_ref().map(|(civ, _)| {
+            civ.iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|p| [p[0].is_finite().then_some(p[0]), p[1].is_finite().then_some(p[1])])
+                        .collect()
+                })
+                .collect()
+        }),
+        bootstrap: (args.bootstrap > 0).then(|| {
+            format!(
+                "{} replicates over {BOOTSTRAP_BLOCKS} contiguous blocks of the record; 95 % percentile intervals{}",
+                args.bootstrap,
+                if xs * c <= MAX_STATE_INTERVALS {
+                    "; per-state r_lo / r_hi in reward.npz"
+                } else {
+                    ""
+                }
+            )
+        }),
         argmax_count: argmax,
         centred_correlation_with_truth: corr.filter(|c| c.is_finite()),
         notes: inv.notes.clone(),
