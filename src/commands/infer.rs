@@ -62,6 +62,12 @@ pub struct InferSummary {
     pub notes: Vec<String>,
 }
 
+/// Bootstrap 95 % intervals: per (input, count), and per state (lo, hi).
+struct Intervals {
+    counts: Vec<Vec<[f64; 2]>>,
+    states: Option<(Vec<f64>, Vec<f64>)>,
+}
+
 struct Record {
     meta: TrajectoryMeta,
     x: Vec<usize>,
@@ -203,7 +209,7 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
 
     let c = 1usize << n;
     // Bootstrap intervals over trajectory blocks.
-    let mut intervals: Option<(Vec<Vec<[f64; 2]>>, Option<(Vec<f64>, Vec<f64>)>)> = None;
+    let mut intervals: Option<Intervals> = None;
     if args.bootstrap > 0 {
         let keep = xs * c <= MAX_STATE_INTERVALS;
         let reps = crate::infer::bootstrap(
@@ -241,7 +247,10 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
                 .collect();
             (per.iter().map(|p| p[0]).collect(), per.iter().map(|p| p[1]).collect())
         });
-        intervals = Some((counts_iv, states_iv));
+        intervals = Some(Intervals {
+            counts: counts_iv,
+            states: states_iv,
+        });
     }
     let mut npz = Npz::new();
     let grid = |v: Vec<f64>| Array2::from_shape_vec((xs, c), v).expect("state grid");
@@ -259,7 +268,11 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
     if let Some(t) = &truth {
         npz.add("r_true", grid(t.clone()));
     }
-    if let Some((civ, siv)) = &intervals {
+    if let Some(Intervals {
+        counts: civ,
+        states: siv,
+    }) = &intervals
+    {
         let flat = |i: usize| {
             civ.iter()
                 .flat_map(|row| row.iter().map(move |p| p[i]))
@@ -320,7 +333,7 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
             .iter()
             .map(|row| row.iter().map(|v| v.is_finite().then_some(*v)).collect())
             .collect(),
-        argmax_separated: intervals.as_ref().map(|(civ, _)| {
+        argmax_separated: intervals.as_ref().map(|Intervals { counts: civ, .. }| {
             argmax
                 .iter()
                 .enumerate()
@@ -332,7 +345,7 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
                 })
                 .collect()
         }),
-        count_reward_interval: intervals.as_ref().map(|(civ, _)| {
+        count_reward_interval: intervals.as_ref().map(|Intervals { counts: civ, .. }| {
             civ.iter()
                 .map(|row| {
                     row.iter()
