@@ -414,6 +414,41 @@ pub fn project_on_counts(t: &TabularReward) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// Goodness of fit of a model policy to the record: the likelihood-ratio
+/// statistic of the saturated model (each edge's empirical firing rate)
+/// against `model_fire(s, k)` = π_k(1 | s), with its degrees of freedom
+/// (observed edges − `params`). Under a correct model the statistic is
+/// roughly χ²(df), so `z = (stat − df)/√(2·df)` stays small; a large z says
+/// the model's reward cannot express what the network does.
+pub fn likelihood_ratio(
+    counts: &EdgeCounts,
+    model_fire: impl Fn(usize, usize) -> f64,
+    params: usize,
+) -> (f64, usize, f64) {
+    let (n, c) = (counts.n, 1usize << counts.n);
+    // a·ln(b), with 0·ln(0) = 0.
+    let xlogy = |a: f64, b: f64| if a == 0.0 { 0.0 } else { a * b.ln() };
+    let mut stat = 0.0;
+    let mut edges = 0usize;
+    for x in 0..counts.inputs {
+        for s0 in 0..c {
+            for k in 0..n {
+                let i = (x * c + s0) * n + k;
+                let (d, f) = (counts.drawn[i] as f64, counts.fired[i] as f64);
+                if d == 0.0 || s0 >> k & 1 == 1 {
+                    continue;
+                }
+                edges += 1;
+                let sat = xlogy(f, f / d) + xlogy(d - f, 1.0 - f / d);
+                let p = model_fire(x * c + s0, k).clamp(1e-300, 1.0 - 1e-16);
+                stat += 2.0 * (sat - xlogy(f, p) - xlogy(d - f, 1.0 - p));
+            }
+        }
+    }
+    let df = edges.saturating_sub(params).max(1);
+    (stat, df, (stat - df as f64) / (2.0 * df as f64).sqrt())
+}
+
 /// One bootstrap replicate: its (input, count) projection and, if asked, its
 /// tabular reward.
 #[derive(Clone, Debug)]

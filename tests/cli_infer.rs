@@ -140,3 +140,48 @@ fn rejects_trajectories_it_cannot_invert() {
             .exists()
     );
 }
+
+#[test]
+fn a_reward_the_counts_cannot_express_is_flagged_as_misfit() {
+    let dir = tempfile::tempdir().unwrap();
+    let pattern = dir.path().join("pattern.toml");
+    let text = std::fs::read_to_string("scenarios/toy8.toml").unwrap().replace(
+        "kind = \"target_count\"\ntargets = [2, 6]              # rewarded spike count per input value\nvalue = 1.0",
+        "kind = \"pattern\"\non = [[0, 1], [2, 3, 4, 5, 6, 7]]\noff = [[2, 3, 4, 5, 6, 7], [0, 1]]\nmode = \"all_or_nothing\"",
+    );
+    assert!(text.contains("pattern"), "test bug: the toy's reward lines changed");
+    std::fs::write(&pattern, text).unwrap();
+    let traj = simulate(dir.path(), pattern.to_str().unwrap(), "100000");
+    assert!(
+        marlin()
+            .args(["-q", "infer"])
+            .arg(&traj)
+            .args(["--lambda", "0.5"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("infer/reward.json")).unwrap()).unwrap();
+    let w = s["warnings"].as_array().unwrap();
+    assert!(
+        w.iter().any(|w| w.as_str().unwrap().contains("does not explain")),
+        "{s}"
+    );
+    // The toy itself, whose reward is a function of the count, is not flagged.
+    let toy_dir = tempfile::tempdir().unwrap();
+    let traj = simulate(toy_dir.path(), "scenarios/toy8.toml", "100000");
+    assert!(
+        marlin()
+            .args(["-q", "infer"])
+            .arg(&traj)
+            .args(["--lambda", "0.5"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(toy_dir.path().join("infer/reward.json")).unwrap()).unwrap();
+    assert!(s["warnings"].as_array().unwrap().is_empty(), "{s}");
+    assert!(s["count_model_fit"]["statistic"].as_f64().unwrap() < 1.5 * s["count_model_fit"]["df"].as_f64().unwrap());
+}
