@@ -119,6 +119,61 @@ pub fn tradeoff(title: &str, points: &[(f64, f64, f64)]) -> DrawResult<String> {
     Ok(buf)
 }
 
+/// A scatter of `(x, y)` points, one colour per series, with a diagonal
+/// y = x for reference (e.g. inferred against true reward).
+pub fn scatter(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)]) -> DrawResult<String> {
+    let all = || {
+        series
+            .iter()
+            .flat_map(|s| s.1.iter())
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+    };
+    let lo = all().fold(f64::INFINITY, |a, p| a.min(p.0).min(p.1));
+    let hi = all().fold(f64::NEG_INFINITY, |a, p| a.max(p.0).max(p.1));
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let pad = (hi - lo) * 0.05;
+    let range = (lo - pad)..(hi + pad);
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(range.clone(), range.clone())?;
+        chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw()?;
+        chart.draw_series(LineSeries::new(
+            [(range.start, range.start), (range.end, range.end)],
+            BLACK.mix(0.4),
+        ))?;
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let col = color(i);
+            chart
+                .draw_series(
+                    pts.iter()
+                        .filter(|p| p.0.is_finite() && p.1.is_finite())
+                        .map(|&p| Circle::new(p, 3, col.mix(0.6).filled())),
+                )?
+                .label(name.clone())
+                .legend(move |(a, b)| Circle::new((a + 10, b), 4, col.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +196,14 @@ mod tests {
         }
         assert!(svg.contains("x = -1") && svg.contains("x = +1"));
         assert!(svg.contains("spike count"));
+    }
+
+    #[test]
+    fn scatter_draws_every_finite_point() {
+        let pts = vec![(0.0, 0.1), (1.0, 0.9), (f64::NAN, 1.0)];
+        let svg = scatter("t", "true", "inferred", &[("x = -1".into(), pts)]).unwrap();
+        assert_eq!(svg.matches("<circle").count(), 2 + 1, "two points and one legend mark");
+        assert!(svg.contains("inferred") && svg.contains("x = -1"));
     }
 
     #[test]

@@ -49,7 +49,14 @@ fn infers_the_toy_reward_from_its_simulated_record() {
     assert_eq!(s["argmax_count"], serde_json::json!([2, 6]));
     assert!(s["centred_correlation_with_truth"].as_f64().unwrap() >= 0.9, "{s}");
     assert_eq!(s["visited_states"], 512);
-    assert!(out.join("reward.npz").exists() && out.join("reward_by_count.svg").exists());
+    for f in [
+        "reward.npz",
+        "reward_by_count.svg",
+        "reward_vs_value.svg",
+        "inferred_vs_true.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
     // Acceptance: from 10⁵ ticks the bootstrap intervals of the rewarded
     // counts lie above those of every other count.
     assert_eq!(

@@ -385,6 +385,53 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
     )
     .map_err(|e| anyhow::anyhow!("drawing: {e}"))?;
     write_text(&out.join("reward_by_count.svg"), &svg)?;
+    // r beside h: the immediate reward against the critic's long-run value,
+    // per visited state (input means removed).
+    let centre = |v: &[f64]| -> Vec<f64> {
+        let mut out = v.to_vec();
+        for x in 0..xs {
+            let idx: Vec<usize> = (x * c..(x + 1) * c)
+                .filter(|&s| v[s].is_finite() && counts.visits[s] > 0)
+                .collect();
+            let m = idx.iter().map(|&s| v[s]).sum::<f64>() / idx.len().max(1) as f64;
+            (x * c..(x + 1) * c).for_each(|s| out[s] -= m);
+        }
+        out
+    };
+    let (r_c, h_c) = (centre(&inv.r), centre(&inv.h));
+    let per_input = |a: &[f64], b: &[f64]| -> Vec<(String, Vec<(f64, f64)>)> {
+        (0..xs)
+            .map(|x| {
+                let pts = (x * c..(x + 1) * c)
+                    .filter(|&s| counts.visits[s] > 0)
+                    .map(|s| (a[s], b[s]))
+                    .collect();
+                (labels[x].clone(), pts)
+            })
+            .collect()
+    };
+    let svg = crate::report::scatter(
+        "value h (critic) against reward r, per visited state",
+        &format!("inferred reward r ({units}), input mean removed"),
+        &format!("inferred value h ({units}), input mean removed"),
+        &per_input(&r_c, &h_c),
+    )
+    .map_err(|e| anyhow::anyhow!("drawing: {e}"))?;
+    write_text(&out.join("reward_vs_value.svg"), &svg)?;
+    if let Some(t) = &truth {
+        let t_c = centre(t);
+        let svg = crate::report::scatter(
+            &format!(
+                "inferred against true reward (centred correlation {:.3})",
+                corr.unwrap_or(f64::NAN)
+            ),
+            "true reward, input mean removed",
+            &format!("inferred reward ({units}), input mean removed"),
+            &per_input(&t_c, &r_c),
+        )
+        .map_err(|e| anyhow::anyhow!("drawing: {e}"))?;
+        write_text(&out.join("inferred_vs_true.svg"), &svg)?;
+    }
     let summary = InferSummary {
         method: "tabular inversion (THEORY §5 steps 1–4) + least-squares projection on (input, count)",
         trajectory: args.trajectory.display().to_string(),
