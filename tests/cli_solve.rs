@@ -193,3 +193,22 @@ fn numpy_reads_the_policy_file() {
     let o = Command::new("python3").args(["-c", &script]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn scenarios_lists_the_shipped_files_with_descriptions() {
+    let o = marlin().arg("scenarios").output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("toy8.toml") && text.contains("2 active for x = -1"), "{text}");
+    assert!(text.contains("toy20.toml"), "{text}");
+}
+
+#[test]
+fn every_subcommand_has_help_with_an_example() {
+    for cmd in ["validate", "solve", "simulate", "infer", "predict"] {
+        let o = marlin().args([cmd, "--help"]).output().unwrap();
+        assert!(o.status.success(), "{cmd}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("Example"), "{cmd} --help has no example:\n{text}");
+    }
+}
