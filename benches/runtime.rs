@@ -28,17 +28,7 @@ fn toy(c: &mut Criterion) {
     let tables: Vec<Vec<f64>> = (0..n)
         .map(|k| (0..2 << n).map(|s| sol.policy.p(s, k)).collect())
         .collect();
-    let agents: Vec<_> = (0..n)
-        .map(|k| Neuron {
-            id: k,
-            policy: FullStatePolicy {
-                n,
-                table: tables[k].clone(),
-            },
-            prior: sol.prior[k],
-            rng: stream(1, Domain::Agent, k as u64),
-        })
-        .collect();
+    let agents = Neuron::team(FullStatePolicy::per_neuron(n, &sol.policy.fire), &sol.prior, 1);
     let ticks = 100_000u64;
     let mut g = c.benchmark_group("toy8_asynchronous");
     g.throughput(Throughput::Elements(ticks));

@@ -8,7 +8,6 @@
 use marlin::agents::{FullStatePolicy, Neuron};
 use marlin::infer::{EdgeCounts, TabularOptions, centred_correlation, invert_tabular, project_on_counts};
 use marlin::record::Recorder;
-use marlin::rng::{Domain, stream};
 use marlin::runtime::{Layout, RunState, run};
 use marlin::scenario::Scenario;
 use marlin::solver::{SolveOptions, solve};
@@ -22,17 +21,7 @@ fn main() {
     println!("ticks     seed  correlation  argmax(count | x)  visited  identified  inversion");
     for ticks in [1_000u64, 10_000, 100_000, 1_000_000] {
         for seed in [1u64, 2, 3] {
-            let mut agents: Vec<_> = (0..8)
-                .map(|k| Neuron {
-                    id: k,
-                    policy: FullStatePolicy {
-                        n: 8,
-                        table: (0..512).map(|s| sol.policy.p(s, k)).collect(),
-                    },
-                    prior: sol.prior[k],
-                    rng: stream(seed, Domain::Agent, k as u64),
-                })
-                .collect();
+            let mut agents = Neuron::team(FullStatePolicy::per_neuron(8, &sol.policy.fire), &sol.prior, seed);
             let mut rec = Recorder::new((0..8).collect(), ticks);
             run(
                 &net,
@@ -43,11 +32,7 @@ fn main() {
                 &mut rec,
             );
             let x: Vec<usize> = rec.x.iter().map(|&v| v as usize).collect();
-            let sigma: Vec<usize> = rec
-                .spikes
-                .chunks(8)
-                .map(|row| row.iter().enumerate().map(|(k, &b)| (b as usize) << k).sum())
-                .collect();
+            let sigma: Vec<usize> = rec.spikes.chunks(8).map(marlin::record::state_index).collect();
             let counts = EdgeCounts::from_record(8, 2, &x, &sigma, &rec.actor);
             let t = std::time::Instant::now();
             let inv = invert_tabular(

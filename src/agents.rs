@@ -75,6 +75,20 @@ pub struct FullStatePolicy {
     pub table: Vec<f64>,
 }
 
+impl FullStatePolicy {
+    /// One policy per neuron from a state-major table `fire[s·n + k]` =
+    /// π_k(1 | s) (the solver's `Policy::fire`, or policy.npz's `p_fire`).
+    pub fn per_neuron(n: usize, fire: &[f64]) -> Vec<FullStatePolicy> {
+        let states = fire.len() / n;
+        (0..n)
+            .map(|k| FullStatePolicy {
+                n,
+                table: (0..states).map(|s| fire[s * n + k]).collect(),
+            })
+            .collect()
+    }
+}
+
 impl Policy for FullStatePolicy {
     #[inline]
     fn p_fire(&self, obs: &Observation) -> f64 {
@@ -144,6 +158,23 @@ pub struct Neuron<P: Policy> {
     pub policy: P,
     pub prior: f64,
     pub rng: Stream,
+}
+
+impl<P: Policy> Neuron<P> {
+    /// A team of neurons: neuron k gets `policies[k]`, prior `priors[k]` and
+    /// its own stream `(seed, Agent, k)`.
+    pub fn team(policies: Vec<P>, priors: &[f64], seed: u64) -> Vec<Neuron<P>> {
+        policies
+            .into_iter()
+            .enumerate()
+            .map(|(k, policy)| Neuron {
+                id: k,
+                policy,
+                prior: priors[k],
+                rng: crate::rng::stream(seed, crate::rng::Domain::Agent, k as u64),
+            })
+            .collect()
+    }
 }
 
 impl<P: Policy> Agent for Neuron<P> {

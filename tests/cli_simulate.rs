@@ -5,7 +5,6 @@
 use marlin::agents::{FullStatePolicy, Neuron};
 use marlin::commands::simulate::load_policy;
 use marlin::record::Recorder;
-use marlin::rng::{Domain, stream};
 use marlin::runtime::{Layout, RunState, run};
 use marlin::scenario::Scenario;
 use ndarray::{Array1, Array2};
@@ -59,16 +58,7 @@ fn streamed_trajectory_equals_an_in_memory_recording() {
     let sc = Scenario::load(Path::new("scenarios/toy8.toml")).unwrap();
     let net = sc.runtime_network();
     let (pols, prior) = load_policy(&policy, 8, 2).unwrap();
-    let mut agents: Vec<Neuron<FullStatePolicy>> = pols
-        .into_iter()
-        .enumerate()
-        .map(|(k, p)| Neuron {
-            id: k,
-            policy: p,
-            prior: prior[k],
-            rng: stream(sc.seed, Domain::Agent, k as u64),
-        })
-        .collect();
+    let mut agents: Vec<Neuron<FullStatePolicy>> = Neuron::team(pols, &prior, sc.seed);
     let mut rec = Recorder::new((0..8).collect(), ticks);
     run(
         &net,

@@ -199,7 +199,10 @@ fn scenarios_lists_the_shipped_files_with_descriptions() {
     let o = marlin().arg("scenarios").output().unwrap();
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("toy8.toml") && text.contains("2 active for x = -1"), "{text}");
+    assert!(
+        text.contains("toy8.toml") && text.contains("2 active for x = -1"),
+        "{text}"
+    );
     assert!(text.contains("toy20.toml"), "{text}");
 }
 

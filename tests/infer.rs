@@ -9,7 +9,6 @@ use marlin::infer::{
 };
 use marlin::model::{CodingCost, InputProcess, Network, UpdateScheme, rewards};
 use marlin::record::Recorder;
-use marlin::rng::{Domain, stream};
 use marlin::runtime::{Layout, RunState, run};
 use marlin::scenario::Scenario;
 use marlin::solver::{Solution, SolveOptions, solve};
@@ -112,17 +111,7 @@ fn simulate_toy(ticks: u64, seed: u64) -> (Network, Recorder) {
     let model = sc.network().unwrap();
     let sol = solve(&model, &SolveOptions::default()).unwrap();
     let net = sc.runtime_network();
-    let mut agents: Vec<_> = (0..8)
-        .map(|k| Neuron {
-            id: k,
-            policy: FullStatePolicy {
-                n: 8,
-                table: (0..512).map(|s| sol.policy.p(s, k)).collect(),
-            },
-            prior: sol.prior[k],
-            rng: stream(seed, Domain::Agent, k as u64),
-        })
-        .collect();
+    let mut agents = Neuron::team(FullStatePolicy::per_neuron(8, &sol.policy.fire), &sol.prior, seed);
     let mut rec = Recorder::new((0..8).collect(), ticks);
     run(
         &net,
@@ -137,11 +126,7 @@ fn simulate_toy(ticks: u64, seed: u64) -> (Network, Recorder) {
 
 fn counts_of(rec: &Recorder) -> EdgeCounts {
     let x: Vec<usize> = rec.x.iter().map(|&v| v as usize).collect();
-    let sigma: Vec<usize> = rec
-        .spikes
-        .chunks(8)
-        .map(|row| row.iter().enumerate().map(|(k, &b)| (b as usize) << k).sum())
-        .collect();
+    let sigma: Vec<usize> = rec.spikes.chunks(8).map(marlin::record::state_index).collect();
     EdgeCounts::from_record(8, 2, &x, &sigma, &rec.actor)
 }
 

@@ -17,18 +17,8 @@ fn toy_scenario() -> Scenario {
     Scenario::load(Path::new("scenarios/toy8.toml")).unwrap()
 }
 
-fn solver_agents(sol: &Solution, n: usize, xs: usize, seed: u64) -> Vec<Neuron<FullStatePolicy>> {
-    (0..n)
-        .map(|k| Neuron {
-            id: k,
-            policy: FullStatePolicy {
-                n,
-                table: (0..xs << n).map(|s| sol.policy.p(s, k)).collect(),
-            },
-            prior: sol.prior[k],
-            rng: stream(seed, Domain::Agent, k as u64),
-        })
-        .collect()
+fn solver_agents(sol: &Solution, n: usize, seed: u64) -> Vec<Neuron<FullStatePolicy>> {
+    Neuron::team(FullStatePolicy::per_neuron(n, &sol.policy.fire), &sol.prior, seed)
 }
 
 fn record<P: Policy + Clone>(
@@ -70,7 +60,7 @@ fn trajectories_do_not_depend_on_shards_or_threads() {
     ] {
         let mut net = sc.runtime_network();
         net.update = update;
-        let agents = solver_agents(&sol, 8, 2, 11);
+        let agents = solver_agents(&sol, 8, 11);
         let (reference, ref_state) = record(&net, &agents, Layout::single(), 11, 3000);
         for layout in layouts() {
             let (rec, state) = record(&net, &agents, layout, 11, 3000);
@@ -190,7 +180,7 @@ fn simulating_the_optimal_policy_reproduces_the_solver_statistics() {
         net.update = update;
         let (rec, _) = record(
             &net,
-            &solver_agents(&sol, 8, 2, 5),
+            &solver_agents(&sol, 8, 5),
             Layout { shards: 2, threads: 2 },
             5,
             400_000,
@@ -247,7 +237,7 @@ fn asynchronous_records_one_actor_per_tick_and_only_it_changes() {
 fn random_partial_with_q_one_is_synchronous() {
     let sc = toy_scenario();
     let sol = solve(&sc.network().unwrap(), &SolveOptions::default()).unwrap();
-    let agents = solver_agents(&sol, 8, 2, 9);
+    let agents = solver_agents(&sol, 8, 9);
     let mut a = sc.runtime_network();
     a.update = UpdateScheme::Synchronous;
     let mut b = a.clone();
@@ -267,7 +257,7 @@ fn random_partial_with_small_q_approaches_asynchronous() {
     let expected = sol.eval.count_distribution(&model);
     let mut net = sc.runtime_network();
     net.update = UpdateScheme::RandomPartial { q: 1.0 / 8.0 };
-    let (rec, _) = record(&net, &solver_agents(&sol, 8, 2, 4), Layout::single(), 4, 400_000);
+    let (rec, _) = record(&net, &solver_agents(&sol, 8, 4), Layout::single(), 4, 400_000);
     let tv = count_tv(&rec, 8, &expected);
     assert!(tv < 0.08, "random_partial(1/n) vs asynchronous optimum: TV {tv}");
     let _ = CodingCost::MutualInformation;

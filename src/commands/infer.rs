@@ -160,7 +160,7 @@ fn read(path: &Path) -> Result<Record, BadInput> {
     let sigma = spikes
         .rows()
         .into_iter()
-        .map(|row| row.iter().enumerate().map(|(k, &b)| (b as usize) << k).sum())
+        .map(|row| crate::record::state_index(&row.to_vec()))
         .collect();
     Ok(Record {
         meta,

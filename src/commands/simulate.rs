@@ -5,7 +5,6 @@ use super::BadInput;
 use crate::agents::{ConstantPolicy, FullStatePolicy, Neuron, Policy};
 use crate::record::stream::{Finish, RecorderActor, SpikeForm, StreamingObserver};
 use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
-use crate::rng::{Domain, stream};
 use crate::runtime::{Layout, Observer, RunState, RunTotals, RuntimeNetwork, run};
 use crate::scenario::Scenario;
 use crate::topology::TopologySpec;
@@ -66,15 +65,8 @@ pub fn load_policy(path: &Path, n: usize, inputs: usize) -> Result<(Vec<FullStat
     if prior.len() != n {
         return Err(bad(format!("`prior` has {} entries; allowed: {n}", prior.len())));
     }
-    let policies = (0..n)
-        .map(|k| FullStatePolicy {
-            n,
-            table: (0..inputs)
-                .flat_map(|x| (0..c).map(move |s| (x, s)))
-                .map(|(x, s)| p[[x, s, k]])
-                .collect(),
-        })
-        .collect();
+    let fire: Vec<f64> = p.iter().copied().collect();
+    let policies = FullStatePolicy::per_neuron(n, &fire);
     Ok((policies, prior.to_vec()))
 }
 
@@ -196,16 +188,7 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
 }
 
 fn make_agents<P: Policy>(scenario: &Scenario, policies: Vec<P>, prior: &[f64]) -> Vec<Neuron<P>> {
-    policies
-        .into_iter()
-        .enumerate()
-        .map(|(k, policy)| Neuron {
-            id: k,
-            policy,
-            prior: prior[k],
-            rng: stream(scenario.seed, Domain::Agent, k as u64),
-        })
-        .collect()
+    Neuron::team(policies, prior, scenario.seed)
 }
 
 /// Run in blocks, so a progress bar can follow long runs.

@@ -21,6 +21,11 @@ use std::path::Path;
 pub const FORMAT: &str = "marlin-trajectory";
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The state index σ of a full row of spikes (bit k = neuron k; n ≤ 64).
+pub fn state_index(row: &[u8]) -> usize {
+    row.iter().enumerate().map(|(k, &b)| (b as usize) << k).sum()
+}
+
 /// Trajectory metadata (`trajectory.json`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TrajectoryMeta {
