@@ -20,6 +20,20 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// The whole study: solve, simulate, infer the reward, predict perturbations.
+    #[command(
+        after_help = "Example:\n  marlin run scenarios/toy8.toml          # → out/toy8/{solve,simulate,infer,predict}/, out/toy8/summary.json"
+    )]
+    Run {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Output folder (default: the scenario's `output`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Ticks to simulate for the recording.
+        #[arg(long, default_value_t = 200_000)]
+        ticks: u64,
+    },
     /// Check a scenario file without running it.
     #[command(after_help = "Example:\n  marlin validate scenarios/toy8.toml")]
     Validate {
@@ -158,6 +172,52 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
+        Command::Run { scenario, out, ticks } => {
+            let args = commands::study::StudyArgs {
+                scenario: scenario.clone(),
+                out: out.clone(),
+                ticks: *ticks,
+                quiet: cli.quiet,
+            };
+            let s = commands::study::run_study(&args)?;
+            if !cli.quiet {
+                println!(
+                    "study of {} in {:.2} s:",
+                    s["scenario"].as_str().unwrap_or("?"),
+                    s["seconds"].as_f64().unwrap_or(0.0)
+                );
+                println!(
+                    "  solve     g = {:.4}, ⟨r⟩ = {:.4}, information = {:.4} nats/tick",
+                    s["solve"]["g"].as_f64().unwrap_or(f64::NAN),
+                    s["solve"]["mean_reward"].as_f64().unwrap_or(f64::NAN),
+                    s["solve"]["info_nats"].as_f64().unwrap_or(f64::NAN)
+                );
+                println!(
+                    "  simulate  {} ticks, ⟨r⟩ = {:.4}",
+                    s["simulate"]["ticks"],
+                    s["simulate"]["mean_reward"].as_f64().unwrap_or(f64::NAN)
+                );
+                if !s["infer"].is_null() {
+                    println!(
+                        "  infer     reward peaks at counts {} (centred correlation with the truth {:.4})",
+                        s["infer"]["argmax_count"],
+                        s["infer"]["centred_correlation_with_truth"]
+                            .as_f64()
+                            .unwrap_or(f64::NAN)
+                    );
+                }
+                for p in s["predict"].as_array().into_iter().flatten() {
+                    println!(
+                        "  predict   {}: TV to the truth {:.4} (naive {:.4})",
+                        p["perturbation"].as_str().unwrap_or("?"),
+                        p["tv_pred_truth"].as_f64().unwrap_or(f64::NAN),
+                        p["tv_naive_truth"].as_f64().unwrap_or(f64::NAN)
+                    );
+                }
+                println!("  → {}", s["output"].as_str().unwrap_or("?"));
+            }
+            Ok(())
+        }
         Command::Validate { scenario } => {
             let s = crate::scenario::Scenario::load(scenario).map_err(commands::BadInput::from)?;
             if !cli.quiet {

@@ -215,3 +215,32 @@ fn every_subcommand_has_help_with_an_example() {
         assert!(text.contains("Example"), "{cmd} --help has no example:\n{text}");
     }
 }
+
+#[test]
+fn run_does_the_whole_toy_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("toy");
+    let st = marlin()
+        .args(["-q", "run", "scenarios/toy8.toml", "--ticks", "100000", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for f in [
+        "solve/policy.npz",
+        "simulate/trajectory.npz",
+        "infer/reward.npz",
+        "summary.json",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["solve"]["converged"], true);
+    assert_eq!(s["infer"]["argmax_count"], serde_json::json!([2, 6]));
+    let preds = s["predict"].as_array().unwrap();
+    assert_eq!(preds.len(), 2);
+    for p in preds {
+        assert!(p["tv_pred_truth"].as_f64().unwrap() <= p["tv_naive_truth"].as_f64().unwrap());
+    }
+}

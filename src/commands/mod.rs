@@ -9,6 +9,7 @@ pub mod infer;
 pub mod predict;
 pub mod simulate;
 pub mod solve;
+pub mod study;
 
 use std::fmt;
 
