@@ -28,8 +28,10 @@ pub struct StudyArgs {
 /// Run every stage the scenario allows; returns the summary written.
 pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
-    scenario.network().map_err(BadInput::from)?; // the study starts from the exact solution
-    crate::solver::check_size(&scenario.network().map_err(BadInput::from)?).map_err(|e| BadInput(e.to_string()))?;
+    // The study starts from the exact solution: refuse what cannot be solved
+    // before any stage writes anything.
+    let net = scenario.network().map_err(BadInput::from)?;
+    crate::solver::check_size(&net).map_err(|e| BadInput(e.to_string()))?;
     let out = args.out.clone().unwrap_or_else(|| scenario.output.clone());
     let t0 = std::time::Instant::now();
     let say = |m: &str| {
