@@ -1,9 +1,11 @@
 //! marlin: neural circuits as teams of reinforcement-learning agents.
 //!
 //! See `ARCHITECTURE.md` for the bird's-eye view. Modules, in dependency
-//! order: [`model`] (pure data) ← [`solver`] (exact math); [`files`] (I/O
-//! plumbing); [`scenario`] (files → model) ← [`report`] (figures) ←
-//! [`commands`] (what each subcommand does) ← [`cli`] (arguments).
+//! order: [`model`] (pure data) ← [`solver`] (exact math) and [`infer`]
+//! (inverse RL); [`rng`] ← [`topology`] ← [`agents`] ← [`runtime`] ←
+//! [`record`] (the simulator); [`files`] (I/O plumbing); [`scenario`]
+//! (files → networks); [`report`] (figures); [`commands`] (what each
+//! subcommand does) ← [`cli`] (arguments).
 
 // Numerical code indexes several arrays by the same loop variable.
 #![allow(clippy::needless_range_loop)]
