@@ -177,6 +177,27 @@ impl RecorderActor {
     }
 }
 
+/// Write one .npy entry of `shape` into the archive from `items`.
+fn write_entry<T: npyz::Serialize + npyz::AutoSerialize>(
+    zip: &mut zip::ZipWriter<BufWriter<&mut File>>,
+    opts: zip::write::SimpleFileOptions,
+    name: &str,
+    shape: &[u64],
+    items: impl Iterator<Item = Result<T>>,
+) -> Result<()> {
+    zip.start_file(format!("{name}.npy"), opts)?;
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut *zip)
+        .begin_nd()?;
+    for item in items {
+        w.push(&item?)?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
 /// Copy a little-endian column file into an .npy entry of the archive.
 fn stream_column<T: npyz::Serialize + npyz::AutoSerialize + FromLe>(
     zip: &mut zip::ZipWriter<BufWriter<&mut File>>,
@@ -185,40 +206,26 @@ fn stream_column<T: npyz::Serialize + npyz::AutoSerialize + FromLe>(
     part: &Path,
     shape: &[u64],
 ) -> Result<()> {
-    zip.start_file(format!("{name}.npy"), opts)?;
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(&mut *zip)
-        .begin_nd()?;
     let mut r = BufReader::new(File::open(part).with_context(|| format!("reopening {}", part.display()))?);
     let mut buf = vec![0u8; T::SIZE];
     let total: u64 = shape.iter().product();
-    for _ in 0..total {
+    let items = (0..total).map(|_| {
         r.read_exact(&mut buf)
             .with_context(|| format!("{} is shorter than recorded", part.display()))?;
-        w.push(&T::from_le(&buf))?;
-    }
-    w.finish()?;
-    Ok(())
+        Ok(T::from_le(&buf))
+    });
+    write_entry(zip, opts, name, shape, items)
 }
 
-fn write_small<T: npyz::Serialize + npyz::AutoSerialize>(
+/// Write a small in-memory array as an .npy entry of the archive.
+fn write_small<T: npyz::Serialize + npyz::AutoSerialize + Copy>(
     zip: &mut zip::ZipWriter<BufWriter<&mut File>>,
     opts: zip::write::SimpleFileOptions,
     name: &str,
     data: &[T],
     shape: &[u64],
 ) -> Result<()> {
-    zip.start_file(format!("{name}.npy"), opts)?;
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(&mut *zip)
-        .begin_nd()?;
-    w.extend(data.iter())?;
-    w.finish()?;
-    Ok(())
+    write_entry(zip, opts, name, shape, data.iter().map(|&v| Ok(v)))
 }
 
 /// Decoding of the column files' little-endian elements.
