@@ -414,6 +414,29 @@ pub fn project_on_counts(t: &TabularReward) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// The reward table `r(x, σ)` of an (input, count) reward: `by_count[x][c]`
+/// for every σ with c active neurons; counts that were never identified (NaN)
+/// get the input's lowest identified reward. Returns the table and, per
+/// input, whether any count had to be filled (None: nothing identified).
+pub fn count_table(n: usize, by_count: &[Vec<f64>]) -> (Vec<f64>, Vec<Option<bool>>) {
+    let c = 1usize << n;
+    let mut table = Vec::with_capacity(by_count.len() * c);
+    let mut filled = Vec::with_capacity(by_count.len());
+    for row in by_count {
+        let floor = row
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(f64::INFINITY, f64::min);
+        filled.push(floor.is_finite().then(|| row.iter().any(|v| !v.is_finite())));
+        table.extend((0..c).map(|sigma| {
+            let v = row[spike_count(sigma)];
+            if v.is_finite() { v } else { floor }
+        }));
+    }
+    (table, filled)
+}
+
 /// Goodness of fit of a model policy to the record: the likelihood-ratio
 /// statistic of the saturated model (each edge's empirical firing rate)
 /// against `model_fire(s, k)` = π_k(1 | s), with its degrees of freedom
@@ -567,6 +590,15 @@ mod tests {
         assert!((v[0] + 1.0).abs() < 1e-12 && (v[1] - 1.0).abs() < 1e-12);
         assert!((v[2] - 2.0).abs() < 1e-12 && (v[3] + 2.0).abs() < 1e-12);
         assert!(v[4].is_nan());
+    }
+
+    #[test]
+    fn count_table_fills_unidentified_counts_with_the_input_minimum() {
+        let rows = vec![vec![0.5, f64::NAN, -1.0], vec![2.0, 1.0, 0.0], vec![f64::NAN; 3]];
+        let (t, filled) = count_table(2, &rows);
+        assert_eq!(&t[0..4], &[0.5, -1.0, -1.0, -1.0]); // σ = 0, 1, 2 (count 1 → NaN → min), 3
+        assert_eq!(&t[4..8], &[2.0, 1.0, 1.0, 0.0]);
+        assert_eq!(filled, vec![Some(true), Some(false), None]);
     }
 
     #[test]

@@ -249,12 +249,14 @@ impl Scenario {
         build(&cx, file)
     }
 
+    /// `alive[k]`: false for the neurons listed in `network.dead`.
+    pub fn alive(&self) -> Vec<bool> {
+        (0..self.neurons).map(|k| !self.dead.contains(&k)).collect()
+    }
+
     /// The network for the runtime (any size; nothing is tabulated).
     pub fn runtime_network(&self) -> crate::runtime::RuntimeNetwork {
-        let mut alive = vec![true; self.neurons];
-        for &k in &self.dead {
-            alive[k] = false;
-        }
+        let alive = self.alive();
         crate::runtime::RuntimeNetwork {
             n: self.neurons,
             alive,
@@ -292,10 +294,7 @@ impl Scenario {
                 ),
             });
         }
-        let mut alive = vec![true; self.neurons];
-        for &k in &self.dead {
-            alive[k] = false;
-        }
+        let alive = self.alive();
         Ok(Network {
             n: self.neurons,
             alive,

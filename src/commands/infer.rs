@@ -236,20 +236,7 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
     // estimated marginals, and compare the record's actions with it.
     let mut warnings = Vec::new();
     let fit = {
-        let table: Vec<f64> = (0..xs)
-            .flat_map(|x| {
-                let row = &by_count[x];
-                let floor = row
-                    .iter()
-                    .copied()
-                    .filter(|v| v.is_finite())
-                    .fold(f64::INFINITY, f64::min);
-                (0..c).map(move |sigma| {
-                    let v = row[crate::model::spike_count(sigma)];
-                    if v.is_finite() { v } else { floor }
-                })
-            })
-            .collect();
+        let (table, _) = crate::infer::count_table(n, &by_count);
         let net = crate::model::Network {
             n,
             alive: vec![true; n],
@@ -364,7 +351,7 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
         }
     }
     npz.write(&out.join("reward.npz"))?;
-    let labels: Vec<String> = rec.meta.input_values.iter().map(|v| format!("x = {v:+}")).collect();
+    let labels = super::solve::input_labels(&rec.meta.input_values);
     let units = if args.lambda.is_some() {
         "reward per tick"
     } else {

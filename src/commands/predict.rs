@@ -6,7 +6,7 @@
 
 use super::BadInput;
 use crate::files::{write_json, write_text};
-use crate::model::{InputProcess, Network, spike_count};
+use crate::model::{InputProcess, Network};
 use crate::scenario::Scenario;
 use crate::solver::{self, Policy, SolveOptions};
 use anyhow::{Context, Result};
@@ -159,21 +159,22 @@ fn read_reward(path: &Path, model: &str, n: usize, xs: usize) -> Result<(Vec<f64
                     n + 1
                 )));
             }
-            let mut t = vec![0.0; xs * c];
-            for x in 0..xs {
-                let fin: Vec<f64> = cr.row(x).iter().copied().filter(|v| v.is_finite()).collect();
-                if fin.is_empty() {
-                    return Err(bad(format!("no identified count for input {x}")));
-                }
-                let floor = fin.iter().copied().fold(f64::INFINITY, f64::min);
-                if fin.len() < n + 1 {
-                    notes.push(format!(
-                        "input {x}: counts never observed get the lowest inferred reward ({floor:.4})"
-                    ));
-                }
-                for sigma in 0..c {
-                    let v = cr[[x, spike_count(sigma)]];
-                    t[x * c + sigma] = if v.is_finite() { v } else { floor };
+            let rows: Vec<Vec<f64>> = cr.rows().into_iter().map(|r| r.to_vec()).collect();
+            let (t, filled) = crate::infer::count_table(n, &rows);
+            for (x, f) in filled.iter().enumerate() {
+                match f {
+                    None => return Err(bad(format!("no identified count for input {x}"))),
+                    Some(true) => {
+                        let floor = rows[x]
+                            .iter()
+                            .copied()
+                            .filter(|v| v.is_finite())
+                            .fold(f64::INFINITY, f64::min);
+                        notes.push(format!(
+                            "input {x}: counts never observed get the lowest inferred reward ({floor:.4})"
+                        ));
+                    }
+                    Some(false) => {}
                 }
             }
             t
@@ -258,7 +259,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
         tv_naive_truth: max_tv(&result.naive, &result.truth),
         ..result
     };
-    let labels = crate::commands::solve::input_labels(&perturbed);
+    let labels = crate::commands::solve::input_labels(&perturbed.input.values);
     let mut series = Vec::new();
     let mut names = Vec::new();
     for (x, label) in labels.iter().enumerate() {

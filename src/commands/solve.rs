@@ -122,7 +122,7 @@ pub fn run(args: &SolveArgs) -> Result<Vec<SolveRecord>> {
             out.clone()
         };
         write_policy(&dir.join("policy.npz"), &net, &sol)?;
-        let labels = input_labels(&net);
+        let labels = input_labels(&net.input.values);
         let svg = crate::report::count_distribution(
             &format!("{}: spike counts at the optimum (λ = {lambda})", scenario.name),
             &record.count_distribution,
@@ -159,8 +159,8 @@ pub fn run(args: &SolveArgs) -> Result<Vec<SolveRecord>> {
 }
 
 /// Labels like "x = -1" for each input value.
-pub fn input_labels(net: &Network) -> Vec<String> {
-    net.input.values.iter().map(|v| format!("x = {v:+}")).collect()
+pub fn input_labels(values: &[f64]) -> Vec<String> {
+    values.iter().map(|v| format!("x = {v:+}")).collect()
 }
 
 fn record(net: &Network, sol: &Solution, seconds: f64) -> SolveRecord {

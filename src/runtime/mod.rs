@@ -101,16 +101,7 @@ impl RunState {
     pub fn initial(net: &RuntimeNetwork, seed: u64) -> Self {
         let mut environment = stream(seed, Domain::Environment, 0);
         let mu = net.input.stationary();
-        let u: f64 = environment.random();
-        let mut acc = 0.0;
-        let mut x = mu.len() - 1;
-        for (i, m) in mu.iter().enumerate() {
-            acc += m;
-            if u < acc {
-                x = i;
-                break;
-            }
-        }
+        let x = sample(&mu, environment.random());
         RunState {
             tick: 0,
             x,
@@ -316,16 +307,8 @@ impl Ctx<'_> {
         if xs == 1 {
             return 0;
         }
-        let u: f64 = env.random();
-        let mut acc = 0.0;
-        for x2 in 0..xs {
-            acc += self.net.input.p(x, x2);
-            if u < acc {
-                return x2;
-            }
-        }
-        // Rounding: fall back to the last state with positive probability.
-        (0..xs).rev().find(|&x2| self.net.input.p(x, x2) > 0.0).unwrap_or(x)
+        let row = &self.net.input.transition[x * xs..(x + 1) * xs];
+        sample(row, env.random())
     }
 
     /// Advance one shard's agents by one tick; returns (change in spike
@@ -431,6 +414,20 @@ impl Ctx<'_> {
     }
 }
 
+/// The index drawn from the distribution `probs` by the uniform number `u`
+/// (inverse CDF); if rounding leaves `u` above the total, the last index with
+/// positive probability.
+fn sample(probs: &[f64], u: f64) -> usize {
+    let mut acc = 0.0;
+    for (i, p) in probs.iter().enumerate() {
+        acc += p;
+        if u < acc {
+            return i;
+        }
+    }
+    probs.iter().rposition(|&p| p > 0.0).unwrap_or(probs.len() - 1)
+}
+
 /// Write the bits `word` under `mask` into `next[idx]`: a plain store when
 /// this shard owns the whole word, atomic and/or when it shares it.
 #[inline]
@@ -443,5 +440,21 @@ fn flush(next: &[AtomicU64], idx: usize, word: u64, mask: u64) {
     } else {
         next[idx].fetch_and(!mask, Ordering::Relaxed);
         next[idx].fetch_or(word, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample;
+
+    #[test]
+    fn sample_inverts_the_cdf_and_survives_rounding() {
+        let p = [0.2, 0.3, 0.5];
+        assert_eq!(sample(&p, 0.1), 0);
+        assert_eq!(sample(&p, 0.25), 1);
+        assert_eq!(sample(&p, 0.99), 2);
+        // u at or above the (rounded) total: the last index with mass.
+        assert_eq!(sample(&p, 1.0), 2);
+        assert_eq!(sample(&[0.5, 0.5, 0.0], 1.0), 1);
     }
 }
