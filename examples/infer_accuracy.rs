@@ -40,7 +40,7 @@ fn main() {
                 &model.input.transition,
                 &TabularOptions {
                     lambda: Some(0.5),
-                    pseudo_count: 0.5,
+                    ..TabularOptions::default()
                 },
             )
             .unwrap();

@@ -2,8 +2,9 @@
 //! policy, RNG stream and inbox (the presynaptic spikes it observes); each
 //! tick it is asked, through [`Agent::fire_probability`], what it would do
 //! given only its own [`Observation`], and the runtime draws its action from
-//! the agent's own stream. Learning rules (a later issue) hook in through
-//! [`Agent::learn`] with the broadcast signal.
+//! the agent's own stream. Learning rules ([`crate::learn`]) hook in through
+//! [`Agent::catch_up`] and [`Agent::learn`], which receive the global
+//! [`Broadcast`].
 //!
 //! Depends on `model`, `rng` and `topology` only; no I/O, no threads.
 
@@ -21,6 +22,8 @@ pub struct Observation<'a> {
     pub own: bool,
     /// The agent's id k.
     pub id: usize,
+    /// Number of neurons in the network.
+    pub n: usize,
     /// Presynaptic partners (empty means all other neurons: all-to-all).
     pub pre: &'a [u32],
     /// The spike frame σ_t, as words of 64 neurons (bit k%64 of word k/64).
@@ -39,6 +42,34 @@ impl Observation<'_> {
         self.frame[0] as usize
     }
 
+    /// Index of this observation in a tabular policy: for all-to-all
+    /// networks the full state `x·2ⁿ + σ` (x = 0 when the agent does not
+    /// receive the input; n ≤ 64), otherwise [`Observation::local_index`].
+    #[inline]
+    pub fn table_index(&self) -> usize {
+        if self.pre.is_empty() {
+            let x = if self.input.is_some() { self.x } else { 0 };
+            (x << self.n) | self.sigma()
+        } else {
+            self.local_index()
+        }
+    }
+
+    /// Number of entries a tabular policy over this agent's observation
+    /// needs: `X·2ⁿ` (all-to-all) or `X·2·2^deg`, with X = 1 when the agent
+    /// does not receive the input. `None` if that exceeds 2³².
+    pub fn table_len(n: usize, degree: Option<usize>, inputs: usize, receives_input: bool) -> Option<usize> {
+        let xs = if receives_input { inputs } else { 1 };
+        let bits = match degree {
+            None => n,
+            Some(d) => d + 1,
+        };
+        if bits > 32 {
+            return None;
+        }
+        xs.checked_mul(1usize << bits).filter(|&v| v <= 1 << 32)
+    }
+
     /// Index of the local observation for tabular policies over
     /// (input index, own state, presynaptic states): `((x·2 + own)·2^deg + Σ_j σ_pre_j 2^j)`.
     pub fn local_index(&self) -> usize {
@@ -49,6 +80,25 @@ impl Observation<'_> {
         let x = if self.input.is_some() { self.x } else { 0 };
         ((x << 1 | self.own as usize) << self.pre.len()) | idx
     }
+}
+
+/// What the control plane broadcasts to every agent each tick (THEORY §4).
+/// The learning signal (`ř_t − ĝ`, or the critic's TD error δ_t) reaches
+/// agents as its running integral, so an agent that did not act for a while
+/// applies everything it missed in one step when it next acts
+/// ([`Agent::catch_up`]) — exactly what applying it every tick would give.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Broadcast {
+    pub tick: u64,
+    /// `Σ_{τ<t} η_τ · signal_τ`.
+    pub cumulative: f64,
+    /// η_t, the actors' learning rate at this tick.
+    pub eta: f64,
+    /// λ, the price of information.
+    pub lambda: f64,
+    /// Agents charge themselves their own coding cost instead of the team's
+    /// (the signal then carries the reward only).
+    pub own_cost: bool,
 }
 
 /// A policy maps an observation to a firing probability.
@@ -111,15 +161,17 @@ impl Policy for LocalTablePolicy {
 
 /// `logit π(1|o) = b + u·x + Σ_j w_j σ_j` over the presynaptic partners
 /// (THEORY §4); for all-to-all, `weights[j]` is the weight from neuron j.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogisticPolicy {
     pub bias: f64,
     pub input_weight: f64,
     pub weights: Vec<f64>,
 }
 
-impl Policy for LogisticPolicy {
-    fn p_fire(&self, obs: &Observation) -> f64 {
+impl LogisticPolicy {
+    /// `logit π(1|o)`.
+    #[inline]
+    pub fn logit(&self, obs: &Observation) -> f64 {
         let mut z = self.bias + self.input_weight * obs.input.unwrap_or(0.0);
         if obs.pre.is_empty() {
             for (j, w) in self.weights.iter().enumerate() {
@@ -134,7 +186,14 @@ impl Policy for LogisticPolicy {
                 }
             }
         }
-        1.0 / (1.0 + (-z).exp())
+        z
+    }
+}
+
+impl Policy for LogisticPolicy {
+    #[inline]
+    fn p_fire(&self, obs: &Observation) -> f64 {
+        1.0 / (1.0 + (-self.logit(obs)).exp())
     }
 }
 
@@ -146,9 +205,14 @@ pub trait Agent: Send {
     fn rng(&mut self) -> &mut Stream;
     /// The agent's prior p_k(1), against which its coding cost is measured.
     fn prior(&self) -> f64;
-    /// Called after every tick in which the agent acted, with its action and
-    /// the broadcast signal. Default: no learning.
-    fn learn(&mut self, _obs: &Observation, _fired: bool, _signal: f64) {}
+    /// Called before the agent acts, when a learning signal is broadcast:
+    /// apply the signal accumulated since it last caught up. Default: nothing.
+    #[inline]
+    fn catch_up(&mut self, _b: &Broadcast) {}
+    /// Called after the agent acted, with its firing probability `p`, its
+    /// action and its log-ratio `log(π(a|o)/p_k(a))`. Default: no learning.
+    #[inline]
+    fn learn(&mut self, _obs: &Observation, _fired: bool, _p: f64, _log_ratio: f64, _b: &Broadcast) {}
 }
 
 /// A neuron agent with a policy of type `P`.
@@ -202,6 +266,7 @@ mod tests {
             input,
             own: true,
             id: 0,
+            n: 4,
             pre,
             frame,
         }
@@ -215,6 +280,17 @@ mod tests {
         assert_eq!(obs(&frame, &pre, Some(1.0)).local_index(), 3 * 8 + 0b101);
         // without the input, x does not enter
         assert_eq!(obs(&frame, &pre, None).local_index(), 8 + 0b101);
+    }
+
+    #[test]
+    fn table_index_is_the_full_state_for_all_to_all() {
+        let frame = [0b1010u64];
+        // x = 1, n = 4: 1·16 + 0b1010
+        assert_eq!(obs(&frame, &[], Some(1.0)).table_index(), 16 + 0b1010);
+        assert_eq!(obs(&frame, &[], None).table_index(), 0b1010);
+        assert_eq!(Observation::table_len(4, None, 2, true), Some(32));
+        assert_eq!(Observation::table_len(4, Some(3), 2, false), Some(16));
+        assert_eq!(Observation::table_len(40, None, 2, true), None);
     }
 
     #[test]

@@ -89,6 +89,38 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Train a network by decentralised learning: every neuron learns alone from the broadcast reward.
+    #[command(
+        after_help = "Examples:\n  marlin train scenarios/toy8.toml                       # the scenario's [learning] rules and policies\n  marlin train scenarios/toy8.toml --rule actor_critic --policy logistic --ticks 2000000 --seed 3\n  marlin train scenarios/rand64.toml --out out/rand64_train"
+    )]
+    Train {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Ticks of learning (default: the scenario's learning.ticks).
+        #[arg(long)]
+        ticks: Option<u64>,
+        /// Learning rules, comma-separated (default: the scenario's).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        rule: Option<Vec<RuleArg>>,
+        /// Policy parametrisations, comma-separated (default: the scenario's).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        policy: Option<Vec<PolicyArg>>,
+        /// Seed, overriding the scenario's.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Number of checkpoints (exact scores, saved policies).
+        #[arg(long)]
+        checkpoints: Option<usize>,
+        /// Blocks of agents (default: one per thread). Results do not depend on it.
+        #[arg(long)]
+        shards: Option<usize>,
+        /// Threads executing the shards (default: 1 below 4096 neurons, else all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Output folder (default: the scenario's `output`/train).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Infer the reward a recorded (asynchronous) network optimises.
     #[command(after_help = "Example:\n  marlin infer out/toy8/simulate/trajectory.npz --lambda 0.5")]
     Infer {
@@ -131,6 +163,21 @@ pub enum Command {
         #[arg(long, default_value = "scenarios")]
         dir: PathBuf,
     },
+}
+
+/// Learning rules of `train`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+#[value(rename_all = "snake_case")]
+pub enum RuleArg {
+    ActorCritic,
+    Reinforce,
+}
+
+/// Policy parametrisations of `train`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum PolicyArg {
+    Tabular,
+    Logistic,
 }
 
 /// Spike recording form of `simulate`.
@@ -303,6 +350,87 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     r.totals.spikes as f64 / t,
                     r.out.display()
                 );
+            }
+            Ok(())
+        }
+        Command::Train {
+            scenario,
+            ticks,
+            rule,
+            policy,
+            seed,
+            checkpoints,
+            shards,
+            threads,
+            out,
+        } => {
+            use crate::learn::{PolicyKind, Rule};
+            let args = commands::train::TrainArgs {
+                scenario: scenario.clone(),
+                ticks: *ticks,
+                rules: rule.as_ref().map(|v| {
+                    v.iter()
+                        .map(|r| match r {
+                            RuleArg::ActorCritic => Rule::ActorCritic,
+                            RuleArg::Reinforce => Rule::Reinforce,
+                        })
+                        .collect()
+                }),
+                policies: policy.as_ref().map(|v| {
+                    v.iter()
+                        .map(|p| match p {
+                            PolicyArg::Tabular => PolicyKind::Tabular,
+                            PolicyArg::Logistic => PolicyKind::Logistic,
+                        })
+                        .collect()
+                }),
+                seed: *seed,
+                checkpoints: *checkpoints,
+                shards: *shards,
+                threads: *threads,
+                out: out.clone(),
+                quiet: cli.quiet,
+            };
+            let s = commands::train::run_train(&args)?;
+            if !cli.quiet {
+                if let Some(g) = s.optimum_g {
+                    println!("optimum g* = {g:.4} ({})", s.optimum_note);
+                }
+                let u = &s.untrained;
+                println!(
+                    "untrained       ⟨r⟩ = {:.4}{}",
+                    u.running_reward,
+                    u.exact
+                        .as_ref()
+                        .map(|e| format!(", exact g = {:.4}", e.g))
+                        .unwrap_or_default()
+                );
+                for r in &s.runs {
+                    let last = r.checkpoints.last().expect("at least one checkpoint");
+                    let exact = match r.final_exact() {
+                        Some(e) => format!(
+                            "exact g = {:.4}{}",
+                            e.g,
+                            e.ratio.map(|q| format!(" = {:.3}·g*", q)).unwrap_or_default()
+                        ),
+                        None => format!("running g = {:.4}", last.running_g),
+                    };
+                    println!(
+                        "{:<15} {} ticks in {:.1} s ({:.2e} ticks/s): ⟨r⟩ = {:.4}, {exact}{}",
+                        r.label,
+                        r.ticks,
+                        r.seconds,
+                        r.ticks_per_second,
+                        last.running_reward,
+                        r.weights
+                            .as_ref()
+                            .map(|w| format!(
+                                "; mean input weight {:+.3}, mean recurrent weight {:+.3}",
+                                w.mean_input_weight, w.mean_recurrent_weight
+                            ))
+                            .unwrap_or_default()
+                    );
+                }
             }
             Ok(())
         }

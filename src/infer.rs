@@ -90,6 +90,10 @@ pub struct TabularOptions {
     pub lambda: Option<f64>,
     /// Pseudo-count added to both actions of every edge.
     pub pseudo_count: f64,
+    /// States visited fewer times are reported unidentified (NaN reward):
+    /// their few (often transient, e.g. the silent start) visits say
+    /// little, yet would weigh fully in per-count summaries.
+    pub min_visits: u64,
 }
 
 impl Default for TabularOptions {
@@ -97,6 +101,7 @@ impl Default for TabularOptions {
         TabularOptions {
             lambda: None,
             pseudo_count: 0.5,
+            min_visits: 10,
         }
     }
 }
@@ -125,7 +130,7 @@ pub fn invert_tabular(counts: &EdgeCounts, transition: &[f64], opts: &TabularOpt
             }
         })
         .collect();
-    invert_from_logits(
+    let mut inv = invert_from_logits(
         n,
         counts.inputs,
         &edges,
@@ -133,7 +138,21 @@ pub fn invert_tabular(counts: &EdgeCounts, transition: &[f64], opts: &TabularOpt
         transition,
         opts.lambda,
         counts.visits.clone(),
-    )
+    )?;
+    let mut rare = 0;
+    for (r, &v) in inv.r.iter_mut().zip(&counts.visits) {
+        if r.is_finite() && v < opts.min_visits {
+            *r = f64::NAN;
+            rare += 1;
+        }
+    }
+    if rare > 0 {
+        inv.notes.push(format!(
+            "{rare} states visited fewer than {} times are reported unidentified (NaN)",
+            opts.min_visits
+        ));
+    }
+    Ok(inv)
 }
 
 /// Tabular inversion from per-edge (weight, logit π) pairs, indexed like

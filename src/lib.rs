@@ -2,7 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for the bird's-eye view. Modules, in dependency
 //! order: [`model`] (pure data) ← [`solver`] (exact math) and [`infer`]
-//! (inverse RL); [`rng`] ← [`topology`] ← [`agents`] ← [`runtime`] ←
+//! (inverse RL); [`rng`] ← [`topology`] ← [`agents`] ← [`learn`] ← [`runtime`] ←
 //! [`record`] (the simulator); [`files`] (I/O plumbing); [`scenario`]
 //! (files → networks); [`report`] (figures); [`commands`] (what each
 //! subcommand does) ← [`cli`] (arguments).
@@ -15,6 +15,7 @@ pub mod cli;
 pub mod commands;
 pub mod files;
 pub mod infer;
+pub mod learn;
 pub mod model;
 pub mod record;
 pub mod report;

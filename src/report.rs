@@ -174,6 +174,136 @@ pub fn scatter(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(
     Ok(buf)
 }
 
+/// Curves `(x, y)`, one colour per series (NaN points skipped), with an
+/// optional dashed horizontal reference line (e.g. y = 1 for g/g*).
+pub fn lines(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    reference: Option<(f64, &str)>,
+) -> DrawResult<String> {
+    let all = || {
+        series
+            .iter()
+            .flat_map(|s| s.1.iter())
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+    };
+    let x_hi = all().fold(0.0f64, |a, p| a.max(p.0)).max(1.0);
+    let mut y_lo = all().fold(f64::INFINITY, |a, p| a.min(p.1));
+    let mut y_hi = all().fold(f64::NEG_INFINITY, |a, p| a.max(p.1));
+    if let Some((r, _)) = reference {
+        y_lo = y_lo.min(r);
+        y_hi = y_hi.max(r);
+    }
+    if !(y_lo.is_finite() && y_hi.is_finite()) {
+        (y_lo, y_hi) = (0.0, 1.0);
+    } else if y_hi <= y_lo {
+        (y_lo, y_hi) = (y_lo - 0.5, y_hi + 0.5);
+    }
+    let pad = (y_hi - y_lo) * 0.08;
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..x_hi * 1.02, (y_lo - pad)..(y_hi + pad))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| format!("{v:.3e}"))
+            .draw()?;
+        if let Some((r, name)) = reference {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, r), (x_hi * 1.02, r)],
+                    6,
+                    4,
+                    BLACK.mix(0.5).into(),
+                ))?
+                .label(name)
+                .legend(|(a, b)| PathElement::new([(a, b), (a + 20, b)], BLACK.mix(0.5)));
+        }
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let col = color(i);
+            let pts: Vec<(f64, f64)> = pts
+                .iter()
+                .copied()
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), col.stroke_width(2)))?
+                .label(name.clone())
+                .legend(move |(a, b)| PathElement::new([(a, b), (a + 20, b)], col.stroke_width(2)));
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 2, col.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
+/// A matrix as a heat map: `rows[i][j]` drawn at row i (top to bottom),
+/// column j, blue for negative, white for zero, red for positive (scaled by
+/// the largest magnitude, stated in the caption); NaN cells grey.
+pub fn matrix(title: &str, x_desc: &str, y_desc: &str, rows: &[Vec<f64>]) -> DrawResult<String> {
+    let h = rows.len().max(1);
+    let w = rows.iter().map(|r| r.len()).max().unwrap_or(1).max(1);
+    let scale = rows
+        .iter()
+        .flatten()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |a, v| a.max(v.abs()));
+    let scale = if scale > 0.0 { scale } else { 1.0 };
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (620, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("{title} (colour scale ±{scale:.3})"), ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..w as f64, h as f64..0.0)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| format!("{:.0}", v))
+            .y_label_formatter(&|v| format!("{:.0}", v))
+            .draw()?;
+        chart.draw_series(rows.iter().enumerate().flat_map(|(i, r)| {
+            r.iter().enumerate().map(move |(j, &v)| {
+                let c = if !v.is_finite() {
+                    RGBColor(200, 200, 200)
+                } else {
+                    let a = (v.abs() / scale).min(1.0);
+                    let fade = (255.0 * (1.0 - a)) as u8;
+                    if v >= 0.0 {
+                        RGBColor(255, fade, fade)
+                    } else {
+                        RGBColor(fade, fade, 255)
+                    }
+                };
+                Rectangle::new([(j as f64, i as f64), (j as f64 + 1.0, i as f64 + 1.0)], c.filled())
+            })
+        }))?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +334,28 @@ mod tests {
         let svg = scatter("t", "true", "inferred", &[("x = -1".into(), pts)]).unwrap();
         assert_eq!(svg.matches("<circle").count(), 2 + 1, "two points and one legend mark");
         assert!(svg.contains("inferred") && svg.contains("x = -1"));
+    }
+
+    #[test]
+    fn lines_draw_each_series_and_the_reference() {
+        let a = vec![(0.0, 0.1), (1.0, 0.5), (2.0, f64::NAN), (3.0, 0.9)];
+        let svg = lines(
+            "t",
+            "ticks",
+            "g / g*",
+            &[("actor_critic".into(), a)],
+            Some((1.0, "optimum")),
+        )
+        .unwrap();
+        assert_eq!(svg.matches("<circle").count(), 3, "the finite points");
+        assert!(svg.contains("actor_critic") && svg.contains("optimum") && svg.contains("g / g*"));
+    }
+
+    #[test]
+    fn matrix_draws_one_cell_per_entry_with_sign_colours() {
+        let svg = matrix("W", "pre", "post", &[vec![1.0, -1.0], vec![0.0, f64::NAN]]).unwrap();
+        assert!(svg.contains("#FF0000") && svg.contains("#0000FF") && svg.contains("#C8C8C8"));
+        assert!(svg.contains("±1.000"));
     }
 
     #[test]

@@ -60,6 +60,7 @@ struct File {
     reward: Spanned<RewardSection>,
     cost: Spanned<CostSection>,
     solver: Option<SolverSection>,
+    learning: Option<Spanned<LearningSection>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -193,6 +194,71 @@ struct SolverSection {
     damping: Option<Spanned<f64>>,
     prior_tol: Option<Spanned<f64>>,
     max_prior_iterations: Option<Spanned<i64>>,
+    starts: Option<Spanned<i64>>,
+    start_seed: Option<Spanned<i64>>,
+}
+
+/// `[learning]`: see [`crate::learn::LearningSpec`] for meanings and defaults.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct LearningSection {
+    rule: Option<Spanned<OneOrMany<RuleName>>>,
+    policy: Option<Spanned<OneOrMany<PolicyName>>>,
+    ticks: Option<Spanned<i64>>,
+    checkpoints: Option<Spanned<i64>>,
+    tabular_rate: Option<Spanned<f64>>,
+    logistic_rate: Option<Spanned<f64>>,
+    rate_decay_ticks: Option<Spanned<f64>>,
+    trace_decay: Option<Spanned<f64>>,
+    baseline_rate: Option<Spanned<f64>>,
+    critic: Option<Spanned<CriticName>>,
+    critic_rate: Option<Spanned<f64>>,
+    prior_rate: Option<Spanned<f64>>,
+    cost: Option<Spanned<CostShare>>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum RuleName {
+    Reinforce,
+    ActorCritic,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum PolicyName {
+    Tabular,
+    Logistic,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum CriticName {
+    Tabular,
+    Counts,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum CostShare {
+    Team,
+    Own,
 }
 
 // ---------------------------------------------------------------------------
@@ -217,6 +283,8 @@ pub struct Scenario {
     pub lambda: f64,
     pub cost: CodingCost,
     pub solver: crate::solver::SolveOptions,
+    /// How `marlin train` learns (defaults when the file has no `[learning]`).
+    pub learning: crate::learn::LearningSpec,
 }
 
 impl Scenario {
@@ -281,6 +349,12 @@ impl Scenario {
                     .into(),
             });
         }
+        self.tabular_network()
+    }
+
+    /// The tabulated network whatever its topology: for exact evaluation of
+    /// given policies (which may observe only part of the state).
+    pub fn tabular_network(&self) -> Result<Network, ScenarioError> {
         if self.neurons > MAX_TABULAR_NEURONS {
             return Err(ScenarioError {
                 file: self.path.clone(),
@@ -848,7 +922,18 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
         if let Some(v) = &s.max_prior_iterations {
             solver.max_prior_iterations = cx.count(v, "solver.max_prior_iterations", 1, 1_000_000)?;
         }
+        if let Some(v) = &s.starts {
+            solver.starts = Some(cx.count(v, "solver.starts", 1, 10_000)?);
+        }
+        if let Some(v) = &s.start_seed {
+            solver.start_seed = cx.count(v, "solver.start_seed", 0, i64::MAX)? as u64;
+        }
     }
+
+    let learning = match &f.learning {
+        Some(l) => learning_spec(cx, l, n, xs)?,
+        None => crate::learn::LearningSpec::default(),
+    };
 
     Ok(Scenario {
         path: cx.path.to_path_buf(),
@@ -866,5 +951,102 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
         lambda,
         cost,
         solver,
+        learning,
     })
+}
+
+fn learning_spec(
+    cx: &Cx,
+    section: &Spanned<LearningSection>,
+    n: usize,
+    xs: usize,
+) -> Result<crate::learn::LearningSpec, ScenarioError> {
+    use crate::learn::{CriticKind, LearningSpec, PolicyKind, Rule, teacher::MAX_TABULAR_CRITIC};
+    let l = section.get_ref();
+    let mut spec = LearningSpec::default();
+    if let Some(r) = &l.rule {
+        let list = r.get_ref().to_vec();
+        if list.is_empty() {
+            return Err(cx.err(
+                r.span(),
+                "learning.rule",
+                "empty list; allowed: \"actor_critic\", \"reinforce\" or a list of them",
+            ));
+        }
+        spec.rules = list
+            .into_iter()
+            .map(|r| match r {
+                RuleName::Reinforce => Rule::Reinforce,
+                RuleName::ActorCritic => Rule::ActorCritic,
+            })
+            .collect();
+        spec.rules.dedup();
+    }
+    if let Some(p) = &l.policy {
+        let list = p.get_ref().to_vec();
+        if list.is_empty() {
+            return Err(cx.err(
+                p.span(),
+                "learning.policy",
+                "empty list; allowed: \"tabular\", \"logistic\" or a list of them",
+            ));
+        }
+        spec.policies = list
+            .into_iter()
+            .map(|p| match p {
+                PolicyName::Tabular => PolicyKind::Tabular,
+                PolicyName::Logistic => PolicyKind::Logistic,
+            })
+            .collect();
+        spec.policies.dedup();
+    }
+    if let Some(v) = &l.ticks {
+        spec.ticks = cx.count(v, "learning.ticks", 1, 1 << 50)? as u64;
+    }
+    if let Some(v) = &l.checkpoints {
+        spec.checkpoints = cx.count(v, "learning.checkpoints", 1, 100_000)?;
+    }
+    if let Some(v) = &l.tabular_rate {
+        spec.tabular_rate = cx.positive(v, "learning.tabular_rate")?;
+    }
+    if let Some(v) = &l.logistic_rate {
+        spec.logistic_rate = cx.positive(v, "learning.logistic_rate")?;
+    }
+    if let Some(v) = &l.rate_decay_ticks {
+        spec.rate_decay_ticks = Some(cx.positive(v, "learning.rate_decay_ticks")?);
+    }
+    if let Some(v) = &l.trace_decay {
+        spec.trace_decay = cx.prob(v, "learning.trace_decay", false, true)?;
+    }
+    if let Some(v) = &l.baseline_rate {
+        spec.baseline_rate = cx.prob(v, "learning.baseline_rate", true, false)?;
+    }
+    if let Some(v) = &l.critic_rate {
+        spec.critic_rate = cx.prob(v, "learning.critic_rate", true, false)?;
+    }
+    if let Some(v) = &l.prior_rate {
+        spec.prior_rate = cx.prob(v, "learning.prior_rate", true, false)?;
+    }
+    if let Some(c) = &l.critic {
+        spec.critic = Some(match c.get_ref() {
+            CriticName::Tabular => {
+                if n > MAX_TABULAR_CRITIC || xs << n > 1 << 26 {
+                    return Err(cx.err(
+                        c.span(),
+                        "learning.critic",
+                        format!(
+                            "a tabular critic needs X·2^n = {xs}·2^{n} values; allowed: at most \
+                             {MAX_TABULAR_CRITIC} neurons and 2^26 states — use critic = \"counts\""
+                        ),
+                    ));
+                }
+                CriticKind::Tabular
+            }
+            CriticName::Counts => CriticKind::Counts,
+        });
+    }
+    if let Some(c) = &l.cost {
+        spec.own_cost = *c.get_ref() == CostShare::Own;
+    }
+    Ok(spec)
 }

@@ -48,7 +48,10 @@ fn infers_the_toy_reward_from_its_simulated_record() {
         serde_json::from_str(&std::fs::read_to_string(out.join("reward.json")).unwrap()).unwrap();
     assert_eq!(s["argmax_count"], serde_json::json!([2, 6]));
     assert!(s["centred_correlation_with_truth"].as_f64().unwrap() >= 0.9, "{s}");
-    assert_eq!(s["visited_states"], 512);
+    // The optimum keeps some neurons always on or off: only states
+    // consistent with them are visited.
+    let visited = s["visited_states"].as_u64().unwrap();
+    assert!(visited > 32 && visited <= 512, "{visited}");
     for f in [
         "reward.npz",
         "reward_by_count.svg",
@@ -78,15 +81,16 @@ fn infers_the_toy_reward_from_its_simulated_record() {
     let r: ndarray::Array2<f64> = npz.by_name("r").unwrap();
     let lo: ndarray::Array2<f64> = npz.by_name("r_lo").unwrap();
     let hi: ndarray::Array2<f64> = npz.by_name("r_hi").unwrap();
+    let identified = r.iter().filter(|v| v.is_finite()).count();
     let inside = r
         .iter()
         .zip(lo.iter().zip(hi.iter()))
         .filter(|(v, (l, h))| **l <= **v && **v <= **h)
         .count();
+    assert!(identified > 32, "{identified} identified states");
     assert!(
-        inside as f64 >= 0.8 * r.len() as f64,
-        "point estimates inside their intervals: {inside}/{}",
-        r.len()
+        inside as f64 >= 0.8 * identified as f64,
+        "point estimates inside their intervals: {inside}/{identified}"
     );
     // Without λ the result is r/λ: the same correlation, scaled values.
     let out2 = dir.path().join("infer_scale_free");
@@ -155,7 +159,10 @@ fn a_reward_the_counts_cannot_express_is_flagged_as_misfit() {
     let text = std::fs::read_to_string("scenarios/toy8.toml").unwrap().replace(
         "kind = \"target_count\"\ntargets = [2, 6]              # rewarded spike count per input value\nvalue = 1.0",
         "kind = \"pattern\"\non = [[0, 1], [2, 3, 4, 5, 6, 7]]\noff = [[2, 3, 4, 5, 6, 7], [0, 1]]\nmode = \"all_or_nothing\"",
-    );
+    )
+    // At λ = 0.5 the optimum for this pattern ignores the input (a fixed
+    // pattern, no information, nothing to infer); at 0.1 it codes the input.
+    .replace("lambda = 0.5", "lambda = 0.1");
     assert!(text.contains("pattern"), "test bug: the toy's reward lines changed");
     std::fs::write(&pattern, text).unwrap();
     let traj = simulate(dir.path(), pattern.to_str().unwrap(), "100000");

@@ -207,7 +207,7 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
         &transition,
         &TabularOptions {
             lambda: args.lambda,
-            pseudo_count: 0.5,
+            ..TabularOptions::default()
         },
     )
     .map_err(|e| BadInput(format!("{}: {e}", args.trajectory.display())))?;
@@ -281,7 +281,7 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
             &transition,
             &TabularOptions {
                 lambda: args.lambda,
-                pseudo_count: 0.5,
+                ..TabularOptions::default()
             },
             BOOTSTRAP_BLOCKS,
             args.bootstrap,

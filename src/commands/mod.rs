@@ -10,6 +10,7 @@ pub mod predict;
 pub mod simulate;
 pub mod solve;
 pub mod study;
+pub mod train;
 
 use std::fmt;
 

@@ -19,7 +19,8 @@
 
 mod barrier;
 
-use crate::agents::{Agent, Observation};
+use crate::agents::{Agent, Broadcast, Observation};
+use crate::learn::Teacher;
 use crate::model::{InputProcess, RewardSpec, UpdateScheme};
 use crate::rng::{Domain, Stream, stream};
 use crate::topology::Topology;
@@ -42,6 +43,50 @@ pub struct RuntimeNetwork {
     pub topology: Topology,
     /// Which neurons observe the input.
     pub receives_input: Vec<bool>,
+}
+
+impl RuntimeNetwork {
+    /// What agent k observes at tick t in state (x, frame).
+    #[inline]
+    pub fn observation<'a>(&'a self, k: usize, t: u64, x: usize, frame: &'a [u64], own: bool) -> Observation<'a> {
+        Observation {
+            tick: t,
+            x,
+            input: self.receives_input[k].then(|| self.input.values[x]),
+            own,
+            id: k,
+            n: self.n,
+            pre: self.topology.partners(k),
+            frame,
+        }
+    }
+}
+
+/// Every agent's π_k(1 | s) at every global state `s = x·2ⁿ + σ`, as the
+/// solver's state-major table `fire[s·n + k]` (dead neurons: 0), so any
+/// agents — learned, logistic, partially observing — can be evaluated
+/// exactly. For networks of at most [`crate::model::MAX_TABULAR_NEURONS`].
+pub fn tabulate<A: Agent>(net: &RuntimeNetwork, agents: &[A]) -> Vec<f64> {
+    assert!(
+        net.n <= crate::model::MAX_TABULAR_NEURONS,
+        "tabulating {} neurons",
+        net.n
+    );
+    let c = 1usize << net.n;
+    let mut fire = vec![0.0; net.input.len() * c * net.n];
+    for x in 0..net.input.len() {
+        for sigma in 0..c {
+            let frame = [sigma as u64];
+            let row = &mut fire[(x * c + sigma) * net.n..(x * c + sigma + 1) * net.n];
+            for (k, agent) in agents.iter().enumerate() {
+                if net.alive[k] {
+                    let obs = net.observation(k, 0, x, &frame, sigma >> k & 1 == 1);
+                    row[k] = agent.fire_probability(&obs);
+                }
+            }
+        }
+    }
+    fire
 }
 
 /// How agents are laid out for execution. Results do not depend on it.
@@ -93,6 +138,8 @@ pub struct RunState {
     pub frame: Vec<u64>,
     pub clock: Stream,
     pub environment: Stream,
+    /// The learning control plane (ĝ, critic, broadcast signal), when agents learn.
+    pub teacher: Option<Teacher>,
 }
 
 impl RunState {
@@ -108,6 +155,7 @@ impl RunState {
             frame: vec![0; net.n.div_ceil(64)],
             clock: stream(seed, Domain::Clock, 0),
             environment,
+            teacher: None,
         }
     }
 }
@@ -244,17 +292,16 @@ impl Ctx<'_> {
         let net = self.net;
         let first_agent = (my_shards.start * self.per_shard).min(net.n);
         let mut totals = RunTotals::default();
+        if let Some(teacher) = st.teacher.as_mut() {
+            teacher.start(st.x, self.frame((st.tick % 2) as usize), count as usize);
+        }
         while st.tick < end {
             let t = st.tick;
             let actor = self.draw_actor(&mut st.clock);
             let parity = (t % 2) as usize;
-            // SAFETY: AtomicU64 has u64's layout; frame t is only read during
-            // tick t (writers target the other buffer) and the barrier orders
-            // the writes of tick t−1 before these reads.
-            let frame: &[u64] = unsafe {
-                std::slice::from_raw_parts(self.frames[parity].as_ptr() as *const u64, self.frames[parity].len())
-            };
+            let frame = self.frame(parity);
             let next = &self.frames[1 - parity];
+            let broadcast = st.teacher.as_ref().map(|te| te.broadcast(t));
             let reward = net.reward.evaluate(net.n, st.x, frame, count as usize);
             if leader {
                 observer.record(&TickRecord {
@@ -270,7 +317,7 @@ impl Ctx<'_> {
             for s in my_shards.clone() {
                 let range = (s * self.per_shard).min(net.n)..((s + 1) * self.per_shard).min(net.n);
                 let local = &mut agents[range.start - first_agent..range.end - first_agent];
-                let (delta, info) = self.step_shard(local, range, t, st.x, frame, next, actor);
+                let (delta, info) = self.step_shard(local, range, t, st.x, frame, next, actor, broadcast.as_ref());
                 let slot = &self.slots[parity * self.shards + s];
                 slot.delta_count.store(delta, Ordering::Relaxed);
                 slot.info.store(info, Ordering::Relaxed);
@@ -285,14 +332,30 @@ impl Ctx<'_> {
                 info += slot.info.load(Ordering::Relaxed);
             }
             count = (count as i64 + delta) as u64;
-            totals.info += info as f64 / FIXED;
+            let info = info as f64 / FIXED;
+            totals.info += info;
             st.x = self.next_input(st.x, &mut st.environment);
+            if let Some(teacher) = st.teacher.as_mut() {
+                // Frame t+1 is complete (barrier) and stays unwritten until
+                // the barrier of tick t+1.
+                teacher.step(t, reward, info, st.x, self.frame(1 - parity), count as usize);
+            }
             st.tick += 1;
         }
         totals.ticks = st.tick;
         let parity = (st.tick % 2) as usize;
         st.frame = self.frames[parity].iter().map(|w| w.load(Ordering::Relaxed)).collect();
         (st, totals)
+    }
+
+    /// Frame buffer `parity` as plain words.
+    #[inline]
+    fn frame(&self, parity: usize) -> &[u64] {
+        // SAFETY: AtomicU64 has u64's layout. A frame is read only during the
+        // ticks in which no thread writes it: frame t is written during tick
+        // t−1 and read during tick t (writers then target the other buffer),
+        // and the barrier orders the writes before the reads.
+        unsafe { std::slice::from_raw_parts(self.frames[parity].as_ptr() as *const u64, self.frames[parity].len()) }
     }
 
     fn draw_actor(&self, clock: &mut Stream) -> i64 {
@@ -323,6 +386,7 @@ impl Ctx<'_> {
         frame: &[u64],
         next: &[AtomicU64],
         actor: i64,
+        broadcast: Option<&Broadcast>,
     ) -> (i64, i64) {
         let net = self.net;
         let mut delta = 0i64;
@@ -344,7 +408,7 @@ impl Ctx<'_> {
                     let k = actor as usize;
                     let bit = 1u64 << (k % 64);
                     let own = word & bit != 0;
-                    let (fired, lr) = self.decide(&mut agents[k - range.start], k, t, x, frame, own);
+                    let (fired, lr) = self.decide(&mut agents[k - range.start], k, t, x, frame, own, broadcast);
                     info += lr;
                     delta += fired as i64 - own as i64;
                     word = if fired { word | bit } else { word & !bit };
@@ -372,7 +436,7 @@ impl Ctx<'_> {
                     _ => true,
                 };
             let fired = if acts {
-                let (fired, lr) = self.decide(agent, k, t, x, frame, own);
+                let (fired, lr) = self.decide(agent, k, t, x, frame, own, broadcast);
                 info += lr;
                 fired
             } else {
@@ -388,20 +452,25 @@ impl Ctx<'_> {
         (delta, info)
     }
 
-    /// Agent k acts: it observes, the runtime draws its action from the
-    /// agent's own stream, and it reports log(π(a|o)/p(a)) in fixed point.
+    /// Agent k acts: it catches up with the broadcast (when learning),
+    /// observes, the runtime draws its action from the agent's own stream,
+    /// the agent learns from it, and it reports log(π(a|o)/p(a)) in fixed point.
     #[inline]
-    fn decide<A: Agent>(&self, agent: &mut A, k: usize, t: u64, x: usize, frame: &[u64], own: bool) -> (bool, i64) {
-        let net = self.net;
-        let obs = Observation {
-            tick: t,
-            x,
-            input: net.receives_input[k].then(|| net.input.values[x]),
-            own,
-            id: k,
-            pre: net.topology.partners(k),
-            frame,
-        };
+    #[allow(clippy::too_many_arguments)]
+    fn decide<A: Agent>(
+        &self,
+        agent: &mut A,
+        k: usize,
+        t: u64,
+        x: usize,
+        frame: &[u64],
+        own: bool,
+        broadcast: Option<&Broadcast>,
+    ) -> (bool, i64) {
+        let obs = self.net.observation(k, t, x, frame, own);
+        if let Some(b) = broadcast {
+            agent.catch_up(b);
+        }
         let p = agent.fire_probability(&obs);
         let fired = agent.rng().random::<f64>() < p;
         let prior = agent.prior();
@@ -410,6 +479,9 @@ impl Ctx<'_> {
         } else {
             ((1.0 - p) / (1.0 - prior)).ln()
         };
+        if let Some(b) = broadcast {
+            agent.learn(&obs, fired, p, lr, b);
+        }
         (fired, (lr * FIXED).round() as i64)
     }
 }

@@ -60,6 +60,14 @@ pub struct SolveOptions {
     /// Stop power iteration for ρ when its L1 change is below this.
     pub stationary_tol: f64,
     pub max_stationary_sweeps: usize,
+    /// Blahut–Arimoto starts (mutual-information cost): the symmetric prior
+    /// p = ½ and `starts − 1` random priors; the best fixed point is kept.
+    /// The objective is not concave: symmetric starts can stall at a
+    /// symmetric saddle while the optimum breaks symmetry (some neurons
+    /// always on or off). `None`: 8 up to 12 neurons, 4 up to 16, else 2.
+    pub starts: Option<usize>,
+    /// Seed of the random starts.
+    pub start_seed: u64,
 }
 
 impl Default for SolveOptions {
@@ -73,6 +81,8 @@ impl Default for SolveOptions {
             max_prior_iterations: 500,
             stationary_tol: 1e-13,
             max_stationary_sweeps: 1_000_000,
+            starts: None,
+            start_seed: 0,
         }
     }
 }
@@ -98,6 +108,8 @@ pub struct Solution {
     pub value_residual: f64,
     /// Final largest change of a marginal (0 for a fixed prior).
     pub prior_residual: f64,
+    /// g reached from each Blahut–Arimoto start (the first is p = ½).
+    pub start_g: Vec<f64>,
     pub warnings: Vec<String>,
 }
 
@@ -210,7 +222,22 @@ pub fn solve(net: &Network, opts: &SolveOptions) -> Result<Solution, SolveError>
     solve_with(net, opts, &mut |_| {})
 }
 
+/// Number of Blahut–Arimoto starts for `net` under `opts`.
+pub fn start_count(net: &Network, opts: &SolveOptions) -> usize {
+    if matches!(net.cost, CodingCost::FixedPrior(_)) {
+        return 1;
+    }
+    opts.starts
+        .unwrap_or(match net.n {
+            0..=12 => 8,
+            13..=16 => 4,
+            _ => 2,
+        })
+        .max(1)
+}
+
 /// [`solve`], calling `progress` after every Blahut–Arimoto iteration.
+/// Runs [`start_count`] starts and keeps the best (largest g).
 pub fn solve_with(
     net: &Network,
     opts: &SolveOptions,
@@ -219,10 +246,59 @@ pub fn solve_with(
     check_size(net)?;
     validate(net)?;
     let _span = tracing::info_span!("solve", n = net.n, scheme = %net.update).entered();
-    let mut prior: Vec<f64> = match &net.cost {
-        CodingCost::FixedPrior(p) => p.clone(),
-        CodingCost::MutualInformation => vec![0.5; net.n],
-    };
+    let starts = start_count(net, opts);
+    let mut rng = crate::rng::stream(opts.start_seed, crate::rng::Domain::Learner, u64::MAX);
+    let mut best: Option<Solution> = None;
+    let mut start_g = Vec::with_capacity(starts);
+    for i in 0..starts {
+        let prior: Vec<f64> = match &net.cost {
+            CodingCost::FixedPrior(p) => p.clone(),
+            CodingCost::MutualInformation if i == 0 => vec![0.5; net.n],
+            CodingCost::MutualInformation => (0..net.n)
+                .map(|_| 0.02 + 0.96 * rand::Rng::random::<f64>(&mut rng))
+                .collect(),
+        };
+        let sol = solve_from(net, opts, prior, progress);
+        tracing::debug!(
+            start = i,
+            g = sol.eval.g,
+            converged = sol.converged,
+            "Blahut–Arimoto start"
+        );
+        start_g.push(sol.eval.g);
+        let better = match &best {
+            None => true,
+            // a converged fixed point beats an unconverged one; then larger g
+            Some(b) => (sol.converged, sol.eval.g) > (b.converged, b.eval.g),
+        };
+        if better {
+            best = Some(sol);
+        }
+    }
+    let mut best = best.expect("at least one start");
+    let spread =
+        start_g.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b)) - start_g.iter().fold(f64::INFINITY, |a, &b| a.min(b));
+    if spread > 1e-6 * (1.0 + best.eval.g.abs()) {
+        best.warnings.push(format!(
+            "Blahut–Arimoto starts reached different fixed points (g from {:.6} to {:.6} over {} starts): \
+             the best is reported; more starts (solver.starts) may find a better one",
+            best.eval.g - spread,
+            best.eval.g,
+            starts
+        ));
+        // Not a failure: several local optima are a property of the problem.
+    }
+    best.start_g = start_g;
+    Ok(best)
+}
+
+/// One Blahut–Arimoto run from `prior` (or the fixed prior's single solve).
+fn solve_from(
+    net: &Network,
+    opts: &SolveOptions,
+    mut prior: Vec<f64>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Solution {
     let fixed = matches!(net.cost, CodingCost::FixedPrior(_));
     let mut h = vec![0.0; net.states()];
     let mut product_state: Option<Policy> = None;
@@ -313,7 +389,7 @@ pub fn solve_with(
             }
             let mut eval = eval;
             warnings.append(&mut eval.warnings);
-            return Ok(Solution {
+            return Solution {
                 policy,
                 h,
                 prior,
@@ -324,8 +400,9 @@ pub fn solve_with(
                 value_sweeps: total_sweeps,
                 value_residual: vi.residual,
                 prior_residual,
+                start_g: Vec::new(),
                 warnings,
-            });
+            };
         }
         rho = Some(eval.rho);
         cycle.push(prior);

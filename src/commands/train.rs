@@ -1,0 +1,694 @@
+//! `marlin train`: decentralised learning on the actor runtime (THEORY §4).
+//! Every neuron learns its own policy from its observation and the broadcast
+//! signal; at each checkpoint the current policies are saved and, for
+//! networks small enough, scored exactly against the solver's optimum g*.
+
+use super::BadInput;
+use crate::agents::{ConstantPolicy, Neuron, Observation};
+use crate::files::{Npz, write_json, write_text};
+use crate::learn::{
+    Critic, CriticKind, Learnable, LearningNeuron, LearningSpec, LogisticLearner, PolicyKind, Rule, TabularLogits,
+    Teacher, TeacherConfig,
+};
+use crate::model::{CodingCost, Network};
+use crate::rng::{Domain, stream};
+use crate::runtime::{Layout, NoObserver, RunState, RuntimeNetwork, run, tabulate};
+use crate::scenario::Scenario;
+use crate::solver::{self, Policy, SolveOptions};
+use anyhow::{Context, Result};
+use ndarray::{Array, Array1, Array2, Array3};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Largest network scored exactly at every checkpoint.
+pub const MAX_EXACT_EVAL: usize = 14;
+/// Largest tabular policy per agent (entries).
+pub const MAX_TABLE_PER_AGENT: usize = 1 << 22;
+/// Largest total of tabular entries over all agents (8 bytes each: 2 GiB).
+pub const MAX_TABLE_TOTAL: usize = 1 << 28;
+
+#[derive(Clone, Debug, Default)]
+pub struct TrainArgs {
+    pub scenario: PathBuf,
+    pub ticks: Option<u64>,
+    pub rules: Option<Vec<Rule>>,
+    pub policies: Option<Vec<PolicyKind>>,
+    pub seed: Option<u64>,
+    pub checkpoints: Option<usize>,
+    pub shards: Option<usize>,
+    pub threads: Option<usize>,
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// An exact score of a set of policies.
+#[derive(Clone, Debug, Serialize)]
+pub struct Exact {
+    pub g: f64,
+    pub mean_reward: f64,
+    pub info_nats: f64,
+    /// g / g* when the optimum is known.
+    pub ratio: Option<f64>,
+}
+
+/// The state of learning at one checkpoint.
+#[derive(Clone, Debug, Serialize)]
+pub struct Checkpoint {
+    pub tick: u64,
+    /// ⟨r⟩ over the ticks since the previous checkpoint (NaN at tick 0).
+    pub running_reward: f64,
+    /// ⟨Σ_acting log(π/p̂)⟩ over the same ticks, nats per tick, against the
+    /// agents' running priors.
+    pub running_info: f64,
+    /// running_reward − λ·running_info.
+    pub running_g: f64,
+    /// The current policies scored exactly (small networks).
+    pub exact: Option<Exact>,
+}
+
+/// Means of a learned logistic network's parameters over living neurons.
+#[derive(Clone, Debug, Serialize)]
+pub struct WeightSummary {
+    pub mean_bias: f64,
+    pub mean_input_weight: f64,
+    /// Over every synapse (pre → post, pre ≠ post).
+    pub mean_recurrent_weight: f64,
+    pub fraction_recurrent_negative: f64,
+    pub fraction_input_positive: f64,
+}
+
+/// One trained (rule, policy) combination.
+#[derive(Clone, Debug, Serialize)]
+pub struct LearnerRun {
+    pub label: String,
+    pub rule: Rule,
+    pub policy: PolicyKind,
+    pub seed: u64,
+    pub ticks: u64,
+    pub seconds: f64,
+    pub ticks_per_second: f64,
+    pub checkpoints: Vec<Checkpoint>,
+    pub weights: Option<WeightSummary>,
+    /// Where this run's learned_policy.npz is.
+    pub policy_file: String,
+    pub warnings: Vec<String>,
+}
+
+impl LearnerRun {
+    /// The last checkpoint's exact score.
+    pub fn final_exact(&self) -> Option<&Exact> {
+        self.checkpoints.last().and_then(|c| c.exact.as_ref())
+    }
+}
+
+/// The untrained network (every neuron firing at its prior, state-blind).
+#[derive(Clone, Debug, Serialize)]
+pub struct Untrained {
+    pub running_reward: f64,
+    pub ticks: u64,
+    pub exact: Option<Exact>,
+}
+
+/// learning.json.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainSummary {
+    pub scenario: String,
+    pub n: usize,
+    pub lambda: f64,
+    pub update: String,
+    pub cost: String,
+    /// g* of the exact solver (fully observed networks small enough).
+    pub optimum_g: Option<f64>,
+    pub optimum_note: String,
+    pub untrained: Untrained,
+    pub learning: LearningSpec,
+    pub runs: Vec<LearnerRun>,
+}
+
+/// Everything a training run shares across (rule, policy) combinations.
+struct Setup<'a> {
+    scenario: &'a Scenario,
+    spec: &'a LearningSpec,
+    net: RuntimeNetwork,
+    exact_net: Option<Network>,
+    optimum: Option<f64>,
+    layout: Layout,
+    seed: u64,
+    quiet: bool,
+}
+
+pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
+    let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
+    let mut spec = scenario.learning.clone();
+    if let Some(t) = args.ticks {
+        if t == 0 {
+            return Err(BadInput("--ticks must be at least 1".into()).into());
+        }
+        spec.ticks = t;
+    }
+    if let Some(r) = &args.rules {
+        spec.rules = r.clone();
+    }
+    if let Some(p) = &args.policies {
+        spec.policies = p.clone();
+    }
+    if let Some(c) = args.checkpoints {
+        if c == 0 {
+            return Err(BadInput("--checkpoints must be at least 1".into()).into());
+        }
+        spec.checkpoints = c;
+    }
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let net = scenario.runtime_network();
+    let n = net.n;
+    if spec.policies.contains(&PolicyKind::Tabular) {
+        check_tables(&net)?;
+    }
+    let critic_kind = spec
+        .critic
+        .unwrap_or_else(|| CriticKind::default_for(n, net.input.len()));
+    spec.critic = Some(critic_kind);
+    let exact_net = if n <= MAX_EXACT_EVAL {
+        Some(scenario.tabular_network().map_err(BadInput::from)?)
+    } else {
+        None
+    };
+    let (optimum, optimum_note) = optimum(&scenario);
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let threads = args.threads.unwrap_or(if n >= 4096 { cores } else { 1 }).max(1);
+    let layout = Layout {
+        shards: args.shards.unwrap_or(threads).max(1),
+        threads,
+    };
+    let out = args.out.clone().unwrap_or_else(|| scenario.output.join("train"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let setup = Setup {
+        scenario: &scenario,
+        spec: &spec,
+        net,
+        exact_net,
+        optimum,
+        layout,
+        seed,
+        quiet: args.quiet,
+    };
+    let untrained = setup.untrained();
+    let several = spec.rules.len() * spec.policies.len() > 1;
+    let mut runs = Vec::new();
+    for &rule in &spec.rules {
+        for &policy in &spec.policies {
+            let label = format!("{}_{}", rule.name(), policy.name());
+            let dir = if several { out.join(&label) } else { out.clone() };
+            tracing::info!("training {label} for {} ticks", spec.ticks);
+            let run = match policy {
+                PolicyKind::Tabular => setup.train(rule, policy, &label, &dir, |k, obs_len| {
+                    TabularLogits::new(obs_len.expect("checked table size")[k], 0.0)
+                })?,
+                PolicyKind::Logistic => setup.train(rule, policy, &label, &dir, |k, _| {
+                    let synapses = setup.net.topology.partners(k).len();
+                    let synapses = if synapses == 0 && setup.net.topology.all_to_all {
+                        n
+                    } else {
+                        synapses
+                    };
+                    LogisticLearner::new(synapses, 0.0)
+                })?,
+            };
+            runs.push(run);
+        }
+    }
+    let summary = TrainSummary {
+        scenario: scenario.name.clone(),
+        n,
+        lambda: scenario.lambda,
+        update: scenario.update.to_string(),
+        cost: scenario.cost.name().to_string(),
+        optimum_g: optimum,
+        optimum_note,
+        untrained,
+        learning: spec.clone(),
+        runs,
+    };
+    write_json(&out.join("learning.json"), &summary).context("writing learning.json")?;
+    let svg = learning_curve(&summary).map_err(|e| anyhow::anyhow!("drawing the learning curve: {e}"))?;
+    write_text(&out.join("learning_curve.svg"), &svg)?;
+    Ok(summary)
+}
+
+/// g* from the exact solver, or why there is none.
+fn optimum(scenario: &Scenario) -> (Option<f64>, String) {
+    let net = match scenario.network() {
+        Ok(net) => net,
+        Err(e) => return (None, format!("no exact optimum: {}", e.message)),
+    };
+    if net.n > 16 {
+        return (
+            None,
+            format!(
+                "no exact optimum: {} neurons is beyond quick exact solving (≤ 16)",
+                net.n
+            ),
+        );
+    }
+    match solver::solve(&net, &scenario.solver) {
+        Ok(sol) if sol.converged => (Some(sol.eval.g), "exact solver (fully observed optimum)".into()),
+        Ok(sol) => (
+            Some(sol.eval.g),
+            format!("exact solver did not converge: {}", sol.warnings.join("; ")),
+        ),
+        Err(e) => (None, format!("no exact optimum: {e}")),
+    }
+}
+
+/// Refuse tabular policies whose tables cannot fit.
+fn check_tables(net: &RuntimeNetwork) -> Result<(), BadInput> {
+    let mut total = 0usize;
+    for k in 0..net.n {
+        let len = table_len(net, k);
+        match len {
+            Some(l) if l <= MAX_TABLE_PER_AGENT => total += l,
+            _ => {
+                return Err(BadInput(format!(
+                    "a tabular policy for neuron {k} would need {} entries (X·2^n for all-to-all, X·2^(in-degree+1) \
+                     otherwise); allowed: at most {MAX_TABLE_PER_AGENT} per neuron — use policy = \"logistic\" \
+                     or a sparser topology",
+                    len.map_or("more than 2^32".to_string(), |l| l.to_string())
+                )));
+            }
+        }
+    }
+    if total > MAX_TABLE_TOTAL {
+        return Err(BadInput(format!(
+            "tabular policies would need {total} entries in all ({:.1} GiB); allowed: at most {MAX_TABLE_TOTAL} — \
+             use policy = \"logistic\"",
+            total as f64 * 8.0 / (1u64 << 30) as f64
+        )));
+    }
+    Ok(())
+}
+
+fn table_len(net: &RuntimeNetwork, k: usize) -> Option<usize> {
+    let degree = (!net.topology.all_to_all).then(|| net.topology.partners(k).len());
+    Observation::table_len(net.n, degree, net.input.len(), net.receives_input[k])
+}
+
+impl Setup<'_> {
+    fn priors(&self) -> (Vec<f64>, f64) {
+        match &self.scenario.cost {
+            CodingCost::FixedPrior(p) => (p.clone(), 0.0),
+            CodingCost::MutualInformation => (vec![0.5; self.net.n], self.spec.prior_rate),
+        }
+    }
+
+    fn score(&self, fire: Vec<f64>) -> Option<Exact> {
+        let net = self.exact_net.as_ref()?;
+        let policy = Policy { n: net.n, fire };
+        let opts = SolveOptions {
+            stationary_tol: 1e-12,
+            ..self.scenario.solver.clone()
+        };
+        let e = solver::evaluate(net, &policy, &opts);
+        Some(Exact {
+            g: e.g,
+            mean_reward: e.mean_reward,
+            info_nats: e.info_nats,
+            ratio: self.optimum.map(|g| e.g / g),
+        })
+    }
+
+    /// The state-blind network at the priors: exact score and a short run.
+    fn untrained(&self) -> Untrained {
+        let (priors, _) = self.priors();
+        let agents: Vec<Neuron<ConstantPolicy>> =
+            Neuron::team(priors.iter().map(|&p| ConstantPolicy(p)).collect(), &priors, self.seed);
+        let ticks = self.spec.ticks.min(200_000);
+        let mut agents = agents;
+        let (_, totals) = run(
+            &self.net,
+            &mut agents,
+            self.layout,
+            RunState::initial(&self.net, self.seed),
+            ticks,
+            &mut NoObserver,
+        );
+        let exact = self.exact_net.as_ref().map(|_| tabulate(&self.net, &agents));
+        Untrained {
+            running_reward: totals.reward / ticks as f64,
+            ticks,
+            exact: exact.and_then(|f| self.score(f)),
+        }
+    }
+
+    /// Train one (rule, policy) combination; `make(k, table_lens)` builds
+    /// neuron k's initial parameters.
+    fn train<L: Learnable + Export>(
+        &self,
+        rule: Rule,
+        policy: PolicyKind,
+        label: &str,
+        dir: &Path,
+        make: impl Fn(usize, Option<&[usize]>) -> L,
+    ) -> Result<LearnerRun> {
+        let spec = self.spec;
+        let net = &self.net;
+        let n = net.n;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lens: Option<Vec<usize>> =
+            (policy == PolicyKind::Tabular).then(|| (0..n).map(|k| table_len(net, k).expect("checked")).collect());
+        let (priors, prior_rate) = self.priors();
+        let mut agents: Vec<LearningNeuron<L>> = (0..n)
+            .map(|k| LearningNeuron {
+                id: k,
+                params: make(k, lens.as_deref()),
+                prior: priors[k],
+                prior_rate,
+                trace_decay: spec.trace_decay,
+                caught_up: 0.0,
+                rng: stream(self.seed, Domain::Agent, k as u64),
+            })
+            .collect();
+        let rate = match policy {
+            PolicyKind::Tabular => spec.tabular_rate,
+            PolicyKind::Logistic => spec.logistic_rate,
+        };
+        let config = TeacherConfig {
+            rule,
+            lambda: self.scenario.lambda,
+            own_cost: spec.own_cost,
+            rate,
+            decay_ticks: spec.rate_decay_ticks,
+            baseline_rate: spec.baseline_rate,
+            critic_rate: spec.critic_rate,
+        };
+        let critic = Critic::new(spec.critic.expect("set by run_train"), n, net.input.len());
+        let mut state = RunState::initial(net, self.seed);
+        state.teacher = Some(Teacher::new(config, Some(critic)));
+
+        let bar = super::progress_bar(
+            Some(spec.ticks),
+            self.quiet,
+            "{prefix} {bar:30} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec} {msg}",
+        );
+        bar.set_prefix(label.to_string());
+        let policy_file = dir.join("learned_policy.npz");
+        let mut checkpoints = vec![self.checkpoint(&agents, &state, 0, None)];
+        let t0 = std::time::Instant::now();
+        let mut done = 0u64;
+        for i in 1..=spec.checkpoints {
+            let until = spec.ticks * i as u64 / spec.checkpoints as u64;
+            let ticks = until - done;
+            if ticks == 0 {
+                continue;
+            }
+            let (next, totals) = run(net, &mut agents, self.layout, state, ticks, &mut NoObserver);
+            state = next;
+            done = until;
+            let running = (totals.reward / ticks as f64, totals.info / ticks as f64);
+            let cp = self.checkpoint(&agents, &state, done, Some(running));
+            bar.set_position(done);
+            bar.set_message(format!("⟨r⟩ {:.3}", running.0));
+            tracing::debug!(tick = done, reward = running.0, exact = ?cp.exact.as_ref().map(|e| e.g), "checkpoint");
+            checkpoints.push(cp);
+            self.save(&agents, &state, &policy_file)?;
+        }
+        bar.finish_and_clear();
+        let seconds = t0.elapsed().as_secs_f64();
+        let settled = settle(&agents, &state);
+        let weights = L::weight_summary(&settled, net);
+        if let Some(w) = &weights {
+            let svg = crate::report::matrix(
+                &format!("learned synaptic weights w[post, pre] ({label})"),
+                "presynaptic neuron",
+                "postsynaptic neuron",
+                &L::weight_rows(&settled, net),
+            )
+            .map_err(|e| anyhow::anyhow!("drawing the weight matrix: {e}"))?;
+            write_text(&dir.join("weights.svg"), &svg)?;
+            tracing::info!(
+                "{label}: mean input weight {:.3}, mean recurrent weight {:.3}",
+                w.mean_input_weight,
+                w.mean_recurrent_weight
+            );
+        }
+        let mut warnings = Vec::new();
+        if let Some(e) = checkpoints.last().and_then(|c| c.exact.as_ref())
+            && !e.g.is_finite()
+        {
+            warnings.push("the exact score of the learned policies is not finite".into());
+        }
+        Ok(LearnerRun {
+            label: label.to_string(),
+            rule,
+            policy,
+            seed: self.seed,
+            ticks: spec.ticks,
+            seconds,
+            ticks_per_second: spec.ticks as f64 / seconds.max(1e-9),
+            checkpoints,
+            weights,
+            policy_file: policy_file.display().to_string(),
+            warnings,
+        })
+    }
+
+    fn checkpoint<L: Learnable>(
+        &self,
+        agents: &[LearningNeuron<L>],
+        state: &RunState,
+        tick: u64,
+        running: Option<(f64, f64)>,
+    ) -> Checkpoint {
+        let (r, info) = running.unwrap_or((f64::NAN, f64::NAN));
+        let exact = self
+            .exact_net
+            .as_ref()
+            .and_then(|_| self.score(tabulate(&self.net, &settle(agents, state))));
+        Checkpoint {
+            tick,
+            running_reward: r,
+            running_info: info,
+            running_g: r - self.scenario.lambda * info,
+            exact,
+        }
+    }
+
+    /// learned_policy.npz (atomically): the solver's layout where the state
+    /// space is small, plus the parametrisation's own arrays.
+    fn save<L: Learnable + Export>(&self, agents: &[LearningNeuron<L>], state: &RunState, path: &Path) -> Result<()> {
+        let net = &self.net;
+        let settled = settle(agents, state);
+        let mut npz = Npz::new();
+        let xs = net.input.len();
+        if net.n <= 16 {
+            let fire = tabulate(net, &settled);
+            npz.add(
+                "p_fire",
+                Array3::from_shape_vec((xs, 1 << net.n, net.n), fire).expect("policy shape"),
+            );
+        }
+        npz.add(
+            "prior",
+            Array1::from(settled.iter().map(|a| a.prior).collect::<Vec<_>>()),
+        )
+        .add("input_values", Array1::from(net.input.values.clone()))
+        .add(
+            "transition",
+            Array2::from_shape_vec((xs, xs), net.input.transition.clone()).expect("transition shape"),
+        )
+        .add("lambda", Array::from_elem((), self.scenario.lambda))
+        .add("tick", Array::from_elem((), state.tick as i64));
+        L::export(&settled, net, &mut npz);
+        npz.write(path).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// The agents with every broadcast signal so far applied (a copy: the
+/// training run itself applies them lazily, so checkpoints never change it).
+fn settle<L: Learnable>(agents: &[LearningNeuron<L>], state: &RunState) -> Vec<LearningNeuron<L>> {
+    let b = state
+        .teacher
+        .as_ref()
+        .expect("training has a teacher")
+        .broadcast(state.tick);
+    agents
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
+            crate::agents::Agent::catch_up(&mut a, &b);
+            a
+        })
+        .collect()
+}
+
+/// How a parametrisation goes into learned_policy.npz and figures.
+pub trait Export: Sized {
+    fn export(agents: &[LearningNeuron<Self>], net: &RuntimeNetwork, npz: &mut Npz)
+    where
+        Self: Learnable;
+    fn weight_summary(_agents: &[LearningNeuron<Self>], _net: &RuntimeNetwork) -> Option<WeightSummary>
+    where
+        Self: Learnable,
+    {
+        None
+    }
+    fn weight_rows(_agents: &[LearningNeuron<Self>], _net: &RuntimeNetwork) -> Vec<Vec<f64>>
+    where
+        Self: Learnable,
+    {
+        Vec::new()
+    }
+}
+
+impl Export for TabularLogits {
+    /// `logits` `[n, L]`: each neuron's table over its observation index,
+    /// NaN-padded to the longest (when it fits in 2²⁷ entries).
+    fn export(agents: &[LearningNeuron<Self>], _net: &RuntimeNetwork, npz: &mut Npz) {
+        let width = agents.iter().map(|a| a.params.logits.len()).max().unwrap_or(0);
+        if agents.len() * width <= 1 << 27 {
+            let mut m = Array2::from_elem((agents.len(), width), f64::NAN);
+            for (k, a) in agents.iter().enumerate() {
+                for (j, &v) in a.params.logits.iter().enumerate() {
+                    m[[k, j]] = v;
+                }
+            }
+            npz.add("logits", m);
+        }
+    }
+}
+
+/// The synapses of neuron k as (presynaptic id, weight).
+fn synapses<'a>(a: &'a LearningNeuron<LogisticLearner>, net: &'a RuntimeNetwork) -> Vec<(usize, f64)> {
+    let k = a.id;
+    if net.topology.all_to_all {
+        (0..net.n)
+            .filter(|&j| j != k)
+            .map(|j| (j, a.params.unit.weights[j]))
+            .collect()
+    } else {
+        net.topology
+            .partners(k)
+            .iter()
+            .zip(&a.params.unit.weights)
+            .map(|(&j, &w)| (j as usize, w))
+            .collect()
+    }
+}
+
+impl Export for LogisticLearner {
+    /// `bias` `[n]`, `input_weight` `[n]`, synapses as `synapse_post`,
+    /// `synapse_pre`, `synapse_weight` `[S]`, and the dense `weights`
+    /// `[n, n]` (w[post, pre]; 0 where no synapse) for n ≤ 2048.
+    fn export(agents: &[LearningNeuron<Self>], net: &RuntimeNetwork, npz: &mut Npz) {
+        let (mut post, mut pre, mut weight) = (Vec::new(), Vec::new(), Vec::new());
+        for a in agents {
+            for (j, w) in synapses(a, net) {
+                post.push(a.id as i64);
+                pre.push(j as i64);
+                weight.push(w);
+            }
+        }
+        npz.add(
+            "bias",
+            Array1::from(agents.iter().map(|a| a.params.unit.bias).collect::<Vec<_>>()),
+        )
+        .add(
+            "input_weight",
+            Array1::from(agents.iter().map(|a| a.params.unit.input_weight).collect::<Vec<_>>()),
+        );
+        if net.n <= 2048 {
+            let mut dense = Array2::zeros((net.n, net.n));
+            for ((&p, &q), &w) in post.iter().zip(&pre).zip(&weight) {
+                dense[[p as usize, q as usize]] = w;
+            }
+            npz.add("weights", dense);
+        }
+        npz.add("synapse_post", Array1::from(post))
+            .add("synapse_pre", Array1::from(pre))
+            .add("synapse_weight", Array1::from(weight));
+    }
+
+    fn weight_summary(agents: &[LearningNeuron<Self>], net: &RuntimeNetwork) -> Option<WeightSummary> {
+        let living: Vec<&LearningNeuron<Self>> = agents.iter().filter(|a| net.alive[a.id]).collect();
+        let inputs: Vec<f64> = living
+            .iter()
+            .filter(|a| net.receives_input[a.id])
+            .map(|a| a.params.unit.input_weight)
+            .collect();
+        let recurrent: Vec<f64> = living
+            .iter()
+            .flat_map(|a| {
+                synapses(a, net)
+                    .into_iter()
+                    .filter(|(j, _)| net.alive[*j])
+                    .map(|(_, w)| w)
+            })
+            .collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let frac = |v: &[f64], f: fn(f64) -> bool| v.iter().filter(|w| f(**w)).count() as f64 / v.len().max(1) as f64;
+        Some(WeightSummary {
+            mean_bias: mean(&living.iter().map(|a| a.params.unit.bias).collect::<Vec<_>>()),
+            mean_input_weight: mean(&inputs),
+            mean_recurrent_weight: mean(&recurrent),
+            fraction_recurrent_negative: frac(&recurrent, |w| w < 0.0),
+            fraction_input_positive: frac(&inputs, |w| w > 0.0),
+        })
+    }
+
+    /// w[post, pre] for the figure (at most 256 neurons shown), NaN on the
+    /// diagonal and where there is no synapse.
+    fn weight_rows(agents: &[LearningNeuron<Self>], net: &RuntimeNetwork) -> Vec<Vec<f64>> {
+        let m = net.n.min(256);
+        let mut rows = vec![vec![f64::NAN; m]; m];
+        for a in agents.iter().take(m) {
+            for (j, w) in synapses(a, net) {
+                if j < m {
+                    rows[a.id][j] = w;
+                }
+            }
+        }
+        rows
+    }
+}
+
+/// g/g* (or the running g when no exact score exists) against ticks, one
+/// line per run.
+fn learning_curve(s: &TrainSummary) -> Result<String, Box<dyn std::error::Error>> {
+    let exact = s.runs.iter().all(|r| r.checkpoints.iter().all(|c| c.exact.is_some()));
+    let ratio = exact && s.optimum_g.is_some();
+    let series: Vec<(String, Vec<(f64, f64)>)> = s
+        .runs
+        .iter()
+        .map(|r| {
+            let pts = r
+                .checkpoints
+                .iter()
+                .map(|c| {
+                    let y = match &c.exact {
+                        Some(e) if ratio => e.ratio.unwrap_or(f64::NAN),
+                        Some(e) => e.g,
+                        None => c.running_g,
+                    };
+                    (c.tick as f64, y)
+                })
+                .collect();
+            (r.label.replace('_', " "), pts)
+        })
+        .collect();
+    let (y_desc, reference) = if ratio {
+        (
+            "g / g* (exact evaluation of the learned policies)",
+            Some((1.0, "optimum g*")),
+        )
+    } else if exact {
+        ("g, nats-penalised reward per tick (exact)", None)
+    } else {
+        ("running g = ⟨r⟩ − λ·info per tick", None)
+    };
+    crate::report::lines(
+        &format!("{}: learning (λ = {})", s.scenario, s.lambda),
+        "ticks",
+        y_desc,
+        &series,
+        reference,
+    )
+}
