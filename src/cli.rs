@@ -20,9 +20,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// The whole study: solve, simulate, infer the reward, predict perturbations.
+    /// The whole study: solve, train, simulate, infer the reward, predict perturbations.
     #[command(
-        after_help = "Example:\n  marlin run scenarios/toy8.toml          # → out/toy8/{solve,simulate,infer,predict}/, out/toy8/summary.json"
+        after_help = "Example:\n  marlin run scenarios/toy8.toml          # → out/toy8/{solve,train,simulate,infer,predict}/, out/toy8/summary.json"
     )]
     Run {
         /// Scenario file (TOML).
@@ -85,6 +85,11 @@ pub enum Command {
         /// `dense` (spikes[T, m]) or `events` (state changes only, for large sparse networks).
         #[arg(long = "record-format", value_enum, default_value = "dense")]
         record_format: RecordFormat,
+        /// Run on the actor engine (clock, environment, observer and shards as actix actors
+        /// exchanging messages every tick) with this many agents per shard actor (1: one actor
+        /// per neuron). Same results as the default barrier engine, bit for bit, but slower.
+        #[arg(long = "actors", value_name = "AGENTS_PER_SHARD")]
+        actors: Option<usize>,
         /// Output folder (default: the scenario's `output`/simulate).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -239,6 +244,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     s["solve"]["mean_reward"].as_f64().unwrap_or(f64::NAN),
                     s["solve"]["info_nats"].as_f64().unwrap_or(f64::NAN)
                 );
+                for r in s["train"].as_array().into_iter().flatten() {
+                    println!(
+                        "  train     {}: g = {:.4} = {:.3}·g* after {} ticks",
+                        r["label"].as_str().unwrap_or("?"),
+                        r["g"].as_f64().unwrap_or(f64::NAN),
+                        r["g_over_optimum"].as_f64().unwrap_or(f64::NAN),
+                        r["ticks"]
+                    );
+                }
                 println!(
                     "  simulate  {} ticks, ⟨r⟩ = {:.4}",
                     s["simulate"]["ticks"],
@@ -321,6 +335,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             threads,
             record_neurons,
             record_format,
+            actors,
             out,
         } => {
             let args = commands::simulate::SimulateArgs {
@@ -336,6 +351,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 },
                 out: out.clone(),
                 quiet: cli.quiet,
+                actors: *actors,
             };
             let r = commands::simulate::run_simulate(&args)?;
             if !cli.quiet {

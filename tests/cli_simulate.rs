@@ -211,3 +211,32 @@ fn bad_policy_or_neuron_list_exits_2_and_writes_nothing() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("neuron 8 is out of range"));
     assert!(!out.exists());
 }
+
+#[test]
+fn the_actor_engine_writes_the_same_trajectory() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = solve_toy(dir.path());
+    let sim = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let st = marlin()
+            .args(["-q", "simulate", "scenarios/toy8.toml", "--ticks", "70000", "--policy"])
+            .arg(&policy)
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut npz = NpzReader::new(std::fs::File::open(out.join("trajectory.npz")).unwrap()).unwrap();
+        let spikes: Array2<u8> = npz.by_name("spikes").unwrap();
+        let x: Array1<i64> = npz.by_name("x").unwrap();
+        let reward: Array1<f64> = npz.by_name("reward").unwrap();
+        (spikes, x, reward)
+    };
+    let barrier = sim("barrier", &[]);
+    assert_eq!(
+        barrier,
+        sim("one_actor_per_neuron", &["--actors", "1", "--threads", "2"])
+    );
+    assert_eq!(barrier, sim("three_per_actor", &["--actors", "3"]));
+}

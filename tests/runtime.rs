@@ -136,19 +136,29 @@ fn resuming_from_the_returned_state_continues_the_same_run() {
         })
         .collect();
     let (whole, end) = record(&net, &agents, Layout::single(), 1, 2000);
-    let mut a = agents.clone();
-    let mut rec = Recorder::new((0..8).collect(), 2000);
-    let (mid, _) = run(
-        &net,
-        &mut a,
-        Layout::single(),
-        RunState::initial(&net, 1),
-        700,
-        &mut rec,
-    );
-    let (end2, _) = run(&net, &mut a, Layout { shards: 3, threads: 2 }, mid, 1300, &mut rec);
-    assert!(same(&rec, &whole));
-    assert_eq!(end, end2);
+    // Even and odd split points: the frame buffers alternate by tick parity.
+    for split in [700u64, 701, 1, 1999] {
+        let mut a = agents.clone();
+        let mut rec = Recorder::new((0..8).collect(), 2000);
+        let (mid, _) = run(
+            &net,
+            &mut a,
+            Layout::single(),
+            RunState::initial(&net, 1),
+            split,
+            &mut rec,
+        );
+        let (end2, _) = run(
+            &net,
+            &mut a,
+            Layout { shards: 3, threads: 2 },
+            mid,
+            2000 - split,
+            &mut rec,
+        );
+        assert!(same(&rec, &whole), "resumed at tick {split}");
+        assert_eq!(end, end2);
+    }
 }
 
 fn count_tv(rec: &Recorder, n: usize, expected: &[Vec<f64>]) -> f64 {
@@ -261,4 +271,90 @@ fn random_partial_with_small_q_approaches_asynchronous() {
     let tv = count_tv(&rec, 8, &expected);
     assert!(tv < 0.08, "random_partial(1/n) vs asynchronous optimum: TV {tv}");
     let _ = CodingCost::MutualInformation;
+}
+
+#[test]
+fn the_actor_engine_gives_the_barrier_engines_results_bit_for_bit() {
+    use marlin::runtime::actors::{ActorLayout, run_actors};
+    let sc = toy_scenario();
+    let sol = solve(&sc.network().unwrap(), &SolveOptions::default()).unwrap();
+    for update in [UpdateScheme::Asynchronous, UpdateScheme::RandomPartial { q: 0.4 }] {
+        let mut net = sc.runtime_network();
+        net.update = update;
+        net.alive[5] = false;
+        let agents = solver_agents(&sol, 8, 13);
+        let (reference, ref_state) = record(&net, &agents, Layout::single(), 13, 2000);
+        // One actor per neuron on two arbiters, and 3-agent shards on one.
+        for layout in [
+            ActorLayout {
+                agents_per_shard: 1,
+                arbiters: 2,
+            },
+            ActorLayout {
+                agents_per_shard: 3,
+                arbiters: 1,
+            },
+        ] {
+            let rec = Recorder::new((0..8).collect(), 2000);
+            let (_, state, totals, rec) =
+                run_actors(&net, agents.clone(), layout, RunState::initial(&net, 13), 2000, rec).unwrap();
+            assert!(same(&rec, &reference), "{update:?}: actors ({layout:?}) differ");
+            assert_eq!(state, ref_state);
+            assert_eq!(totals.ticks, 2000);
+        }
+    }
+    // With learning: the critic actor and the replicated teacher agree, and
+    // so do the learned parameters.
+    use marlin::learn::{Critic, CriticKind, LearningNeuron, LogisticLearner, Rule, Teacher, TeacherConfig};
+    let net = sc.runtime_network();
+    let learners: Vec<LearningNeuron<LogisticLearner>> = (0..8)
+        .map(|k| LearningNeuron {
+            id: k,
+            params: LogisticLearner::new(8, 0.0),
+            prior: 0.5,
+            prior_rate: 1e-3,
+            trace_decay: 0.3,
+            caught_up: 0.0,
+            rng: stream(2, Domain::Agent, k as u64),
+        })
+        .collect();
+    let mut start = RunState::initial(&net, 2);
+    start.teacher = Some(Teacher::new(
+        TeacherConfig {
+            rule: Rule::ActorCritic,
+            lambda: 0.5,
+            own_cost: false,
+            rate: 0.05,
+            decay_ticks: Some(1e4),
+            baseline_rate: 1e-3,
+            critic_rate: 0.1,
+        },
+        Some(Critic::new(CriticKind::Tabular, 8, 2)),
+    ));
+    let mut fast = learners.clone();
+    let (fast_state, _) = run(
+        &net,
+        &mut fast,
+        Layout::single(),
+        start.clone(),
+        5000,
+        &mut marlin::runtime::NoObserver,
+    );
+    let (slow, slow_state, _, _) = run_actors(
+        &net,
+        learners,
+        ActorLayout {
+            agents_per_shard: 2,
+            arbiters: 2,
+        },
+        start,
+        5000,
+        marlin::runtime::NoObserver,
+    )
+    .unwrap();
+    assert_eq!(fast_state, slow_state, "clock, environment and teacher");
+    for (a, b) in fast.iter().zip(&slow) {
+        assert_eq!(a.params, b.params);
+        assert_eq!(a.prior, b.prior);
+    }
 }

@@ -5,6 +5,7 @@ use super::BadInput;
 use crate::agents::{ConstantPolicy, FullStatePolicy, Neuron, Policy};
 use crate::record::stream::{Finish, RecorderActor, SpikeForm, StreamingObserver};
 use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
+use crate::runtime::actors::{ActorLayout, run_actors_async};
 use crate::runtime::{Layout, Observer, RunState, RunTotals, RuntimeNetwork, run};
 use crate::scenario::Scenario;
 use crate::topology::TopologySpec;
@@ -28,6 +29,9 @@ pub struct SimulateArgs {
     pub form: SpikeForm,
     pub out: Option<PathBuf>,
     pub quiet: bool,
+    /// `Some(k)`: run on the actor engine with k agents per shard actor
+    /// (1 = one actor per neuron); `None`: the barrier engine (fast).
+    pub actors: Option<usize>,
 }
 
 /// Ticks per recorded chunk handed to the writer actor.
@@ -162,9 +166,31 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
         let writer = RecorderActor::new(&out, record.len(), args.form, in_flight.clone())?;
         let addr = RecorderActor::start_in_arbiter(&arbiter.handle(), move |_| writer);
         let mut observer = StreamingObserver::new(record.clone(), args.form, CHUNK_TICKS, addr.clone(), in_flight);
-        let totals = match agents {
-            Agents::Solver(a) => simulate(&net, a, layout, scenario.seed, args.ticks, &mut observer, args.quiet),
-            Agents::Untrained(a) => simulate(&net, a, layout, scenario.seed, args.ticks, &mut observer, args.quiet),
+        let totals = match (agents, args.actors) {
+            (Agents::Solver(a), None) => {
+                simulate(&net, a, layout, scenario.seed, args.ticks, &mut observer, args.quiet)
+            }
+            (Agents::Untrained(a), None) => {
+                simulate(&net, a, layout, scenario.seed, args.ticks, &mut observer, args.quiet)
+            }
+            (Agents::Solver(a), Some(k)) => {
+                let actors = ActorLayout {
+                    agents_per_shard: k,
+                    arbiters: layout.threads,
+                };
+                let (t, o) = simulate_actors(&net, a, actors, scenario.seed, args.ticks, observer, args.quiet).await?;
+                observer = o;
+                t
+            }
+            (Agents::Untrained(a), Some(k)) => {
+                let actors = ActorLayout {
+                    agents_per_shard: k,
+                    arbiters: layout.threads,
+                };
+                let (t, o) = simulate_actors(&net, a, actors, scenario.seed, args.ticks, observer, args.quiet).await?;
+                observer = o;
+                t
+            }
         };
         observer.flush();
         let finish = Finish {
@@ -189,6 +215,40 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
 
 fn make_agents<P: Policy>(scenario: &Scenario, policies: Vec<P>, prior: &[f64]) -> Vec<Neuron<P>> {
     Neuron::team(policies, prior, scenario.seed)
+}
+
+/// [`simulate`] on the actor engine (inside the running actix system).
+async fn simulate_actors<P: Policy + Clone + Unpin + 'static, O: Observer + Unpin + 'static>(
+    net: &RuntimeNetwork,
+    mut agents: Vec<Neuron<P>>,
+    layout: ActorLayout,
+    seed: u64,
+    ticks: u64,
+    mut observer: O,
+    quiet: bool,
+) -> Result<(RunTotals, O)> {
+    let mut state = RunState::initial(net, seed);
+    let mut totals = RunTotals::default();
+    let bar = super::progress_bar(
+        Some(ticks),
+        quiet,
+        "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec} (actor engine)",
+    );
+    let block = (ticks / 100).clamp(1, 1 << 20);
+    while state.tick < ticks {
+        let todo = block.min(ticks - state.tick);
+        let (a, next, t, o) = run_actors_async(net, agents, layout, state, todo, observer)
+            .await
+            .map_err(|e| anyhow::anyhow!("an actor stopped: {e}"))?;
+        (agents, state, observer) = (a, next, o);
+        totals.ticks = t.ticks;
+        totals.reward += t.reward;
+        totals.info += t.info;
+        totals.spikes += t.spikes;
+        bar.set_position(state.tick);
+    }
+    bar.finish_and_clear();
+    Ok((totals, observer))
 }
 
 /// Run in blocks, so a progress bar can follow long runs.

@@ -1,15 +1,17 @@
 //! `marlin run`: the whole study of a scenario in one command — solve
-//! exactly, simulate the optimum, infer the reward from the recording and
-//! predict the response to perturbations — each stage in its own sub-folder,
-//! with the headline numbers gathered in `summary.json`.
+//! exactly, train by decentralised learning, simulate the optimum, infer the
+//! reward from the recording and predict the response to perturbations —
+//! each stage in its own sub-folder, with the headline numbers gathered in
+//! `summary.json`.
 //!
-//! (Learning and the HTML report join here when they exist.)
+//! (The HTML report joins here when it exists.)
 
 use super::BadInput;
 use super::infer::{InferArgs, run_infer};
 use super::predict::{PredictArgs, run_predict};
 use super::simulate::{SimulateArgs, run_simulate};
 use super::solve::{SolveArgs, run as run_solve};
+use super::train::{TrainArgs, run_train};
 use crate::files::write_json;
 use crate::record::stream::SpikeForm;
 use crate::scenario::Scenario;
@@ -50,6 +52,14 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     })?;
     let policy = out.join("solve/policy.npz");
 
+    say("training by decentralised learning");
+    let trained = run_train(&TrainArgs {
+        scenario: args.scenario.clone(),
+        out: Some(out.join("train")),
+        quiet: args.quiet,
+        ..TrainArgs::default()
+    })?;
+
     say("simulating the optimal network");
     let sim = run_simulate(&SimulateArgs {
         scenario: args.scenario.clone(),
@@ -61,6 +71,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         form: SpikeForm::Dense,
         out: Some(out.join("simulate")),
         quiet: args.quiet,
+        actors: None,
     })?;
 
     let asynchronous = scenario.update == crate::model::UpdateScheme::Asynchronous;
@@ -104,6 +115,17 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             "g": s.g, "mean_reward": s.mean_reward, "info_nats": s.info_nats,
             "converged": s.converged, "count_distribution": s.count_distribution,
         },
+        "train": trained.runs.iter().map(|r| {
+            let last = r.checkpoints.last();
+            json!({
+                "label": r.label,
+                "ticks": r.ticks,
+                "g": r.final_exact().map(|e| e.g),
+                "g_over_optimum": r.final_exact().and_then(|e| e.ratio),
+                "running_reward": last.map(|c| c.running_reward),
+                "seconds": r.seconds,
+            })
+        }).collect::<Vec<_>>(),
         "simulate": {
             "ticks": sim.totals.ticks, "mean_reward": sim.totals.reward / t,
             "info_nats": sim.totals.info / t, "mean_spike_count": sim.totals.spikes as f64 / t,
@@ -115,7 +137,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             "warnings": inferred["warnings"],
         })},
         "predict": predictions,
-        "not_yet": ["learning (issue 4)", "HTML report (issue 8)"],
+        "not_yet": ["HTML report (issue 8)"],
     });
     write_json(&out.join("summary.json"), &summary)?;
     Ok(summary)

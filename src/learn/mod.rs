@@ -383,6 +383,37 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_charging_its_own_cost_steps_down_its_log_ratio_at_once() {
+        let frame = [0b010u64];
+        let o = obs(&frame, &[]);
+        let mut a = LearningNeuron {
+            id: 0,
+            params: TabularLogits::new(16, 0.0),
+            prior: 0.2,
+            prior_rate: 0.0,
+            trace_decay: 0.0,
+            caught_up: 0.0,
+            rng: crate::rng::stream(1, crate::rng::Domain::Agent, 0),
+        };
+        let b = Broadcast {
+            eta: 0.1,
+            lambda: 2.0,
+            own_cost: true,
+            ..Broadcast::default()
+        };
+        // Fired with π = 0.5 against p = 0.2: log-ratio ln 2.5, ∇ = 1 − 0.5.
+        let lr = (0.5f64 / 0.2).ln();
+        a.learn(&o, true, 0.5, lr, &b);
+        let i = o.table_index();
+        assert!((a.params.logits[i] - (-0.1 * 2.0 * lr * 0.5)).abs() < 1e-15);
+        // The team objective (own_cost false) leaves it to the broadcast.
+        let mut team = a.clone();
+        team.params.logits[i] = 0.0;
+        team.learn(&o, true, 0.5, lr, &Broadcast { own_cost: false, ..b });
+        assert_eq!(team.params.logits[i], 0.0);
+    }
+
+    #[test]
     fn catching_up_late_equals_applying_every_tick() {
         let frame = [0b010u64];
         let o = obs(&frame, &[]);

@@ -200,6 +200,16 @@ mod tests {
     }
 
     #[test]
+    fn own_cost_leaves_the_cost_out_of_the_broadcast() {
+        let mut cfg = config(Rule::Reinforce);
+        cfg.own_cost = true;
+        let mut t = Teacher::new(cfg, None);
+        t.step(0, 1.0, 0.4, 0, &[0], 0); // signal = r − ĝ = 1, whatever the cost
+        assert!((t.cumulative - 0.1).abs() < 1e-15);
+        assert!(t.broadcast(1).own_cost);
+    }
+
+    #[test]
     fn actor_critic_broadcasts_the_td_error() {
         let mut t = Teacher::new(config(Rule::ActorCritic), Some(Critic::new(CriticKind::Counts, 2, 1)));
         t.critic.as_mut().unwrap().values = vec![0.0, 2.0, 5.0];

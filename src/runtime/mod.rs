@@ -17,16 +17,17 @@
 //! draws only from its own stream. Hence the invariant: **a run's trajectory
 //! does not depend on the number of shards or threads**.
 
+pub mod actors;
 mod barrier;
+pub mod transport;
 
 use crate::agents::{Agent, Broadcast, Observation};
 use crate::learn::Teacher;
 use crate::model::{InputProcess, RewardSpec, UpdateScheme};
 use crate::rng::{Domain, Stream, stream};
 use crate::topology::Topology;
-use barrier::SpinBarrier;
 use rand::Rng;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use transport::{SharedMemory, Transport};
 
 /// Fixed-point scale of the per-tick log-ratio sums (2⁻³² resolution), so
 /// they add up identically in any order.
@@ -180,14 +181,6 @@ pub struct RunTotals {
     pub spikes: u64,
 }
 
-/// Per-shard, per-tick aggregates, double-buffered by tick parity.
-#[repr(align(64))]
-#[derive(Default)]
-struct Slot {
-    delta_count: AtomicI64,
-    info: AtomicI64,
-}
-
 /// Run `ticks` ticks from `state`, calling `observer` for each tick. Returns
 /// the state after the last tick and the run's totals.
 pub fn run<A: Agent>(
@@ -203,15 +196,9 @@ pub fn run<A: Agent>(
     let threads = layout.threads.clamp(1, shards);
     let per_shard = net.n.div_ceil(shards);
     let shard_range = |s: usize| (s * per_shard).min(net.n)..((s + 1) * per_shard).min(net.n);
-    let words = net.n.div_ceil(64);
-    let frames: [Vec<AtomicU64>; 2] = [
-        state.frame.iter().map(|&w| AtomicU64::new(w)).collect(),
-        (0..words).map(|_| AtomicU64::new(0)).collect(),
-    ];
-    let slots: Vec<Slot> = (0..2 * shards).map(|_| Slot::default()).collect();
+    let transport = SharedMemory::new(&state.frame, state.tick, shards, threads);
     let alive_list: Vec<usize> = (0..net.n).filter(|&k| net.alive[k]).collect();
     let start_count: u64 = state.frame.iter().map(|w| w.count_ones() as u64).sum();
-    let barrier = SpinBarrier::new(threads);
 
     // Threads own contiguous runs of shards, hence contiguous agent ranges.
     let thread_shards: Vec<std::ops::Range<usize>> = (0..threads)
@@ -228,10 +215,7 @@ pub fn run<A: Agent>(
 
     let ctx = Ctx {
         net,
-        frames: &frames,
-        slots: &slots,
-        barrier: &barrier,
-        shards,
+        transport: &transport,
         per_shard,
         alive_list: &alive_list,
     };
@@ -266,17 +250,14 @@ pub fn run<A: Agent>(
     result.expect("thread 0 result")
 }
 
-struct Ctx<'a> {
+struct Ctx<'a, T: Transport> {
     net: &'a RuntimeNetwork,
-    frames: &'a [Vec<AtomicU64>; 2],
-    slots: &'a [Slot],
-    barrier: &'a SpinBarrier,
-    shards: usize,
+    transport: &'a T,
     per_shard: usize,
     alive_list: &'a [usize],
 }
 
-impl Ctx<'_> {
+impl<T: Transport> Ctx<'_, T> {
     /// The tick loop of one thread of the team.
     #[allow(clippy::too_many_arguments)]
     fn team_loop<A: Agent>(
@@ -293,14 +274,13 @@ impl Ctx<'_> {
         let first_agent = (my_shards.start * self.per_shard).min(net.n);
         let mut totals = RunTotals::default();
         if let Some(teacher) = st.teacher.as_mut() {
-            teacher.start(st.x, self.frame((st.tick % 2) as usize), count as usize);
+            teacher.start(st.x, self.transport.frame(st.tick), count as usize);
         }
         while st.tick < end {
             let t = st.tick;
-            let actor = self.draw_actor(&mut st.clock);
-            let parity = (t % 2) as usize;
-            let frame = self.frame(parity);
-            let next = &self.frames[1 - parity];
+            let actor = draw_actor(net, self.alive_list, &mut st.clock);
+            let transport = self.transport;
+            let frame = transport.frame(t);
             let broadcast = st.teacher.as_ref().map(|te| te.broadcast(t));
             let reward = net.reward.evaluate(net.n, st.x, frame, count as usize);
             if leader {
@@ -317,173 +297,156 @@ impl Ctx<'_> {
             for s in my_shards.clone() {
                 let range = (s * self.per_shard).min(net.n)..((s + 1) * self.per_shard).min(net.n);
                 let local = &mut agents[range.start - first_agent..range.end - first_agent];
-                let (delta, info) = self.step_shard(local, range, t, st.x, frame, next, actor, broadcast.as_ref());
-                let slot = &self.slots[parity * self.shards + s];
-                slot.delta_count.store(delta, Ordering::Relaxed);
-                slot.info.store(info, Ordering::Relaxed);
+                let mut emit = |w, bits, mask| transport.publish_bits(t, w, bits, mask);
+                let (delta, info) = step_shard(net, local, range, t, st.x, frame, &mut emit, actor, broadcast.as_ref());
+                transport.publish_totals(t, s, delta, info);
             }
-            self.barrier.wait();
             // Replicated control plane: every thread computes the same values.
-            let mut delta = 0i64;
-            let mut info = 0i64;
-            for s in 0..self.shards {
-                let slot = &self.slots[parity * self.shards + s];
-                delta += slot.delta_count.load(Ordering::Relaxed);
-                info += slot.info.load(Ordering::Relaxed);
-            }
+            let (delta, info) = transport.exchange(t);
             count = (count as i64 + delta) as u64;
             let info = info as f64 / FIXED;
             totals.info += info;
-            st.x = self.next_input(st.x, &mut st.environment);
+            st.x = next_input(net, st.x, &mut st.environment);
             if let Some(teacher) = st.teacher.as_mut() {
-                // Frame t+1 is complete (barrier) and stays unwritten until
-                // the barrier of tick t+1.
-                teacher.step(t, reward, info, st.x, self.frame(1 - parity), count as usize);
+                // Frame t+1 is complete (exchanged) and stays unwritten
+                // until the exchange of tick t+1.
+                teacher.step(t, reward, info, st.x, transport.frame(t + 1), count as usize);
             }
             st.tick += 1;
         }
         totals.ticks = st.tick;
-        let parity = (st.tick % 2) as usize;
-        st.frame = self.frames[parity].iter().map(|w| w.load(Ordering::Relaxed)).collect();
+        st.frame = self.transport.final_frame(st.tick);
         (st, totals)
     }
+}
 
-    /// Frame buffer `parity` as plain words.
-    #[inline]
-    fn frame(&self, parity: usize) -> &[u64] {
-        // SAFETY: AtomicU64 has u64's layout. A frame is read only during the
-        // ticks in which no thread writes it: frame t is written during tick
-        // t−1 and read during tick t (writers then target the other buffer),
-        // and the barrier orders the writes before the reads.
-        unsafe { std::slice::from_raw_parts(self.frames[parity].as_ptr() as *const u64, self.frames[parity].len()) }
+/// The clock's draw: the acting neuron (asynchronous) or −1 (all may act).
+fn draw_actor(net: &RuntimeNetwork, alive_list: &[usize], clock: &mut Stream) -> i64 {
+    match net.update {
+        UpdateScheme::Asynchronous => alive_list[clock.random_range(0..alive_list.len())] as i64,
+        _ => -1,
     }
+}
 
-    fn draw_actor(&self, clock: &mut Stream) -> i64 {
-        match self.net.update {
-            UpdateScheme::Asynchronous => self.alive_list[clock.random_range(0..self.alive_list.len())] as i64,
-            _ => -1,
-        }
+/// The environment's draw of x_{t+1}.
+fn next_input(net: &RuntimeNetwork, x: usize, env: &mut Stream) -> usize {
+    let xs = net.input.len();
+    if xs == 1 {
+        return 0;
     }
+    let row = &net.input.transition[x * xs..(x + 1) * xs];
+    sample(row, env.random())
+}
 
-    fn next_input(&self, x: usize, env: &mut Stream) -> usize {
-        let xs = self.net.input.len();
-        if xs == 1 {
-            return 0;
-        }
-        let row = &self.net.input.transition[x * xs..(x + 1) * xs];
-        sample(row, env.random())
-    }
-
-    /// Advance one shard's agents by one tick; returns (change in spike
-    /// count, Σ log-ratios in fixed point).
-    #[allow(clippy::too_many_arguments)]
-    fn step_shard<A: Agent>(
-        &self,
-        agents: &mut [A],
-        range: std::ops::Range<usize>,
-        t: u64,
-        x: usize,
-        frame: &[u64],
-        next: &[AtomicU64],
-        actor: i64,
-        broadcast: Option<&Broadcast>,
-    ) -> (i64, i64) {
-        let net = self.net;
-        let mut delta = 0i64;
-        let mut info = 0i64;
-        if net.update == UpdateScheme::Asynchronous {
-            // Only the actor can change: copy this shard's bits word by word
-            // and let the actor (if it is ours) decide its own.
-            for w in range.start / 64..=(range.end - 1) / 64 {
-                let lo = range.start.max(w * 64);
-                let hi = range.end.min((w + 1) * 64);
-                let len = hi - lo;
-                let mask = if len == 64 {
-                    u64::MAX
-                } else {
-                    ((1u64 << len) - 1) << (lo % 64)
-                };
-                let mut word = frame[w] & mask;
-                if actor >= lo as i64 && actor < hi as i64 {
-                    let k = actor as usize;
-                    let bit = 1u64 << (k % 64);
-                    let own = word & bit != 0;
-                    let (fired, lr) = self.decide(&mut agents[k - range.start], k, t, x, frame, own, broadcast);
-                    info += lr;
-                    delta += fired as i64 - own as i64;
-                    word = if fired { word | bit } else { word & !bit };
-                }
-                flush(next, w, word, mask);
-            }
-            return (delta, info);
-        }
-        let mut word_idx = range.start / 64;
-        let mut word = 0u64;
-        let mut mask = 0u64;
-        for (i, agent) in agents.iter_mut().enumerate() {
-            let k = range.start + i;
-            if k / 64 != word_idx {
-                flush(next, word_idx, word, mask);
-                word_idx = k / 64;
-                word = 0;
-                mask = 0;
-            }
-            let bit = 1u64 << (k % 64);
-            let own = frame[k / 64] & bit != 0;
-            let acts = net.alive[k]
-                && match net.update {
-                    UpdateScheme::RandomPartial { q } => q >= 1.0 || agent.rng().random::<f64>() < q,
-                    _ => true,
-                };
-            let fired = if acts {
-                let (fired, lr) = self.decide(agent, k, t, x, frame, own, broadcast);
-                info += lr;
-                fired
+/// Advance one shard's agents by one tick, handing each word of their new
+/// bits to `emit(word, bits, mask)`; returns (change in spike count, Σ
+/// log-ratios in fixed point).
+#[allow(clippy::too_many_arguments)]
+fn step_shard<A: Agent>(
+    net: &RuntimeNetwork,
+    agents: &mut [A],
+    range: std::ops::Range<usize>,
+    t: u64,
+    x: usize,
+    frame: &[u64],
+    emit: &mut impl FnMut(usize, u64, u64),
+    actor: i64,
+    broadcast: Option<&Broadcast>,
+) -> (i64, i64) {
+    let mut delta = 0i64;
+    let mut info = 0i64;
+    if net.update == UpdateScheme::Asynchronous {
+        // Only the actor can change: copy this shard's bits word by word
+        // and let the actor (if it is ours) decide its own.
+        for w in range.start / 64..=(range.end - 1) / 64 {
+            let lo = range.start.max(w * 64);
+            let hi = range.end.min((w + 1) * 64);
+            let len = hi - lo;
+            let mask = if len == 64 {
+                u64::MAX
             } else {
-                own && net.alive[k]
+                ((1u64 << len) - 1) << (lo % 64)
             };
-            delta += fired as i64 - own as i64;
-            if fired {
-                word |= bit;
+            let mut word = frame[w] & mask;
+            if actor >= lo as i64 && actor < hi as i64 {
+                let k = actor as usize;
+                let bit = 1u64 << (k % 64);
+                let own = word & bit != 0;
+                let (fired, lr) = decide(net, &mut agents[k - range.start], k, t, x, frame, own, broadcast);
+                info += lr;
+                delta += fired as i64 - own as i64;
+                word = if fired { word | bit } else { word & !bit };
             }
-            mask |= bit;
+            emit(w, word, mask);
         }
-        flush(next, word_idx, word, mask);
-        (delta, info)
+        return (delta, info);
     }
-
-    /// Agent k acts: it catches up with the broadcast (when learning),
-    /// observes, the runtime draws its action from the agent's own stream,
-    /// the agent learns from it, and it reports log(π(a|o)/p(a)) in fixed point.
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    fn decide<A: Agent>(
-        &self,
-        agent: &mut A,
-        k: usize,
-        t: u64,
-        x: usize,
-        frame: &[u64],
-        own: bool,
-        broadcast: Option<&Broadcast>,
-    ) -> (bool, i64) {
-        let obs = self.net.observation(k, t, x, frame, own);
-        if let Some(b) = broadcast {
-            agent.catch_up(b);
+    let mut word_idx = range.start / 64;
+    let mut word = 0u64;
+    let mut mask = 0u64;
+    for (i, agent) in agents.iter_mut().enumerate() {
+        let k = range.start + i;
+        if k / 64 != word_idx {
+            emit(word_idx, word, mask);
+            word_idx = k / 64;
+            word = 0;
+            mask = 0;
         }
-        let p = agent.fire_probability(&obs);
-        let fired = agent.rng().random::<f64>() < p;
-        let prior = agent.prior();
-        let lr = if fired {
-            (p / prior).ln()
+        let bit = 1u64 << (k % 64);
+        let own = frame[k / 64] & bit != 0;
+        let acts = net.alive[k]
+            && match net.update {
+                UpdateScheme::RandomPartial { q } => q >= 1.0 || agent.rng().random::<f64>() < q,
+                _ => true,
+            };
+        let fired = if acts {
+            let (fired, lr) = decide(net, agent, k, t, x, frame, own, broadcast);
+            info += lr;
+            fired
         } else {
-            ((1.0 - p) / (1.0 - prior)).ln()
+            own && net.alive[k]
         };
-        if let Some(b) = broadcast {
-            agent.learn(&obs, fired, p, lr, b);
+        delta += fired as i64 - own as i64;
+        if fired {
+            word |= bit;
         }
-        (fired, (lr * FIXED).round() as i64)
+        mask |= bit;
     }
+    emit(word_idx, word, mask);
+    (delta, info)
+}
+
+/// Agent k acts: it catches up with the broadcast (when learning),
+/// observes, the runtime draws its action from the agent's own stream,
+/// the agent learns from it, and it reports log(π(a|o)/p(a)) in fixed point.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn decide<A: Agent>(
+    net: &RuntimeNetwork,
+    agent: &mut A,
+    k: usize,
+    t: u64,
+    x: usize,
+    frame: &[u64],
+    own: bool,
+    broadcast: Option<&Broadcast>,
+) -> (bool, i64) {
+    let obs = net.observation(k, t, x, frame, own);
+    if let Some(b) = broadcast {
+        agent.catch_up(b);
+    }
+    let p = agent.fire_probability(&obs);
+    let fired = agent.rng().random::<f64>() < p;
+    let prior = agent.prior();
+    let lr = if fired {
+        (p / prior).ln()
+    } else {
+        ((1.0 - p) / (1.0 - prior)).ln()
+    };
+    if let Some(b) = broadcast {
+        agent.learn(&obs, fired, p, lr, b);
+    }
+    (fired, (lr * FIXED).round() as i64)
 }
 
 /// The index drawn from the distribution `probs` by the uniform number `u`
@@ -498,21 +461,6 @@ fn sample(probs: &[f64], u: f64) -> usize {
         }
     }
     probs.iter().rposition(|&p| p > 0.0).unwrap_or(probs.len() - 1)
-}
-
-/// Write the bits `word` under `mask` into `next[idx]`: a plain store when
-/// this shard owns the whole word, atomic and/or when it shares it.
-#[inline]
-fn flush(next: &[AtomicU64], idx: usize, word: u64, mask: u64) {
-    if mask == 0 {
-        return;
-    }
-    if mask == u64::MAX {
-        next[idx].store(word, Ordering::Relaxed);
-    } else {
-        next[idx].fetch_and(!mask, Ordering::Relaxed);
-        next[idx].fetch_or(word, Ordering::Relaxed);
-    }
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ pub fn evaluate(net: &Network, policy: &Policy, opts: &SolveOptions) -> Evaluati
         CodingCost::FixedPrior(p) => p.clone(),
         CodingCost::MutualInformation => vec![f64::NAN; net.n],
     };
-    evaluate_from(net, policy, &prior, None, opts)
+    super::in_pool(|| evaluate_from(net, policy, &prior, None, opts))
 }
 
 /// Evaluate `policy` with the KL measured against `prior` (overrides the
@@ -74,7 +74,7 @@ pub fn evaluate(net: &Network, policy: &Policy, opts: &SolveOptions) -> Evaluati
 pub fn evaluate_with_prior(net: &Network, policy: &Policy, prior: &[f64], opts: &SolveOptions) -> Evaluation {
     let mut fixed = net.clone();
     fixed.cost = CodingCost::FixedPrior(prior.to_vec());
-    evaluate_from(&fixed, policy, prior, None, opts)
+    super::in_pool(|| evaluate_from(&fixed, policy, prior, None, opts))
 }
 
 /// Evaluation with a warm start for ρ. For the mutual-information cost the

@@ -222,6 +222,10 @@ pub fn solve(net: &Network, opts: &SolveOptions) -> Result<Solution, SolveError>
     solve_with(net, opts, &mut |_| {})
 }
 
+/// Screening tolerance and iteration cap of the multi-start search.
+const SCREEN_PRIOR_TOL: f64 = 1e-4;
+const SCREEN_MAX_ITERATIONS: usize = 12;
+
 /// Number of Blahut–Arimoto starts for `net` under `opts`.
 pub fn start_count(net: &Network, opts: &SolveOptions) -> usize {
     if matches!(net.cost, CodingCost::FixedPrior(_)) {
@@ -231,7 +235,7 @@ pub fn start_count(net: &Network, opts: &SolveOptions) -> usize {
         .unwrap_or(match net.n {
             0..=12 => 8,
             13..=16 => 4,
-            _ => 2,
+            _ => 1,
         })
         .max(1)
 }
@@ -241,50 +245,88 @@ pub fn start_count(net: &Network, opts: &SolveOptions) -> usize {
 pub fn solve_with(
     net: &Network,
     opts: &SolveOptions,
-    progress: &mut dyn FnMut(&Progress),
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<Solution, SolveError> {
+    // Run on a rayon worker: parallel sweeps started from outside the pool
+    // block on a latch each time (a futex round trip per sweep), which
+    // dominated small solves (toy: 3.9 s → see `in_pool`).
+    in_pool(|| solve_in_pool(net, opts, progress))
+}
+
+/// Run `f` on a rayon worker thread (directly if already on one), so the
+/// parallel loops inside it are scheduled by work stealing instead of one
+/// blocking injection per loop.
+pub(crate) fn in_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    let mut out = None;
+    rayon::scope(|_| out = Some(f()));
+    out.expect("the scope ran")
+}
+
+fn solve_in_pool(
+    net: &Network,
+    opts: &SolveOptions,
+    progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Solution, SolveError> {
     check_size(net)?;
     validate(net)?;
     let _span = tracing::info_span!("solve", n = net.n, scheme = %net.update).entered();
     let starts = start_count(net, opts);
+    if starts == 1 {
+        let prior = match &net.cost {
+            CodingCost::FixedPrior(p) => p.clone(),
+            CodingCost::MutualInformation => vec![0.5; net.n],
+        };
+        let mut sol = solve_from(net, opts, prior, progress);
+        sol.start_g = vec![sol.eval.g];
+        if matches!(net.cost, CodingCost::MutualInformation) {
+            sol.warnings.push(
+                "one Blahut–Arimoto start (the symmetric p = ½): optima that silence or saturate some neurons \
+                 were not searched for; solver.starts = K runs K starts"
+                    .into(),
+            );
+        }
+        return Ok(sol);
+    }
+    // Screen every start at a loose tolerance, then refine the best one from
+    // where it stopped (random starts converge slowly near saturated
+    // neurons; only the winner needs full precision).
+    let screen = SolveOptions {
+        prior_tol: opts.prior_tol.max(SCREEN_PRIOR_TOL),
+        max_prior_iterations: opts.max_prior_iterations.min(SCREEN_MAX_ITERATIONS),
+        ..opts.clone()
+    };
     let mut rng = crate::rng::stream(opts.start_seed, crate::rng::Domain::Learner, u64::MAX);
-    let mut best: Option<Solution> = None;
+    let mut best: Option<(f64, Vec<f64>)> = None;
     let mut start_g = Vec::with_capacity(starts);
     for i in 0..starts {
-        let prior: Vec<f64> = match &net.cost {
-            CodingCost::FixedPrior(p) => p.clone(),
-            CodingCost::MutualInformation if i == 0 => vec![0.5; net.n],
-            CodingCost::MutualInformation => (0..net.n)
+        let prior: Vec<f64> = if i == 0 {
+            vec![0.5; net.n]
+        } else {
+            (0..net.n)
                 .map(|_| 0.02 + 0.96 * rand::Rng::random::<f64>(&mut rng))
-                .collect(),
+                .collect()
         };
-        let sol = solve_from(net, opts, prior, progress);
+        let sol = solve_from(net, &screen, prior, progress);
         tracing::debug!(
             start = i,
             g = sol.eval.g,
-            converged = sol.converged,
-            "Blahut–Arimoto start"
+            iterations = sol.iterations,
+            "Blahut–Arimoto start (screening)"
         );
         start_g.push(sol.eval.g);
-        let better = match &best {
-            None => true,
-            // a converged fixed point beats an unconverged one; then larger g
-            Some(b) => (sol.converged, sol.eval.g) > (b.converged, b.eval.g),
-        };
-        if better {
-            best = Some(sol);
+        if best.as_ref().is_none_or(|b| sol.eval.g > b.0) {
+            best = Some((sol.eval.g, sol.eval.p_fire.clone()));
         }
     }
-    let mut best = best.expect("at least one start");
-    let spread =
-        start_g.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b)) - start_g.iter().fold(f64::INFINITY, |a, &b| a.min(b));
-    if spread > 1e-6 * (1.0 + best.eval.g.abs()) {
+    let (_, prior) = best.expect("at least one start");
+    let prior: Vec<f64> = prior.iter().map(|p| p.clamp(1e-9, 1.0 - 1e-9)).collect();
+    let mut best = solve_from(net, opts, prior, progress);
+    let lowest = start_g.iter().fold(f64::INFINITY, |a, &b| a.min(b));
+    if best.eval.g - lowest > 1e-6 * (1.0 + best.eval.g.abs()) {
         best.warnings.push(format!(
-            "Blahut–Arimoto starts reached different fixed points (g from {:.6} to {:.6} over {} starts): \
-             the best is reported; more starts (solver.starts) may find a better one",
-            best.eval.g - spread,
+            "Blahut–Arimoto starts reached different fixed points (g from {lowest:.6} to {:.6} over {starts} \
+             starts): the best is reported; more starts (solver.starts) may find a better one",
             best.eval.g,
-            starts
         ));
         // Not a failure: several local optima are a property of the problem.
     }

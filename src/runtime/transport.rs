@@ -1,0 +1,141 @@
+//! How shards exchange each tick's spikes and aggregates: the seam between
+//! the tick engine and where the shards live. In one process the transport
+//! is shared memory — a double-buffered bit frame, per-shard aggregate slots
+//! and a spinning barrier ([`SharedMemory`]); across machines (the scale
+//! issue) an MPI transport implements the same trait with an all-gather of
+//! the frame words and a reduction of the aggregates.
+//!
+//! Protocol for tick t, per shard: read [`Transport::frame`]`(t)`, write the
+//! shard's bits of σ_{t+1} with [`Transport::publish_bits`] and its
+//! aggregates with [`Transport::publish_totals`]; then every thread calls
+//! [`Transport::exchange`]`(t)` once, which returns when all shards of tick t
+//! have published and yields the summed aggregates. Aggregates are integers
+//! (spike-count change, fixed-point log-ratios), so the sum does not depend
+//! on the order in which shards arrive.
+
+use super::barrier::SpinBarrier;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+pub trait Transport: Sync {
+    /// σ_t as words of 64 neurons (bit k % 64 of word k / 64), valid during tick t.
+    fn frame(&self, t: u64) -> &[u64];
+    /// Set the bits under `mask` of word `word` of σ_{t+1} to `bits`.
+    fn publish_bits(&self, t: u64, word: usize, bits: u64, mask: u64);
+    /// A shard's aggregates for tick t: change of the spike count and the
+    /// acting agents' log-ratios in fixed point.
+    fn publish_totals(&self, t: u64, shard: usize, delta: i64, info: i64);
+    /// Wait for every shard of tick t; the summed (delta, info).
+    fn exchange(&self, t: u64) -> (i64, i64);
+    /// σ after the last tick (`t` = the tick count reached).
+    fn final_frame(&self, t: u64) -> Vec<u64>;
+}
+
+/// Per-shard, per-tick aggregates, double-buffered by tick parity.
+#[repr(align(64))]
+#[derive(Default)]
+struct Slot {
+    delta: AtomicI64,
+    info: AtomicI64,
+}
+
+/// The in-process transport: threads of one process share the frames.
+pub struct SharedMemory {
+    frames: [Vec<AtomicU64>; 2],
+    slots: Vec<Slot>,
+    shards: usize,
+    barrier: SpinBarrier,
+}
+
+impl SharedMemory {
+    /// Frames starting at `frame` (σ at tick `tick`), for `shards` shards on
+    /// `threads` threads.
+    pub fn new(frame: &[u64], tick: u64, shards: usize, threads: usize) -> Self {
+        let words = frame.len();
+        let current = frame.iter().map(|&w| AtomicU64::new(w)).collect();
+        let other = (0..words).map(|_| AtomicU64::new(0)).collect();
+        let frames = if tick.is_multiple_of(2) {
+            [current, other]
+        } else {
+            [other, current]
+        };
+        SharedMemory {
+            frames,
+            slots: (0..2 * shards).map(|_| Slot::default()).collect(),
+            shards,
+            barrier: SpinBarrier::new(threads),
+        }
+    }
+}
+
+impl Transport for SharedMemory {
+    #[inline]
+    fn frame(&self, t: u64) -> &[u64] {
+        let f = &self.frames[(t % 2) as usize];
+        // SAFETY: AtomicU64 has u64's layout. Frame t is written only during
+        // tick t−1 (writers of tick t target the other buffer) and read
+        // during tick t; the barrier of `exchange(t−1)` orders the writes
+        // before these reads, and no thread writes it again before every
+        // thread has passed `exchange(t)`.
+        unsafe { std::slice::from_raw_parts(f.as_ptr() as *const u64, f.len()) }
+    }
+
+    /// A plain store when the shard owns the whole word, atomic and/or when
+    /// it shares it with another shard.
+    #[inline]
+    fn publish_bits(&self, t: u64, word: usize, bits: u64, mask: u64) {
+        if mask == 0 {
+            return;
+        }
+        let next = &self.frames[((t + 1) % 2) as usize][word];
+        if mask == u64::MAX {
+            next.store(bits, Ordering::Relaxed);
+        } else {
+            next.fetch_and(!mask, Ordering::Relaxed);
+            next.fetch_or(bits, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn publish_totals(&self, t: u64, shard: usize, delta: i64, info: i64) {
+        let slot = &self.slots[(t % 2) as usize * self.shards + shard];
+        slot.delta.store(delta, Ordering::Relaxed);
+        slot.info.store(info, Ordering::Relaxed);
+    }
+
+    fn exchange(&self, t: u64) -> (i64, i64) {
+        self.barrier.wait();
+        let base = (t % 2) as usize * self.shards;
+        self.slots[base..base + self.shards].iter().fold((0, 0), |(d, i), s| {
+            (d + s.delta.load(Ordering::Relaxed), i + s.info.load(Ordering::Relaxed))
+        })
+    }
+
+    fn final_frame(&self, t: u64) -> Vec<u64> {
+        self.frames[(t % 2) as usize]
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_land_in_the_next_frame_and_totals_sum_over_shards() {
+        let tr = SharedMemory::new(&[0b1111, 0], 0, 2, 1);
+        assert_eq!(tr.frame(0), &[0b1111, 0]);
+        tr.publish_bits(0, 0, 0b0101, 0b0111); // shard 0 owns bits 0–2 of word 0
+        tr.publish_bits(0, 0, 0b1000, 0b1000); // shard 1 owns bit 3
+        tr.publish_bits(0, 1, 7, u64::MAX);
+        tr.publish_totals(0, 0, -1, 5);
+        tr.publish_totals(0, 1, 0, 7);
+        assert_eq!(tr.exchange(0), (-1, 12));
+        assert_eq!(tr.frame(1), &[0b1101, 7]);
+        assert_eq!(tr.final_frame(1), vec![0b1101, 7]);
+        // Odd starting ticks put the start frame in the odd buffer.
+        let tr = SharedMemory::new(&[3], 5, 1, 1);
+        assert_eq!(tr.frame(5), &[3]);
+    }
+}
