@@ -122,6 +122,10 @@ pub enum Command {
         /// Threads executing the shards (default: 1 below 4096 neurons, else all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Train on the actor engine (shard actors of this many agents, clock, environment and
+        /// critic as actix actors). Same results as the default engine, bit for bit; slower.
+        #[arg(long = "actors", value_name = "AGENTS_PER_SHARD")]
+        actors: Option<usize>,
         /// Output folder (default: the scenario's `output`/train).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -378,6 +382,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             checkpoints,
             shards,
             threads,
+            actors,
             out,
         } => {
             use crate::learn::{PolicyKind, Rule};
@@ -404,6 +409,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 checkpoints: *checkpoints,
                 shards: *shards,
                 threads: *threads,
+                actors: *actors,
                 out: out.clone(),
                 quiet: cli.quiet,
             };

@@ -202,8 +202,8 @@ struct SolverSection {
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct LearningSection {
-    rule: Option<Spanned<OneOrMany<RuleName>>>,
-    policy: Option<Spanned<OneOrMany<PolicyName>>>,
+    rule: Option<Spanned<OneOrMany<String>>>,
+    policy: Option<Spanned<OneOrMany<String>>>,
     ticks: Option<Spanned<i64>>,
     checkpoints: Option<Spanned<i64>>,
     tabular_rate: Option<Spanned<f64>>,
@@ -231,20 +231,6 @@ impl<T: Clone> OneOrMany<T> {
             OneOrMany::Many(v) => v.clone(),
         }
     }
-}
-
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
-#[serde(rename_all = "snake_case")]
-enum RuleName {
-    Reinforce,
-    ActorCritic,
-}
-
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
-#[serde(rename_all = "snake_case")]
-enum PolicyName {
-    Tabular,
-    Logistic,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
@@ -964,41 +950,53 @@ fn learning_spec(
     use crate::learn::{CriticKind, LearningSpec, PolicyKind, Rule, teacher::MAX_TABULAR_CRITIC};
     let l = section.get_ref();
     let mut spec = LearningSpec::default();
-    if let Some(r) = &l.rule {
-        let list = r.get_ref().to_vec();
+    // A name or a list of names, each allowed once, in the given order.
+    fn names<T: Copy + PartialEq>(
+        cx: &Cx,
+        v: &Spanned<OneOrMany<String>>,
+        key: &str,
+        table: &[(&str, T)],
+    ) -> Result<Vec<T>, ScenarioError> {
+        let allowed = table
+            .iter()
+            .map(|(n, _)| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let list = v.get_ref().to_vec();
         if list.is_empty() {
             return Err(cx.err(
-                r.span(),
-                "learning.rule",
-                "empty list; allowed: \"actor_critic\", \"reinforce\" or a list of them",
+                v.span(),
+                key,
+                format!("empty list; allowed: one of {allowed}, or a list of them"),
             ));
         }
-        spec.rules = list
-            .into_iter()
-            .map(|r| match r {
-                RuleName::Reinforce => Rule::Reinforce,
-                RuleName::ActorCritic => Rule::ActorCritic,
-            })
-            .collect();
-        spec.rules.dedup();
+        let mut out = Vec::new();
+        for name in list {
+            match table.iter().find(|(n, _)| *n == name) {
+                Some(&(_, t)) if !out.contains(&t) => out.push(t),
+                Some(_) => {}
+                None => {
+                    return Err(cx.err(v.span(), key, format!("got \"{name}\"; allowed: {allowed}")));
+                }
+            }
+        }
+        Ok(out)
+    }
+    if let Some(r) = &l.rule {
+        spec.rules = names(
+            cx,
+            r,
+            "learning.rule",
+            &[("actor_critic", Rule::ActorCritic), ("reinforce", Rule::Reinforce)],
+        )?;
     }
     if let Some(p) = &l.policy {
-        let list = p.get_ref().to_vec();
-        if list.is_empty() {
-            return Err(cx.err(
-                p.span(),
-                "learning.policy",
-                "empty list; allowed: \"tabular\", \"logistic\" or a list of them",
-            ));
-        }
-        spec.policies = list
-            .into_iter()
-            .map(|p| match p {
-                PolicyName::Tabular => PolicyKind::Tabular,
-                PolicyName::Logistic => PolicyKind::Logistic,
-            })
-            .collect();
-        spec.policies.dedup();
+        spec.policies = names(
+            cx,
+            p,
+            "learning.policy",
+            &[("tabular", PolicyKind::Tabular), ("logistic", PolicyKind::Logistic)],
+        )?;
     }
     if let Some(v) = &l.ticks {
         spec.ticks = cx.count(v, "learning.ticks", 1, 1 << 50)? as u64;

@@ -148,3 +148,42 @@ fn a_partially_observing_network_trains_with_the_count_critic() {
     let svg = std::fs::read_to_string(out.join("learning_curve.svg")).unwrap();
     assert!(svg.contains("running g"));
 }
+
+#[test]
+fn the_actor_engine_learns_the_same_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let st = marlin()
+            .args([
+                "-q",
+                "train",
+                "scenarios/toy8.toml",
+                "--ticks",
+                "60001",
+                "--checkpoints",
+                "3",
+            ])
+            .args(["--policy", "logistic", "--out"])
+            .arg(&out)
+            .args(extra)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let s = json(&out.join("learning.json"));
+        let cps = s["runs"][0]["checkpoints"].clone();
+        let exact: Vec<f64> = cps
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["exact"]["g"].as_f64().unwrap())
+            .collect();
+        let policy = std::fs::read(out.join("learned_policy.npz")).unwrap();
+        (exact, policy)
+    };
+    let barrier = train("barrier", &[]);
+    let actors = train("actors", &["--actors", "3", "--threads", "2"]);
+    assert_eq!(barrier.0, actors.0, "exact g at every checkpoint");
+    assert!(barrier.0[3] > barrier.0[0], "it learned something");
+    assert!(barrier.1 == actors.1, "learned_policy.npz byte for byte");
+}

@@ -443,3 +443,43 @@ fn edge_list_errors_name_the_edge_file_line() {
     let net = s.runtime_network();
     assert_eq!(net.topology.partners(1), &[0]);
 }
+
+#[test]
+fn learning_section_errors_name_the_key_and_the_allowed_values() {
+    let with = |section: &str| format!("{GOOD}[learning]\n{section}\n");
+    let line = GOOD.lines().count() + 2;
+    let check = |section: &str, key: &str, needles: &[&str]| {
+        let err = parse(&with(section)).expect_err(section);
+        let shown = err.to_string();
+        assert_eq!(err.line, Some(line), "{shown}");
+        assert_eq!(err.key.as_deref(), Some(key), "{shown}");
+        for n in needles {
+            assert!(shown.contains(n), "{shown:?} should mention {n:?}");
+        }
+    };
+    check(
+        r#"rule = ["actor_critic", "sarsa"]"#,
+        "learning.rule",
+        &["\"sarsa\"", "\"reinforce\""],
+    );
+    check(r#"policy = []"#, "learning.policy", &["empty", "\"logistic\""]);
+    check("tabular_rate = -0.1", "learning.tabular_rate", &["positive"]);
+    check("trace_decay = 1.0", "learning.trace_decay", &["[0, 1)"]);
+    check("ticks = 0", "learning.ticks", &["from 1"]);
+    // A tabular critic over 40 neurons cannot fit.
+    let big = with(r#"critic = "tabular""#)
+        .replace("neurons = 4", "neurons = 40")
+        .replace("[1, 3]", "[10, 30]");
+    let err = parse(&big).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("learning.critic"));
+    assert!(err.to_string().contains("counts"), "{err}");
+    // And a good section round-trips its values.
+    let s = parse(&with(
+        "rule = \"reinforce\"\npolicy = [\"logistic\", \"logistic\"]\ncost = \"own\"\nticks = 1000",
+    ))
+    .unwrap();
+    assert_eq!(s.learning.rules, vec![marlin::learn::Rule::Reinforce]);
+    assert_eq!(s.learning.policies, vec![marlin::learn::PolicyKind::Logistic]);
+    assert!(s.learning.own_cost);
+    assert_eq!(s.learning.ticks, 1000);
+}

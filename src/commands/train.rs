@@ -12,6 +12,7 @@ use crate::learn::{
 };
 use crate::model::{CodingCost, Network};
 use crate::rng::{Domain, stream};
+use crate::runtime::actors::{ActorLayout, run_actors};
 use crate::runtime::{Layout, NoObserver, RunState, RuntimeNetwork, run, tabulate};
 use crate::scenario::Scenario;
 use crate::solver::{self, Policy, SolveOptions};
@@ -37,6 +38,9 @@ pub struct TrainArgs {
     pub checkpoints: Option<usize>,
     pub shards: Option<usize>,
     pub threads: Option<usize>,
+    /// `Some(k)`: train on the actor engine (k agents per shard actor; the
+    /// critic is an actor); `None`: the barrier engine. Same results.
+    pub actors: Option<usize>,
     pub out: Option<PathBuf>,
     pub quiet: bool,
 }
@@ -49,6 +53,10 @@ pub struct Exact {
     pub info_nats: f64,
     /// g / g* when the optimum is known.
     pub ratio: Option<f64>,
+    /// The evaluation's own warnings (e.g. a stationary distribution that
+    /// did not converge).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The state of learning at one checkpoint.
@@ -133,6 +141,7 @@ struct Setup<'a> {
     exact_net: Option<Network>,
     optimum: Option<f64>,
     layout: Layout,
+    actors: Option<usize>,
     seed: u64,
     quiet: bool,
 }
@@ -189,6 +198,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         exact_net,
         optimum,
         layout,
+        actors: args.actors,
         seed,
         quiet: args.quiet,
     };
@@ -313,16 +323,16 @@ impl Setup<'_> {
             mean_reward: e.mean_reward,
             info_nats: e.info_nats,
             ratio: self.optimum.map(|g| e.g / g),
+            warnings: e.warnings,
         })
     }
 
     /// The state-blind network at the priors: exact score and a short run.
     fn untrained(&self) -> Untrained {
         let (priors, _) = self.priors();
-        let agents: Vec<Neuron<ConstantPolicy>> =
+        let mut agents: Vec<Neuron<ConstantPolicy>> =
             Neuron::team(priors.iter().map(|&p| ConstantPolicy(p)).collect(), &priors, self.seed);
         let ticks = self.spec.ticks.min(200_000);
-        let mut agents = agents;
         let (_, totals) = run(
             &self.net,
             &mut agents,
@@ -341,7 +351,7 @@ impl Setup<'_> {
 
     /// Train one (rule, policy) combination; `make(k, table_lens)` builds
     /// neuron k's initial parameters.
-    fn train<L: Learnable + Export>(
+    fn train<L: Learnable + Export + Unpin + 'static>(
         &self,
         rule: Rule,
         policy: PolicyKind,
@@ -400,7 +410,19 @@ impl Setup<'_> {
             if ticks == 0 {
                 continue;
             }
-            let (next, totals) = run(net, &mut agents, self.layout, state, ticks, &mut NoObserver);
+            let (next, totals) = match self.actors {
+                None => run(net, &mut agents, self.layout, state, ticks, &mut NoObserver),
+                Some(k) => {
+                    let layout = ActorLayout {
+                        agents_per_shard: k,
+                        arbiters: self.layout.threads,
+                    };
+                    let (a, next, totals, _) = run_actors(net, agents, layout, state, ticks, NoObserver)
+                        .map_err(|e| anyhow::anyhow!("an actor stopped: {e}"))?;
+                    agents = a;
+                    (next, totals)
+                }
+            };
             state = next;
             done = until;
             let running = (totals.reward / ticks as f64, totals.info / ticks as f64);
@@ -431,10 +453,14 @@ impl Setup<'_> {
             );
         }
         let mut warnings = Vec::new();
-        if let Some(e) = checkpoints.last().and_then(|c| c.exact.as_ref())
-            && !e.g.is_finite()
-        {
-            warnings.push("the exact score of the learned policies is not finite".into());
+        if let Some(e) = checkpoints.last().and_then(|c| c.exact.as_ref()) {
+            if !e.g.is_finite() {
+                warnings.push("the exact score of the learned policies is not finite".into());
+            }
+            warnings.extend(e.warnings.iter().map(|w| format!("exact evaluation: {w}")));
+        }
+        if let Some(c) = checkpoints.iter().find(|c| c.tick > 0 && !c.running_g.is_finite()) {
+            warnings.push(format!("the running objective is not finite at tick {}", c.tick));
         }
         Ok(LearnerRun {
             label: label.to_string(),
