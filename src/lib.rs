@@ -4,7 +4,7 @@
 //! order: [`model`] (pure data) ← [`solver`] (exact math) and [`infer`]
 //! (inverse RL); [`rng`] ← [`topology`] ← [`agents`] ← [`learn`] ← [`runtime`] ←
 //! [`record`] (the simulator); [`files`] (I/O plumbing); [`scenario`]
-//! (files → networks); [`report`] (figures); [`commands`] (what each
+//! (files → networks); [`report`] (figures and the HTML report); [`commands`] (what each
 //! subcommand does) ← [`cli`] (arguments).
 
 // Numerical code indexes several arrays by the same loop variable.

@@ -243,4 +243,23 @@ fn run_does_the_whole_toy_study() {
     for p in preds {
         assert!(p["tv_pred_truth"].as_f64().unwrap() <= p["tv_naive_truth"].as_f64().unwrap());
     }
+    // Training ran, scored against the optimum.
+    let train = s["train"].as_array().unwrap();
+    assert_eq!(train.len(), 2);
+    assert!(
+        train.iter().all(|r| r["g_over_optimum"].as_f64().unwrap() > 0.9),
+        "{train:?}"
+    );
+    // The report: self-contained, every stage's section, every figure inline
+    // with a caption.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for id in ["headline", "solve", "train", "simulate", "infer", "predict"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "section {id}");
+    }
+    // count distribution, learning curve, weights, raster, 3 inference
+    // figures, 2 predictions
+    assert_eq!(html.matches("<svg").count(), 9);
+    assert_eq!(html.matches("<figcaption>").count(), 9);
+    assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
+    assert!(html.contains("recorded spikes") && html.contains("g / g*"));
 }

@@ -4,7 +4,8 @@
 //! each stage in its own sub-folder, with the headline numbers gathered in
 //! `summary.json`.
 //!
-//! (The HTML report joins here when it exists.)
+//! Everything is gathered into `report.html` (figures inline, readable
+//! offline).
 
 use super::BadInput;
 use super::infer::{InferArgs, run_infer};
@@ -14,10 +15,11 @@ use super::solve::{SolveArgs, run as run_solve};
 use super::train::{TrainArgs, run_train};
 use crate::files::write_json;
 use crate::record::stream::SpikeForm;
+use crate::report::html::{Figure, Section, page};
 use crate::scenario::Scenario;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug)]
 pub struct StudyArgs {
@@ -77,6 +79,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     let asynchronous = scenario.update == crate::model::UpdateScheme::Asynchronous;
     let mut inferred = serde_json::Value::Null;
     let mut predictions = Vec::new();
+    let mut predict_dirs = Vec::new();
     if asynchronous {
         say("inferring the reward from the recording");
         let inf = run_infer(&InferArgs {
@@ -96,6 +99,10 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
                 model: "count".into(),
                 out: Some(out.join(format!("predict/{i}_{}", p.replace([':', ','], "_")))),
             })?;
+            predict_dirs.push((
+                p.clone(),
+                out.join(format!("predict/{i}_{}", p.replace([':', ','], "_"))),
+            ));
             predictions.push(json!({
                 "perturbation": p,
                 "tv_pred_truth": pred.tv_pred_truth,
@@ -137,8 +144,197 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             "warnings": inferred["warnings"],
         })},
         "predict": predictions,
-        "not_yet": ["HTML report (issue 8)"],
+        "report": out.join("report.html").display().to_string(),
     });
     write_json(&out.join("summary.json"), &summary)?;
+    let html = report(&scenario, &out, &summary, &predict_dirs)?;
+    crate::files::write_text(&out.join("report.html"), &html)?;
     Ok(summary)
+}
+
+/// The study's report.html from the stage outputs and the summary.
+fn report(
+    scenario: &Scenario,
+    out: &Path,
+    s: &serde_json::Value,
+    predict_dirs: &[(String, PathBuf)],
+) -> Result<String> {
+    let svg = |p: PathBuf| std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()));
+    let fig = |svg: String, caption: &str| Figure {
+        svg,
+        caption: caption.to_string(),
+    };
+    let num = |v: &serde_json::Value| v.as_f64().map_or("—".to_string(), |x| format!("{x:.4}"));
+    let mut headline = vec![
+        (
+            "optimal g (reward − λ·information per tick), exact".to_string(),
+            num(&s["solve"]["g"]),
+        ),
+        (
+            "its mean reward ⟨r⟩ / information (nats per tick)".into(),
+            format!(
+                "{} / {}",
+                num(&s["solve"]["mean_reward"]),
+                num(&s["solve"]["info_nats"])
+            ),
+        ),
+    ];
+    for r in s["train"].as_array().into_iter().flatten() {
+        headline.push((
+            format!(
+                "learned by {} (decentralised), g / g*",
+                r["label"].as_str().unwrap_or("?").replace('_', " ")
+            ),
+            num(&r["g_over_optimum"]),
+        ));
+    }
+    headline.push((
+        "simulated ⟨r⟩ of the optimum".into(),
+        num(&s["simulate"]["mean_reward"]),
+    ));
+    if !s["infer"].is_null() {
+        headline.push((
+            "inferred reward: centred correlation with the truth".into(),
+            num(&s["infer"]["centred_correlation_with_truth"]),
+        ));
+        headline.push((
+            "inferred reward peaks at spike counts (per input)".into(),
+            s["infer"]["argmax_count"].to_string(),
+        ));
+    }
+    for p in s["predict"].as_array().into_iter().flatten() {
+        headline.push((
+            format!(
+                "prediction {}: TV to the truth (naive)",
+                p["perturbation"].as_str().unwrap_or("?")
+            ),
+            format!("{} ({})", num(&p["tv_pred_truth"]), num(&p["tv_naive_truth"])),
+        ));
+    }
+
+    let mut sections = vec![Section {
+        id: "solve".into(),
+        title: "Exact optimum".into(),
+        intro: format!(
+            "The network solved exactly by dynamic programming over all {} states (THEORY §3), λ = {}.",
+            scenario.input.len() << scenario.neurons,
+            scenario.lambda
+        ),
+        figures: vec![fig(
+            svg(out.join("solve/count_distribution.svg"))?,
+            "Stationary spike-count distribution of the optimal network, one line per input value: look for peaks at the rewarded counts.",
+        )],
+    }];
+    let mut train = vec![fig(
+        svg(out.join("train/learning_curve.svg"))?,
+        "Exact g of the learned policies over training, relative to the optimum g* (dashed line at 1): how close decentralised learning gets, and how fast.",
+    )];
+    for r in s["train"].as_array().into_iter().flatten() {
+        let label = r["label"].as_str().unwrap_or("");
+        let weights = out.join("train").join(label).join("weights.svg");
+        if weights.exists() {
+            train.push(fig(
+                svg(weights)?,
+                "Learned synaptic weights w[post, pre] of the logistic neurons (red excitatory, blue inhibitory; grey: no synapse).",
+            ));
+        }
+    }
+    sections.push(Section {
+        id: "train".into(),
+        title: "Decentralised learning".into(),
+        intro: "Every neuron learned its own policy from its observation and the broadcast signal (THEORY §4).".into(),
+        figures: train,
+    });
+    sections.push(Section {
+        id: "simulate".into(),
+        title: "Simulation".into(),
+        intro: format!(
+            "The optimal network run on the actor runtime for {} ticks and recorded.",
+            s["simulate"]["ticks"]
+        ),
+        figures: vec![fig(
+            raster_figure(out, scenario)?,
+            "A stretch of the recorded spikes (black) under the input (coloured band): after each input switch the network moves to the other rewarded count.",
+        )],
+    });
+    if !s["infer"].is_null() {
+        let mut figures = vec![
+            fig(
+                svg(out.join("infer/reward_by_count.svg"))?,
+                "The reward inferred from the recording alone, averaged per spike count and input: its maximum should sit at the rewarded counts.",
+            ),
+            fig(
+                svg(out.join("infer/reward_vs_value.svg"))?,
+                "Immediate reward r against the long-run value h per visited state: h grades states by how far they are from reward, r does not.",
+            ),
+        ];
+        let truth = out.join("infer/inferred_vs_true.svg");
+        if truth.exists() {
+            figures.push(fig(
+                svg(truth)?,
+                "Inferred against true reward per visited state (after removing each input's mean): points on the diagonal mean the function was recovered.",
+            ));
+        }
+        sections.push(Section {
+            id: "infer".into(),
+            title: "Inverse RL".into(),
+            intro: "The reward the network optimises, inferred from the recorded responses (THEORY §5).".into(),
+            figures,
+        });
+        let mut figures = Vec::new();
+        for (p, dir) in predict_dirs {
+            figures.push(fig(
+                svg(dir.join("prediction.svg"))?,
+                &format!("Perturbation {p}: count distributions predicted from the inferred reward, the truth, and the naive prediction (old policies): the prediction should lie on the truth."),
+            ));
+        }
+        sections.push(Section {
+            id: "predict".into(),
+            title: "Predicted adaptation".into(),
+            intro: "How the network re-optimises under perturbations, predicted by re-solving with the inferred reward (THEORY §6).".into(),
+            figures,
+        });
+    }
+    Ok(page(
+        &format!("marlin study: {}", scenario.name),
+        &format!(
+            "{} — {} neurons, {} updates, λ = {}; marlin {}, {:.1} s.",
+            scenario.description,
+            scenario.neurons,
+            scenario.update,
+            scenario.lambda,
+            env!("CARGO_PKG_VERSION"),
+            s["seconds"].as_f64().unwrap_or(f64::NAN)
+        ),
+        &headline,
+        &sections,
+    ))
+}
+
+/// A raster of 600 recorded ticks, starting 100 ticks before the first input
+/// switch after tick 1000 (or at tick 1000).
+fn raster_figure(out: &Path, scenario: &Scenario) -> Result<String> {
+    let path = out.join("simulate/trajectory.npz");
+    let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let mut npz = ndarray_npy::NpzReader::new(file).with_context(|| format!("reading {}", path.display()))?;
+    let spikes: ndarray::Array2<u8> = npz.by_name("spikes").context("trajectory spikes")?;
+    let x: ndarray::Array1<i64> = npz.by_name("x").context("trajectory x")?;
+    let t_len = x.len();
+    let from = (1000.min(t_len)..t_len.saturating_sub(1))
+        .find(|&t| x[t + 1] != x[t])
+        .map_or(1000.min(t_len), |t| t.saturating_sub(100));
+    let to = (from + 600).min(t_len);
+    let n = spikes.ncols();
+    let window: Vec<u8> = spikes.slice(ndarray::s![from..to, ..]).iter().copied().collect();
+    let xs: Vec<i64> = x.slice(ndarray::s![from..to]).to_vec();
+    let labels = super::solve::input_labels(&scenario.input.values);
+    crate::report::raster(
+        &format!("recorded spikes, ticks {from}–{to}"),
+        from as u64,
+        &window,
+        n,
+        &xs,
+        &labels,
+    )
+    .map_err(|e| anyhow::anyhow!("drawing the raster: {e}"))
 }

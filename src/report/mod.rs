@@ -1,6 +1,9 @@
-//! Figures, as SVG strings drawn with plotters. Pure: callers decide where
-//! the text goes (files, or the HTML report), so figures can be tested and
-//! embedded without touching the disk.
+//! Figures, as SVG strings drawn with plotters, and the HTML report that
+//! embeds them ([`html`]). Pure: callers decide where the text goes (files,
+//! or the report), so figures can be tested and embedded without touching
+//! the disk.
+
+pub mod html;
 
 use plotters::prelude::*;
 
@@ -304,6 +307,72 @@ pub fn matrix(title: &str, x_desc: &str, y_desc: &str, rows: &[Vec<f64>]) -> Dra
     Ok(buf)
 }
 
+/// A spike raster: `spikes[i·n + k]` (0/1) for `n` neurons over the ticks
+/// `first_tick + i` shown, neuron k on row k, with the input index `x[i]`
+/// drawn as a coloured band above (one colour per input, named by `labels`).
+pub fn raster(
+    title: &str,
+    first_tick: u64,
+    spikes: &[u8],
+    n: usize,
+    x: &[i64],
+    labels: &[String],
+) -> DrawResult<String> {
+    let ticks = x.len();
+    let t0 = first_tick as f64;
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (SIZE.0, 300 + 12 * n.min(40) as u32)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let top = n as f64 + 3.2; // room for the input band and the legend
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(t0..t0 + ticks.max(1) as f64, -0.5..top)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("tick")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_desc("neuron")
+            .y_labels(n.min(20) + 1)
+            .y_label_formatter(&|v| {
+                if *v < n as f64 - 0.01 && *v > -0.01 {
+                    format!("{:.0}", v)
+                } else {
+                    String::new()
+                }
+            })
+            .draw()?;
+        for (i, label) in labels.iter().enumerate() {
+            let col = color(i);
+            chart
+                .draw_series(x.iter().enumerate().filter(|(_, v)| **v as usize == i).map(|(t, _)| {
+                    let t = t0 + t as f64;
+                    Rectangle::new([(t, n as f64 + 0.3), (t + 1.0, n as f64 + 1.1)], col.mix(0.8).filled())
+                }))?
+                .label(format!("input {label}"))
+                .legend(move |(a, b)| Rectangle::new([(a, b - 4), (a + 14, b + 4)], col.filled()));
+        }
+        chart.draw_series((0..ticks).flat_map(|t| {
+            (0..n).filter(move |&k| spikes[t * n + k] == 1).map(move |k| {
+                let t = t0 + t as f64;
+                Rectangle::new([(t, k as f64 - 0.4), (t + 1.0, k as f64 + 0.4)], BLACK.filled())
+            })
+        }))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +425,23 @@ mod tests {
         let svg = matrix("W", "pre", "post", &[vec![1.0, -1.0], vec![0.0, f64::NAN]]).unwrap();
         assert!(svg.contains("#FF0000") && svg.contains("#0000FF") && svg.contains("#C8C8C8"));
         assert!(svg.contains("±1.000"));
+    }
+
+    #[test]
+    fn raster_marks_every_active_neuron_tick_and_the_input() {
+        // 3 ticks × 2 neurons: active (t=0,k=1), (t=2,k=0), (t=2,k=1).
+        let svg = raster(
+            "r",
+            100,
+            &[0, 1, 0, 0, 1, 1],
+            2,
+            &[0, 0, 1],
+            &["-1".into(), "+1".into()],
+        )
+        .unwrap();
+        let black = svg.matches("fill=\"#000000\"").count();
+        assert!(black >= 3, "{black} black cells");
+        assert!(svg.contains("input -1") && svg.contains("input +1") && svg.contains("tick"));
     }
 
     #[test]
