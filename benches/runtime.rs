@@ -5,7 +5,8 @@
 //!   with 80 % excitatory (+0.2) and 20 % inhibitory (−1.0) partners and bias
 //!   −0.6 (the scale issue's benchmark network).
 //!
-//! Throughput is reported in neuron-updates per second.
+//! Throughput is reported in neuron-updates per second. `hosted_2_threads`
+//! runs the same loop with its threads as shard-host actors (the CLI's default).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use marlin::agents::{FullStatePolicy, LogisticPolicy, Neuron};
@@ -172,6 +173,21 @@ fn ei(c: &mut Criterion) {
                 })
             });
         }
+        g.bench_function("hosted_2_threads", |b| {
+            b.iter(|| {
+                let layout = Layout { shards: 2, threads: 2 };
+                let (_, st, _, _) = marlin::runtime::hosted::run_hosted(
+                    &net,
+                    agents.clone(),
+                    layout,
+                    RunState::initial(&net, 7),
+                    ticks,
+                    NoObserver,
+                )
+                .unwrap();
+                black_box(st.frame[0])
+            })
+        });
         g.bench_function("plain_loop", |b| {
             b.iter(|| black_box(plain_synchronous(&net.topology, &weights, ticks, 7)))
         });

@@ -358,3 +358,30 @@ fn the_actor_engine_gives_the_barrier_engines_results_bit_for_bit() {
         assert_eq!(a.prior, b.prior);
     }
 }
+
+#[test]
+fn shard_host_actors_run_the_barrier_engine_bit_for_bit() {
+    use marlin::runtime::hosted::run_hosted;
+    let sc = toy_scenario();
+    let sol = solve(&sc.network().unwrap(), &SolveOptions::default()).unwrap();
+    for update in [UpdateScheme::Asynchronous, UpdateScheme::Synchronous] {
+        let mut net = sc.runtime_network();
+        net.update = update;
+        let agents = solver_agents(&sol, 8, 17);
+        let (reference, ref_state) = record(&net, &agents, Layout::single(), 17, 3001);
+        for layout in [
+            Layout::single(),
+            Layout { shards: 8, threads: 2 },
+            Layout { shards: 5, threads: 2 },
+        ] {
+            // Resume across an odd tick, as simulate's blocks do.
+            let rec = Recorder::new((0..8).collect(), 3001);
+            let (a, mid, _, rec) =
+                run_hosted(&net, agents.clone(), layout, RunState::initial(&net, 17), 1001, rec).unwrap();
+            let (_, end, totals, rec) = run_hosted(&net, a, layout, mid, 2000, rec).unwrap();
+            assert!(same(&rec, &reference), "{update:?}: hosted {layout:?} differs");
+            assert_eq!(end, ref_state);
+            assert_eq!(totals.ticks, 3001);
+        }
+    }
+}

@@ -6,7 +6,8 @@ use crate::agents::{ConstantPolicy, FullStatePolicy, Neuron, Policy};
 use crate::record::stream::{Finish, RecorderActor, SpikeForm, StreamingObserver};
 use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
 use crate::runtime::actors::{ActorLayout, run_actors_async};
-use crate::runtime::{Layout, Observer, RunState, RunTotals, RuntimeNetwork, run};
+use crate::runtime::hosted::run_hosted_async;
+use crate::runtime::{Layout, Observer, RunState, RunTotals, RuntimeNetwork};
 use crate::scenario::Scenario;
 use crate::topology::TopologySpec;
 use actix::Actor;
@@ -165,32 +166,17 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let writer = RecorderActor::new(&out, record.len(), args.form, in_flight.clone())?;
         let addr = RecorderActor::start_in_arbiter(&arbiter.handle(), move |_| writer);
-        let mut observer = StreamingObserver::new(record.clone(), args.form, CHUNK_TICKS, addr.clone(), in_flight);
-        let totals = match (agents, args.actors) {
-            (Agents::Solver(a), None) => {
-                simulate(&net, a, layout, scenario.seed, args.ticks, &mut observer, args.quiet)
-            }
-            (Agents::Untrained(a), None) => {
-                simulate(&net, a, layout, scenario.seed, args.ticks, &mut observer, args.quiet)
-            }
-            (Agents::Solver(a), Some(k)) => {
-                let actors = ActorLayout {
-                    agents_per_shard: k,
-                    arbiters: layout.threads,
-                };
-                let (t, o) = simulate_actors(&net, a, actors, scenario.seed, args.ticks, observer, args.quiet).await?;
-                observer = o;
-                t
-            }
-            (Agents::Untrained(a), Some(k)) => {
-                let actors = ActorLayout {
-                    agents_per_shard: k,
-                    arbiters: layout.threads,
-                };
-                let (t, o) = simulate_actors(&net, a, actors, scenario.seed, args.ticks, observer, args.quiet).await?;
-                observer = o;
-                t
-            }
+        let observer = StreamingObserver::new(record.clone(), args.form, CHUNK_TICKS, addr.clone(), in_flight);
+        let engine = match args.actors {
+            None => Engine::Hosted(layout),
+            Some(k) => Engine::Actors(ActorLayout {
+                agents_per_shard: k,
+                arbiters: layout.threads,
+            }),
+        };
+        let (totals, mut observer) = match agents {
+            Agents::Solver(a) => simulate(&net, a, engine, scenario.seed, args.ticks, observer, args.quiet).await?,
+            Agents::Untrained(a) => simulate(&net, a, engine, scenario.seed, args.ticks, observer, args.quiet).await?,
         };
         observer.flush();
         let finish = Finish {
@@ -217,11 +203,22 @@ fn make_agents<P: Policy>(scenario: &Scenario, policies: Vec<P>, prior: &[f64]) 
     Neuron::team(policies, prior, scenario.seed)
 }
 
-/// [`simulate`] on the actor engine (inside the running actix system).
-async fn simulate_actors<P: Policy + Clone + Unpin + 'static, O: Observer + Unpin + 'static>(
+/// Which engine executes a simulation (results are identical).
+#[derive(Clone, Copy, Debug)]
+pub enum Engine {
+    /// Shard-host actors, one per thread, meeting at a barrier (fast).
+    Hosted(Layout),
+    /// Shard actors exchanging messages every tick with clock, environment
+    /// and observer actors.
+    Actors(ActorLayout),
+}
+
+/// Run `ticks` ticks from the scenario's start in blocks (so a progress bar
+/// can follow), inside the running actix system; the observer comes back.
+pub async fn simulate<P: Policy + Clone + Unpin + 'static, O: Observer + Unpin + 'static>(
     net: &RuntimeNetwork,
     mut agents: Vec<Neuron<P>>,
-    layout: ActorLayout,
+    engine: Engine,
     seed: u64,
     ticks: u64,
     mut observer: O,
@@ -232,14 +229,16 @@ async fn simulate_actors<P: Policy + Clone + Unpin + 'static, O: Observer + Unpi
     let bar = super::progress_bar(
         Some(ticks),
         quiet,
-        "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec} (actor engine)",
+        "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec}",
     );
     let block = (ticks / 100).clamp(1, 1 << 20);
     while state.tick < ticks {
         let todo = block.min(ticks - state.tick);
-        let (a, next, t, o) = run_actors_async(net, agents, layout, state, todo, observer)
-            .await
-            .map_err(|e| anyhow::anyhow!("an actor stopped: {e}"))?;
+        let (a, next, t, o) = match engine {
+            Engine::Hosted(layout) => run_hosted_async(net, agents, layout, state, todo, observer).await,
+            Engine::Actors(layout) => run_actors_async(net, agents, layout, state, todo, observer).await,
+        }
+        .map_err(|e| anyhow::anyhow!("a runtime actor stopped: {e}"))?;
         (agents, state, observer) = (a, next, o);
         totals.ticks = t.ticks;
         totals.reward += t.reward;
@@ -249,36 +248,4 @@ async fn simulate_actors<P: Policy + Clone + Unpin + 'static, O: Observer + Unpi
     }
     bar.finish_and_clear();
     Ok((totals, observer))
-}
-
-/// Run in blocks, so a progress bar can follow long runs.
-pub fn simulate<P: Policy>(
-    net: &RuntimeNetwork,
-    mut agents: Vec<Neuron<P>>,
-    layout: Layout,
-    seed: u64,
-    ticks: u64,
-    observer: &mut dyn Observer,
-    quiet: bool,
-) -> RunTotals {
-    let mut state = RunState::initial(net, seed);
-    let mut totals = RunTotals::default();
-    let bar = super::progress_bar(
-        Some(ticks),
-        quiet,
-        "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec}",
-    );
-    let block = (ticks / 100).clamp(1, 1 << 20);
-    while state.tick < ticks {
-        let todo = block.min(ticks - state.tick);
-        let (next, t) = run(net, &mut agents, layout, state, todo, observer);
-        state = next;
-        totals.ticks = t.ticks;
-        totals.reward += t.reward;
-        totals.info += t.info;
-        totals.spikes += t.spikes;
-        bar.set_position(state.tick);
-    }
-    bar.finish_and_clear();
-    totals
 }

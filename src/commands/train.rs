@@ -13,6 +13,7 @@ use crate::learn::{
 use crate::model::{CodingCost, Network};
 use crate::rng::{Domain, stream};
 use crate::runtime::actors::{ActorLayout, run_actors};
+use crate::runtime::hosted::run_hosted;
 use crate::runtime::{Layout, NoObserver, RunState, RuntimeNetwork, run, tabulate};
 use crate::scenario::Scenario;
 use crate::solver::{self, Policy, SolveOptions};
@@ -410,19 +411,18 @@ impl Setup<'_> {
             if ticks == 0 {
                 continue;
             }
-            let (next, totals) = match self.actors {
-                None => run(net, &mut agents, self.layout, state, ticks, &mut NoObserver),
+            let (a, next, totals, _) = match self.actors {
+                None => run_hosted(net, agents, self.layout, state, ticks, NoObserver),
                 Some(k) => {
                     let layout = ActorLayout {
                         agents_per_shard: k,
                         arbiters: self.layout.threads,
                     };
-                    let (a, next, totals, _) = run_actors(net, agents, layout, state, ticks, NoObserver)
-                        .map_err(|e| anyhow::anyhow!("an actor stopped: {e}"))?;
-                    agents = a;
-                    (next, totals)
+                    run_actors(net, agents, layout, state, ticks, NoObserver)
                 }
-            };
+            }
+            .map_err(|e| anyhow::anyhow!("a runtime actor stopped: {e}"))?;
+            agents = a;
             state = next;
             done = until;
             let running = (totals.reward / ticks as f64, totals.info / ticks as f64);

@@ -19,6 +19,7 @@
 
 pub mod actors;
 mod barrier;
+pub mod hosted;
 pub mod transport;
 
 use crate::agents::{Agent, Broadcast, Observation};
@@ -192,22 +193,14 @@ pub fn run<A: Agent>(
     observer: &mut dyn Observer,
 ) -> (RunState, RunTotals) {
     assert_eq!(agents.len(), net.n, "one agent per neuron");
-    let shards = layout.shards.clamp(1, net.n);
-    let threads = layout.threads.clamp(1, shards);
-    let per_shard = net.n.div_ceil(shards);
-    let shard_range = |s: usize| (s * per_shard).min(net.n)..((s + 1) * per_shard).min(net.n);
-    let transport = SharedMemory::new(&state.frame, state.tick, shards, threads);
-    let alive_list: Vec<usize> = (0..net.n).filter(|&k| net.alive[k]).collect();
+    let plan = Plan::new(net.n, layout);
+    let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
+    let alive_list = net.alive_list();
     let start_count: u64 = state.frame.iter().map(|w| w.count_ones() as u64).sum();
-
-    // Threads own contiguous runs of shards, hence contiguous agent ranges.
-    let thread_shards: Vec<std::ops::Range<usize>> = (0..threads)
-        .map(|j| (j * shards / threads)..((j + 1) * shards / threads))
-        .collect();
-    let mut parts: Vec<&mut [A]> = Vec::with_capacity(threads);
+    let thread_shards = plan.thread_shards.clone();
+    let mut parts: Vec<&mut [A]> = Vec::with_capacity(plan.threads);
     let mut rest = agents;
-    for r in &thread_shards {
-        let len = shard_range(r.end - 1).end - shard_range(r.start).start;
+    for &len in &plan.agents_per_thread {
         let (a, b) = rest.split_at_mut(len);
         parts.push(a);
         rest = b;
@@ -216,7 +209,7 @@ pub fn run<A: Agent>(
     let ctx = Ctx {
         net,
         transport: &transport,
-        per_shard,
+        per_shard: plan.per_shard,
         alive_list: &alive_list,
     };
     let end = state.tick + ticks;
@@ -248,6 +241,47 @@ pub fn run<A: Agent>(
         }
     });
     result.expect("thread 0 result")
+}
+
+/// How a layout splits n agents: shards of `per_shard` agents, threads that
+/// own contiguous runs of shards (hence contiguous agent ranges).
+#[derive(Clone, Debug)]
+struct Plan {
+    shards: usize,
+    threads: usize,
+    per_shard: usize,
+    thread_shards: Vec<std::ops::Range<usize>>,
+    agents_per_thread: Vec<usize>,
+}
+
+impl Plan {
+    fn new(n: usize, layout: Layout) -> Self {
+        let shards = layout.shards.clamp(1, n);
+        let threads = layout.threads.clamp(1, shards);
+        let per_shard = n.div_ceil(shards);
+        let first_agent = |s: usize| (s * per_shard).min(n);
+        let thread_shards: Vec<std::ops::Range<usize>> = (0..threads)
+            .map(|j| (j * shards / threads)..((j + 1) * shards / threads))
+            .collect();
+        let agents_per_thread = thread_shards
+            .iter()
+            .map(|r| first_agent(r.end) - first_agent(r.start))
+            .collect();
+        Plan {
+            shards,
+            threads,
+            per_shard,
+            thread_shards,
+            agents_per_thread,
+        }
+    }
+}
+
+impl RuntimeNetwork {
+    /// The living neurons, in order (the clock draws from them).
+    fn alive_list(&self) -> Vec<usize> {
+        (0..self.n).filter(|&k| self.alive[k]).collect()
+    }
 }
 
 struct Ctx<'a, T: Transport> {
