@@ -5,9 +5,7 @@ use super::BadInput;
 use crate::agents::{ConstantPolicy, FullStatePolicy, Neuron, Policy};
 use crate::record::stream::{Finish, RecorderActor, SpikeForm, StreamingObserver};
 use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
-use crate::runtime::actors::{ActorLayout, run_actors_async};
-use crate::runtime::hosted::run_hosted_async;
-use crate::runtime::{Layout, Observer, RunState, RunTotals, RuntimeNetwork};
+use crate::runtime::{Engine, Layout, Observer, RunState, RunTotals, RuntimeNetwork};
 use crate::scenario::Scenario;
 use crate::topology::TopologySpec;
 use actix::Actor;
@@ -167,13 +165,7 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
         let writer = RecorderActor::new(&out, record.len(), args.form, in_flight.clone())?;
         let addr = RecorderActor::start_in_arbiter(&arbiter.handle(), move |_| writer);
         let observer = StreamingObserver::new(record.clone(), args.form, CHUNK_TICKS, addr.clone(), in_flight);
-        let engine = match args.actors {
-            None => Engine::Hosted(layout),
-            Some(k) => Engine::Actors(ActorLayout {
-                agents_per_shard: k,
-                arbiters: layout.threads,
-            }),
-        };
+        let engine = Engine::new(layout, args.actors);
         let (totals, mut observer) = match agents {
             Agents::Solver(a) => simulate(&net, a, engine, scenario.seed, args.ticks, observer, args.quiet).await?,
             Agents::Untrained(a) => simulate(&net, a, engine, scenario.seed, args.ticks, observer, args.quiet).await?,
@@ -203,16 +195,6 @@ fn make_agents<P: Policy>(scenario: &Scenario, policies: Vec<P>, prior: &[f64]) 
     Neuron::team(policies, prior, scenario.seed)
 }
 
-/// Which engine executes a simulation (results are identical).
-#[derive(Clone, Copy, Debug)]
-pub enum Engine {
-    /// Shard-host actors, one per thread, meeting at a barrier (fast).
-    Hosted(Layout),
-    /// Shard actors exchanging messages every tick with clock, environment
-    /// and observer actors.
-    Actors(ActorLayout),
-}
-
 /// Run `ticks` ticks from the scenario's start in blocks (so a progress bar
 /// can follow), inside the running actix system; the observer comes back.
 pub async fn simulate<P: Policy + Clone + Unpin + 'static, O: Observer + Unpin + 'static>(
@@ -234,16 +216,12 @@ pub async fn simulate<P: Policy + Clone + Unpin + 'static, O: Observer + Unpin +
     let block = (ticks / 100).clamp(1, 1 << 20);
     while state.tick < ticks {
         let todo = block.min(ticks - state.tick);
-        let (a, next, t, o) = match engine {
-            Engine::Hosted(layout) => run_hosted_async(net, agents, layout, state, todo, observer).await,
-            Engine::Actors(layout) => run_actors_async(net, agents, layout, state, todo, observer).await,
-        }
-        .map_err(|e| anyhow::anyhow!("a runtime actor stopped: {e}"))?;
+        let (a, next, t, o) = engine
+            .run_async(net, agents, state, todo, observer)
+            .await
+            .map_err(|e| anyhow::anyhow!("a runtime actor stopped: {e}"))?;
         (agents, state, observer) = (a, next, o);
-        totals.ticks = t.ticks;
-        totals.reward += t.reward;
-        totals.info += t.info;
-        totals.spikes += t.spikes;
+        totals.absorb(&t);
         bar.set_position(state.tick);
     }
     bar.finish_and_clear();

@@ -12,9 +12,7 @@ use crate::learn::{
 };
 use crate::model::{CodingCost, Network};
 use crate::rng::{Domain, stream};
-use crate::runtime::actors::{ActorLayout, run_actors};
-use crate::runtime::hosted::run_hosted;
-use crate::runtime::{Layout, NoObserver, RunState, RuntimeNetwork, run, tabulate};
+use crate::runtime::{Engine, Layout, NoObserver, RunState, RuntimeNetwork, run, tabulate};
 use crate::scenario::Scenario;
 use crate::solver::{self, Policy, SolveOptions};
 use anyhow::{Context, Result};
@@ -142,7 +140,7 @@ struct Setup<'a> {
     exact_net: Option<Network>,
     optimum: Option<f64>,
     layout: Layout,
-    actors: Option<usize>,
+    engine: Engine,
     seed: u64,
     quiet: bool,
 }
@@ -199,7 +197,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         exact_net,
         optimum,
         layout,
-        actors: args.actors,
+        engine: Engine::new(layout, args.actors),
         seed,
         quiet: args.quiet,
     };
@@ -411,17 +409,10 @@ impl Setup<'_> {
             if ticks == 0 {
                 continue;
             }
-            let (a, next, totals, _) = match self.actors {
-                None => run_hosted(net, agents, self.layout, state, ticks, NoObserver),
-                Some(k) => {
-                    let layout = ActorLayout {
-                        agents_per_shard: k,
-                        arbiters: self.layout.threads,
-                    };
-                    run_actors(net, agents, layout, state, ticks, NoObserver)
-                }
-            }
-            .map_err(|e| anyhow::anyhow!("a runtime actor stopped: {e}"))?;
+            let (a, next, totals, _) = self
+                .engine
+                .run(net, agents, state, ticks, NoObserver)
+                .map_err(|e| anyhow::anyhow!("a runtime actor stopped: {e}"))?;
             agents = a;
             state = next;
             done = until;

@@ -182,6 +182,77 @@ pub struct RunTotals {
     pub spikes: u64,
 }
 
+impl RunTotals {
+    /// Add the totals of the next segment of the same run (`ticks` is the
+    /// tick count reached, so it is taken, not added).
+    pub fn absorb(&mut self, next: &RunTotals) {
+        self.ticks = next.ticks;
+        self.reward += next.reward;
+        self.info += next.info;
+        self.spikes += next.spikes;
+    }
+}
+
+/// Which engine executes a run that owns its agents (results are identical
+/// bit for bit; see `hosted` and `actors`).
+#[derive(Clone, Copy, Debug)]
+pub enum Engine {
+    /// Shard-host actors, one per thread, meeting at a barrier (fast).
+    Hosted(Layout),
+    /// Shard actors exchanging messages every tick with clock, environment,
+    /// critic and observer actors.
+    Actors(actors::ActorLayout),
+}
+
+impl Engine {
+    /// The hosted engine with `layout`, or the actor engine with
+    /// `agents_per_shard` agents per shard actor on `layout.threads` arbiters.
+    pub fn new(layout: Layout, agents_per_shard: Option<usize>) -> Self {
+        match agents_per_shard {
+            None => Engine::Hosted(layout),
+            Some(k) => Engine::Actors(actors::ActorLayout {
+                agents_per_shard: k,
+                arbiters: layout.threads,
+            }),
+        }
+    }
+
+    /// Run `ticks` ticks in a new actix system; agents and observer come back.
+    pub fn run<A, O>(
+        self,
+        net: &RuntimeNetwork,
+        agents: Vec<A>,
+        state: RunState,
+        ticks: u64,
+        observer: O,
+    ) -> Result<hosted::HostedRun<A, O>, actix::MailboxError>
+    where
+        A: Agent + Unpin + 'static,
+        O: Observer + Unpin + 'static,
+    {
+        actix::System::new().block_on(self.run_async(net, agents, state, ticks, observer))
+    }
+
+    /// [`Engine::run`] inside an actix system that is already running.
+    pub async fn run_async<A, O>(
+        self,
+        net: &RuntimeNetwork,
+        agents: Vec<A>,
+        state: RunState,
+        ticks: u64,
+        observer: O,
+    ) -> Result<hosted::HostedRun<A, O>, actix::MailboxError>
+    where
+        A: Agent + Unpin + 'static,
+        O: Observer + Unpin + 'static,
+    {
+        match self {
+            Engine::Hosted(layout) => hosted::run_hosted_async(net, agents, layout, state, ticks, observer).await,
+            Engine::Actors(layout) => actors::run_actors_async(net, agents, layout, state, ticks, observer).await,
+        }
+    }
+}
+
 /// Run `ticks` ticks from `state`, calling `observer` for each tick. Returns
 /// the state after the last tick and the run's totals.
 pub fn run<A: Agent>(
