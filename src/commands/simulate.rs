@@ -93,12 +93,7 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
         }
         None => (0..n).collect(),
     };
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let threads = args.threads.unwrap_or(if n >= 4096 { cores } else { 1 }).max(1);
-    let layout = Layout {
-        shards: args.shards.unwrap_or(threads).max(1),
-        threads,
-    };
+    let layout = Layout::for_network(n, args.shards, args.threads);
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("simulate"));
     let t0 = std::time::Instant::now();
     // Validate everything (the policy file included) before writing anything.

@@ -182,12 +182,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         None
     };
     let (optimum, optimum_note) = optimum(&scenario);
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let threads = args.threads.unwrap_or(if n >= 4096 { cores } else { 1 }).max(1);
-    let layout = Layout {
-        shards: args.shards.unwrap_or(threads).max(1),
-        threads,
-    };
+    let layout = Layout::for_network(n, args.shards, args.threads);
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("train"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let setup = Setup {
@@ -214,13 +209,16 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
                     TabularLogits::new(obs_len.expect("checked table size")[k], 0.0)
                 })?,
                 PolicyKind::Logistic => setup.train(rule, policy, &label, &dir, |k, _| {
-                    let synapses = setup.net.topology.partners(k).len();
-                    let synapses = if synapses == 0 && setup.net.topology.all_to_all {
-                        n
-                    } else {
-                        synapses
-                    };
-                    LogisticLearner::new(synapses, 0.0)
+                    // all-to-all: one weight per neuron (the own one unused)
+                    let topology = &setup.net.topology;
+                    LogisticLearner::new(
+                        if topology.all_to_all {
+                            n
+                        } else {
+                            topology.partners(k).len()
+                        },
+                        0.0,
+                    )
                 })?,
             };
             runs.push(run);

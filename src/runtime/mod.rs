@@ -104,6 +104,18 @@ impl Layout {
     pub fn single() -> Self {
         Layout { shards: 1, threads: 1 }
     }
+
+    /// The command line's layout for `n` neurons: `threads` (default one
+    /// below 4096 neurons, where a tick is too short to share, else every
+    /// core) and `shards` (default one per thread).
+    pub fn for_network(n: usize, shards: Option<usize>, threads: Option<usize>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let threads = threads.unwrap_or(if n >= 4096 { cores } else { 1 }).max(1);
+        Layout {
+            shards: shards.unwrap_or(threads).max(1),
+            threads,
+        }
+    }
 }
 
 /// One tick as the observer sees it: the state at tick t and what happened.
