@@ -92,17 +92,15 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         let perturbations = [format!("lambda:{}", 2.0 * scenario.lambda), "kill:0".to_string()];
         for (i, p) in perturbations.iter().enumerate() {
             say(&format!("predicting the response to {p}"));
+            let dir = out.join(format!("predict/{i}_{}", p.replace([':', ','], "_")));
             let pred = run_predict(&PredictArgs {
                 reward: out.join("infer/reward.npz"),
                 scenario: args.scenario.clone(),
                 perturb: p.clone(),
                 model: "count".into(),
-                out: Some(out.join(format!("predict/{i}_{}", p.replace([':', ','], "_")))),
+                out: Some(dir.clone()),
             })?;
-            predict_dirs.push((
-                p.clone(),
-                out.join(format!("predict/{i}_{}", p.replace([':', ','], "_"))),
-            ));
+            predict_dirs.push((p.clone(), dir));
             predictions.push(json!({
                 "perturbation": p,
                 "tv_pred_truth": pred.tv_pred_truth,

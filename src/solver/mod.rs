@@ -248,8 +248,8 @@ pub fn solve_with(
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Solution, SolveError> {
     // Run on a rayon worker: parallel sweeps started from outside the pool
-    // block on a latch each time (a futex round trip per sweep), which
-    // dominated small solves (toy: 3.9 s → see `in_pool`).
+    // block on a latch each time (a futex round trip per sweep), which was
+    // most of a small solve's time.
     in_pool(|| solve_in_pool(net, opts, progress))
 }
 
