@@ -30,9 +30,9 @@ pub enum Command {
         /// Output folder (default: the scenario's `output`).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Ticks to simulate for the recording.
-        #[arg(long, default_value_t = 200_000)]
-        ticks: u64,
+        /// Ticks to simulate for the recording (default: the scenario's `study.ticks`, 200 000).
+        #[arg(long)]
+        ticks: Option<u64>,
     },
     /// Check a scenario file without running it.
     #[command(after_help = "Example:\n  marlin validate scenarios/toy8.toml")]

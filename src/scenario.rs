@@ -61,6 +61,7 @@ struct File {
     cost: Spanned<CostSection>,
     solver: Option<SolverSection>,
     learning: Option<Spanned<LearningSection>>,
+    study: Option<Spanned<StudySection>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -217,6 +218,16 @@ struct LearningSection {
     cost: Option<Spanned<CostShare>>,
 }
 
+/// `[study]`: what `marlin run` does; see [`StudySpec`].
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct StudySection {
+    ticks: Option<Spanned<i64>>,
+    bootstrap: Option<Spanned<i64>>,
+    train: Option<bool>,
+    perturbations: Option<Spanned<Vec<String>>>,
+}
+
 #[derive(Deserialize, Debug, Clone)]
 #[serde(untagged)]
 enum OneOrMany<T> {
@@ -271,6 +282,32 @@ pub struct Scenario {
     pub solver: crate::solver::SolveOptions,
     /// How `marlin train` learns (defaults when the file has no `[learning]`).
     pub learning: crate::learn::LearningSpec,
+    /// What `marlin run` does (defaults when the file has no `[study]`).
+    pub study: StudySpec,
+}
+
+/// The stages and perturbations of `marlin run`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StudySpec {
+    /// Ticks simulated for the recording that inference reads.
+    pub ticks: u64,
+    /// Bootstrap replicates of the inference (0: no intervals).
+    pub bootstrap: usize,
+    /// Whether to train by decentralised learning.
+    pub train: bool,
+    /// `marlin predict` specs; `None`: λ doubled and the first living neuron killed.
+    pub perturbations: Option<Vec<(String, Option<(usize, usize)>)>>,
+}
+
+impl Default for StudySpec {
+    fn default() -> Self {
+        StudySpec {
+            ticks: 200_000,
+            bootstrap: 100,
+            train: true,
+            perturbations: None,
+        }
+    }
 }
 
 impl Scenario {
@@ -916,6 +953,29 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
         }
     }
 
+    let study = match &f.study {
+        None => StudySpec::default(),
+        Some(st) => {
+            let sec = st.get_ref();
+            let mut spec = StudySpec::default();
+            if let Some(v) = &sec.ticks {
+                spec.ticks = cx.count(v, "study.ticks", 1, 1 << 40)? as u64;
+            }
+            if let Some(v) = &sec.bootstrap {
+                spec.bootstrap = cx.count(v, "study.bootstrap", 0, 100_000)?;
+            }
+            if let Some(t) = sec.train {
+                spec.train = t;
+            }
+            if let Some(p) = &sec.perturbations {
+                // Checked against the network by `marlin run` before any stage
+                // runs; the position is kept for its error message.
+                let at = Some(cx.line_col(p.span().start));
+                spec.perturbations = Some(p.get_ref().iter().map(|s| (s.clone(), at)).collect());
+            }
+            spec
+        }
+    };
     let learning = match &f.learning {
         Some(l) => learning_spec(cx, l, n, xs)?,
         None => crate::learn::LearningSpec::default(),
@@ -938,6 +998,7 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
         cost,
         solver,
         learning,
+        study,
     })
 }
 

@@ -239,7 +239,7 @@ fn run_does_the_whole_toy_study() {
     assert_eq!(s["solve"]["converged"], true);
     assert_eq!(s["infer"]["argmax_count"], serde_json::json!([2, 6]));
     let preds = s["predict"].as_array().unwrap();
-    assert_eq!(preds.len(), 2);
+    assert_eq!(preds.len(), 3, "the toy's [study] perturbations");
     for p in preds {
         assert!(p["tv_pred_truth"].as_f64().unwrap() <= p["tv_naive_truth"].as_f64().unwrap());
     }
@@ -257,9 +257,49 @@ fn run_does_the_whole_toy_study() {
         assert!(html.contains(&format!("id=\"{id}\"")), "section {id}");
     }
     // count distribution, learning curve, weights, raster, 3 inference
-    // figures, 2 predictions
-    assert_eq!(html.matches("<svg").count(), 9);
-    assert_eq!(html.matches("<figcaption>").count(), 9);
+    // figures, 3 predictions
+    assert_eq!(html.matches("<svg").count(), 10);
+    assert_eq!(html.matches("<figcaption>").count(), 10);
     assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
     assert!(html.contains("recorded spikes") && html.contains("g / g*"));
+}
+
+#[test]
+fn a_bad_study_perturbation_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string("scenarios/toy8.toml")
+        .unwrap()
+        .replace("\"kill:1\"", "\"kill:12\"");
+    assert!(text.contains("kill:12"), "test bug: the toy's [study] changed");
+    std::fs::write(&bad, text).unwrap();
+    let out = dir.path().join("out");
+    let o = marlin()
+        .args(["run", bad.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.toml:") && err.contains("study.perturbations") && err.contains("12"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+    // And a study without training skips the stage and its report section.
+    let lean = dir.path().join("lean.toml");
+    let text = std::fs::read_to_string("scenarios/toy8.toml")
+        .unwrap()
+        .replace("train = true", "train = false")
+        .replace("ticks = 200_000 ", "ticks = 20_000 ");
+    std::fs::write(&lean, text).unwrap();
+    let st = marlin()
+        .args(["-q", "run", lean.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(!out.join("train").exists());
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!html.contains("id=\"train\"") && html.contains("id=\"predict\""));
 }

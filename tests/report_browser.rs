@@ -54,7 +54,7 @@ fn headless_chromium_renders_every_figure_without_console_errors() {
     assert!(console.is_empty(), "console messages: {console:?}");
     // Every figure survived parsing and has drawn content.
     let figures: Vec<&str> = html.split("<figure>").skip(1).collect();
-    assert_eq!(figures.len(), 9, "figures in the rendered DOM");
+    assert_eq!(figures.len(), 10, "figures in the rendered DOM");
     for (i, f) in figures.iter().enumerate() {
         let svg = &f[..f
             .find("</svg>")

@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 pub struct StudyArgs {
     pub scenario: PathBuf,
     pub out: Option<PathBuf>,
-    pub ticks: u64,
+    /// Ticks to record (default: the scenario's `study.ticks`).
+    pub ticks: Option<u64>,
     pub quiet: bool,
 }
 
@@ -36,6 +37,30 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     // before any stage writes anything.
     let net = scenario.network().map_err(BadInput::from)?;
     crate::solver::check_size(&net).map_err(|e| BadInput(e.to_string()))?;
+    let plan = &scenario.study;
+    let first_alive = (0..net.n).find(|&k| net.alive[k]).unwrap_or(0);
+    let perturbations: Vec<String> = match &plan.perturbations {
+        None => vec![
+            format!("lambda:{}", 2.0 * scenario.lambda),
+            format!("kill:{first_alive}"),
+        ],
+        Some(list) => {
+            for (spec, at) in list {
+                super::predict::Perturbation::parse(spec, net.n, &net.input.values).map_err(|e| {
+                    let place = at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
+                    BadInput(format!(
+                        "{}{place}: `study.perturbations`: {e}",
+                        scenario.path.display()
+                    ))
+                })?;
+            }
+            list.iter().map(|(s, _)| s.clone()).collect()
+        }
+    };
+    let ticks = args.ticks.unwrap_or(plan.ticks);
+    if ticks == 0 {
+        return Err(BadInput("--ticks must be at least 1".into()).into());
+    }
     let out = args.out.clone().unwrap_or_else(|| scenario.output.clone());
     let t0 = std::time::Instant::now();
     let say = |m: &str| {
@@ -54,19 +79,23 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     })?;
     let policy = out.join("solve/policy.npz");
 
-    say("training by decentralised learning");
-    let trained = run_train(&TrainArgs {
-        scenario: args.scenario.clone(),
-        out: Some(out.join("train")),
-        quiet: args.quiet,
-        ..TrainArgs::default()
-    })?;
+    let trained = if plan.train {
+        say("training by decentralised learning");
+        Some(run_train(&TrainArgs {
+            scenario: args.scenario.clone(),
+            out: Some(out.join("train")),
+            quiet: args.quiet,
+            ..TrainArgs::default()
+        })?)
+    } else {
+        None
+    };
 
     say("simulating the optimal network");
     let sim = run_simulate(&SimulateArgs {
         scenario: args.scenario.clone(),
         policy: Some(policy),
-        ticks: args.ticks,
+        ticks,
         shards: None,
         threads: None,
         record_neurons: None,
@@ -85,11 +114,10 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         let inf = run_infer(&InferArgs {
             trajectory: out.join("simulate/trajectory.npz"),
             lambda: Some(scenario.lambda),
-            bootstrap: 100,
+            bootstrap: plan.bootstrap,
             out: Some(out.join("infer")),
         })?;
         inferred = serde_json::to_value(&inf)?;
-        let perturbations = [format!("lambda:{}", 2.0 * scenario.lambda), "kill:0".to_string()];
         for (i, p) in perturbations.iter().enumerate() {
             say(&format!("predicting the response to {p}"));
             let dir = out.join(format!("predict/{i}_{}", p.replace([':', ','], "_")));
@@ -120,7 +148,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             "g": s.g, "mean_reward": s.mean_reward, "info_nats": s.info_nats,
             "converged": s.converged, "count_distribution": s.count_distribution,
         },
-        "train": trained.runs.iter().map(|r| {
+        "train": trained.iter().flat_map(|t| t.runs.iter()).map(|r| {
             let last = r.checkpoints.last();
             json!({
                 "label": r.label,
@@ -223,26 +251,36 @@ fn report(
             "Stationary spike-count distribution of the optimal network, one line per input value: look for peaks at the rewarded counts.",
         )],
     }];
-    let mut train = vec![fig(
-        svg(out.join("train/learning_curve.svg"))?,
-        "Exact g of the learned policies over training, relative to the optimum g* (dashed line at 1): how close decentralised learning gets, and how fast.",
-    )];
-    for r in s["train"].as_array().into_iter().flatten() {
-        let label = r["label"].as_str().unwrap_or("");
-        let weights = out.join("train").join(label).join("weights.svg");
-        if weights.exists() {
-            train.push(fig(
-                svg(weights)?,
-                "Learned synaptic weights w[post, pre] of the logistic neurons (red excitatory, blue inhibitory; grey: no synapse).",
-            ));
+    let runs = s["train"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if !runs.is_empty() {
+        let mut train = vec![fig(
+            svg(out.join("train/learning_curve.svg"))?,
+            "Exact g of the learned policies over training, relative to the optimum g* (dashed line at 1): how close decentralised learning gets, and how fast.",
+        )];
+        for r in runs {
+            // One (rule, policy) writes into train/ itself, several into sub-folders.
+            let label = r["label"].as_str().unwrap_or("");
+            let folder = if runs.len() == 1 {
+                out.join("train")
+            } else {
+                out.join("train").join(label)
+            };
+            let weights = folder.join("weights.svg");
+            if weights.exists() {
+                train.push(fig(
+                    svg(weights)?,
+                    "Learned synaptic weights w[post, pre] of the logistic neurons (red excitatory, blue inhibitory; grey: no synapse).",
+                ));
+            }
         }
+        sections.push(Section {
+            id: "train".into(),
+            title: "Decentralised learning".into(),
+            intro: "Every neuron learned its own policy from its observation and the broadcast signal (THEORY §4)."
+                .into(),
+            figures: train,
+        });
     }
-    sections.push(Section {
-        id: "train".into(),
-        title: "Decentralised learning".into(),
-        intro: "Every neuron learned its own policy from its observation and the broadcast signal (THEORY §4).".into(),
-        figures: train,
-    });
     sections.push(Section {
         id: "simulate".into(),
         title: "Simulation".into(),
