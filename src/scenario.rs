@@ -296,7 +296,15 @@ pub struct StudySpec {
     /// Whether to train by decentralised learning.
     pub train: bool,
     /// `marlin predict` specs; `None`: λ doubled and the first living neuron killed.
-    pub perturbations: Option<Vec<(String, Option<(usize, usize)>)>>,
+    pub perturbations: Option<Vec<Placed>>,
+}
+
+/// A value as written in the scenario, with its (line, column) for errors
+/// that can only be checked later.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placed {
+    pub value: String,
+    pub at: Option<(usize, usize)>,
 }
 
 impl Default for StudySpec {
@@ -971,7 +979,7 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
                 // Checked against the network by `marlin run` before any stage
                 // runs; the position is kept for its error message.
                 let at = Some(cx.line_col(p.span().start));
-                spec.perturbations = Some(p.get_ref().iter().map(|s| (s.clone(), at)).collect());
+                spec.perturbations = Some(p.get_ref().iter().map(|s| Placed { value: s.clone(), at }).collect());
             }
             spec
         }

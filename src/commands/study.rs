@@ -45,16 +45,16 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             format!("kill:{first_alive}"),
         ],
         Some(list) => {
-            for (spec, at) in list {
-                super::predict::Perturbation::parse(spec, net.n, &net.input.values).map_err(|e| {
-                    let place = at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
+            for p in list {
+                super::predict::Perturbation::parse(&p.value, net.n, &net.input.values).map_err(|e| {
+                    let place = p.at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
                     BadInput(format!(
                         "{}{place}: `study.perturbations`: {e}",
                         scenario.path.display()
                     ))
                 })?;
             }
-            list.iter().map(|(s, _)| s.clone()).collect()
+            list.iter().map(|p| p.value.clone()).collect()
         }
     };
     let ticks = args.ticks.unwrap_or(plan.ticks);
