@@ -199,3 +199,54 @@ fn a_reward_the_counts_cannot_express_is_flagged_as_misfit() {
     assert!(s["warnings"].as_array().unwrap().is_empty(), "{s}");
     assert!(s["count_model_fit"]["statistic"].as_f64().unwrap() < 1.5 * s["count_model_fit"]["df"].as_f64().unwrap());
 }
+
+#[test]
+fn numpy_reads_the_trajectory_and_reward_files_with_the_same_numbers() {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED: python3 with numpy is not available (.ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let traj = simulate(dir.path(), "scenarios/toy8.toml", "30000");
+    assert!(
+        marlin()
+            .args(["-q", "infer"])
+            .arg(&traj)
+            .args(["--lambda", "0.5"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let infer = dir.path().join("infer");
+    // numpy alone: the recorded reward is the toy's reward of the recorded
+    // state, the actor is the only neuron whose state changes, and the
+    // count reward in reward.npz is the one in reward.json.
+    let script = format!(
+        "import numpy as np, json\n\
+         t = np.load(r'{t}'); m = json.load(open(r'{m}'))\n\
+         x, s, a, r = t['x'], t['spikes'], t['actor'], t['reward']\n\
+         assert s.shape == (m['ticks'], m['n']) and s.dtype == np.uint8 and x.dtype == np.int64\n\
+         assert np.array_equal(r, (s.sum(1) == np.array([2, 6])[x]).astype(float))\n\
+         d = np.nonzero(s[1:] != s[:-1])\n\
+         assert np.all(a[:-1][d[0]] == d[1])\n\
+         w = np.load(r'{w}'); j = json.load(open(r'{j}'))\n\
+         cr = np.array([[np.nan if v is None else v for v in row] for row in j['count_reward']])\n\
+         assert np.allclose(w['count_reward'], cr, equal_nan=True, atol=1e-12)\n\
+         assert w['r'].shape == (2, 256) and int(w['visits'].sum()) == m['ticks']\n\
+         print('numpy ok')",
+        t = traj.display(),
+        m = traj.with_extension("json").display(),
+        w = infer.join("reward.npz").display(),
+        j = infer.join("reward.json").display(),
+    );
+    let o = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("numpy ok"));
+}

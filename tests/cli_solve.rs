@@ -208,7 +208,7 @@ fn scenarios_lists_the_shipped_files_with_descriptions() {
 
 #[test]
 fn every_subcommand_has_help_with_an_example() {
-    for cmd in ["validate", "solve", "simulate", "infer", "predict"] {
+    for cmd in ["run", "validate", "solve", "train", "simulate", "infer", "predict"] {
         let o = marlin().args([cmd, "--help"]).output().unwrap();
         assert!(o.status.success(), "{cmd}");
         let text = String::from_utf8_lossy(&o.stdout);
