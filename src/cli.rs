@@ -467,6 +467,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 lambda: *lambda,
                 bootstrap: *bootstrap,
                 out: out.clone(),
+                quiet: cli.quiet,
             };
             let s = commands::infer::run_infer(&args)?;
             if !cli.quiet {

@@ -505,7 +505,8 @@ pub struct Replicate {
 /// transitions between resampled blocks are not counted). Returns, per
 /// replicate, the (input, count) projection and — when `keep_tabular` — the
 /// tabular reward. Replicate i draws from its own stream, so the result does
-/// not depend on the number of threads.
+/// not depend on the number of threads. `on_replicate` is called as each
+/// replicate finishes (progress).
 #[allow(clippy::too_many_arguments)]
 pub fn bootstrap(
     n: usize,
@@ -519,6 +520,7 @@ pub fn bootstrap(
     replicates: usize,
     seed: u64,
     keep_tabular: bool,
+    on_replicate: &(dyn Fn() + Sync),
 ) -> Vec<Replicate> {
     use rand::Rng;
     use rayon::prelude::*;
@@ -542,7 +544,7 @@ pub fn bootstrap(
                 });
             }
             let counts = total.expect("at least one block");
-            match invert_tabular(&counts, transition, opts) {
+            let rep = match invert_tabular(&counts, transition, opts) {
                 Ok(inv) => Replicate {
                     count_reward: project_on_counts(&inv),
                     r: keep_tabular.then_some(inv.r),
@@ -551,7 +553,9 @@ pub fn bootstrap(
                     count_reward: vec![vec![f64::NAN; n + 1]; inputs],
                     r: None,
                 },
-            }
+            };
+            on_replicate();
+            rep
         })
         .collect()
 }

@@ -23,6 +23,8 @@ pub struct InferArgs {
     /// Bootstrap replicates (0: no intervals).
     pub bootstrap: usize,
     pub out: Option<PathBuf>,
+    /// No progress bar.
+    pub quiet: bool,
 }
 
 /// Contiguous blocks the record is cut into for the bootstrap.
@@ -272,6 +274,11 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
     let mut intervals: Option<Intervals> = None;
     if args.bootstrap > 0 {
         let keep = xs * c <= MAX_STATE_INTERVALS;
+        let bar = super::progress_bar(
+            Some(args.bootstrap as u64),
+            args.quiet,
+            "bootstrap {bar:30} {pos}/{len} replicates [{elapsed_precise} < {eta_precise}] {per_sec}",
+        );
         let reps = crate::infer::bootstrap(
             n,
             xs,
@@ -287,7 +294,9 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
             args.bootstrap,
             rec.meta.seed,
             keep,
+            &|| bar.inc(1),
         );
+        bar.finish_and_clear();
         let q = |mut v: Vec<f64>| {
             [
                 crate::infer::quantile(&mut v, 0.025),

@@ -116,6 +116,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             lambda: Some(scenario.lambda),
             bootstrap: plan.bootstrap,
             out: Some(out.join("infer")),
+            quiet: args.quiet,
         })?;
         inferred = serde_json::to_value(&inf)?;
         for (i, p) in perturbations.iter().enumerate() {
