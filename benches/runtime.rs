@@ -176,15 +176,9 @@ fn ei(c: &mut Criterion) {
         g.bench_function("hosted_2_threads", |b| {
             b.iter(|| {
                 let layout = Layout { shards: 2, threads: 2 };
-                let (_, st, _, _) = marlin::runtime::hosted::run_hosted(
-                    &net,
-                    agents.clone(),
-                    layout,
-                    RunState::initial(&net, 7),
-                    ticks,
-                    NoObserver,
-                )
-                .unwrap();
+                let (_, st, _, _) = marlin::runtime::Engine::Hosted(layout)
+                    .run(&net, agents.clone(), RunState::initial(&net, 7), ticks, NoObserver)
+                    .unwrap();
                 black_box(st.frame[0])
             })
         });

@@ -275,7 +275,8 @@ fn random_partial_with_small_q_approaches_asynchronous() {
 
 #[test]
 fn the_actor_engine_gives_the_barrier_engines_results_bit_for_bit() {
-    use marlin::runtime::actors::{ActorLayout, run_actors};
+    use marlin::runtime::Engine;
+    use marlin::runtime::actors::ActorLayout;
     let sc = toy_scenario();
     let sol = solve(&sc.network().unwrap(), &SolveOptions::default()).unwrap();
     for update in [UpdateScheme::Asynchronous, UpdateScheme::RandomPartial { q: 0.4 }] {
@@ -296,8 +297,9 @@ fn the_actor_engine_gives_the_barrier_engines_results_bit_for_bit() {
             },
         ] {
             let rec = Recorder::new((0..8).collect(), 2000);
-            let (_, state, totals, rec) =
-                run_actors(&net, agents.clone(), layout, RunState::initial(&net, 13), 2000, rec).unwrap();
+            let (_, state, totals, rec) = Engine::Actors(layout)
+                .run(&net, agents.clone(), RunState::initial(&net, 13), 2000, rec)
+                .unwrap();
             assert!(same(&rec, &reference), "{update:?}: actors ({layout:?}) differ");
             assert_eq!(state, ref_state);
             assert_eq!(totals.ticks, 2000);
@@ -340,17 +342,11 @@ fn the_actor_engine_gives_the_barrier_engines_results_bit_for_bit() {
         5000,
         &mut marlin::runtime::NoObserver,
     );
-    let (slow, slow_state, _, _) = run_actors(
-        &net,
-        learners,
-        ActorLayout {
-            agents_per_shard: 2,
-            arbiters: 2,
-        },
-        start,
-        5000,
-        marlin::runtime::NoObserver,
-    )
+    let (slow, slow_state, _, _) = Engine::Actors(ActorLayout {
+        agents_per_shard: 2,
+        arbiters: 2,
+    })
+    .run(&net, learners, start, 5000, marlin::runtime::NoObserver)
     .unwrap();
     assert_eq!(fast_state, slow_state, "clock, environment and teacher");
     for (a, b) in fast.iter().zip(&slow) {
@@ -361,7 +357,7 @@ fn the_actor_engine_gives_the_barrier_engines_results_bit_for_bit() {
 
 #[test]
 fn shard_host_actors_run_the_barrier_engine_bit_for_bit() {
-    use marlin::runtime::hosted::run_hosted;
+    use marlin::runtime::Engine;
     let sc = toy_scenario();
     let sol = solve(&sc.network().unwrap(), &SolveOptions::default()).unwrap();
     for update in [UpdateScheme::Asynchronous, UpdateScheme::Synchronous] {
@@ -376,9 +372,10 @@ fn shard_host_actors_run_the_barrier_engine_bit_for_bit() {
         ] {
             // Resume across an odd tick, as simulate's blocks do.
             let rec = Recorder::new((0..8).collect(), 3001);
-            let (a, mid, _, rec) =
-                run_hosted(&net, agents.clone(), layout, RunState::initial(&net, 17), 1001, rec).unwrap();
-            let (_, end, totals, rec) = run_hosted(&net, a, layout, mid, 2000, rec).unwrap();
+            let (a, mid, _, rec) = Engine::Hosted(layout)
+                .run(&net, agents.clone(), RunState::initial(&net, 17), 1001, rec)
+                .unwrap();
+            let (_, end, totals, rec) = Engine::Hosted(layout).run(&net, a, mid, 2000, rec).unwrap();
             assert!(same(&rec, &reference), "{update:?}: hosted {layout:?} differs");
             assert_eq!(end, ref_state);
             assert_eq!(totals.ticks, 3001);

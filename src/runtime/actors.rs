@@ -405,27 +405,11 @@ impl<A: Agent + Unpin + 'static> Handler<Drive> for ClockActor<A> {
 /// the last tick, the totals and the observer.
 pub type ActorRun<A, O> = (Vec<A>, RunState, RunTotals, O);
 
-/// Run `ticks` ticks on the actor engine in a new actix system. Same
-/// contract as [`super::run`] (agents in, the state after the last tick and
-/// the totals out; the observer is handed back), and the same results bit
-/// for bit.
-pub fn run_actors<A, O>(
-    net: &RuntimeNetwork,
-    agents: Vec<A>,
-    layout: ActorLayout,
-    state: RunState,
-    ticks: u64,
-    observer: O,
-) -> Result<ActorRun<A, O>, MailboxError>
-where
-    A: Agent + Unpin + 'static,
-    O: Observer + Unpin + 'static,
-{
-    System::new().block_on(run_actors_async(net, agents, layout, state, ticks, observer))
-}
-
-/// [`run_actors`] inside an actix system that is already running.
-pub async fn run_actors_async<A, O>(
+/// Run `ticks` ticks on the actor engine inside a running actix system
+/// (`Engine::Actors(..).run` starts one). Same contract as [`super::run`]
+/// (agents in, the state after the last tick and the totals out; the
+/// observer is handed back), and the same results bit for bit.
+pub async fn run_actors<A, O>(
     net: &RuntimeNetwork,
     agents: Vec<A>,
     layout: ActorLayout,

@@ -98,24 +98,9 @@ impl<A: Agent + Unpin + 'static> Handler<Release<A>> for HostActor<A> {
 /// the totals and the observer.
 pub type HostedRun<A, O> = (Vec<A>, RunState, RunTotals, O);
 
-/// [`super::run`] with its threads as shard-host actors, in a new actix system.
-pub fn run_hosted<A, O>(
-    net: &RuntimeNetwork,
-    agents: Vec<A>,
-    layout: Layout,
-    state: RunState,
-    ticks: u64,
-    observer: O,
-) -> Result<HostedRun<A, O>, MailboxError>
-where
-    A: Agent + Unpin + 'static,
-    O: Observer + Unpin + 'static,
-{
-    System::new().block_on(run_hosted_async(net, agents, layout, state, ticks, observer))
-}
-
-/// [`run_hosted`] inside an actix system that is already running.
-pub async fn run_hosted_async<A, O>(
+/// [`super::run`] with its threads as shard-host actors, inside a running
+/// actix system (`Engine::Hosted(..).run` starts one).
+pub async fn run_hosted<A, O>(
     net: &RuntimeNetwork,
     mut agents: Vec<A>,
     layout: Layout,

@@ -259,8 +259,8 @@ impl Engine {
         O: Observer + Unpin + 'static,
     {
         match self {
-            Engine::Hosted(layout) => hosted::run_hosted_async(net, agents, layout, state, ticks, observer).await,
-            Engine::Actors(layout) => actors::run_actors_async(net, agents, layout, state, ticks, observer).await,
+            Engine::Hosted(layout) => hosted::run_hosted(net, agents, layout, state, ticks, observer).await,
+            Engine::Actors(layout) => actors::run_actors(net, agents, layout, state, ticks, observer).await,
         }
     }
 }
