@@ -17,6 +17,21 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(23, 190, 207),
 ];
 
+/// Draw a figure of `size` pixels on a white SVG canvas and return its text.
+fn svg_figure(
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend, plotters::coord::Shift>) -> DrawResult<()>,
+) -> DrawResult<String> {
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        draw(&root)?;
+        root.present()?;
+    }
+    Ok(buf)
+}
+
 fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
@@ -38,11 +53,8 @@ pub fn per_count(title: &str, y_desc: &str, dists: &[Vec<f64>], labels: &[String
     let lo = finite().fold(0.0f64, f64::min);
     let pad = ((hi - lo) * 0.1).max(1e-3);
     let (ymin, ymax) = (if lo < 0.0 { lo - pad } else { 0.0 }, hi + pad);
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+    svg_figure(SIZE, |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(45)
@@ -75,9 +87,8 @@ pub fn per_count(title: &str, y_desc: &str, dists: &[Vec<f64>], labels: &[String
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()?;
-        root.present()?;
-    }
-    Ok(buf)
+        Ok(())
+    })
 }
 
 /// The reward–information trade-off: ⟨r⟩ against information (nats per
@@ -92,11 +103,8 @@ pub fn tradeoff(title: &str, points: &[(f64, f64, f64)]) -> DrawResult<String> {
         .fold(f64::NEG_INFINITY, f64::max)
         .max(ymin + 1e-3)
         * 1.1;
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+    svg_figure(SIZE, |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(45)
@@ -117,9 +125,8 @@ pub fn tradeoff(title: &str, points: &[(f64, f64, f64)]) -> DrawResult<String> {
             let dy = if i % 2 == 0 { -22 } else { 8 };
             EmptyElement::at((p.1, p.2)) + Text::new(format!("λ={}", p.0), (6, dy), ("sans-serif", 13).into_font())
         }))?;
-        root.present()?;
-    }
-    Ok(buf)
+        Ok(())
+    })
 }
 
 /// A scatter of `(x, y)` points, one colour per series, with a diagonal
@@ -140,11 +147,8 @@ pub fn scatter(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(
     };
     let pad = (hi - lo) * 0.05;
     let range = (lo - pad)..(hi + pad);
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+    svg_figure(SIZE, |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(45)
@@ -172,9 +176,8 @@ pub fn scatter(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()?;
-        root.present()?;
-    }
-    Ok(buf)
+        Ok(())
+    })
 }
 
 /// Curves `(x, y)`, one colour per series (NaN points skipped), with an
@@ -205,11 +208,8 @@ pub fn lines(
         (y_lo, y_hi) = (y_lo - 0.5, y_hi + 0.5);
     }
     let pad = (y_hi - y_lo) * 0.08;
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+    svg_figure(SIZE, |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(45)
@@ -251,9 +251,8 @@ pub fn lines(
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()?;
-        root.present()?;
-    }
-    Ok(buf)
+        Ok(())
+    })
 }
 
 /// A matrix as a heat map: `rows[i][j]` drawn at row i (top to bottom),
@@ -268,11 +267,8 @@ pub fn matrix(title: &str, x_desc: &str, y_desc: &str, rows: &[Vec<f64>]) -> Dra
         .filter(|v| v.is_finite())
         .fold(0.0f64, |a, v| a.max(v.abs()));
     let scale = if scale > 0.0 { scale } else { 1.0 };
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (620, 560)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+    svg_figure((620, 560), |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(format!("{title} (colour scale ±{scale:.3})"), ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(45)
@@ -302,9 +298,8 @@ pub fn matrix(title: &str, x_desc: &str, y_desc: &str, rows: &[Vec<f64>]) -> Dra
                 Rectangle::new([(j as f64, i as f64), (j as f64 + 1.0, i as f64 + 1.0)], c.filled())
             })
         }))?;
-        root.present()?;
-    }
-    Ok(buf)
+        Ok(())
+    })
 }
 
 /// A spike raster: `spikes[i·n + k]` (0/1) for `n` neurons over the ticks
@@ -320,12 +315,9 @@ pub fn raster(
 ) -> DrawResult<String> {
     let ticks = x.len();
     let t0 = first_tick as f64;
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (SIZE.0, 300 + 12 * n.min(40) as u32)).into_drawing_area();
-        root.fill(&WHITE)?;
+    svg_figure((SIZE.0, 300 + 12 * n.min(40) as u32), |root| {
         let top = n as f64 + 3.2; // room for the input band and the legend
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(45)
@@ -368,9 +360,8 @@ pub fn raster(
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()?;
-        root.present()?;
-    }
-    Ok(buf)
+        Ok(())
+    })
 }
 
 #[cfg(test)]
