@@ -23,6 +23,7 @@ fn toy_like(n: usize, update: UpdateScheme) -> Network {
         lambda: 0.5,
         cost: CodingCost::MutualInformation,
         update,
+        observes: None,
     }
 }
 

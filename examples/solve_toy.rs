@@ -17,6 +17,7 @@ fn main() {
         lambda: 0.5,
         cost: CodingCost::MutualInformation,
         update: UpdateScheme::Asynchronous,
+        observes: None,
     };
     let t = std::time::Instant::now();
     let sol = solve(&net, &SolveOptions::default()).expect("solvable");

@@ -24,7 +24,10 @@ pub struct Observation<'a> {
     pub id: usize,
     /// Number of neurons in the network.
     pub n: usize,
-    /// Presynaptic partners (empty means all other neurons: all-to-all).
+    /// Whether the agent observes every other neuron (then `pre` is empty).
+    pub all_to_all: bool,
+    /// Presynaptic partners (when not `all_to_all`; may be empty: a neuron
+    /// that sees no other neuron).
     pub pre: &'a [u32],
     /// The spike frame σ_t, as words of 64 neurons (bit k%64 of word k/64).
     pub frame: &'a [u64],
@@ -47,7 +50,7 @@ impl Observation<'_> {
     /// receive the input; n ≤ 64), otherwise [`Observation::local_index`].
     #[inline]
     pub fn table_index(&self) -> usize {
-        if self.pre.is_empty() {
+        if self.all_to_all {
             let x = if self.input.is_some() { self.x } else { 0 };
             (x << self.n) | self.sigma()
         } else {
@@ -173,7 +176,7 @@ impl LogisticPolicy {
     #[inline]
     pub fn logit(&self, obs: &Observation) -> f64 {
         let mut z = self.bias + self.input_weight * obs.input.unwrap_or(0.0);
-        if obs.pre.is_empty() {
+        if obs.all_to_all {
             for (j, w) in self.weights.iter().enumerate() {
                 if j != obs.id && obs.spike(j) {
                     z += w;
@@ -267,6 +270,7 @@ mod tests {
             own: true,
             id: 0,
             n: 4,
+            all_to_all: pre.is_empty(),
             pre,
             frame,
         }
@@ -291,6 +295,20 @@ mod tests {
         assert_eq!(Observation::table_len(4, None, 2, true), Some(32));
         assert_eq!(Observation::table_len(4, Some(3), 2, false), Some(16));
         assert_eq!(Observation::table_len(40, None, 2, true), None);
+    }
+
+    #[test]
+    fn a_neuron_without_partners_sees_only_the_input_and_itself() {
+        let frame = [0b1011u64];
+        let mut o = obs(&frame, &[], Some(1.0));
+        o.all_to_all = false;
+        assert_eq!(o.table_index(), 0b11, "(x = 1, own = 1), nobody else");
+        let p = LogisticPolicy {
+            bias: 0.5,
+            input_weight: 0.0,
+            weights: vec![],
+        };
+        assert!((p.logit(&o) - 0.5).abs() < 1e-15);
     }
 
     #[test]

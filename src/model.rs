@@ -142,9 +142,41 @@ pub struct Network {
     pub lambda: f64,
     pub cost: CodingCost,
     pub update: UpdateScheme,
+    /// What each neuron observes (THEORY §1); `None`: the full state `s`.
+    pub observes: Option<Vec<Observes>>,
+}
+
+/// What one neuron observes: the input or not, and the neurons whose states
+/// it sees (its own and its presynaptic partners'), as a bit mask of σ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observes {
+    pub input: bool,
+    pub mask: usize,
+}
+
+impl Observes {
+    /// The observation of a neuron at `s = x·2ⁿ + σ`, as an index into a
+    /// table of `X·2ⁿ` entries: `x'·2ⁿ + (σ & mask)`, x' = 0 when the input
+    /// is not observed.
+    #[inline]
+    pub fn class(&self, s: usize, n: usize) -> usize {
+        let (x, sigma) = (s >> n, s & ((1usize << n) - 1));
+        let x = if self.input { x } else { 0 };
+        (x << n) | (sigma & self.mask)
+    }
 }
 
 impl Network {
+    /// Whether every living neuron observes the whole state.
+    pub fn fully_observed(&self) -> bool {
+        let full = self.configs() - 1;
+        self.observes.as_ref().is_none_or(|o| {
+            o.iter()
+                .zip(&self.alive)
+                .all(|(ob, &a)| !a || (ob.input && ob.mask & full == full))
+        })
+    }
+
     /// Number of network configurations σ, `2ⁿ`.
     pub fn configs(&self) -> usize {
         1usize << self.n

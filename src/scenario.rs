@@ -86,12 +86,13 @@ enum UpdateName {
     RandomPartial,
 }
 
-/// Who observes whom (see [`crate::topology`]). The exact solver assumes
-/// full observation (`all_to_all`).
+/// Who observes whom (see [`crate::topology`]).
 #[derive(Deserialize, Debug, Clone, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 enum Topology {
     AllToAll,
+    /// No neuron observes another (each sees the input and itself).
+    None,
     Ring {
         k: i64,
     },
@@ -368,19 +369,26 @@ impl Scenario {
     }
 
     /// The tabulated network of this scenario, for the exact solver.
+    /// Partially observed networks (a topology other than all-to-all, or
+    /// neurons that do not receive the input) are solved with best responses
+    /// to the agent's own observation (THEORY §3), for the asynchronous scheme.
     pub fn network(&self) -> Result<Network, ScenarioError> {
-        if self.topology != TopologySpec::AllToAll || self.receives_input.iter().any(|r| !r) {
+        let net = self.tabular_network()?;
+        if !net.fully_observed() && net.update != UpdateScheme::Asynchronous {
             return Err(ScenarioError {
                 file: self.path.clone(),
                 line: None,
                 column: None,
                 key: Some("network.topology".into()),
-                message: "the exact solver handles fully observed networks only (topology all_to_all, every neuron \
-                          receiving the input); simulate or train this network instead"
-                    .into(),
+                message: format!(
+                    "the exact solver handles partially observed networks (topology other than all_to_all, or \
+                     neurons that do not receive the input) for update = \"asynchronous\" only, not {:?}; \
+                     simulate or train this network instead",
+                    self.update.name()
+                ),
             });
         }
-        self.tabular_network()
+        Ok(net)
     }
 
     /// The tabulated network whatever its topology: for exact evaluation of
@@ -408,7 +416,28 @@ impl Scenario {
             lambda: self.lambda,
             cost: self.cost.clone(),
             update: self.update,
+            observes: self.observes(),
         })
+    }
+
+    /// What each neuron observes, or `None` when all observe everything.
+    fn observes(&self) -> Option<Vec<crate::model::Observes>> {
+        if self.topology == TopologySpec::AllToAll && self.receives_input.iter().all(|&r| r) {
+            return None;
+        }
+        let topo = crate::topology::Topology::build(&self.topology, self.neurons, self.seed);
+        Some(
+            (0..self.neurons)
+                .map(|k| crate::model::Observes {
+                    input: self.receives_input[k],
+                    mask: if topo.all_to_all {
+                        (1usize << self.neurons) - 1
+                    } else {
+                        topo.partners(k).iter().fold(1usize << k, |m, &j| m | 1 << j)
+                    },
+                })
+                .collect(),
+        )
     }
 }
 
@@ -529,6 +558,7 @@ fn topology_spec(cx: &Cx, t: &Spanned<Topology>, n: usize) -> Result<TopologySpe
     };
     Ok(match t.get_ref() {
         Topology::AllToAll => TopologySpec::AllToAll,
+        Topology::None => TopologySpec::Edges(Vec::new()),
         Topology::Ring { k } => TopologySpec::Ring {
             k: degree(*k, (n - 1) / 2, "k")?,
         },

@@ -58,6 +58,7 @@ fn exact_policies_give_back_the_exact_reward_and_value() {
         lambda: 0.7,
         cost: CodingCost::MutualInformation,
         update: UpdateScheme::Asynchronous,
+        observes: None,
     };
     // Tight solver tolerances: the inversion is exact, so what remains is the
     // solver's own error. One (symmetric) start: the toy's best optimum has

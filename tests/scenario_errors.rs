@@ -409,8 +409,25 @@ fn topology_parameters_are_checked() {
     ))
     .unwrap();
     assert_eq!(s.receives_input, vec![true, false, false, false]);
-    let err = s.network().unwrap_err();
-    assert!(err.to_string().contains("fully observed"), "{err}");
+    // Asynchronous: solved with partially observed best responses.
+    let net = s.network().unwrap();
+    let obs = net.observes.as_ref().expect("partially observed");
+    for k in 0..4 {
+        assert_eq!(obs[k].input, k == 0);
+        assert_eq!(obs[k].mask.count_ones(), 3, "itself and its two partners");
+        assert_ne!(obs[k].mask & 1 << k, 0, "a neuron sees its own state");
+    }
+    // Synchronous: refused, naming what is allowed.
+    let s = parse(&GOOD.replace(
+        "neurons = 4",
+        "neurons = 4\nupdate = \"synchronous\"\ntopology = { kind = \"none\" }",
+    ))
+    .unwrap();
+    let err = s.network().unwrap_err().to_string();
+    assert!(
+        err.contains("asynchronous") && err.contains("network.topology"),
+        "{err}"
+    );
 }
 
 #[test]

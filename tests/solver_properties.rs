@@ -30,6 +30,7 @@ fn lopsided(update: UpdateScheme) -> Network {
         lambda: 0.3,
         cost: CodingCost::MutualInformation,
         update,
+        observes: None,
     }
 }
 

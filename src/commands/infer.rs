@@ -250,6 +250,7 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
             lambda: args.lambda.unwrap_or(1.0),
             cost: crate::model::CodingCost::FixedPrior(inv.p.iter().map(|p| p.clamp(1e-6, 1.0 - 1e-6)).collect()),
             update: crate::model::UpdateScheme::Asynchronous,
+            observes: None,
         };
         match crate::solver::solve(&net, &crate::solver::SolveOptions::default()) {
             Ok(sol) => {

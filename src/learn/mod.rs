@@ -206,7 +206,7 @@ impl LogisticLearner {
         if let Some(u) = obs.input {
             f(1, u);
         }
-        if obs.pre.is_empty() {
+        if obs.all_to_all {
             for j in 0..synapses {
                 if j != obs.id && obs.spike(j) {
                     f(2 + j, 1.0);
@@ -335,6 +335,7 @@ mod tests {
             own: false,
             id: 0,
             n: 3,
+            all_to_all: pre.is_empty(),
             pre,
             frame,
         }

@@ -58,6 +58,7 @@ impl RuntimeNetwork {
             own,
             id: k,
             n: self.n,
+            all_to_all: self.topology.all_to_all,
             pre: self.topology.partners(k),
             frame,
         }

@@ -216,3 +216,70 @@ pub(crate) fn stationary_step(net: &Network, table: &FlipTable, rho: &[f64], mu:
     });
     super::evaluate::mix_inputs(net, mu, out);
 }
+
+/// Relative values of a given policy (no improvement): iterate
+/// `T_π h(s) = r(s) − (λ/m) Σ_k KL(π_k(·|s) ‖ p_k) + (1/m) Σ_k E_{a~π_k}[W(x, σ^{k←a})]`
+/// from the warm start `h` until the span of `T_π h − h` is below tolerance.
+pub(crate) fn policy_values(
+    net: &Network,
+    policy: &Policy,
+    prior: &[f64],
+    h: &mut [f64],
+    opts: &SolveOptions,
+) -> ValueIteration {
+    let c = net.configs();
+    let states = net.states();
+    let alive: Vec<usize> = (0..net.n).filter(|&k| net.alive[k]).collect();
+    let inv_m = 1.0 / alive.len().max(1) as f64;
+    let lambda = net.lambda;
+    let cost: Vec<f64> = (0..states)
+        .into_par_iter()
+        .map(|s| {
+            let kl: f64 = alive
+                .iter()
+                .map(|&k| super::kl_bernoulli(policy.p(s, k), prior[k]))
+                .sum();
+            net.reward[s] - lambda * inv_m * kl
+        })
+        .collect();
+    let mut w = vec![0.0; states];
+    let mut th = vec![0.0; states];
+    let scale = net.reward.iter().fold(1.0f64, |a, r| a.max(r.abs()));
+    let tol = opts.value_tol * scale;
+    let mut residual = f64::INFINITY;
+    let mut g = 0.0;
+    for sweep in 1..=opts.max_value_sweeps {
+        expected_next_value(net, h, &mut w);
+        th.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, out)| {
+            for (i, o) in out.iter_mut().enumerate() {
+                let s = ci * CHUNK + i;
+                let (base, sigma) = (s - s % c, s % c);
+                let mut lin = 0.0;
+                for &k in &alive {
+                    let bit = 1usize << k;
+                    let w0 = w[base + (sigma & !bit)];
+                    let w1 = w[base + (sigma | bit)];
+                    lin += w0 + policy.p(s, k) * (w1 - w0);
+                }
+                *o = cost[s] + lin * inv_m;
+            }
+        });
+        let (span, gain) = super::relative_update(net, h, &th, opts.damping);
+        residual = span;
+        g = gain;
+        if residual < tol {
+            return ValueIteration {
+                g,
+                sweeps: sweep,
+                residual,
+                converged: true,
+            };
+        }
+    }
+    ValueIteration {
+        g,
+        sweeps: opts.max_value_sweeps,
+        residual,
+        converged: false,
+    }
+}

@@ -10,6 +10,7 @@
 
 mod asynchronous;
 mod evaluate;
+mod partial;
 mod product;
 
 pub use evaluate::{Evaluation, evaluate, evaluate_with_prior};
@@ -341,6 +342,9 @@ fn solve_from(
     mut prior: Vec<f64>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Solution {
+    if !net.fully_observed() {
+        return partial::solve_from(net, opts, prior, progress);
+    }
     let fixed = matches!(net.cost, CodingCost::FixedPrior(_));
     let mut h = vec![0.0; net.states()];
     let mut product_state: Option<Policy> = None;
@@ -511,6 +515,21 @@ fn validate(net: &Network) -> Result<(), SolveError> {
         return Err(SolveError::Invalid(
             "fixed prior must give 0 < p_k(1) < 1 for every neuron".into(),
         ));
+    }
+    if let Some(obs) = &net.observes {
+        if obs.len() != net.n {
+            return Err(SolveError::Invalid(format!(
+                "{} observation masks for {} neurons",
+                obs.len(),
+                net.n
+            )));
+        }
+        if !net.fully_observed() && net.update != UpdateScheme::Asynchronous {
+            return Err(SolveError::Invalid(format!(
+                "partially observed networks are solved for the asynchronous scheme only, not {}",
+                net.update
+            )));
+        }
     }
     if let UpdateScheme::RandomPartial { q } = net.update
         && !(q > 0.0 && q <= 1.0)

@@ -310,6 +310,7 @@ pub fn tiny(n: usize, update: UpdateScheme, cost: CodingCost, lambda: f64, seed:
         lambda,
         cost,
         update,
+        observes: None,
     }
 }
 
