@@ -644,3 +644,95 @@ pub(crate) fn det_sum(len: usize, f: impl Fn(usize) -> f64 + Sync) -> f64 {
         .collect();
     parts.iter().sum()
 }
+
+/// State carried between repeated fixed-prior solves of nearby rewards
+/// (maximum-likelihood inverse RL evaluates many): the last relative values
+/// and, for product-form schemes, the last policies; for the adjoint, the
+/// last solution ν.
+#[derive(Clone, Debug, Default)]
+pub struct WarmStart {
+    h: Vec<f64>,
+    policy: Option<Policy>,
+    nu: Vec<f64>,
+}
+
+impl WarmStart {
+    /// The last solution ν of [`adjoint`].
+    pub fn adjoint_solution(&self) -> &[f64] {
+        &self.nu
+    }
+}
+
+/// The soft-optimal policies of `net` against its fixed prior (THEORY §3),
+/// from the warm start (which is updated). Partially observed networks are
+/// solved from scratch. Returns the policies and whether the solve converged.
+pub fn solve_fixed_prior(
+    net: &Network,
+    warm: &mut WarmStart,
+    opts: &SolveOptions,
+) -> Result<(Policy, bool), SolveError> {
+    check_size(net)?;
+    validate(net)?;
+    let prior = net
+        .fixed_prior()
+        .ok_or_else(|| SolveError::Invalid("solve_fixed_prior needs a fixed-prior cost".into()))?
+        .to_vec();
+    Ok(in_pool(|| {
+        if !net.fully_observed() {
+            let sol = partial::solve_from(net, opts, prior, &mut |_| {});
+            return (sol.policy, sol.converged);
+        }
+        if warm.h.len() != net.states() {
+            warm.h = vec![0.0; net.states()];
+            warm.policy = None;
+        }
+        match net.update {
+            UpdateScheme::Asynchronous => {
+                let vi = asynchronous::value_iteration(net, &prior, &mut warm.h, opts);
+                (asynchronous::policy_from_values(net, &prior, &warm.h), vi.converged)
+            }
+            _ => {
+                let pol = warm.policy.get_or_insert_with(|| Policy::constant(net, &prior));
+                let vi = product::value_iteration(net, &prior, &mut warm.h, pol, opts);
+                (pol.clone(), vi.converged)
+            }
+        }
+    }))
+}
+
+/// The adjoint of average-reward policy evaluation for the asynchronous,
+/// fully observed chain of `policy`: solves `(I − Mᵀ) ν = b` with `Σν = 0`
+/// (M the transition matrix; b must sum to 0) by the Neumann series
+/// `ν ← b + Mᵀν`, warm-started from the last ν. If `L(h)` depends on the
+/// relative values only through differences, `∂L/∂r = ν` for `b = ∂L/∂h`.
+/// Returns whether the iteration converged; ν is [`WarmStart::adjoint_solution`].
+pub fn adjoint(net: &Network, policy: &Policy, b: &[f64], warm: &mut WarmStart, opts: &SolveOptions) -> bool {
+    assert!(
+        net.update == UpdateScheme::Asynchronous && net.fully_observed(),
+        "adjoint: asynchronous, fully observed networks only"
+    );
+    in_pool(|| {
+        let states = net.states();
+        let table = asynchronous::FlipTable::new(net, policy);
+        if warm.nu.len() != states {
+            warm.nu = vec![0.0; states];
+        }
+        let mut mu = vec![0.0; states];
+        let mut next = vec![0.0; states];
+        let scale = det_sum(states, |s| b[s].abs()).max(1e-300);
+        for _ in 0..opts.max_stationary_sweeps {
+            asynchronous::stationary_step(net, &table, &warm.nu, &mut mu, &mut next);
+            for s in 0..states {
+                next[s] += b[s];
+            }
+            let mean = det_sum(states, |s| next[s]) / states as f64;
+            next.iter_mut().for_each(|v| *v -= mean);
+            let change = det_sum(states, |s| (next[s] - warm.nu[s]).abs());
+            std::mem::swap(&mut warm.nu, &mut next);
+            if change < 1e-12 * scale {
+                return true;
+            }
+        }
+        false
+    })
+}

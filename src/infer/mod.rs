@@ -9,6 +9,12 @@
 //! cannot identify is reported, not hidden: an additive function of x (and a
 //! global constant) is invisible, unvisited states are NaN, and without λ the
 //! result is r/λ. Pure math on arrays; no I/O.
+//!
+//! [`likelihood`] fits parametric rewards by maximum likelihood of the
+//! observed actions under the soft-optimal policy of the reward, for any
+//! update scheme and for partially observed networks.
+
+pub mod likelihood;
 
 use crate::model::spike_count;
 
