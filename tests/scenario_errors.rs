@@ -412,10 +412,10 @@ fn topology_parameters_are_checked() {
     // Asynchronous: solved with partially observed best responses.
     let net = s.network().unwrap();
     let obs = net.observes.as_ref().expect("partially observed");
-    for k in 0..4 {
-        assert_eq!(obs[k].input, k == 0);
-        assert_eq!(obs[k].mask.count_ones(), 3, "itself and its two partners");
-        assert_ne!(obs[k].mask & 1 << k, 0, "a neuron sees its own state");
+    for (k, o) in obs.iter().enumerate() {
+        assert_eq!(o.input, k == 0);
+        assert_eq!(o.mask.count_ones(), 3, "itself and its two partners");
+        assert_ne!(o.mask & 1 << k, 0, "a neuron sees its own state");
     }
     // Synchronous: refused, naming what is allowed.
     let s = parse(&GOOD.replace(
