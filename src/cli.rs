@@ -130,14 +130,25 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Infer the reward a recorded (asynchronous) network optimises.
-    #[command(after_help = "Example:\n  marlin infer out/toy8/simulate/trajectory.npz --lambda 0.5")]
+    /// Infer the reward a recorded network optimises (inverse RL).
+    #[command(
+        after_help = "Examples:\n  marlin infer out/toy8/simulate/trajectory.npz --lambda 0.5\n  marlin infer out/toy8/simulate/trajectory.npz --reward-model count --bootstrap 100"
+    )]
     Infer {
         /// trajectory.npz (with trajectory.json beside it), as `simulate` writes it.
         trajectory: PathBuf,
         /// λ if known: the reward comes out in reward units; without it, as r/λ.
         #[arg(long)]
         lambda: Option<f64>,
+        /// tabular (one reward per state; asynchronous records with actors) | count | pattern |
+        /// FEATURES.npy (float64 [X, 2^n, P]): the last three by maximum likelihood, for any update
+        /// scheme. Default: tabular where it applies, else count.
+        #[arg(long = "reward-model", value_name = "MODEL")]
+        reward_model: Option<String>,
+        /// The scenario the record came from, if not the one its metadata names: what each neuron
+        /// observes (its topology) and the true reward.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
         /// Bootstrap replicates over blocks of the record, for 95 % intervals (0: none).
         #[arg(long, default_value_t = 0)]
         bootstrap: usize,
@@ -459,12 +470,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Infer {
             trajectory,
             lambda,
+            reward_model,
+            scenario,
             bootstrap,
             out,
         } => {
             let args = commands::infer::InferArgs {
                 trajectory: trajectory.clone(),
                 lambda: *lambda,
+                reward_model: reward_model.as_deref().map(commands::infer::RewardModel::parse),
+                scenario: scenario.clone(),
                 bootstrap: *bootstrap,
                 out: out.clone(),
                 quiet: cli.quiet,

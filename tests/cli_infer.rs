@@ -126,9 +126,31 @@ fn rejects_trajectories_it_cannot_invert() {
     )
     .unwrap();
     let traj = simulate(dir.path(), sync.to_str().unwrap(), "1000");
-    let o = marlin().args(["infer"]).arg(&traj).output().unwrap();
+    // Synchronous records have no single actor: the tabular inversion is
+    // refused with what to use instead.
+    let o = marlin()
+        .args(["infer", "--reward-model", "tabular"])
+        .arg(&traj)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("asynchronous"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("asynchronous") && err.contains("--reward-model count"),
+        "{err}"
+    );
+    // A feature file of the wrong shape names the shapes allowed.
+    let bad = dir.path().join("features.npy");
+    ndarray_npy::write_npy(&bad, &ndarray::Array2::<f64>::zeros((3, 4))).unwrap();
+    let o = marlin()
+        .args(["infer", "--reward-model"])
+        .arg(&bad)
+        .arg(&traj)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("features.npy") && err.contains("[2, 256, P]"), "{err}");
     // Missing metadata.
     std::fs::remove_file(traj.with_file_name("trajectory.json")).unwrap();
     let o = marlin().args(["infer"]).arg(&traj).output().unwrap();
@@ -249,4 +271,56 @@ fn numpy_reads_the_trajectory_and_reward_files_with_the_same_numbers() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("numpy ok"));
+}
+
+#[test]
+fn maximum_likelihood_count_model_and_an_equivalent_feature_file_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let traj = simulate(dir.path(), "scenarios/toy8.toml", "100000");
+    let run = |model: &str, out: &str| -> serde_json::Value {
+        let st = marlin()
+            .args(["-q", "infer", "--lambda", "0.5", "--reward-model", model, "--out"])
+            .arg(dir.path().join(out))
+            .arg(&traj)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{model}");
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(out).join("reward.json")).unwrap()).unwrap()
+    };
+    let count = run("count", "count");
+    assert_eq!(count["argmax_count"], serde_json::json!([2, 6]));
+    // Maximum likelihood uses every visit, not only each state's own: from
+    // 10⁵ ticks it beats the tabular inversion's ≥ 0.9.
+    let corr = count["centred_correlation_with_truth"].as_f64().unwrap();
+    assert!(corr >= 0.97, "{corr}");
+    let fit = &count["fit"];
+    assert!(fit["converged"].as_bool().unwrap(), "{fit}");
+    assert!(fit["gradient"].as_str().unwrap().contains("implicit"));
+    // A correct model: the deviance is not far above its degrees of freedom.
+    assert!(
+        fit["deviance"].as_f64().unwrap() < 1.5 * fit["df"].as_f64().unwrap(),
+        "{fit}"
+    );
+    assert_eq!(count["parameters"].as_array().unwrap().len(), 18);
+    // The same features from a file: [X, 2^n, P], one-hot of the count.
+    let mut phi = ndarray::Array3::<f64>::zeros((2, 256, 18));
+    for x in 0..2 {
+        for s in 0..256usize {
+            phi[[x, s, x * 9 + s.count_ones() as usize]] = 1.0;
+        }
+    }
+    let file = dir.path().join("counts.npy");
+    ndarray_npy::write_npy(&file, &phi).unwrap();
+    let from_file = run(file.to_str().unwrap(), "file");
+    for j in 0..18 {
+        let (a, b) = (
+            count["parameters"][j]["value"].as_f64().unwrap(),
+            from_file["parameters"][j]["value"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-9, "θ_{j}: {a} vs {b}");
+    }
+    let mut npz =
+        ndarray_npy::NpzReader::new(std::fs::File::open(dir.path().join("count/reward.npz")).unwrap()).unwrap();
+    let theta: ndarray::Array1<f64> = npz.by_name("theta").unwrap();
+    assert_eq!(theta.len(), 18);
 }

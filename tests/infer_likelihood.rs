@@ -35,6 +35,7 @@ fn expected(net: &Network, ticks: f64) -> (Network, Responses) {
         q,
         visits: vec![0; states],
         p_fire: sol.eval.p_fire.clone(),
+        acting: net.update == UpdateScheme::Asynchronous,
     };
     for s in 0..states {
         r.visits[s] = (sol.eval.rho[s] * ticks).round() as u64;

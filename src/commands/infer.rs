@@ -1,25 +1,73 @@
-//! `marlin infer`: the reward a recorded network optimises, by tabular
-//! inversion of an asynchronous trajectory (THEORY §5), with its projection
-//! on (input, spike count) features. Reads the trajectory format of
-//! [`crate::record`]; writes reward.npz, reward.json and figures.
+//! `marlin infer`: the reward a recorded network optimises (THEORY §5).
+//! Two methods: tabular inversion of an asynchronous record with known
+//! actors (one reward per state, model-free) and maximum likelihood of a
+//! parametric reward (count, pattern or user features) under the
+//! soft-optimal policy, which also reads synchronous, random-partial and
+//! actor-less (imported) records and partially observed networks. Reads the
+//! trajectory format of [`crate::record`]; writes reward.npz, reward.json
+//! and figures.
 
 use super::BadInput;
 use crate::files::{Npz, write_json, write_text};
+use crate::infer::likelihood::{self, Features, FitOptions, Responses};
 use crate::infer::{EdgeCounts, TabularOptions, centred_correlation, invert_tabular, project_on_counts};
+use crate::model::{CodingCost, InputProcess, Network, Observes, UpdateScheme, spike_count};
 use crate::record::{FORMAT, TrajectoryMeta};
 use anyhow::{Context, Result};
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayD};
 use ndarray_npy::NpzReader;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Largest network the tabular inversion accepts.
 pub const MAX_TABULAR_INFER: usize = 20;
+/// Largest network the maximum-likelihood fit accepts (each likelihood
+/// evaluation is an exact solve).
+pub const MAX_PARAMETRIC_INFER: usize = 16;
+
+/// The reward model of `--reward-model`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RewardModel {
+    /// One reward per state, by tabular inversion.
+    Tabular,
+    /// Maximum likelihood, one-hot (input, spike count) features.
+    Count,
+    /// Maximum likelihood, per-input single-neuron and pairwise features.
+    Pattern,
+    /// Maximum likelihood, features from a .npy file.
+    File(PathBuf),
+}
+
+impl RewardModel {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "tabular" => RewardModel::Tabular,
+            "count" => RewardModel::Count,
+            "pattern" => RewardModel::Pattern,
+            path => RewardModel::File(PathBuf::from(path)),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            RewardModel::Tabular => "tabular".into(),
+            RewardModel::Count => "count".into(),
+            RewardModel::Pattern => "pattern".into(),
+            RewardModel::File(p) => format!("features from {}", p.display()),
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct InferArgs {
     pub trajectory: PathBuf,
     pub lambda: Option<f64>,
+    /// None: tabular for asynchronous records with known actors of fully
+    /// observed networks, count otherwise.
+    pub reward_model: Option<RewardModel>,
+    /// The scenario the record came from, if not the one its metadata names:
+    /// its topology (what each neuron observes) and its true reward.
+    pub scenario: Option<PathBuf>,
     /// Bootstrap replicates (0: no intervals).
     pub bootstrap: usize,
     pub out: Option<PathBuf>,
@@ -34,10 +82,15 @@ pub const MAX_STATE_INTERVALS: usize = 1 << 16;
 
 #[derive(Serialize, Debug)]
 pub struct InferSummary {
-    pub method: &'static str,
+    pub method: String,
+    pub reward_model: String,
     pub trajectory: String,
     pub ticks: usize,
     pub n: usize,
+    pub update: String,
+    /// What each neuron observes in the model: "full state" or where the
+    /// partial observation came from.
+    pub observation: String,
     /// "known" (reward units) or "unknown" (r/λ).
     pub lambda: Option<f64>,
     pub units: &'static str,
@@ -45,11 +98,13 @@ pub struct InferSummary {
     pub transition: Vec<Vec<f64>>,
     pub visited_states: usize,
     pub states: usize,
-    pub residual_rms: f64,
+    /// Tabular inversion: weighted RMS residual of the edge equations.
+    pub residual_rms: Option<f64>,
     pub p_fire: Vec<f64>,
-    /// `count_reward[x][c]`: visit-weighted mean of the inferred reward over
-    /// states with c active neurons (least-squares projection on one-hot
-    /// (input, count) features); null where no such state was visited.
+    /// `count_reward[x][c]`: the reward of spike count c under input x — the
+    /// fitted parameter (count model), else the visit-weighted mean of the
+    /// inferred reward over states with c active neurons; null where no
+    /// such state was visited.
     pub count_reward: Vec<Vec<Option<f64>>>,
     pub argmax_count: Vec<usize>,
     /// Bootstrap 95 % intervals `[lo, hi]` of `count_reward` (with --bootstrap).
@@ -57,23 +112,50 @@ pub struct InferSummary {
     /// Per input: whether the interval of the best count lies above every
     /// other count's interval (with --bootstrap).
     pub argmax_separated: Option<Vec<bool>>,
+    /// Parametric models: θ by feature, with bootstrap intervals.
+    pub parameters: Option<Vec<Parameter>>,
+    /// Parametric models: the maximum-likelihood fit.
+    pub fit: Option<FitReport>,
     pub bootstrap: Option<String>,
     /// With the scenario's true reward: Pearson correlation over visited
     /// states after removing each input's mean.
     pub centred_correlation_with_truth: Option<f64>,
-    /// Goodness of fit of the (input, count) model: likelihood-ratio
-    /// statistic of the record's actions against the soft-optimal policy of
-    /// the count reward, its degrees of freedom and z = (stat − df)/√(2df).
+    /// Tabular inversion: does the (input, count) projection explain the
+    /// record? Likelihood-ratio statistic of the record's actions against
+    /// the soft-optimal policy of the count reward, its degrees of freedom
+    /// and z = (stat − df)/√(2df).
     pub count_model_fit: Option<CountFit>,
     /// Misfit and other warnings.
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
+    pub seconds: f64,
 }
 
-/// Bootstrap 95 % intervals: per (input, count), and per state (lo, hi).
-struct Intervals {
-    counts: Vec<Vec<[f64; 2]>>,
-    states: Option<(Vec<f64>, Vec<f64>)>,
+/// One parameter of a parametric reward.
+#[derive(Serialize, Debug, Clone)]
+pub struct Parameter {
+    pub name: String,
+    pub value: f64,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+}
+
+/// The maximum-likelihood fit of a parametric reward.
+#[derive(Serialize, Debug, Clone)]
+pub struct FitReport {
+    pub log_likelihood: f64,
+    /// The ceiling: every (state, neuron) at its own empirical rate.
+    pub saturated_log_likelihood: f64,
+    /// 2·(saturated − fitted): roughly χ²(df) under a correct model.
+    pub deviance: f64,
+    pub df: usize,
+    pub z: f64,
+    pub responses: f64,
+    pub iterations: u64,
+    pub likelihood_evaluations: usize,
+    pub gradient: &'static str,
+    pub converged: bool,
+    pub seconds: f64,
 }
 
 /// Likelihood-ratio check of the count model.
@@ -84,13 +166,13 @@ pub struct CountFit {
     pub z: f64,
 }
 
-/// The count model is reported as not fitting when z exceeds this…
+/// A model is reported as not fitting when z exceeds this…
 pub const MISFIT_Z: f64 = 5.0;
 /// …and the statistic exceeds its degrees of freedom by this factor. The
-/// count reward is a least-squares projection, not a maximum-likelihood fit,
-/// which inflates the statistic above χ² even for a correct model (up to
-/// 1.2× on the toy at 10⁵ ticks); a reward the counts cannot express gives
-/// far more (28× for a pattern reward).
+/// tabular path's count reward is a least-squares projection, not a
+/// maximum-likelihood fit, which inflates the statistic above χ² even for a
+/// correct model (up to 1.2× on the toy at 10⁵ ticks); a reward the counts
+/// cannot express gives far more (28× for a pattern reward).
 pub const MISFIT_RATIO: f64 = 1.5;
 
 struct Record {
@@ -98,9 +180,11 @@ struct Record {
     x: Vec<usize>,
     sigma: Vec<usize>,
     actor: Vec<i64>,
+    /// Asynchronous with the drawn neuron recorded.
+    actor_known: bool,
 }
 
-/// Read and validate a trajectory for tabular inversion.
+/// Read and validate a trajectory.
 fn read(path: &Path) -> Result<Record, BadInput> {
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
     let json = path.with_file_name("trajectory.json");
@@ -112,23 +196,34 @@ fn read(path: &Path) -> Result<Record, BadInput> {
     if meta.format != FORMAT {
         return Err(bad(format!("format {:?}; allowed: {FORMAT:?}", meta.format)));
     }
-    if meta.update != "asynchronous" {
+    if !["asynchronous", "synchronous", "random_partial"].contains(&meta.update.as_str()) {
         return Err(bad(format!(
-            "update scheme {:?}: tabular inversion needs asynchronous records (one actor per tick); \
-             synchronous and random-partial data need the parametric likelihood, not available yet",
+            "update scheme {:?}; allowed: \"asynchronous\", \"synchronous\", \"random_partial\"",
             meta.update
+        )));
+    }
+    if !(meta.act_probability > 0.0 && meta.act_probability <= 1.0) {
+        return Err(bad(format!(
+            "act_probability {}; allowed: 0 < q ≤ 1",
+            meta.act_probability
         )));
     }
     let n = meta.n;
     if n > MAX_TABULAR_INFER {
         return Err(bad(format!(
-            "{n} neurons; tabular inversion allows at most {MAX_TABULAR_INFER}"
+            "{n} neurons; inference tabulates the state space and allows at most {MAX_TABULAR_INFER} \
+             ({MAX_PARAMETRIC_INFER} for parametric rewards)"
+        )));
+    }
+    if meta.inputs == 0 || meta.input_values.len() != meta.inputs {
+        return Err(bad(format!(
+            "{} input values for inputs = {}",
+            meta.input_values.len(),
+            meta.inputs
         )));
     }
     if meta.recorded_neurons != (0..n).collect::<Vec<_>>() {
-        return Err(bad(
-            "tabular inversion needs every neuron recorded, in order 0..n".into()
-        ));
+        return Err(bad("inference needs every neuron recorded, in order 0..n".into()));
     }
     let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
     let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
@@ -164,15 +259,50 @@ fn read(path: &Path) -> Result<Record, BadInput> {
         .into_iter()
         .map(|row| crate::record::state_index(&row.to_vec()))
         .collect();
+    let actor_known = meta.update == "asynchronous" && actor.iter().any(|&a| a >= 0);
     Ok(Record {
         meta,
         x: x.iter().map(|&v| v as usize).collect(),
         sigma,
         actor: actor.to_vec(),
+        actor_known,
     })
 }
 
+/// Everything both methods share: the record, the input chain, the truth.
+struct Shared {
+    rec: Record,
+    out: PathBuf,
+    n: usize,
+    xs: usize,
+    transition: Vec<f64>,
+    chain: &'static str,
+    truth: Option<Vec<f64>>,
+    observes: Option<Vec<Observes>>,
+    observation: String,
+    labels: Vec<String>,
+    units: &'static str,
+}
+
+/// What a method inferred, in the solver's state indexing.
+struct Inferred {
+    r: Vec<f64>,
+    h: Vec<f64>,
+    visits: Vec<u64>,
+    p_fire: Vec<f64>,
+    by_count: Vec<Vec<f64>>,
+    /// Bootstrap 95 % intervals per (input, count) and per state.
+    count_iv: Option<Vec<Vec<[f64; 2]>>>,
+    state_iv: Option<(Vec<f64>, Vec<f64>)>,
+    /// Parametric: θ and its intervals.
+    theta: Option<(Vec<f64>, Option<Intervals>)>,
+}
+
+/// 95 % intervals `[lo, hi]`, one per parameter or state.
+type Intervals = Vec<[f64; 2]>;
+
 pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
+    let started = std::time::Instant::now();
     if let Some(l) = args.lambda
         && !(l.is_finite() && l > 0.0)
     {
@@ -203,55 +333,112 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
             "from the trajectory metadata (an input was never seen)",
         )
     };
-    let counts = EdgeCounts::from_record(n, xs, &rec.x, &rec.sigma, &rec.actor);
-    let inv = invert_tabular(
-        &counts,
-        &transition,
-        &TabularOptions {
-            lambda: args.lambda,
-            ..TabularOptions::default()
-        },
-    )
-    .map_err(|e| BadInput(format!("{}: {e}", args.trajectory.display())))?;
-    let by_count = project_on_counts(&inv);
-    let argmax: Vec<usize> = by_count
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .filter(|&c| row[c].is_finite())
-                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-                .unwrap_or(0)
-        })
-        .collect();
-    // The true reward, when the trajectory names a scenario we can load.
-    let truth = crate::scenario::Scenario::load(Path::new(&rec.meta.scenario_file))
-        .ok()
-        .filter(|s| s.neurons == n && s.input.len() == xs)
-        .map(|s| s.reward.tabulate(n));
-    let corr = truth
+    // The scenario (given, or named by the metadata): what each neuron
+    // observes, and the true reward.
+    let scenario_path = args
+        .scenario
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&rec.meta.scenario_file));
+    let scenario = match crate::scenario::Scenario::load(&scenario_path) {
+        Ok(s) if s.neurons == n && s.input.len() == xs => Some(s),
+        Ok(_) if args.scenario.is_some() => {
+            return Err(BadInput(format!(
+                "--scenario {}: its network ({} neurons) does not match the record ({n} neurons, {xs} inputs)",
+                scenario_path.display(),
+                n
+            ))
+            .into());
+        }
+        Err(e) if args.scenario.is_some() => return Err(BadInput::from(e).into()),
+        _ => None,
+    };
+    let truth = scenario.as_ref().map(|s| s.reward.tabulate(n));
+    let observes = scenario
         .as_ref()
-        .map(|t| centred_correlation(&inv.r, t, n, xs, |s| counts.visits[s] > 0));
+        .and_then(|s| s.tabular_network().ok())
+        .and_then(|net| (!net.fully_observed()).then_some(net.observes).flatten());
+    let observation = match (&observes, &scenario) {
+        (Some(_), Some(s)) => format!("partial: the topology of {}", s.path.display()),
+        _ => "full state".into(),
+    };
+    let cx = Shared {
+        out,
+        n,
+        xs,
+        transition,
+        chain,
+        truth,
+        observation,
+        labels: super::solve::input_labels(&rec.meta.input_values),
+        units: if args.lambda.is_some() {
+            "reward per tick"
+        } else {
+            "r/λ"
+        },
+        observes,
+        rec,
+    };
+    let model = args
+        .reward_model
+        .clone()
+        .unwrap_or(if cx.rec.actor_known && cx.observes.is_none() {
+            RewardModel::Tabular
+        } else {
+            RewardModel::Count
+        });
+    let mut summary = match &model {
+        RewardModel::Tabular => tabular(args, &cx)?,
+        other => parametric(args, &cx, other)?,
+    };
+    summary.seconds = started.elapsed().as_secs_f64();
+    for w in &summary.warnings {
+        tracing::warn!("{w}");
+    }
+    write_json(&cx.out.join("reward.json"), &summary).context("writing reward.json")?;
+    Ok(summary)
+}
 
+/// Tabular inversion (THEORY §5 steps 1–4) and its projection on (input, count).
+fn tabular(args: &InferArgs, cx: &Shared) -> Result<InferSummary> {
+    let (n, xs, rec) = (cx.n, cx.xs, &cx.rec);
+    if !rec.actor_known {
+        return Err(BadInput(format!(
+            "{}: the tabular inversion needs an asynchronous record with the acting neuron of every tick \
+             (this one is {}{}); use --reward-model count, pattern or a feature file (maximum likelihood)",
+            args.trajectory.display(),
+            rec.meta.update,
+            if rec.meta.update == "asynchronous" {
+                " without actors"
+            } else {
+                ""
+            }
+        ))
+        .into());
+    }
+    let mut warnings = Vec::new();
+    if cx.observes.is_some() {
+        warnings.push(
+            "the tabular inversion assumes every neuron observes the whole state, but the scenario's neurons \
+             observe only part of it: the reward is misread — use --reward-model count or pattern"
+                .to_string(),
+        );
+    }
+    let opts = TabularOptions {
+        lambda: args.lambda,
+        ..TabularOptions::default()
+    };
+    let counts = EdgeCounts::from_record(n, xs, &rec.x, &rec.sigma, &rec.actor);
+    let inv = invert_tabular(&counts, &cx.transition, &opts)
+        .map_err(|e| BadInput(format!("{}: {e}", args.trajectory.display())))?;
+    let by_count = project_on_counts(&inv);
     let c = 1usize << n;
     // Does the count model fit? Solve for the soft-optimal policy of the
     // count reward (λ as given, else 1: the reward is then r/λ) against the
     // estimated marginals, and compare the record's actions with it.
-    let mut warnings = Vec::new();
     let fit = {
         let (table, _) = crate::infer::count_table(n, &by_count);
-        let net = crate::model::Network {
-            n,
-            alive: vec![true; n],
-            input: crate::model::InputProcess {
-                values: rec.meta.input_values.clone(),
-                transition: transition.clone(),
-            },
-            reward: table,
-            lambda: args.lambda.unwrap_or(1.0),
-            cost: crate::model::CodingCost::FixedPrior(inv.p.iter().map(|p| p.clamp(1e-6, 1.0 - 1e-6)).collect()),
-            update: crate::model::UpdateScheme::Asynchronous,
-            observes: None,
-        };
+        let mut net = model_network(cx, args.lambda, &inv.p);
+        net.reward = table;
         match crate::solver::solve(&net, &crate::solver::SolveOptions::default()) {
             Ok(sol) => {
                 let params = xs * n; // one value per (input, count), up to a constant per input
@@ -272,25 +459,19 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
         }
     };
     // Bootstrap intervals over trajectory blocks.
-    let mut intervals: Option<Intervals> = None;
+    let mut count_iv = None;
+    let mut state_iv = None;
     if args.bootstrap > 0 {
         let keep = xs * c <= MAX_STATE_INTERVALS;
-        let bar = super::progress_bar(
-            Some(args.bootstrap as u64),
-            args.quiet,
-            "bootstrap {bar:30} {pos}/{len} replicates [{elapsed_precise} < {eta_precise}] {per_sec}",
-        );
+        let bar = bootstrap_bar(args);
         let reps = crate::infer::bootstrap(
             n,
             xs,
             &rec.x,
             &rec.sigma,
             &rec.actor,
-            &transition,
-            &TabularOptions {
-                lambda: args.lambda,
-                ..TabularOptions::default()
-            },
+            &cx.transition,
+            &opts,
             BOOTSTRAP_BLOCKS,
             args.bootstrap,
             rec.meta.seed,
@@ -298,112 +479,475 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
             &|| bar.inc(1),
         );
         bar.finish_and_clear();
-        let q = |mut v: Vec<f64>| {
-            [
-                crate::infer::quantile(&mut v, 0.025),
-                crate::infer::quantile(&mut v, 0.975),
-            ]
-        };
-        let counts_iv: Vec<Vec<[f64; 2]>> = (0..xs)
-            .map(|x| {
-                (0..=n)
-                    .map(|k| q(reps.iter().map(|r| r.count_reward[x][k]).collect()))
-                    .collect()
-            })
-            .collect();
-        let states_iv = keep.then(|| {
+        count_iv = Some(
+            (0..xs)
+                .map(|x| {
+                    (0..=n)
+                        .map(|k| interval(reps.iter().map(|r| r.count_reward[x][k]).collect()))
+                        .collect()
+                })
+                .collect(),
+        );
+        state_iv = keep.then(|| {
             let per: Vec<[f64; 2]> = (0..xs * c)
-                .map(|s| q(reps.iter().filter_map(|r| r.r.as_ref().map(|v| v[s])).collect()))
+                .map(|s| interval(reps.iter().filter_map(|r| r.r.as_ref().map(|v| v[s])).collect()))
                 .collect();
             (per.iter().map(|p| p[0]).collect(), per.iter().map(|p| p[1]).collect())
         });
-        intervals = Some(Intervals {
-            counts: counts_iv,
-            states: states_iv,
-        });
     }
+    let inferred = Inferred {
+        r: inv.r.clone(),
+        h: inv.h.clone(),
+        visits: counts.visits.clone(),
+        p_fire: inv.p.clone(),
+        by_count,
+        count_iv,
+        state_iv,
+        theta: None,
+    };
+    let mut summary = write_outputs(
+        args,
+        cx,
+        &inferred,
+        "inferred reward by spike count (projection on (input, count))",
+    )?;
+    summary.method = "tabular inversion (THEORY §5 steps 1–4) + least-squares projection on (input, count)".into();
+    summary.residual_rms = Some(inv.residual_rms);
+    summary.count_model_fit = fit;
+    summary.warnings.extend(warnings);
+    summary.notes.extend(inv.notes.iter().cloned());
+    Ok(summary)
+}
+
+/// The network whose soft-optimal policy models the record: the record's
+/// n and input chain, λ (1 when unknown), its update scheme and what each
+/// neuron observes, against the estimated marginals.
+fn model_network(cx: &Shared, lambda: Option<f64>, p_fire: &[f64]) -> Network {
+    let update = match cx.rec.meta.update.as_str() {
+        "synchronous" => UpdateScheme::Synchronous,
+        "random_partial" => UpdateScheme::RandomPartial {
+            q: cx.rec.meta.act_probability,
+        },
+        _ => UpdateScheme::Asynchronous,
+    };
+    Network {
+        n: cx.n,
+        alive: vec![true; cx.n],
+        input: InputProcess {
+            values: cx.rec.meta.input_values.clone(),
+            transition: cx.transition.clone(),
+        },
+        reward: vec![0.0; cx.xs << cx.n],
+        lambda: lambda.unwrap_or(1.0),
+        cost: CodingCost::FixedPrior(p_fire.iter().map(|p| p.clamp(1e-6, 1.0 - 1e-6)).collect()),
+        update,
+        observes: cx.observes.clone(),
+    }
+}
+
+/// Reward features of `--reward-model`, validated against the state space.
+fn features(model: &RewardModel, n: usize, xs: usize) -> Result<Features, BadInput> {
+    Ok(match model {
+        RewardModel::Count => Features::counts(n, xs),
+        RewardModel::Pattern => Features::pattern(n, xs),
+        RewardModel::File(path) => {
+            let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
+            let a: ArrayD<f64> = ndarray_npy::read_npy(path).map_err(|e| {
+                bad(format!(
+                    "not a float64 .npy array of features ({e}); allowed: shape [X, 2^n, P] or [X·2^n, P]"
+                ))
+            })?;
+            let states = xs << n;
+            let p = match a.shape() {
+                [x, c, p] if *x == xs && *c == 1 << n => *p,
+                [s, p] if *s == states => *p,
+                other => {
+                    return Err(bad(format!(
+                        "shape {other:?}; allowed: [{xs}, {}, P] or [{states}, P] (the record has {xs} inputs and \
+                         {n} neurons)",
+                        1 << n
+                    )));
+                }
+            };
+            if p == 0 || p > 4096 {
+                return Err(bad(format!("{p} features; allowed: 1 to 4096")));
+            }
+            if let Some(v) = a.iter().find(|v| !v.is_finite()) {
+                return Err(bad(format!("holds {v}; allowed: finite numbers")));
+            }
+            Features {
+                names: (0..p).map(|j| format!("feature{j}")).collect(),
+                phi: a.iter().copied().collect(),
+            }
+        }
+        RewardModel::Tabular => unreachable!("tabular is not parametric"),
+    })
+}
+
+/// Maximum likelihood of a parametric reward.
+fn parametric(args: &InferArgs, cx: &Shared, which: &RewardModel) -> Result<InferSummary> {
+    let (n, xs, rec) = (cx.n, cx.xs, &cx.rec);
+    if n > MAX_PARAMETRIC_INFER {
+        return Err(BadInput(format!(
+            "{}: {n} neurons; the maximum-likelihood fit solves the network exactly at every evaluation and \
+             allows at most {MAX_PARAMETRIC_INFER}",
+            args.trajectory.display()
+        ))
+        .into());
+    }
+    let features = features(which, n, xs)?;
+    let q = rec.meta.act_probability;
+    let responses = |a: usize, b: usize| {
+        if rec.actor_known {
+            Responses::acting(n, xs, &rec.x[a..b], &rec.sigma[a..b], &rec.actor[a..b])
+        } else {
+            Responses::all_neurons(n, xs, &rec.x[a..b], &rec.sigma[a..b], q)
+        }
+    };
+    let data = responses(0, rec.x.len());
+    let model = model_network(cx, args.lambda, &data.p_fire);
+    crate::solver::check_size(&model).map_err(|e| BadInput(format!("{}: {e}", args.trajectory.display())))?;
+    let opts = FitOptions::default();
+    let t0 = std::time::Instant::now();
+    let bar = super::progress_bar(
+        None,
+        args.quiet,
+        "fitting the reward by maximum likelihood {spinner} {elapsed}",
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let fit = likelihood::fit(&model, &data, &features, None, &opts)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.trajectory.display()))?;
+    bar.finish_and_clear();
+    let fit_seconds = t0.elapsed().as_secs_f64();
+    let mut warnings = fit.warnings.clone();
+    // Goodness of fit against the saturated model.
+    let saturated = data.saturated_log_likelihood();
+    let cells = data.trials.iter().filter(|&&t| t > 0.0).count();
+    let df = cells.saturating_sub(features.len()).max(1);
+    let deviance = 2.0 * (saturated - fit.log_likelihood).max(0.0);
+    let z = (deviance - df as f64) / (2.0 * df as f64).sqrt();
+    if z > MISFIT_Z && deviance > MISFIT_RATIO * df as f64 {
+        warnings.push(format!(
+            "the {} reward does not explain the record: deviance {deviance:.0} on {df} degrees of freedom \
+             (z = {z:.1}); the network's reward depends on more than these features",
+            which.name()
+        ));
+    }
+    let c = 1usize << n;
+    let states = xs * c;
+    let count_of = |r: &[f64], visits: &[u64]| -> Vec<Vec<f64>> {
+        if *which == RewardModel::Count {
+            // The fitted parameters, where their counts were seen.
+            let seen = count_seen(n, xs, visits);
+            return (0..xs)
+                .map(|x| {
+                    (0..=n)
+                        .map(|k| {
+                            if seen[x][k] {
+                                r[x * c + (1usize << k) - 1]
+                            } else {
+                                f64::NAN
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+        }
+        count_projection(n, xs, r, visits)
+    };
+    let by_count = count_of(&fit.reward, &data.visits);
+    // Bootstrap: refit on resampled blocks.
+    let (mut count_iv, mut state_iv, mut theta_iv) = (None, None, None);
+    if args.bootstrap > 0 {
+        let bar = bootstrap_bar(args);
+        let reps = likelihood::bootstrap(
+            &model,
+            rec.x.len(),
+            &responses,
+            &features,
+            &fit.theta,
+            &opts,
+            BOOTSTRAP_BLOCKS,
+            args.bootstrap,
+            rec.meta.seed,
+            &|| bar.inc(1),
+        );
+        bar.finish_and_clear();
+        let ok: Vec<&Vec<f64>> = reps.iter().flatten().collect();
+        if ok.len() < reps.len() {
+            warnings.push(format!(
+                "{} of {} bootstrap refits failed and were left out",
+                reps.len() - ok.len(),
+                reps.len()
+            ));
+        }
+        let rewards: Vec<Vec<f64>> = ok.iter().map(|t| features.reward(t)).collect();
+        let counts: Vec<Vec<Vec<f64>>> = rewards.iter().map(|r| count_of(r, &data.visits)).collect();
+        count_iv = Some(
+            (0..xs)
+                .map(|x| {
+                    (0..=n)
+                        .map(|k| interval(counts.iter().map(|r| r[x][k]).collect()))
+                        .collect()
+                })
+                .collect(),
+        );
+        theta_iv = Some(
+            (0..features.len())
+                .map(|j| interval(ok.iter().map(|t| t[j]).collect()))
+                .collect::<Vec<_>>(),
+        );
+        if states <= MAX_STATE_INTERVALS {
+            let per: Vec<[f64; 2]> = (0..states)
+                .map(|s| interval(rewards.iter().map(|r| r[s]).collect()))
+                .collect();
+            state_iv = Some((per.iter().map(|p| p[0]).collect(), per.iter().map(|p| p[1]).collect()));
+        }
+    }
+    let inferred = Inferred {
+        r: fit.reward.clone(),
+        h: fit.h.clone(),
+        visits: data.visits.clone(),
+        p_fire: data.p_fire.clone(),
+        by_count,
+        count_iv,
+        state_iv,
+        theta: Some((fit.theta.clone(), theta_iv.clone())),
+    };
+    let title = if *which == RewardModel::Count {
+        "inferred reward by spike count (maximum likelihood, (input, count) features)".to_string()
+    } else {
+        format!(
+            "inferred reward by spike count ({} model, averaged per count)",
+            which.name()
+        )
+    };
+    let mut summary = write_outputs(args, cx, &inferred, &title)?;
+    summary.method = format!(
+        "maximum likelihood of the recorded {} under the soft-optimal policy of r_θ = Φθ (exact solver at every \
+         evaluation, marginals p̂ from the record; L-BFGS, gradient by {})",
+        if rec.actor_known {
+            "actions of the acting neurons"
+        } else {
+            "next states of every neuron"
+        },
+        fit.gradient
+    );
+    summary.parameters = Some(
+        features
+            .names
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                let iv = theta_iv.as_ref().map(|v| v[j]);
+                Parameter {
+                    name: name.clone(),
+                    value: fit.theta[j],
+                    lo: iv.map(|v| v[0]).filter(|v| v.is_finite()),
+                    hi: iv.map(|v| v[1]).filter(|v| v.is_finite()),
+                }
+            })
+            .collect(),
+    );
+    summary.fit = Some(FitReport {
+        log_likelihood: fit.log_likelihood,
+        saturated_log_likelihood: saturated,
+        deviance,
+        df,
+        z,
+        responses: fit.responses,
+        iterations: fit.iterations,
+        likelihood_evaluations: fit.evaluations,
+        gradient: fit.gradient,
+        converged: fit.converged,
+        seconds: fit_seconds,
+    });
+    summary.warnings.extend(warnings);
+    summary.notes.push(
+        "an additive function of the input alone (and a global constant) is not identifiable: θ directions \
+         that only shift an input's rewards stay at their start (0); compare rewards after removing each \
+         input's mean"
+            .into(),
+    );
+    if args.lambda.is_none() {
+        summary
+            .notes
+            .push("λ unknown: rewards and values are in units of λ (r/λ)".into());
+    }
+    if !rec.actor_known {
+        summary.notes.push(format!(
+            "actors not recorded: every neuron's next state counts as a response, P(σ'_k = 1 | s) = \
+             q·π_k(1|s) + (1 − q)·σ_k with q = {q} (for asynchronous records this is a composite likelihood: \
+             right marginals, neurons treated as independent given s)"
+        ));
+    }
+    Ok(summary)
+}
+
+/// Whether any visited state of input x has c active neurons.
+fn count_seen(n: usize, xs: usize, visits: &[u64]) -> Vec<Vec<bool>> {
+    let c = 1usize << n;
+    let mut seen = vec![vec![false; n + 1]; xs];
+    for s in 0..xs * c {
+        if visits[s] > 0 {
+            seen[s / c][spike_count(s % c)] = true;
+        }
+    }
+    seen
+}
+
+/// Visit-weighted mean of a reward over the states of each (input, count).
+fn count_projection(n: usize, xs: usize, r: &[f64], visits: &[u64]) -> Vec<Vec<f64>> {
+    let c = 1usize << n;
+    (0..xs)
+        .map(|x| {
+            let mut num = vec![0.0; n + 1];
+            let mut den = vec![0.0; n + 1];
+            for sigma in 0..c {
+                let s = x * c + sigma;
+                if r[s].is_finite() && visits[s] > 0 {
+                    num[spike_count(sigma)] += visits[s] as f64 * r[s];
+                    den[spike_count(sigma)] += visits[s] as f64;
+                }
+            }
+            num.iter()
+                .zip(&den)
+                .map(|(a, b)| if *b > 0.0 { a / b } else { f64::NAN })
+                .collect()
+        })
+        .collect()
+}
+
+fn bootstrap_bar(args: &InferArgs) -> indicatif::ProgressBar {
+    super::progress_bar(
+        Some(args.bootstrap as u64),
+        args.quiet,
+        "bootstrap {bar:30} {pos}/{len} replicates [{elapsed_precise} < {eta_precise}] {per_sec}",
+    )
+}
+
+/// The 95 % percentile interval of bootstrap values (NaN-skipping).
+fn interval(mut v: Vec<f64>) -> [f64; 2] {
+    [
+        crate::infer::quantile(&mut v, 0.025),
+        crate::infer::quantile(&mut v, 0.975),
+    ]
+}
+
+/// reward.npz, the figures, and the summary fields both methods share.
+fn write_outputs(args: &InferArgs, cx: &Shared, inf: &Inferred, count_title: &str) -> Result<InferSummary> {
+    let (n, xs) = (cx.n, cx.xs);
+    let c = 1usize << n;
+    let by_count = &inf.by_count;
+    let argmax: Vec<usize> = by_count
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .filter(|&c| row[c].is_finite())
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap_or(0)
+        })
+        .collect();
+    // Over the states seen often enough to say something (as the tabular
+    // inversion's identified states).
+    let min_visits = TabularOptions::default().min_visits;
+    let corr = cx
+        .truth
+        .as_ref()
+        .map(|t| centred_correlation(&inf.r, t, n, xs, |s| inf.visits[s] >= min_visits));
     let mut npz = Npz::new();
     let grid = |v: Vec<f64>| Array2::from_shape_vec((xs, c), v).expect("state grid");
-    npz.add("r", grid(inv.r.clone()))
-        .add("h", grid(inv.h.clone()))
+    let counts_grid = |v: Vec<f64>| Array2::from_shape_vec((xs, n + 1), v).expect("count grid");
+    npz.add("r", grid(inf.r.clone()))
+        .add("h", grid(inf.h.clone()))
         .add(
             "visits",
-            Array2::from_shape_vec((xs, c), counts.visits.iter().map(|&v| v as i64).collect()).expect("grid"),
+            Array2::from_shape_vec((xs, c), inf.visits.iter().map(|&v| v as i64).collect()).expect("grid"),
         )
-        .add("p_fire", Array1::from(inv.p.clone()))
+        .add("p_fire", Array1::from(inf.p_fire.clone()))
         .add(
             "count_reward",
-            Array2::from_shape_vec((xs, n + 1), by_count.iter().flatten().copied().collect()).expect("grid"),
+            counts_grid(by_count.iter().flatten().copied().collect()),
         );
-    if let Some(t) = &truth {
+    if let Some(t) = &cx.truth {
         npz.add("r_true", grid(t.clone()));
     }
-    if let Some(Intervals {
-        counts: civ,
-        states: siv,
-    }) = &intervals
-    {
+    if let Some(civ) = &inf.count_iv {
         let flat = |i: usize| {
             civ.iter()
                 .flat_map(|row| row.iter().map(move |p| p[i]))
                 .collect::<Vec<f64>>()
         };
-        npz.add(
-            "count_reward_lo",
-            Array2::from_shape_vec((xs, n + 1), flat(0)).expect("grid"),
-        )
-        .add(
-            "count_reward_hi",
-            Array2::from_shape_vec((xs, n + 1), flat(1)).expect("grid"),
-        );
-        if let Some((lo, hi)) = siv {
-            npz.add("r_lo", grid(lo.clone())).add("r_hi", grid(hi.clone()));
+        npz.add("count_reward_lo", counts_grid(flat(0)))
+            .add("count_reward_hi", counts_grid(flat(1)));
+    }
+    if let Some((lo, hi)) = &inf.state_iv {
+        npz.add("r_lo", grid(lo.clone())).add("r_hi", grid(hi.clone()));
+    }
+    if let Some((theta, iv)) = &inf.theta {
+        npz.add("theta", Array1::from(theta.clone()));
+        if let Some(iv) = iv {
+            npz.add("theta_lo", Array1::from(iv.iter().map(|p| p[0]).collect::<Vec<_>>()))
+                .add("theta_hi", Array1::from(iv.iter().map(|p| p[1]).collect::<Vec<_>>()));
         }
     }
-    npz.write(&out.join("reward.npz"))?;
-    let labels = super::solve::input_labels(&rec.meta.input_values);
-    let units = if args.lambda.is_some() {
-        "reward per tick"
-    } else {
-        "r/λ"
-    };
-    let svg = crate::report::per_count(
-        "inferred reward by spike count (projection on (input, count))",
-        &format!("inferred reward ({units}), input mean removed"),
-        &by_count
-            .iter()
-            .map(|row| {
-                let fin: Vec<f64> = row.iter().copied().filter(|v| v.is_finite()).collect();
-                let m = fin.iter().sum::<f64>() / fin.len().max(1) as f64;
-                row.iter().map(|v| v - m).collect()
+    npz.write(&cx.out.join("reward.npz"))?;
+    // Reward by count, input means removed (with the intervals, shifted alike).
+    let units = cx.units;
+    let means: Vec<f64> = by_count
+        .iter()
+        .map(|row| {
+            let fin: Vec<f64> = row.iter().copied().filter(|v| v.is_finite()).collect();
+            fin.iter().sum::<f64>() / fin.len().max(1) as f64
+        })
+        .collect();
+    let centred: Vec<Vec<f64>> = by_count
+        .iter()
+        .zip(&means)
+        .map(|(row, m)| row.iter().map(|v| v - m).collect())
+        .collect();
+    let bands: Option<Vec<(Vec<f64>, Vec<f64>)>> = inf.count_iv.as_ref().map(|civ| {
+        civ.iter()
+            .zip(&means)
+            .map(|(row, m)| {
+                (
+                    row.iter().map(|p| p[0] - m).collect(),
+                    row.iter().map(|p| p[1] - m).collect(),
+                )
             })
-            .collect::<Vec<_>>(),
-        &labels,
+            .collect()
+    });
+    let svg = crate::report::per_count_with_intervals(
+        count_title,
+        &format!("inferred reward ({units}), input mean removed"),
+        &centred,
+        bands.as_deref(),
+        &cx.labels,
     )
     .map_err(|e| anyhow::anyhow!("drawing: {e}"))?;
-    write_text(&out.join("reward_by_count.svg"), &svg)?;
+    write_text(&cx.out.join("reward_by_count.svg"), &svg)?;
     // r beside h: the immediate reward against the critic's long-run value,
     // per visited state (input means removed).
     let centre = |v: &[f64]| -> Vec<f64> {
         let mut out = v.to_vec();
         for x in 0..xs {
             let idx: Vec<usize> = (x * c..(x + 1) * c)
-                .filter(|&s| v[s].is_finite() && counts.visits[s] > 0)
+                .filter(|&s| v[s].is_finite() && inf.visits[s] > 0)
                 .collect();
             let m = idx.iter().map(|&s| v[s]).sum::<f64>() / idx.len().max(1) as f64;
             (x * c..(x + 1) * c).for_each(|s| out[s] -= m);
         }
         out
     };
-    let (r_c, h_c) = (centre(&inv.r), centre(&inv.h));
+    let (r_c, h_c) = (centre(&inf.r), centre(&inf.h));
     let per_input = |a: &[f64], b: &[f64]| -> Vec<(String, Vec<(f64, f64)>)> {
         (0..xs)
             .map(|x| {
                 let pts = (x * c..(x + 1) * c)
-                    .filter(|&s| counts.visits[s] > 0)
+                    .filter(|&s| inf.visits[s] > 0)
                     .map(|s| (a[s], b[s]))
                     .collect();
-                (labels[x].clone(), pts)
+                (cx.labels[x].clone(), pts)
             })
             .collect()
     };
@@ -414,8 +958,8 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
         &per_input(&r_c, &h_c),
     )
     .map_err(|e| anyhow::anyhow!("drawing: {e}"))?;
-    write_text(&out.join("reward_vs_value.svg"), &svg)?;
-    if let Some(t) = &truth {
+    write_text(&cx.out.join("reward_vs_value.svg"), &svg)?;
+    if let Some(t) = &cx.truth {
         let t_c = centre(t);
         let svg = crate::report::scatter(
             &format!(
@@ -427,30 +971,36 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
             &per_input(&t_c, &r_c),
         )
         .map_err(|e| anyhow::anyhow!("drawing: {e}"))?;
-        write_text(&out.join("inferred_vs_true.svg"), &svg)?;
+        write_text(&cx.out.join("inferred_vs_true.svg"), &svg)?;
     }
-    let summary = InferSummary {
-        method: "tabular inversion (THEORY §5 steps 1–4) + least-squares projection on (input, count)",
+    Ok(InferSummary {
+        method: String::new(),
+        reward_model: args.reward_model.as_ref().map_or_else(
+            || if inf.theta.is_some() { "count" } else { "tabular" }.into(),
+            |m| m.name(),
+        ),
         trajectory: args.trajectory.display().to_string(),
-        ticks: rec.x.len(),
+        ticks: cx.rec.x.len(),
         n,
+        update: cx.rec.meta.update.clone(),
+        observation: cx.observation.clone(),
         lambda: args.lambda,
         units: if args.lambda.is_some() {
             "reward units (λ given)"
         } else {
             "units of λ (r/λ), λ not given"
         },
-        input_chain: chain,
-        transition: transition.chunks(xs).map(|r| r.to_vec()).collect(),
-        visited_states: counts.visits.iter().filter(|&&v| v > 0).count(),
+        input_chain: cx.chain,
+        transition: cx.transition.chunks(xs).map(|r| r.to_vec()).collect(),
+        visited_states: inf.visits.iter().filter(|&&v| v > 0).count(),
         states: xs * c,
-        residual_rms: inv.residual_rms,
-        p_fire: inv.p.clone(),
+        residual_rms: None,
+        p_fire: inf.p_fire.clone(),
         count_reward: by_count
             .iter()
             .map(|row| row.iter().map(|v| v.is_finite().then_some(*v)).collect())
             .collect(),
-        argmax_separated: intervals.as_ref().map(|Intervals { counts: civ, .. }| {
+        argmax_separated: inf.count_iv.as_ref().map(|civ| {
             argmax
                 .iter()
                 .enumerate()
@@ -462,7 +1012,7 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
                 })
                 .collect()
         }),
-        count_reward_interval: intervals.as_ref().map(|Intervals { counts: civ, .. }| {
+        count_reward_interval: inf.count_iv.as_ref().map(|civ| {
             civ.iter()
                 .map(|row| {
                     row.iter()
@@ -471,11 +1021,13 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
                 })
                 .collect()
         }),
+        parameters: None,
+        fit: None,
         bootstrap: (args.bootstrap > 0).then(|| {
             format!(
                 "{} replicates over {BOOTSTRAP_BLOCKS} contiguous blocks of the record; 95 % percentile intervals{}",
                 args.bootstrap,
-                if xs * c <= MAX_STATE_INTERVALS {
+                if inf.state_iv.is_some() {
                     "; per-state r_lo / r_hi in reward.npz"
                 } else {
                     ""
@@ -484,13 +1036,9 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
         }),
         argmax_count: argmax,
         centred_correlation_with_truth: corr.filter(|c| c.is_finite()),
-        count_model_fit: fit,
-        warnings,
-        notes: inv.notes.clone(),
-    };
-    for w in &summary.warnings {
-        tracing::warn!("{w}");
-    }
-    write_json(&out.join("reward.json"), &summary).context("writing reward.json")?;
-    Ok(summary)
+        count_model_fit: None,
+        warnings: Vec::new(),
+        notes: Vec::new(),
+        seconds: 0.0,
+    })
 }

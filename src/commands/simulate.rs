@@ -7,7 +7,6 @@ use crate::record::stream::{Finish, RecorderActor, SpikeForm, StreamingObserver}
 use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
 use crate::runtime::{Engine, Layout, Observer, RunState, RunTotals, RuntimeNetwork};
 use crate::scenario::Scenario;
-use crate::topology::TopologySpec;
 use actix::Actor;
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array3};
@@ -103,10 +102,14 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
     }
     let (agents, policy_name) = match &args.policy {
         Some(path) => {
-            if scenario.topology != TopologySpec::AllToAll || n > crate::model::MAX_TABULAR_NEURONS {
-                return Err(BadInput(
-                    "--policy with a solver policy.npz needs an all-to-all network of at most 30 neurons".into(),
-                )
+            // The table is over the full state; for partially observed
+            // networks the solver's policies are constant over what a neuron
+            // does not see, so reading the full state changes nothing.
+            if n > crate::model::MAX_TABULAR_NEURONS {
+                return Err(BadInput(format!(
+                    "--policy with a solver policy.npz needs a network of at most {} neurons",
+                    crate::model::MAX_TABULAR_NEURONS
+                ))
                 .into());
             }
             let (policies, prior) = load_policy(path, n, net.input.len())?;

@@ -114,6 +114,8 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         let inf = run_infer(&InferArgs {
             trajectory: out.join("simulate/trajectory.npz"),
             lambda: Some(scenario.lambda),
+            reward_model: None,
+            scenario: Some(args.scenario.clone()),
             bootstrap: plan.bootstrap,
             out: Some(out.join("infer")),
             quiet: args.quiet,

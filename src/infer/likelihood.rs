@@ -37,14 +37,14 @@ pub struct Responses {
     pub visits: Vec<u64>,
     /// Estimated marginal firing probability of each neuron when it acts.
     pub p_fire: Vec<f64>,
+    /// Whether only the acting neuron's response is counted (known actors).
+    pub acting: bool,
 }
 
 impl Responses {
     /// An asynchronous record with known actors: the actor's action at each tick.
     pub fn acting(n: usize, inputs: usize, x: &[usize], sigma: &[usize], actor: &[i64]) -> Self {
-        let mut r = Self::empty(n, inputs, 1.0);
-        let mut drawn = vec![0.0; n];
-        let mut fired = vec![0.0; n];
+        let mut r = Self::empty(n, inputs, 1.0, true);
         for t in 0..x.len() {
             let s = (x[t] << n) | sigma[t];
             r.visits[s] += 1;
@@ -52,29 +52,21 @@ impl Responses {
                 continue;
             }
             let k = actor[t] as usize;
-            let a = (sigma[t + 1] >> k & 1) as f64;
             r.trials[s * n + k] += 1.0;
-            r.ones[s * n + k] += a;
-            drawn[k] += 1.0;
-            fired[k] += a;
+            r.ones[s * n + k] += (sigma[t + 1] >> k & 1) as f64;
         }
-        r.p_fire = (0..n).map(|k| (fired[k] + 0.5) / (drawn[k] + 1.0)).collect();
+        r.estimate_marginals();
         r
     }
 
     /// Every neuron's next state observed each tick: synchronous records
     /// (q = 1), random-partial ones (q), or asynchronous ones whose actor is
-    /// unknown (q = 1/n). The marginal p_k is the fraction of ticks k is on
-    /// (at stationarity E[π_k(1|s)] = E[σ_k] under every scheme).
+    /// unknown (q = 1/n).
     pub fn all_neurons(n: usize, inputs: usize, x: &[usize], sigma: &[usize], q: f64) -> Self {
-        let mut r = Self::empty(n, inputs, q);
-        let mut on = vec![0.0; n];
+        let mut r = Self::empty(n, inputs, q, false);
         for t in 0..x.len() {
             let s = (x[t] << n) | sigma[t];
             r.visits[s] += 1;
-            for k in 0..n {
-                on[k] += (sigma[t] >> k & 1) as f64;
-            }
             if t + 1 == x.len() {
                 continue;
             }
@@ -83,16 +75,49 @@ impl Responses {
                 r.ones[s * n + k] += (sigma[t + 1] >> k & 1) as f64;
             }
         }
-        let t = x.len() as f64;
-        r.p_fire = on.iter().map(|&c| (c + 0.5) / (t + 1.0)).collect();
+        r.estimate_marginals();
         r
     }
 
-    fn empty(n: usize, inputs: usize, q: f64) -> Self {
+    /// Add another record's counts (same layout), e.g. bootstrap blocks.
+    pub fn add(&mut self, o: &Responses) {
+        self.trials.iter_mut().zip(&o.trials).for_each(|(a, b)| *a += b);
+        self.ones.iter_mut().zip(&o.ones).for_each(|(a, b)| *a += b);
+        self.visits.iter_mut().zip(&o.visits).for_each(|(a, b)| *a += b);
+        self.estimate_marginals();
+    }
+
+    /// p̂_k: the firing rate when acting (known actors), else the fraction
+    /// of ticks k is on (at stationarity E[π_k(1|s)] = E[σ_k] under every
+    /// scheme). Half a pseudo-count keeps it inside (0, 1).
+    fn estimate_marginals(&mut self) {
+        let n = self.n;
+        let mask = (1usize << n) - 1;
+        self.p_fire = (0..n)
+            .map(|k| {
+                let (num, den) = if self.acting {
+                    (
+                        (0..self.visits.len()).map(|s| self.ones[s * n + k]).sum::<f64>(),
+                        (0..self.visits.len()).map(|s| self.trials[s * n + k]).sum::<f64>(),
+                    )
+                } else {
+                    let on = (0..self.visits.len())
+                        .filter(|&s| (s & mask) >> k & 1 == 1)
+                        .map(|s| self.visits[s] as f64)
+                        .sum::<f64>();
+                    (on, self.visits.iter().sum::<u64>() as f64)
+                };
+                (num + 0.5) / (den + 1.0)
+            })
+            .collect();
+    }
+
+    fn empty(n: usize, inputs: usize, q: f64, acting: bool) -> Self {
         let states = inputs << n;
         Responses {
             n,
             inputs,
+            acting,
             trials: vec![0.0; states * n],
             ones: vec![0.0; states * n],
             q,
@@ -232,6 +257,9 @@ impl Features {
     }
 }
 
+/// Default standard deviation of the prior on θ (reward units).
+pub const PRIOR_SD: f64 = 10.0;
+
 /// How gradients of the likelihood are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GradientMethod {
@@ -244,6 +272,12 @@ pub enum GradientMethod {
 #[derive(Clone, Debug)]
 pub struct FitOptions {
     pub solve: SolveOptions,
+    /// Standard deviation of a weak Gaussian prior on every θ_j (in the
+    /// reward's units), or None for plain maximum likelihood. States seen a
+    /// handful of times (a start transient) otherwise drive their features'
+    /// parameters off to ±∞: the likelihood keeps improving as the policy
+    /// saturates there.
+    pub prior_sd: Option<f64>,
     pub max_iterations: u64,
     pub gradient: GradientMethod,
 }
@@ -256,6 +290,7 @@ impl Default for FitOptions {
                 ..SolveOptions::default()
             },
             max_iterations: 200,
+            prior_sd: Some(PRIOR_SD),
             gradient: GradientMethod::Auto,
         }
     }
@@ -276,8 +311,9 @@ pub struct Fit {
     pub converged: bool,
     /// "implicit differentiation" or "finite differences".
     pub gradient: &'static str,
-    /// The soft-optimal policies of `r_θ`.
+    /// The soft-optimal policies of `r_θ`, and their relative values h.
     pub policy: Policy,
+    pub h: Vec<f64>,
     pub warnings: Vec<String>,
 }
 
@@ -315,6 +351,17 @@ impl<'a> Problem<'a> {
         }
     }
 
+    /// −log prior of θ (up to a constant).
+    fn penalty(&self, theta: &[f64]) -> f64 {
+        self.opts
+            .prior_sd
+            .map_or(0.0, |sd| theta.iter().map(|t| t * t).sum::<f64>() / (2.0 * sd * sd))
+    }
+
+    fn penalty_gradient(&self, theta: &[f64], j: usize) -> f64 {
+        self.opts.prior_sd.map_or(0.0, |sd| theta[j] / (sd * sd))
+    }
+
     fn network(&self, theta: &[f64]) -> Network {
         let mut net = self.model.clone();
         net.reward = self.features.reward(theta);
@@ -338,7 +385,7 @@ impl<'a> Problem<'a> {
             return Ok((*v, p.clone()));
         }
         let policy = self.solve(theta, &mut self.warm.lock().expect("warm start"))?;
-        let value = -self.data.log_likelihood(&policy) / self.scale;
+        let value = (-self.data.log_likelihood(&policy) + self.penalty(theta)) / self.scale;
         *self.last.lock().expect("cache") = Some((theta.to_vec(), value, policy.clone()));
         Ok((value, policy))
     }
@@ -412,7 +459,11 @@ impl Problem<'_> {
         let (value, policy) = self.evaluate(theta)?;
         if self.implicit {
             let g = self.features.pull_back(&self.grad_reward(&policy));
-            return Ok(g.iter().map(|v| -v / self.scale).collect());
+            return Ok(g
+                .iter()
+                .enumerate()
+                .map(|(j, v)| (-v + self.penalty_gradient(theta, j)) / self.scale)
+                .collect());
         }
         let base = self.warm.lock().expect("warm start").clone();
         (0..theta.len())
@@ -423,7 +474,7 @@ impl Problem<'_> {
                 t[j] += step;
                 let mut warm = base.clone();
                 let policy = self.solve(&t, &mut warm)?;
-                Ok((-self.data.log_likelihood(&policy) / self.scale - value) / step)
+                Ok(((-self.data.log_likelihood(&policy) + self.penalty(&t)) / self.scale - value) / step)
             })
             .collect()
     }
@@ -463,8 +514,8 @@ pub fn fit(
     let init = start.map_or_else(|| vec![0.0; features.len()], |s| s.to_vec());
     let linesearch = MoreThuenteLineSearch::new();
     let lbfgs = LBFGS::new(linesearch, 10)
-        .with_tolerance_grad(1e-7)
-        .and_then(|s| s.with_tolerance_cost(1e-12))
+        .with_tolerance_grad(1e-6)
+        .and_then(|s| s.with_tolerance_cost(1e-10))
         .map_err(|e| e.to_string())?;
     let result = Executor::new(Objective(&problem), lbfgs)
         .configure(|state| state.param(init).max_iters(opts.max_iterations))
@@ -477,7 +528,11 @@ pub fn fit(
         .ok_or("the fit produced no parameters")?;
     let iterations = state.get_iter();
     let converged = iterations < opts.max_iterations;
-    let (value, policy) = problem.evaluate(&theta).map_err(|e| e.to_string())?;
+    // Re-solve at θ̂ (the cache may hold a line-search point) for h.
+    *problem.last.lock().expect("cache") = None;
+    let (_, policy) = problem.evaluate(&theta).map_err(|e| e.to_string())?;
+    let h = problem.warm.lock().expect("warm start").values().to_vec();
+    let log_likelihood = data.log_likelihood(&policy);
     let mut warnings = Vec::new();
     if !converged {
         warnings.push(format!(
@@ -493,7 +548,7 @@ pub fn fit(
     Ok(Fit {
         reward: features.reward(&theta),
         theta,
-        log_likelihood: -value * total,
+        log_likelihood,
         responses: total,
         iterations,
         evaluations: problem.evaluations.load(Ordering::Relaxed),
@@ -504,12 +559,14 @@ pub fn fit(
             "finite differences"
         },
         policy,
+        h,
         warnings,
     })
 }
 
-/// The gradient of the mean log-likelihood per response at θ, by the
-/// method `opts` selects (for tests and benchmarks).
+/// The mean log-posterior per response at θ (the log-likelihood plus the
+/// prior of `opts.prior_sd`, over the number of responses) and its
+/// gradient, by the method `opts` selects (for tests and benchmarks).
 pub fn mean_log_likelihood_and_gradient(
     model: &Network,
     data: &Responses,
@@ -521,4 +578,46 @@ pub fn mean_log_likelihood_and_gradient(
     let value = problem.evaluate(theta).map_err(|e| e.to_string())?.0;
     let grad = problem.gradient(theta).map_err(|e| e.to_string())?;
     Ok((-value, grad.iter().map(|g| -g).collect()))
+}
+
+/// Bootstrap of a fit over trajectory blocks: the record (ticks 0..T) is cut
+/// into `blocks` contiguous blocks, resampled with replacement `replicates`
+/// times; `responses(a, b)` counts ticks a..b; each replicate is refitted
+/// from `theta` (transitions between resampled blocks are not counted).
+/// Replicate i draws from its own stream, so results do not depend on the
+/// number of threads. Returns θ per replicate (None where a fit failed).
+#[allow(clippy::too_many_arguments)]
+pub fn bootstrap(
+    model: &Network,
+    ticks: usize,
+    responses: &(dyn Fn(usize, usize) -> Responses + Sync),
+    features: &Features,
+    theta: &[f64],
+    opts: &FitOptions,
+    blocks: usize,
+    replicates: usize,
+    seed: u64,
+    on_replicate: &(dyn Fn() + Sync),
+) -> Vec<Option<Vec<f64>>> {
+    use rand::Rng;
+    let blocks = blocks.clamp(1, ticks.max(1));
+    let parts: Vec<Responses> = (0..blocks)
+        .into_par_iter()
+        .map(|b| responses(b * ticks / blocks, (b + 1) * ticks / blocks))
+        .collect();
+    (0..replicates)
+        .into_par_iter()
+        .map(|i| {
+            let mut rng = crate::rng::stream(seed, crate::rng::Domain::Learner, i as u64);
+            let mut total = parts[rng.random_range(0..blocks)].clone();
+            for _ in 1..blocks {
+                total.add(&parts[rng.random_range(0..blocks)]);
+            }
+            let mut m = model.clone();
+            m.cost = CodingCost::FixedPrior(total.p_fire.clone());
+            let out = fit(&m, &total, features, Some(theta), opts).ok().map(|f| f.theta);
+            on_replicate();
+            out
+        })
+        .collect()
 }

@@ -47,8 +47,28 @@ pub fn count_distribution(title: &str, dists: &[Vec<f64>], labels: &[String]) ->
 /// One line per input of a quantity against the spike count (NaN entries
 /// are skipped), e.g. an inferred reward per (input, count).
 pub fn per_count(title: &str, y_desc: &str, dists: &[Vec<f64>], labels: &[String]) -> DrawResult<String> {
+    per_count_with_intervals(title, y_desc, dists, None, labels)
+}
+
+/// [`per_count`] with an interval `(lo[c], hi[c])` per input drawn as a
+/// vertical bar at each count (e.g. bootstrap 95 % intervals).
+pub fn per_count_with_intervals(
+    title: &str,
+    y_desc: &str,
+    dists: &[Vec<f64>],
+    bands: Option<&[(Vec<f64>, Vec<f64>)]>,
+    labels: &[String],
+) -> DrawResult<String> {
     let n = dists.first().map_or(0, |d| d.len().saturating_sub(1));
-    let finite = || dists.iter().flatten().copied().filter(|v| v.is_finite());
+    let band_values = bands.into_iter().flatten().flat_map(|(lo, hi)| lo.iter().chain(hi));
+    let finite = || {
+        dists
+            .iter()
+            .flatten()
+            .chain(band_values.clone())
+            .copied()
+            .filter(|v| v.is_finite())
+    };
     let hi = finite().fold(0.0f64, f64::max);
     let lo = finite().fold(0.0f64, f64::min);
     let pad = ((hi - lo) * 0.1).max(1e-3);
@@ -80,6 +100,19 @@ pub fn per_count(title: &str, y_desc: &str, dists: &[Vec<f64>], labels: &[String
                 .label(labels.get(x).cloned().unwrap_or_else(|| format!("input {x}")))
                 .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], col.stroke_width(2)));
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, col.filled())))?;
+            if let Some((lo, hi)) = bands.and_then(|b| b.get(x)) {
+                // Offset each input's bars a little so overlapping ones stay visible.
+                let dx = 0.08 * (x as f64 - (dists.len() as f64 - 1.0) / 2.0);
+                chart.draw_series(
+                    lo.iter()
+                        .zip(hi)
+                        .enumerate()
+                        .filter(|(_, (a, b))| a.is_finite() && b.is_finite())
+                        .map(|(c, (&a, &b))| {
+                            PathElement::new(vec![(c as f64 + dx, a), (c as f64 + dx, b)], col.stroke_width(2))
+                        }),
+                )?;
+            }
         }
         chart
             .configure_series_labels()

@@ -657,6 +657,11 @@ pub struct WarmStart {
 }
 
 impl WarmStart {
+    /// The relative values h of the last solve.
+    pub fn values(&self) -> &[f64] {
+        &self.h
+    }
+
     /// The last solution ν of [`adjoint`].
     pub fn adjoint_solution(&self) -> &[f64] {
         &self.nu
@@ -664,8 +669,7 @@ impl WarmStart {
 }
 
 /// The soft-optimal policies of `net` against its fixed prior (THEORY §3),
-/// from the warm start (which is updated). Partially observed networks are
-/// solved from scratch. Returns the policies and whether the solve converged.
+/// from the warm start (which is updated). Returns the policies and whether the solve converged.
 pub fn solve_fixed_prior(
     net: &Network,
     warm: &mut WarmStart,
@@ -679,7 +683,10 @@ pub fn solve_fixed_prior(
         .to_vec();
     Ok(in_pool(|| {
         if !net.fully_observed() {
-            let sol = partial::solve_from(net, opts, prior, &mut |_| {});
+            let start = warm.policy.as_ref().map(|p| (p, warm.h.as_slice()));
+            let sol = partial::solve_warm(net, opts, prior, start, &mut |_| {});
+            warm.h = sol.h;
+            warm.policy = Some(sol.policy.clone());
             return (sol.policy, sol.converged);
         }
         if warm.h.len() != net.states() {

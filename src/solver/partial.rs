@@ -44,7 +44,19 @@ fn expand(net: &Network, obs: &[Observes], class_p: &[Vec<f64>]) -> Policy {
 pub(crate) fn solve_from(
     net: &Network,
     opts: &SolveOptions,
+    prior: Vec<f64>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Solution {
+    solve_warm(net, opts, prior, None, progress)
+}
+
+/// [`solve_from`], starting from given policies and relative values
+/// (e.g. the solution for a nearby reward) instead of state-blind ones.
+pub(crate) fn solve_warm(
+    net: &Network,
+    opts: &SolveOptions,
     mut prior: Vec<f64>,
+    warm: Option<(&Policy, &[f64])>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Solution {
     let n = net.n;
@@ -58,6 +70,20 @@ pub(crate) fn solve_from(
     let fixed = matches!(net.cost, CodingCost::FixedPrior(_));
     let mut class_p: Vec<Vec<f64>> = (0..n).map(|k| vec![prior[k]; states]).collect();
     let mut h = vec![0.0; states];
+    if let Some((policy, values)) = warm.filter(|(p, v)| p.fire.len() == states * n && v.len() == states) {
+        // A class's probability, read at any of its states (constant over it).
+        for s in 0..states {
+            for k in 0..n {
+                class_p[k][obs[k].class(s, n)] = policy.p(s, k);
+            }
+        }
+        for k in 0..n {
+            if !net.alive[k] {
+                class_p[k].iter_mut().for_each(|p| *p = prior[k]);
+            }
+        }
+        h.copy_from_slice(values);
+    }
     let mut rho: Option<Vec<f64>> = None;
     let mut w = vec![0.0; states];
     let mut warnings = Vec::new();
