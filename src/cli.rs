@@ -177,6 +177,39 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Convert a real recording (spike times and a stimulus table, CSV) into a trajectory for `infer`.
+    #[command(
+        after_help = "Example:\n  marlin import spikes.csv --stimulus stimulus.csv --bin 0.005 --out data/rec1\n  marlin infer data/rec1/trajectory.npz --reward-model count\n\nspikes.csv: `neuron,time` rows (time in seconds; a header row is allowed).\nstimulus.csv: `time,input` rows: from `time` on, the input is `input`.\nBin t covers [start + t·bin, start + (t+1)·bin); a neuron is active in a bin if it spiked\nthere (several spikes count once; import.json reports how many were merged)."
+    )]
+    Import {
+        /// CSV of spikes: `neuron,time` (seconds), one per row.
+        spikes: PathBuf,
+        /// CSV of the input: `time,input` change points (default: one input throughout).
+        #[arg(long)]
+        stimulus: Option<PathBuf>,
+        /// Bin width in seconds.
+        #[arg(long)]
+        bin: f64,
+        /// Number of neurons (default: the largest id + 1).
+        #[arg(long)]
+        neurons: Option<usize>,
+        /// Window start in seconds (default: the first spike or stimulus change).
+        #[arg(long)]
+        start: Option<f64>,
+        /// Window end in seconds (default: one bin after the last event).
+        #[arg(long)]
+        end: Option<f64>,
+        /// How consecutive bins relate: synchronous (each bin is every neuron's response to the
+        /// previous one), asynchronous (neurons change one at a time) or random_partial (with --q).
+        #[arg(long, default_value = "synchronous")]
+        update: String,
+        /// random_partial: the probability that a neuron updates in a bin.
+        #[arg(long)]
+        q: Option<f64>,
+        /// Output folder (trajectory.npz, trajectory.json, import.json).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the shipped scenarios.
     Scenarios {
         /// Folder to list.
@@ -518,6 +551,43 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 println!(
                     "{}: total variation from the truth — prediction {:.4}, naive {:.4} (max over inputs)",
                     p.perturbation, p.tv_pred_truth, p.tv_naive_truth
+                );
+            }
+            Ok(())
+        }
+        Command::Import {
+            spikes,
+            stimulus,
+            bin,
+            neurons,
+            start,
+            end,
+            update,
+            q,
+            out,
+        } => {
+            let s = commands::import::run_import(&commands::import::ImportArgs {
+                spikes: spikes.clone(),
+                stimulus: stimulus.clone(),
+                bin: *bin,
+                neurons: *neurons,
+                start: *start,
+                end: *end,
+                update: update.clone(),
+                q: *q,
+                out: out.clone(),
+            })?;
+            if !cli.quiet {
+                println!(
+                    "{} bins of {} s × {} neurons, {} spikes ({} outside the window, {} merged in bins), inputs {:?}                      → {}",
+                    s.ticks,
+                    s.bin_seconds,
+                    s.neurons,
+                    s.spikes,
+                    s.spikes_outside_window,
+                    s.spikes_merged_in_bins,
+                    s.input_values,
+                    out.join("trajectory.npz").display()
                 );
             }
             Ok(())

@@ -145,7 +145,7 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
         act_probability: scenario
             .update
             .act_probability(net.alive.iter().filter(|a| **a).count()),
-        lambda: scenario.lambda,
+        lambda: Some(scenario.lambda),
         seed: scenario.seed,
         ticks: args.ticks,
         recorded_neurons: record.clone(),

@@ -42,7 +42,9 @@ pub struct TrajectoryMeta {
     pub update: String,
     /// random_partial's q (1 for synchronous, 1/n_alive for asynchronous).
     pub act_probability: f64,
-    pub lambda: f64,
+    /// λ of the scenario that produced the record; None when unknown
+    /// (imported recordings).
+    pub lambda: Option<f64>,
     pub seed: u64,
     pub ticks: u64,
     pub recorded_neurons: Vec<usize>,
