@@ -422,23 +422,32 @@ impl Scenario {
 
     /// What each neuron observes, or `None` when all observe everything.
     fn observes(&self) -> Option<Vec<crate::model::Observes>> {
-        if self.topology == TopologySpec::AllToAll && self.receives_input.iter().all(|&r| r) {
-            return None;
-        }
-        let topo = crate::topology::Topology::build(&self.topology, self.neurons, self.seed);
-        Some(
-            (0..self.neurons)
-                .map(|k| crate::model::Observes {
-                    input: self.receives_input[k],
-                    mask: if topo.all_to_all {
-                        (1usize << self.neurons) - 1
-                    } else {
-                        topo.partners(k).iter().fold(1usize << k, |m, &j| m | 1 << j)
-                    },
-                })
-                .collect(),
-        )
+        observes(&self.topology, &self.receives_input, self.seed)
     }
+}
+
+/// What each of `receives_input.len()` neurons observes under a topology
+/// (built with `seed`), or `None` when all observe everything: a neuron
+/// sees its own state, its presynaptic partners' and the input if it
+/// receives it.
+pub fn observes(topology: &TopologySpec, receives_input: &[bool], seed: u64) -> Option<Vec<crate::model::Observes>> {
+    let n = receives_input.len();
+    if *topology == TopologySpec::AllToAll && receives_input.iter().all(|&r| r) {
+        return None;
+    }
+    let topo = crate::topology::Topology::build(topology, n, seed);
+    Some(
+        (0..n)
+            .map(|k| crate::model::Observes {
+                input: receives_input[k],
+                mask: if topo.all_to_all {
+                    (1usize << n) - 1
+                } else {
+                    topo.partners(k).iter().fold(1usize << k, |m, &j| m | 1 << j)
+                },
+            })
+            .collect(),
+    )
 }
 
 struct Cx<'a> {

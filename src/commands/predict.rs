@@ -9,6 +9,7 @@ use crate::files::{write_json, write_text};
 use crate::model::{InputProcess, Network};
 use crate::scenario::Scenario;
 use crate::solver::{self, Policy, SolveOptions};
+use crate::topology::TopologySpec;
 use anyhow::{Context, Result};
 use ndarray::Array2;
 use ndarray_npy::NpzReader;
@@ -24,16 +25,19 @@ pub enum Perturbation {
     Lambda(f64),
     /// New input statistics: a switching probability or a row-major matrix.
     Input(InputProcess),
+    /// A new topology: who observes whom (neurons keep whether they see the input).
+    Topology(TopologySpec),
 }
 
 impl Perturbation {
-    /// Parse `kill:K[,K...]`, `lambda:L`, `input:P` (switching probability)
-    /// or `input:a,b;c,d` (transition matrix rows separated by `;`).
+    /// Parse `kill:K[,K...]`, `lambda:L`, `input:P` (switching probability),
+    /// `input:a,b;c,d` (transition matrix rows separated by `;`) or
+    /// `topology:none | all_to_all | ring:K | random_in_degree:K | erdos_renyi:P`.
     pub fn parse(spec: &str, n: usize, values: &[f64]) -> Result<Self, BadInput> {
         let bad = |m: &str| BadInput(format!("--perturb {spec:?}: {m}"));
         let (kind, arg) = spec
             .split_once(':')
-            .ok_or_else(|| bad("expected KIND:ARGS; allowed kinds: kill, lambda, input"))?;
+            .ok_or_else(|| bad("expected KIND:ARGS; allowed kinds: kill, lambda, input, topology"))?;
         match kind {
             "kill" => {
                 let mut ks = Vec::new();
@@ -94,15 +98,51 @@ impl Perturbation {
                     transition: rows.concat(),
                 }))
             }
-            _ => Err(bad(&format!("unknown kind {kind:?}; allowed: kill, lambda, input"))),
+            "topology" => {
+                let (name, param) = arg.split_once(':').unwrap_or((arg, ""));
+                let allowed = "allowed: none, all_to_all, ring:K, random_in_degree:K, erdos_renyi:P";
+                let k = || -> Result<usize, BadInput> {
+                    param
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|&k| k >= 1 && k < n)
+                        .ok_or_else(|| bad(&format!("{name} needs K from 1 to {}", n.saturating_sub(1))))
+                };
+                Ok(Perturbation::Topology(match name.trim() {
+                    "none" => TopologySpec::Edges(Vec::new()),
+                    "all_to_all" => TopologySpec::AllToAll,
+                    "ring" => TopologySpec::Ring { k: k()? },
+                    "random_in_degree" => TopologySpec::RandomInDegree { k: k()? },
+                    "erdos_renyi" => {
+                        let p: f64 = param.trim().parse().map_err(|_| bad("erdos_renyi needs P in [0, 1]"))?;
+                        if !(0.0..=1.0).contains(&p) {
+                            return Err(bad("erdos_renyi needs P in [0, 1]"));
+                        }
+                        TopologySpec::ErdosRenyi { p }
+                    }
+                    other => return Err(bad(&format!("unknown topology {other:?}; {allowed}"))),
+                }))
+            }
+            _ => Err(bad(&format!(
+                "unknown kind {kind:?}; allowed: kill, lambda, input, topology"
+            ))),
         }
     }
 
-    pub fn apply(&self, net: &mut Network) {
+    /// Apply to `net`; `seed` builds random topologies.
+    pub fn apply(&self, net: &mut Network, seed: u64) {
         match self {
             Perturbation::Kill(ks) => net.kill(ks),
             Perturbation::Lambda(l) => net.lambda = *l,
             Perturbation::Input(p) => net.input = p.clone(),
+            Perturbation::Topology(spec) => {
+                let sees_input: Vec<bool> = match &net.observes {
+                    Some(o) => o.iter().map(|ob| ob.input).collect(),
+                    None => vec![true; net.n],
+                };
+                net.observes = crate::scenario::observes(spec, &sees_input, seed);
+            }
         }
     }
 }
@@ -224,7 +264,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     // The old network: optimal for the true reward before the perturbation.
     let old = solver::solve(&base, opts).map_err(bad)?;
     let mut perturbed = base.clone();
-    perturbation.apply(&mut perturbed);
+    perturbation.apply(&mut perturbed, scenario.seed);
     let truth = solver::solve(&perturbed, opts).map_err(bad)?;
     let mut inferred = perturbed.clone();
     inferred.reward = r_hat;
@@ -235,6 +275,26 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
         for k in 0..n {
             if !perturbed.alive[k] {
                 old_policy.fire[s * n + k] = 0.0;
+            }
+        }
+    }
+    if let Some(obs) = perturbed.observes.as_ref().filter(|_| !perturbed.fully_observed()) {
+        // Neurons that now see less keep their old policy averaged over what
+        // they no longer see (under the old stationary distribution).
+        let states = perturbed.states();
+        for k in 0..n {
+            let mut num = vec![0.0; states];
+            let mut den = vec![0.0; states];
+            for s in 0..states {
+                let o = obs[k].class(s, n);
+                num[o] += old.eval.rho[s] * old_policy.p(s, k);
+                den[o] += old.eval.rho[s];
+            }
+            for s in 0..states {
+                let o = obs[k].class(s, n);
+                if den[o] > 0.0 {
+                    old_policy.fire[s * n + k] = num[o] / den[o];
+                }
             }
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod html;
 
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
 const SIZE: (u32, u32) = (720, 450);
@@ -222,15 +223,60 @@ pub fn lines(
     series: &[(String, Vec<(f64, f64)>)],
     reference: Option<(f64, &str)>,
 ) -> DrawResult<String> {
-    let all = || {
-        series
-            .iter()
-            .flat_map(|s| s.1.iter())
-            .filter(|p| p.0.is_finite() && p.1.is_finite())
+    let x_hi = finite_points(series).fold(0.0f64, |a, p| a.max(p.0)).max(1.0);
+    lines_on(
+        title,
+        x_desc,
+        y_desc,
+        series,
+        reference,
+        (0.0, x_hi * 1.02),
+        0.0..x_hi * 1.02,
+    )
+}
+
+/// [`lines`] with a logarithmic x axis (x > 0), e.g. against data size.
+pub fn lines_log_x(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    reference: Option<(f64, &str)>,
+) -> DrawResult<String> {
+    let xs = || finite_points(series).map(|p| p.0).filter(|&x| x > 0.0);
+    let lo = xs().fold(f64::INFINITY, f64::min);
+    let hi = xs().fold(0.0f64, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo / 1.3, hi * 1.3)
+    } else {
+        (1.0, 10.0)
     };
-    let x_hi = all().fold(0.0f64, |a, p| a.max(p.0)).max(1.0);
-    let mut y_lo = all().fold(f64::INFINITY, |a, p| a.min(p.1));
-    let mut y_hi = all().fold(f64::NEG_INFINITY, |a, p| a.max(p.1));
+    lines_on(title, x_desc, y_desc, series, reference, (lo, hi), (lo..hi).log_scale())
+}
+
+fn finite_points(series: &[(String, Vec<(f64, f64)>)]) -> impl Iterator<Item = &(f64, f64)> + Clone {
+    series
+        .iter()
+        .flat_map(|s| s.1.iter())
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+}
+
+/// The body of [`lines`] and [`lines_log_x`]: any x coordinate over f64.
+fn lines_on<X>(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    reference: Option<(f64, &str)>,
+    (x_lo, x_hi): (f64, f64),
+    x_range: X,
+) -> DrawResult<String>
+where
+    X: AsRangedCoord<Value = f64> + Clone,
+    X::CoordDescType: ValueFormatter<f64>,
+{
+    let mut y_lo = finite_points(series).fold(f64::INFINITY, |a, p| a.min(p.1));
+    let mut y_hi = finite_points(series).fold(f64::NEG_INFINITY, |a, p| a.max(p.1));
     if let Some((r, _)) = reference {
         y_lo = y_lo.min(r);
         y_hi = y_hi.max(r);
@@ -247,7 +293,7 @@ pub fn lines(
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..x_hi * 1.02, (y_lo - pad)..(y_hi + pad))?;
+            .build_cartesian_2d(x_range.clone(), (y_lo - pad)..(y_hi + pad))?;
         chart
             .configure_mesh()
             .x_desc(x_desc)
@@ -257,7 +303,7 @@ pub fn lines(
         if let Some((r, name)) = reference {
             chart
                 .draw_series(DashedLineSeries::new(
-                    [(0.0, r), (x_hi * 1.02, r)],
+                    [(x_lo, r), (x_hi, r)],
                     6,
                     4,
                     BLACK.mix(0.5).into(),
