@@ -7,6 +7,7 @@
 //!   differences (one more solve per parameter), what partially observed,
 //!   synchronous and random-partial models use;
 //! - `likelihood/fit`: the whole L-BFGS fit from θ = 0.
+//!
 //! Each evaluation here starts cold (no warm start); inside a fit, solves
 //! are warm-started from the previous point.
 
