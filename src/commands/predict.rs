@@ -168,10 +168,19 @@ pub struct Prediction {
     /// Total variation between count distributions, maximum over inputs.
     pub tv_pred_truth: f64,
     pub tv_naive_truth: f64,
+    /// The check every prediction needs: the unperturbed network re-solved
+    /// with the inferred reward against the unperturbed truth. A prediction
+    /// cannot be better than the inferred reward reproduces what it was
+    /// inferred from.
+    pub tv_baseline: f64,
     pub predicted_converged: bool,
     pub truth_converged: bool,
+    pub warnings: Vec<String>,
     pub notes: Vec<String>,
 }
+
+/// Baseline distance above which a prediction is flagged as untrustworthy.
+pub const BASELINE_TV_WARN: f64 = 0.05;
 
 /// Total variation between two sets of per-input distributions, max over inputs.
 pub fn max_tv(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
@@ -267,8 +276,23 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     perturbation.apply(&mut perturbed, scenario.seed);
     let truth = solver::solve(&perturbed, opts).map_err(bad)?;
     let mut inferred = perturbed.clone();
-    inferred.reward = r_hat;
+    inferred.reward = r_hat.clone();
     let predicted = solver::solve(&inferred, opts).map_err(bad)?;
+    let mut baseline = base.clone();
+    baseline.reward = r_hat;
+    let baseline = solver::solve(&baseline, opts).map_err(bad)?;
+    let tv_baseline = max_tv(
+        &baseline.eval.count_distribution(&base),
+        &old.eval.count_distribution(&base),
+    );
+    let mut warnings = Vec::new();
+    if tv_baseline > BASELINE_TV_WARN {
+        warnings.push(format!(
+            "the inferred reward does not reproduce the unperturbed network (total variation {tv_baseline:.3} between \
+             its optimum and the truth's count distributions): predictions from it are unreliable — more data, \
+             another reward model, or (several optima) a different equilibrium"
+        ));
+    }
     // Naive: the old policies, perturbation applied, no re-optimisation.
     let mut old_policy: Policy = old.policy.clone();
     for s in 0..perturbed.states() {
@@ -310,8 +334,10 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
         naive: naive.count_distribution(&perturbed),
         tv_pred_truth: 0.0,
         tv_naive_truth: 0.0,
+        tv_baseline,
         predicted_converged: predicted.converged,
         truth_converged: truth.converged,
+        warnings,
         notes,
     };
     let result = Prediction {
@@ -340,6 +366,9 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     )
     .map_err(|e| anyhow::anyhow!("drawing: {e}"))?;
     write_text(&out.join("prediction.svg"), &svg)?;
+    for w in &result.warnings {
+        tracing::warn!("{w}");
+    }
     write_json(&out.join("prediction.json"), &result).context("writing prediction.json")?;
     Ok(result)
 }

@@ -109,7 +109,14 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     let mut inferred = serde_json::Value::Null;
     let mut predictions = Vec::new();
     let mut predict_dirs = Vec::new();
-    if asynchronous {
+    // Asynchronous records with actors: tabular inversion; others: maximum
+    // likelihood of the (input, count) reward, which solves at every step.
+    let can_infer = if asynchronous {
+        net.n <= super::infer::MAX_TABULAR_INFER
+    } else {
+        net.n <= super::infer::MAX_PARAMETRIC_INFER
+    };
+    if can_infer {
         say("inferring the reward from the recording");
         let inf = run_infer(&InferArgs {
             trajectory: out.join("simulate/trajectory.npz"),
@@ -136,10 +143,11 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
                 "perturbation": p,
                 "tv_pred_truth": pred.tv_pred_truth,
                 "tv_naive_truth": pred.tv_naive_truth,
+                "tv_baseline": pred.tv_baseline,
             }));
         }
     } else {
-        say("inference skipped: the tabular inversion needs asynchronous records");
+        say("inference skipped: the network is too large to tabulate for inference");
     }
     let s = &solved[0];
     let t = sim.totals.ticks as f64;
