@@ -324,3 +324,33 @@ fn maximum_likelihood_count_model_and_an_equivalent_feature_file_agree() {
     let theta: ndarray::Array1<f64> = npz.by_name("theta").unwrap();
     assert_eq!(theta.len(), 18);
 }
+
+#[test]
+fn a_random_partial_record_is_inferred_by_maximum_likelihood() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("rp4.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"rp4\"\nseed = 3\n[network]\nneurons = 4\nupdate = \"random_partial\"\nq = 0.5\n\
+         [input]\nvalues = [-1.0, 1.0]\nswitch_probability = 0.05\n\
+         [reward]\nkind = \"target_count\"\ntargets = [1, 3]\nvalue = 1.0\n[cost]\nlambda = 0.5\n",
+    )
+    .unwrap();
+    let traj = simulate(dir.path(), scenario.to_str().unwrap(), "50000");
+    let st = marlin()
+        .args(["-q", "infer", "--lambda", "0.5"])
+        .arg(&traj)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("infer/reward.json")).unwrap()).unwrap();
+    // No single actor per tick: the default is the likelihood of every
+    // neuron's next state, P(σ' = 1) = q·π + (1 − q)·σ.
+    assert_eq!(s["reward_model"], "count");
+    assert_eq!(s["update"], "random_partial");
+    assert!(s["fit"]["gradient"].as_str().unwrap().contains("finite"));
+    assert_eq!(s["argmax_count"], serde_json::json!([1, 3]));
+    let corr = s["centred_correlation_with_truth"].as_f64().unwrap();
+    assert!(corr > 0.95, "{corr}");
+}
