@@ -90,12 +90,21 @@ pub(crate) fn solve_warm(
     let mut sweeps = 0;
     let max_iterations = opts.max_prior_iterations * ITERATION_FACTOR;
     let mut iteration = 0;
+    // Inexact inner solves while the policies still move (as in the fully
+    // observed Blahut–Arimoto loop); the last iteration runs at full precision.
+    let mut last_change: f64 = 1.0;
     loop {
         iteration += 1;
         let policy = expand(net, &obs, &class_p);
-        let vi = policy_values(net, &policy, &prior, &mut h, opts);
+        let loose = 1e-2 * last_change > opts.value_tol;
+        let mut inner = opts.clone();
+        if loose {
+            inner.value_tol = 1e-2 * last_change;
+            inner.stationary_tol = opts.stationary_tol.max(1e-3 * last_change);
+        }
+        let vi = policy_values(net, &policy, &prior, &mut h, &inner);
         sweeps += vi.sweeps;
-        let eval = super::evaluate::evaluate_from(net, &policy, &prior, rho.take(), opts);
+        let eval = super::evaluate::evaluate_from(net, &policy, &prior, rho.take(), &inner);
         expected_next_value(net, &h, &mut w);
         // Best response of every neuron to the others, per observation class.
         let lambda = net.lambda;
@@ -166,7 +175,8 @@ pub(crate) fn solve_warm(
             value_residual: vi.residual,
             prior_residual: policy_change.max(prior_change),
         });
-        let settled = policy_change < opts.prior_tol && prior_change < opts.prior_tol;
+        let settled = policy_change < opts.prior_tol && prior_change < opts.prior_tol && !loose;
+        last_change = policy_change.max(prior_change);
         if settled || iteration >= max_iterations {
             // The reported policy is the one evaluated last (h, ρ and g belong to it).
             let mut eval = eval;
