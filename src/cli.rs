@@ -170,9 +170,15 @@ pub enum Command {
         /// kill:K[,K...] | lambda:L | input:P (switching probability) | input:a,b;c,d (matrix rows).
         #[arg(long)]
         perturb: String,
-        /// Which inferred reward to use: count (projection on (input, count)) or tabular.
+        /// Which inferred reward to use: count (the (input, count) rewards) or tabular.
         #[arg(long = "reward-model", default_value = "count")]
         reward_model: String,
+        /// best: every network at the solver's best optimum (several starts); recorded: the truth
+        /// continues from the recorded optimum and the prediction from the equilibrium that
+        /// explained the record (the fitted policies of a parametric reward.npz), each to the
+        /// local optimum it reaches — for networks with several equilibria.
+        #[arg(long, default_value = "best")]
+        equilibrium: String,
         /// Output folder (default: the scenario's `output`/predict).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -537,9 +543,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             scenario,
             perturb,
             reward_model,
+            equilibrium,
             out,
         } => {
             let args = commands::predict::PredictArgs {
+                equilibrium: commands::predict::Equilibrium::parse(equilibrium)?,
                 reward: reward.clone(),
                 scenario: scenario.clone(),
                 perturb: perturb.clone(),

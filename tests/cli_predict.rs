@@ -150,3 +150,55 @@ fn cutting_the_recurrent_connections_is_predicted_with_partially_observed_best_r
         "averaging the old policies over what is no longer seen is not optimal: {naive}"
     );
 }
+
+#[test]
+fn a_partially_observed_network_is_predicted_from_its_recorded_equilibrium() {
+    // Neurons that see only the input: several equilibria. The fitted
+    // policies (reward.npz `policy`) reproduce the record, and continuing
+    // from them predicts a coder's death where the naive prediction fails.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |c: &mut Command| assert!(c.status().unwrap().success());
+    let sc = "scenarios/toy8_blind.toml";
+    ok(marlin().args(["-q", "solve", sc, "--out"]).arg(d.join("solve")));
+    ok(marlin()
+        .args(["-q", "simulate", sc, "--ticks", "100000", "--policy"])
+        .arg(d.join("solve/policy.npz"))
+        .arg("--out")
+        .arg(d.join("simulate")));
+    ok(marlin()
+        .args(["-q", "infer", "--lambda", "0.5"])
+        .arg(d.join("simulate/trajectory.npz")));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("infer/reward.json")).unwrap()).unwrap();
+    assert_eq!(
+        s["reward_model"], "count",
+        "partially observed: maximum likelihood by default"
+    );
+    assert!(s["observation"].as_str().unwrap().starts_with("partial"));
+    ok(marlin()
+        .args([
+            "-q",
+            "predict",
+            "--scenario",
+            sc,
+            "--perturb",
+            "kill:1",
+            "--equilibrium",
+            "recorded",
+        ])
+        .arg("--reward")
+        .arg(d.join("infer/reward.npz"))
+        .arg("--out")
+        .arg(d.join("predict")));
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("predict/prediction.json")).unwrap()).unwrap();
+    let (pred, naive, base) = (
+        p["tv_pred_truth"].as_f64().unwrap(),
+        p["tv_naive_truth"].as_f64().unwrap(),
+        p["tv_baseline"].as_f64().unwrap(),
+    );
+    assert!(base < 0.02, "the fitted equilibrium reproduces the record: {base}");
+    assert!(naive > 0.5, "{naive}");
+    assert!(pred < 0.05, "prediction {pred} vs naive {naive}");
+}

@@ -296,6 +296,10 @@ struct Inferred {
     state_iv: Option<(Vec<f64>, Vec<f64>)>,
     /// Parametric: θ and its intervals.
     theta: Option<(Vec<f64>, Option<Intervals>)>,
+    /// Parametric: the fitted model's policies `fire[s·n + k]` — the
+    /// equilibrium that explains the record, from which `predict
+    /// --equilibrium recorded` continues.
+    policy: Option<Vec<f64>>,
 }
 
 /// 95 % intervals `[lo, hi]`, one per parameter or state.
@@ -504,6 +508,7 @@ fn tabular(args: &InferArgs, cx: &Shared) -> Result<InferSummary> {
         count_iv,
         state_iv,
         theta: None,
+        policy: None,
     };
     let mut summary = write_outputs(
         args,
@@ -713,6 +718,7 @@ fn parametric(args: &InferArgs, cx: &Shared, which: &RewardModel) -> Result<Infe
         count_iv,
         state_iv,
         theta: Some((fit.theta.clone(), theta_iv.clone())),
+        policy: Some(fit.policy.fire.clone()),
     };
     let title = if *which == RewardModel::Count {
         "inferred reward by spike count (maximum likelihood, (input, count) features)".to_string()
@@ -890,6 +896,12 @@ fn write_outputs(args: &InferArgs, cx: &Shared, inf: &Inferred, count_title: &st
             npz.add("theta_lo", Array1::from(iv.iter().map(|p| p[0]).collect::<Vec<_>>()))
                 .add("theta_hi", Array1::from(iv.iter().map(|p| p[1]).collect::<Vec<_>>()));
         }
+    }
+    if let Some(fire) = &inf.policy {
+        npz.add(
+            "policy",
+            ndarray::Array3::from_shape_vec((xs, c, n), fire.clone()).expect("policy grid"),
+        );
     }
     npz.write(&cx.out.join("reward.npz"))?;
     // Reward by count, input means removed (with the intervals, shifted alike).

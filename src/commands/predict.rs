@@ -147,8 +147,31 @@ impl Perturbation {
     }
 }
 
+/// Which optimum a re-solved network is taken to reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Equilibrium {
+    #[default]
+    Best,
+    Recorded,
+}
+
+impl Equilibrium {
+    pub fn parse(s: &str) -> Result<Self, BadInput> {
+        match s {
+            "best" => Ok(Equilibrium::Best),
+            "recorded" => Ok(Equilibrium::Recorded),
+            other => Err(BadInput(format!("--equilibrium {other:?}; allowed: best, recorded"))),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct PredictArgs {
+    /// `best` (default): every network at the solver's best optimum;
+    /// `recorded`: the truth continues from the recorded (best) optimum and
+    /// the prediction from the equilibrium that explained the record (the
+    /// fitted policies in reward.npz), each to the local optimum it reaches.
+    pub equilibrium: Equilibrium,
     pub reward: PathBuf,
     pub scenario: PathBuf,
     pub perturb: String,
@@ -190,7 +213,16 @@ pub fn max_tv(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn read_reward(path: &Path, model: &str, n: usize, xs: usize) -> Result<(Vec<f64>, Vec<String>), BadInput> {
+/// An inferred reward file: the reward table, notes on how gaps were
+/// filled, and (parametric fits) the fitted policies and the marginals.
+struct RewardFile {
+    table: Vec<f64>,
+    notes: Vec<String>,
+    policy: Option<Policy>,
+    p_fire: Option<Vec<f64>>,
+}
+
+fn read_reward(path: &Path, model: &str, n: usize, xs: usize) -> Result<RewardFile, BadInput> {
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
     let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
     let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
@@ -256,7 +288,30 @@ fn read_reward(path: &Path, model: &str, n: usize, xs: usize) -> Result<(Vec<f64
         }
         other => return Err(BadInput(format!("--reward-model {other:?}; allowed: count, tabular"))),
     };
-    Ok((table, notes))
+    let p_fire: Option<ndarray::Array1<f64>> = npz.by_name("p_fire").ok();
+    let p_fire = p_fire
+        .map(|p| p.to_vec())
+        .filter(|p| p.len() == n && p.iter().all(|v| *v > 0.0 && *v < 1.0));
+    let policy: Option<ndarray::Array3<f64>> = npz.by_name("policy").ok();
+    let policy = match policy {
+        None => None,
+        Some(a) if a.shape() == [xs, c, n] && a.iter().all(|v| (0.0..=1.0).contains(v)) => Some(Policy {
+            n,
+            fire: a.iter().copied().collect(),
+        }),
+        Some(a) => {
+            return Err(bad(format!(
+                "`policy` has shape {:?} or values outside [0, 1]; allowed: [{xs}, {c}, {n}] probabilities",
+                a.shape()
+            )));
+        }
+    };
+    Ok(RewardFile {
+        table,
+        notes,
+        policy,
+        p_fire,
+    })
 }
 
 pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
@@ -264,7 +319,12 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     let base = scenario.network().map_err(BadInput::from)?;
     let (n, xs) = (base.n, base.input.len());
     let perturbation = Perturbation::parse(&args.perturb, n, &base.input.values)?;
-    let (r_hat, mut notes) = read_reward(&args.reward, &args.model, n, xs)?;
+    let RewardFile {
+        table: r_hat,
+        mut notes,
+        policy: fitted,
+        p_fire,
+    } = read_reward(&args.reward, &args.model, n, xs)?;
     solver::check_size(&base).map_err(|e| BadInput(e.to_string()))?;
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("predict"));
     let opts: &SolveOptions = &scenario.solver;
@@ -274,13 +334,42 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     let old = solver::solve(&base, opts).map_err(bad)?;
     let mut perturbed = base.clone();
     perturbation.apply(&mut perturbed, scenario.seed);
-    let truth = solver::solve(&perturbed, opts).map_err(bad)?;
     let mut inferred = perturbed.clone();
     inferred.reward = r_hat.clone();
-    let predicted = solver::solve(&inferred, opts).map_err(bad)?;
-    let mut baseline = base.clone();
-    baseline.reward = r_hat;
-    let baseline = solver::solve(&baseline, opts).map_err(bad)?;
+    let mut unperturbed = base.clone();
+    unperturbed.reward = r_hat;
+    let (truth, predicted, baseline) = match args.equilibrium {
+        Equilibrium::Best => (
+            solver::solve(&perturbed, opts).map_err(bad)?,
+            solver::solve(&inferred, opts).map_err(bad)?,
+            solver::solve(&unperturbed, opts).map_err(bad)?,
+        ),
+        Equilibrium::Recorded => {
+            let truth =
+                solver::solve_continued(&perturbed, opts, &old.prior, Some(&old.policy), Some(&old.h)).map_err(bad)?;
+            let start_prior = p_fire
+                .clone()
+                .unwrap_or_else(|| old.prior.iter().map(|_| 0.5).collect());
+            if fitted.is_none() {
+                notes.push(
+                    "the reward file holds no fitted policies (tabular inversion): the inferred network starts \
+                     from the record's marginals only"
+                        .into(),
+                );
+            }
+            let baseline =
+                solver::solve_continued(&unperturbed, opts, &start_prior, fitted.as_ref(), None).map_err(bad)?;
+            let predicted = solver::solve_continued(
+                &inferred,
+                opts,
+                &baseline.prior,
+                Some(&baseline.policy),
+                Some(&baseline.h),
+            )
+            .map_err(bad)?;
+            (truth, predicted, baseline)
+        }
+    };
     let tv_baseline = max_tv(
         &baseline.eval.count_distribution(&base),
         &old.eval.count_distribution(&base),

@@ -132,6 +132,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             say(&format!("predicting the response to {p}"));
             let dir = out.join(format!("predict/{i}_{}", p.replace([':', ','], "_")));
             let pred = run_predict(&PredictArgs {
+                equilibrium: Default::default(),
                 reward: out.join("infer/reward.npz"),
                 scenario: args.scenario.clone(),
                 perturb: p.clone(),

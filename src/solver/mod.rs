@@ -223,6 +223,36 @@ pub fn solve(net: &Network, opts: &SolveOptions) -> Result<Solution, SolveError>
     solve_with(net, opts, &mut |_| {})
 }
 
+/// One Blahut–Arimoto run (or partially observed best-response iteration)
+/// continued from a given equilibrium — `prior`, and for partially observed
+/// networks the policies and relative values — instead of the multi-start
+/// search: the local optimum the network reaches from where it is.
+pub fn solve_continued(
+    net: &Network,
+    opts: &SolveOptions,
+    prior: &[f64],
+    policy: Option<&Policy>,
+    h: Option<&[f64]>,
+) -> Result<Solution, SolveError> {
+    check_size(net)?;
+    validate(net)?;
+    let prior: Vec<f64> = match &net.cost {
+        CodingCost::FixedPrior(p) => p.clone(),
+        CodingCost::MutualInformation => prior.iter().map(|p| p.clamp(1e-9, 1.0 - 1e-9)).collect(),
+    };
+    Ok(in_pool(|| {
+        let mut sol = if net.fully_observed() {
+            solve_from(net, opts, prior, &mut |_| {})
+        } else {
+            let zeros = vec![0.0; net.states()];
+            let start = policy.map(|p| (p, h.unwrap_or(&zeros)));
+            partial::solve_warm(net, opts, prior, start, &mut |_| {})
+        };
+        sol.start_g = vec![sol.eval.g];
+        sol
+    }))
+}
+
 /// Screening tolerance and iteration cap of the multi-start search.
 const SCREEN_PRIOR_TOL: f64 = 1e-4;
 const SCREEN_MAX_ITERATIONS: usize = 12;
