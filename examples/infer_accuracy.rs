@@ -10,7 +10,7 @@
 
 use marlin::agents::{FullStatePolicy, Neuron};
 use marlin::infer::likelihood::{Features, FitOptions, Responses, fit};
-use marlin::infer::{EdgeCounts, TabularOptions, centred_correlation, invert_tabular, project_on_counts};
+use marlin::infer::{EdgeCounts, TabularOptions, argmax_count, centred_correlation, invert_tabular, project_on_counts};
 use marlin::model::CodingCost;
 use marlin::record::Recorder;
 use marlin::runtime::{Layout, RunState, run};
@@ -33,18 +33,6 @@ fn slope(a: &[f64], b: &[f64], mask: impl Fn(usize) -> bool) -> f64 {
         }
     }
     sab / sbb
-}
-
-fn argmax(by_count: &[Vec<f64>]) -> Vec<usize> {
-    by_count
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .filter(|&c| row[c].is_finite())
-                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-                .unwrap_or(0)
-        })
-        .collect()
 }
 
 fn main() {
@@ -117,7 +105,7 @@ fn main() {
                 };
                 println!(
                     "{ticks:<9} {seed:<5} {method:<20} {shown:<12} {k:<8.3} {:<18} {scored:<7} {dt:.2?}",
-                    format!("{:?}", argmax(&by_count))
+                    format!("{:?}", argmax_count(&by_count))
                 );
             }
         }

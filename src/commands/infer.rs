@@ -658,7 +658,7 @@ fn parametric(args: &InferArgs, cx: &Shared, which: &RewardModel) -> Result<Infe
                 })
                 .collect();
         }
-        count_projection(n, xs, r, visits)
+        crate::infer::count_projection(n, xs, r, visits)
     };
     let by_count = count_of(&fit.reward, &data.visits);
     // Bootstrap: refit on resampled blocks.
@@ -802,28 +802,6 @@ fn count_seen(n: usize, xs: usize, visits: &[u64]) -> Vec<Vec<bool>> {
     seen
 }
 
-/// Visit-weighted mean of a reward over the states of each (input, count).
-fn count_projection(n: usize, xs: usize, r: &[f64], visits: &[u64]) -> Vec<Vec<f64>> {
-    let c = 1usize << n;
-    (0..xs)
-        .map(|x| {
-            let mut num = vec![0.0; n + 1];
-            let mut den = vec![0.0; n + 1];
-            for sigma in 0..c {
-                let s = x * c + sigma;
-                if r[s].is_finite() && visits[s] > 0 {
-                    num[spike_count(sigma)] += visits[s] as f64 * r[s];
-                    den[spike_count(sigma)] += visits[s] as f64;
-                }
-            }
-            num.iter()
-                .zip(&den)
-                .map(|(a, b)| if *b > 0.0 { a / b } else { f64::NAN })
-                .collect()
-        })
-        .collect()
-}
-
 fn bootstrap_bar(args: &InferArgs) -> indicatif::ProgressBar {
     super::progress_bar(
         Some(args.bootstrap as u64),
@@ -845,15 +823,7 @@ fn write_outputs(args: &InferArgs, cx: &Shared, inf: &Inferred, count_title: &st
     let (n, xs) = (cx.n, cx.xs);
     let c = 1usize << n;
     let by_count = &inf.by_count;
-    let argmax: Vec<usize> = by_count
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .filter(|&c| row[c].is_finite())
-                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-                .unwrap_or(0)
-        })
-        .collect();
+    let argmax = crate::infer::argmax_count(by_count);
     // Over the states seen often enough to say something (as the tabular
     // inversion's identified states).
     let min_visits = TabularOptions::default().min_visits;

@@ -419,22 +419,42 @@ pub fn centred_correlation(a: &[f64], b: &[f64], n: usize, inputs: usize, mask: 
 /// count) features, weighted by visits: the visit-weighted mean of r̂ over
 /// the states with that count. NaN where no state with that count was seen.
 pub fn project_on_counts(t: &TabularReward) -> Vec<Vec<f64>> {
-    let c = 1usize << t.n;
-    (0..t.inputs)
+    count_projection(t.n, t.inputs, &t.r, &t.visits)
+}
+
+/// The visit-weighted mean of a reward `r` (over `s = x·2ⁿ + σ`) over the
+/// states of each (input, spike count) with a finite reward; NaN where no
+/// such state was visited.
+pub fn count_projection(n: usize, inputs: usize, r: &[f64], visits: &[u64]) -> Vec<Vec<f64>> {
+    let c = 1usize << n;
+    (0..inputs)
         .map(|x| {
-            let mut num = vec![0.0; t.n + 1];
-            let mut den = vec![0.0; t.n + 1];
+            let mut num = vec![0.0; n + 1];
+            let mut den = vec![0.0; n + 1];
             for sigma in 0..c {
                 let s = x * c + sigma;
-                if t.r[s].is_finite() && t.visits[s] > 0 {
-                    num[spike_count(sigma)] += t.visits[s] as f64 * t.r[s];
-                    den[spike_count(sigma)] += t.visits[s] as f64;
+                if r[s].is_finite() && visits[s] > 0 {
+                    num[spike_count(sigma)] += visits[s] as f64 * r[s];
+                    den[spike_count(sigma)] += visits[s] as f64;
                 }
             }
             num.iter()
                 .zip(&den)
                 .map(|(a, b)| if *b > 0.0 { a / b } else { f64::NAN })
                 .collect()
+        })
+        .collect()
+}
+
+/// Per input, the spike count with the largest finite value (0 if none).
+pub fn argmax_count(by_count: &[Vec<f64>]) -> Vec<usize> {
+    by_count
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .filter(|&c| row[c].is_finite())
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap_or(0)
         })
         .collect()
 }
