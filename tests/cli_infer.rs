@@ -151,6 +151,21 @@ fn rejects_trajectories_it_cannot_invert() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("features.npy") && err.contains("[2, 256, P]"), "{err}");
+    // A format version from the future.
+    let meta_path = traj.with_file_name("trajectory.json");
+    let meta = std::fs::read_to_string(&meta_path).unwrap();
+    std::fs::write(
+        &meta_path,
+        meta.replace("\"format_version\": 1", "\"format_version\": 99"),
+    )
+    .unwrap();
+    let o = marlin().args(["infer"]).arg(&traj).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("format version 99"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // Missing metadata.
     std::fs::remove_file(traj.with_file_name("trajectory.json")).unwrap();
     let o = marlin().args(["infer"]).arg(&traj).output().unwrap();

@@ -12,7 +12,7 @@ use crate::files::{Npz, write_json, write_text};
 use crate::infer::likelihood::{self, Features, FitOptions, Responses};
 use crate::infer::{EdgeCounts, TabularOptions, centred_correlation, invert_tabular, project_on_counts};
 use crate::model::{CodingCost, InputProcess, Network, Observes, UpdateScheme, spike_count};
-use crate::record::{FORMAT, TrajectoryMeta};
+use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, ArrayD};
 use ndarray_npy::NpzReader;
@@ -195,6 +195,12 @@ fn read(path: &Path) -> Result<Record, BadInput> {
     .map_err(|e| bad(format!("{} is not trajectory metadata ({e})", json.display())))?;
     if meta.format != FORMAT {
         return Err(bad(format!("format {:?}; allowed: {FORMAT:?}", meta.format)));
+    }
+    if meta.format_version == 0 || meta.format_version > FORMAT_VERSION {
+        return Err(bad(format!(
+            "format version {}; this marlin reads versions 1 to {FORMAT_VERSION} (a newer marlin wrote it?)",
+            meta.format_version
+        )));
     }
     if !["asynchronous", "synchronous", "random_partial"].contains(&meta.update.as_str()) {
         return Err(bad(format!(
