@@ -132,7 +132,13 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             say(&format!("predicting the response to {p}"));
             let dir = out.join(format!("predict/{i}_{}", p.replace([':', ','], "_")));
             let pred = run_predict(&PredictArgs {
-                equilibrium: Default::default(),
+                // Partially observed networks have several equilibria: predict
+                // from the recorded one (README, Predicting adaptation).
+                equilibrium: if net.fully_observed() {
+                    super::predict::Equilibrium::Best
+                } else {
+                    super::predict::Equilibrium::Recorded
+                },
                 reward: out.join("infer/reward.npz"),
                 scenario: args.scenario.clone(),
                 perturb: p.clone(),
