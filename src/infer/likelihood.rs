@@ -81,10 +81,16 @@ impl Responses {
 
     /// Add another record's counts (same layout), e.g. bootstrap blocks.
     pub fn add(&mut self, o: &Responses) {
+        self.add_counts(o);
+        self.estimate_marginals();
+    }
+
+    /// The counts of [`Responses::add`], leaving the marginals stale (a
+    /// caller adding many blocks estimates them once at the end).
+    fn add_counts(&mut self, o: &Responses) {
         self.trials.iter_mut().zip(&o.trials).for_each(|(a, b)| *a += b);
         self.ones.iter_mut().zip(&o.ones).for_each(|(a, b)| *a += b);
         self.visits.iter_mut().zip(&o.visits).for_each(|(a, b)| *a += b);
-        self.estimate_marginals();
     }
 
     /// p̂_k: the firing rate when acting (known actors), else the fraction
@@ -611,8 +617,9 @@ pub fn bootstrap(
             let mut rng = crate::rng::stream(seed, crate::rng::Domain::Learner, i as u64);
             let mut total = parts[rng.random_range(0..blocks)].clone();
             for _ in 1..blocks {
-                total.add(&parts[rng.random_range(0..blocks)]);
+                total.add_counts(&parts[rng.random_range(0..blocks)]);
             }
+            total.estimate_marginals();
             let mut m = model.clone();
             m.cost = CodingCost::FixedPrior(total.p_fire.clone());
             let out = fit(&m, &total, features, Some(theta), opts).ok().map(|f| f.theta);
