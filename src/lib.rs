@@ -16,6 +16,7 @@ pub mod commands;
 pub mod files;
 pub mod infer;
 pub mod learn;
+pub mod maze;
 pub mod model;
 pub mod record;
 pub mod report;

@@ -15,6 +15,7 @@
 //! update scheme and for partially observed networks.
 
 pub mod likelihood;
+pub mod mdp;
 
 use crate::model::spike_count;
 
@@ -261,7 +262,7 @@ pub fn invert_from_logits(
 /// Minimise Σ wt·(v[hi] − v[lo] − d)² over v by conjugate gradients on the
 /// graph Laplacian; each connected component is fixed to mean 0; nodes on no
 /// edge are NaN.
-fn laplacian_least_squares(nodes: usize, edges: &[(usize, usize, f64, f64)]) -> Vec<f64> {
+pub(crate) fn laplacian_least_squares(nodes: usize, edges: &[(usize, usize, f64, f64)]) -> Vec<f64> {
     // Components by union–find.
     let mut parent: Vec<usize> = (0..nodes).collect();
     fn find(p: &mut [usize], mut i: usize) -> usize {

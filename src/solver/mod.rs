@@ -10,6 +10,7 @@
 
 mod asynchronous;
 mod evaluate;
+pub mod mdp;
 mod partial;
 mod product;
 
