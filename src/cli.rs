@@ -2,6 +2,7 @@
 //! [`crate::commands`]. No science happens here.
 
 use crate::commands;
+use crate::scenario::World;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -70,9 +71,12 @@ pub enum Command {
         /// State-blind neurons firing at their prior (0.5 for the mutual-information cost).
         #[arg(long)]
         untrained: bool,
-        /// Number of ticks to simulate.
+        /// Number of ticks to simulate (for a maze: steps per demonstration).
         #[arg(long)]
         ticks: u64,
+        /// Maze scenarios: number of demonstrations (default: the scenario's study.trajectories).
+        #[arg(long)]
+        trajectories: Option<usize>,
         /// Blocks of agents (default: one per thread). Results do not depend on it.
         #[arg(long)]
         shards: Option<usize>,
@@ -276,9 +280,62 @@ fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
+fn print_maze_study(s: &serde_json::Value) {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    println!(
+        "maze study of {} in {:.2} s:",
+        s["scenario"].as_str().unwrap_or("?"),
+        f(&s["seconds"])
+    );
+    for r in s["solve"].as_array().into_iter().flatten() {
+        println!(
+            "  solve     λ = {}: goal rate {:.4}/step, I(S;A) = {:.3} bits/step",
+            r["lambda"],
+            f(&r["mean_reward"]),
+            f(&r["info_bits"])
+        );
+    }
+    println!(
+        "  simulate  {} demonstrations of {} steps",
+        s["simulate"]["trajectories"], s["simulate"]["steps"]
+    );
+    for m in s["infer"]["methods"].as_array().into_iter().flatten() {
+        println!(
+            "  infer     {:<12} argmax is the goal: {}, correlation with the truth {:.3}",
+            m["model"].as_str().unwrap_or("?"),
+            m["argmax_is_goal"],
+            f(&m["correlation_with_truth"])
+        );
+    }
+    for p in s["predict"].as_array().into_iter().flatten() {
+        println!(
+            "  predict   {}: TV to the truth {:.4} (naive {:.4})",
+            p["perturbation"].as_str().unwrap_or("?"),
+            f(&p["tv_pred_truth"]),
+            f(&p["tv_naive_truth"])
+        );
+    }
+    println!("  → {}", s["output"].as_str().unwrap_or("?"));
+}
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Run { scenario, out, ticks } => {
+            if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
+                if ticks.is_some() {
+                    return Err(commands::BadInput(
+                        "--ticks does not apply to a maze; set study.trajectories and study.steps in the scenario"
+                            .into(),
+                    )
+                    .into());
+                }
+                let dir = out.clone().unwrap_or_else(|| m.output.clone());
+                let s = commands::maze::study(&m, &dir, cli.quiet)?;
+                if !cli.quiet {
+                    print_maze_study(&s);
+                }
+                return Ok(());
+            }
             let args = commands::study::StudyArgs {
                 scenario: scenario.clone(),
                 out: out.clone(),
@@ -334,7 +391,24 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Validate { scenario } => {
-            let s = crate::scenario::Scenario::load(scenario).map_err(commands::BadInput::from)?;
+            let s = match World::load(scenario).map_err(commands::BadInput::from)? {
+                World::Network(s) => s,
+                World::Maze(m) => {
+                    if !cli.quiet {
+                        println!(
+                            "{}: ok — maze {}×{}, {} free cells, {} goal(s), slip {}, λ = {}",
+                            scenario.display(),
+                            m.maze.height,
+                            m.maze.width,
+                            m.maze.states(),
+                            m.maze.goals.len(),
+                            m.maze.slip,
+                            m.lambda
+                        );
+                    }
+                    return Ok(());
+                }
+            };
             if !cli.quiet {
                 println!(
                     "{}: ok — {} neurons, {} input values, {} updates, {} reward, λ = {}, {} cost",
@@ -355,6 +429,36 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             lambda,
             sweep_lambda,
         } => {
+            if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
+                let lambdas = match (sweep_lambda, lambda) {
+                    (Some(_), Some(_)) => {
+                        return Err(commands::BadInput("give --lambda or --sweep-lambda, not both".into()).into());
+                    }
+                    (Some(s), None) => s.clone(),
+                    (None, Some(l)) => vec![*l],
+                    (None, None) => vec![m.lambda],
+                };
+                if lambdas.is_empty() || lambdas.iter().any(|l| !(l.is_finite() && *l > 0.0)) {
+                    return Err(commands::BadInput(format!("λ values {lambdas:?}; allowed: positive numbers")).into());
+                }
+                let dir = out.clone().unwrap_or_else(|| m.output.join("solve"));
+                let records = commands::maze::solve(&m, &lambdas, &dir, sweep_lambda.is_some(), cli.quiet)?;
+                if !cli.quiet {
+                    for r in &records {
+                        println!(
+                            "λ = {:<6} g = {:.6}  goal rate = {:.6}/step  I(S;A) = {:.4} bits/step  {} ({:.2} s) → {}",
+                            r.lambda,
+                            r.g,
+                            r.mean_reward,
+                            r.info_bits,
+                            if r.converged { "converged" } else { "NOT CONVERGED" },
+                            r.seconds,
+                            dir.display()
+                        );
+                    }
+                }
+                return Ok(());
+            }
             let args = commands::solve::SolveArgs {
                 scenario: scenario.clone(),
                 out: out.clone(),
@@ -385,6 +489,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             policy,
             untrained: _,
             ticks,
+            trajectories,
             shards,
             threads,
             record_neurons,
@@ -392,6 +497,30 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             actors,
             out,
         } => {
+            if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
+                let dir = out.clone().unwrap_or_else(|| m.output.join("simulate"));
+                let r = commands::maze::simulate(
+                    &m,
+                    policy.as_deref(),
+                    trajectories.unwrap_or(m.study.trajectories),
+                    *ticks as usize,
+                    &dir,
+                )?;
+                if !cli.quiet {
+                    println!(
+                        "{} demonstrations of {} steps in {:.2} s: goal rate {:.4}/step → {}",
+                        r.trajectories,
+                        r.steps,
+                        r.seconds,
+                        r.mean_reward,
+                        dir.join("demonstrations.npz").display()
+                    );
+                }
+                return Ok(());
+            }
+            if trajectories.is_some() {
+                return Err(commands::BadInput("--trajectories applies to maze scenarios only".into()).into());
+            }
             let args = commands::simulate::SimulateArgs {
                 scenario: scenario.clone(),
                 policy: policy.clone(),
@@ -514,6 +643,46 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             bootstrap,
             out,
         } => {
+            if crate::record::demos::is_demonstrations(trajectory) {
+                if reward_model.is_some() || scenario.is_some() || *bootstrap > 0 {
+                    return Err(commands::BadInput(
+                        "a maze record is inferred with all three estimators (direct, ml, ml_marginal) and its \
+                         truth comes from the map it carries: --reward-model, --scenario and --bootstrap do not apply"
+                            .into(),
+                    )
+                    .into());
+                }
+                let dir = out.clone().unwrap_or_else(|| {
+                    trajectory
+                        .parent()
+                        .and_then(|p| p.parent())
+                        .unwrap_or(std::path::Path::new("."))
+                        .join("infer")
+                });
+                let s = commands::maze::infer(trajectory, *lambda, &dir)?;
+                if !cli.quiet {
+                    println!(
+                        "{} demonstrations of {} steps, {}/{} cells visited, I(S;A) ≈ {:.3} bits/step (bias-corrected):",
+                        s.trajectories, s.steps, s.visited_states, s.states, s.info_bits_corrected
+                    );
+                    for m in &s.methods {
+                        println!(
+                            "  {:<12} argmax at {:?}{}; goal rank {}; correlation with the true reward {}",
+                            m.model,
+                            m.argmax_cell.unwrap_or((0, 0)),
+                            if m.argmax_is_goal {
+                                " = the goal"
+                            } else {
+                                " (not the goal)"
+                            },
+                            m.goal_rank.map_or("-".into(), |r| r.to_string()),
+                            m.correlation_with_truth.map_or("-".into(), |c| format!("{c:.3}"))
+                        );
+                    }
+                    println!("  → {}", dir.display());
+                }
+                return Ok(());
+            }
             let args = commands::infer::InferArgs {
                 trajectory: trajectory.clone(),
                 lambda: *lambda,
@@ -546,6 +715,34 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             equilibrium,
             out,
         } => {
+            if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
+                let model = if reward_model == "count" {
+                    commands::maze::DEFAULT_MODEL
+                } else {
+                    reward_model.as_str()
+                };
+                let dir = out.clone().unwrap_or_else(|| m.output.join("predict"));
+                let p = commands::maze::predict(&m, reward, perturb, model, std::path::Path::new("."), &dir)?;
+                if !cli.quiet {
+                    println!(
+                        "{}: mean total variation from the true policy — prediction {:.4}, naive {:.4}; goal rate \
+                         truth {:.4}, predicted {:.4}, naive {:.4}; the inferred reward reproduces the unperturbed \
+                         policy to {:.4} → {}",
+                        p.perturbation,
+                        p.tv_pred_truth,
+                        p.tv_naive_truth,
+                        p.goal_rate_truth,
+                        p.goal_rate_pred,
+                        p.goal_rate_naive,
+                        p.tv_baseline,
+                        dir.display()
+                    );
+                    for w in &p.warnings {
+                        println!("  warning: {w}");
+                    }
+                }
+                return Ok(());
+            }
             let args = commands::predict::PredictArgs {
                 equilibrium: commands::predict::Equilibrium::parse(equilibrium)?,
                 reward: reward.clone(),

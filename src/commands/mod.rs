@@ -7,6 +7,7 @@
 
 pub mod import;
 pub mod infer;
+pub mod maze;
 pub mod predict;
 pub mod simulate;
 pub mod solve;
@@ -69,8 +70,8 @@ pub fn shipped_scenarios(dir: &std::path::Path) -> Vec<(String, String)> {
         for e in entries.flatten() {
             let p = e.path();
             if p.extension().and_then(|x| x.to_str()) == Some("toml") {
-                let desc = crate::scenario::Scenario::load(&p)
-                    .map(|s| s.description)
+                let desc = crate::scenario::World::load(&p)
+                    .map(|w| w.description().to_string())
                     .unwrap_or_else(|e| format!("(invalid: {e})"));
                 out.push((p.file_name().unwrap().to_string_lossy().into_owned(), desc));
             }

@@ -366,6 +366,21 @@ struct Solved {
 
 impl Problem<'_> {
     fn solve(&self, theta: &[f64], warm: &mut Warm) -> Solved {
+        let solved = self.solve_once(theta, warm);
+        // A breakdown (non-finite values) must not poison later warm starts.
+        if warm
+            .h
+            .iter()
+            .chain(&warm.prior)
+            .chain(&warm.rho)
+            .any(|v| !v.is_finite())
+        {
+            *warm = Warm::default();
+        }
+        solved
+    }
+
+    fn solve_once(&self, theta: &[f64], warm: &mut Warm) -> Solved {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         let mut mdp = self.mdp.clone();
         mdp.reward = theta.to_vec();
@@ -424,8 +439,14 @@ impl Problem<'_> {
 
     /// −(L + log prior)/N at θ.
     fn cost_at(&self, theta: &[f64], warm: &mut Warm) -> (f64, Solved) {
+        if theta.iter().any(|t| !t.is_finite()) {
+            return (f64::INFINITY, self.solve(&vec![0.0; theta.len()], warm));
+        }
         let solved = self.solve(theta, warm);
         let v = (-self.log_likelihood(&solved.pi) + self.penalty(theta)) / self.total;
+        // A step so long that the solve breaks down is rejected by the line
+        // search as an infinite cost.
+        let v = if v.is_finite() { v } else { f64::INFINITY };
         (v, solved)
     }
 
@@ -516,7 +537,7 @@ impl Problem<'_> {
                 m[a * na + b] = jac[b * na + a] - f64::from(u8::from(a == b));
             }
         }
-        let w = match solve_dense(&m, &dl_dp, na) {
+        let w = match crate::solver::mdp::solve_dense(&m, &dl_dp, na) {
             Some(w) => w,
             None => {
                 self.unconverged.fetch_add(1, Ordering::Relaxed);
@@ -527,34 +548,6 @@ impl Problem<'_> {
             .map(|s| grad_l[s] - (0..na).map(|b| w[b] * dm_dr[b][s]).sum::<f64>())
             .collect()
     }
-}
-
-/// Solve the dense k×k system `m x = y` (Gaussian elimination with partial
-/// pivoting); None if singular.
-fn solve_dense(m: &[f64], y: &[f64], k: usize) -> Option<Vec<f64>> {
-    let mut a: Vec<Vec<f64>> = (0..k)
-        .map(|i| {
-            let mut row = m[i * k..(i + 1) * k].to_vec();
-            row.push(y[i]);
-            row
-        })
-        .collect();
-    for col in 0..k {
-        let piv = (col..k).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
-        if a[piv][col].abs() < 1e-300 {
-            return None;
-        }
-        a.swap(col, piv);
-        for i in 0..k {
-            if i != col {
-                let f = a[i][col] / a[col][col];
-                for j in col..=k {
-                    a[i][j] -= f * a[col][j];
-                }
-            }
-        }
-    }
-    Some((0..k).map(|i| a[i][k] / a[i][i]).collect())
 }
 
 struct Objective<'p, 'a>(&'p Problem<'a>);

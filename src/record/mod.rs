@@ -9,6 +9,7 @@
 //! `input_values` `float64[X]` and `neurons` `int64[m]` (the recorded neuron
 //! ids, column order of `spikes`). `trajectory.json` holds the metadata.
 
+pub mod demos;
 pub mod stream;
 
 use crate::files::{Npz, write_json};

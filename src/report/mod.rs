@@ -520,3 +520,95 @@ mod tests {
         assert!(svg.contains("λ=0.1") && svg.contains("λ=1"));
     }
 }
+
+/// How [`maze_map`] colours cell values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapScale {
+    /// Non-negative values (visit densities): white to dark blue, scaled by the maximum.
+    Sequential,
+    /// Signed values (rewards): blue below the mean, red above, scaled by the
+    /// largest deviation.
+    Diverging,
+}
+
+/// A maze as a grid of cells: `grid[row][col]` is a value (NaN: a wall,
+/// drawn dark grey), coloured by `scale`; `marks` outlines cells (goals in
+/// gold, starts in green, given as (row, col, is_goal)); `path` (cell
+/// centres, row/col) is drawn as a line with its start marked.
+pub fn maze_map(
+    title: &str,
+    grid: &[Vec<f64>],
+    scale: MapScale,
+    marks: &[(usize, usize, bool)],
+    path: Option<&[(usize, usize)]>,
+) -> DrawResult<String> {
+    let h = grid.len().max(1);
+    let w = grid.iter().map(|r| r.len()).max().unwrap_or(1).max(1);
+    let finite: Vec<f64> = grid.iter().flatten().copied().filter(|v| v.is_finite()).collect();
+    let (lo, hi) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let mean = if finite.is_empty() {
+        0.0
+    } else {
+        finite.iter().sum::<f64>() / finite.len() as f64
+    };
+    let span = match scale {
+        MapScale::Sequential => hi.max(1e-300),
+        MapScale::Diverging => (hi - mean).abs().max((lo - mean).abs()).max(1e-300),
+    };
+    let caption = match scale {
+        MapScale::Sequential => format!("{title} (max {hi:.3})"),
+        MapScale::Diverging => format!("{title} (range {lo:.3} to {hi:.3})"),
+    };
+    let cell = (560.0 / w.max(h) as f64).clamp(8.0, 60.0);
+    let size = ((w as f64 * cell) as u32 + 60, (h as f64 * cell) as u32 + 70);
+    svg_figure(size, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(caption, ("sans-serif", 16))
+            .margin(10)
+            .build_cartesian_2d(0.0..w as f64, h as f64..0.0)?;
+        chart.draw_series(grid.iter().enumerate().flat_map(|(i, r)| {
+            r.iter().enumerate().map(move |(j, &v)| {
+                let c = if !v.is_finite() {
+                    RGBColor(60, 60, 60)
+                } else {
+                    match scale {
+                        MapScale::Sequential => {
+                            let a = (v / span).clamp(0.0, 1.0);
+                            let f = |x: f64| (255.0 - a * (255.0 - x)) as u8;
+                            RGBColor(f(8.0), f(48.0), f(107.0))
+                        }
+                        MapScale::Diverging => {
+                            let a = ((v - mean).abs() / span).min(1.0);
+                            let fade = (255.0 * (1.0 - a)) as u8;
+                            if v >= mean {
+                                RGBColor(255, fade, fade)
+                            } else {
+                                RGBColor(fade, fade, 255)
+                            }
+                        }
+                    }
+                };
+                Rectangle::new([(j as f64, i as f64), (j as f64 + 1.0, i as f64 + 1.0)], c.filled())
+            })
+        }))?;
+        chart.draw_series(marks.iter().map(|&(r, c, goal)| {
+            let colour = if goal {
+                RGBColor(230, 170, 0)
+            } else {
+                RGBColor(30, 160, 60)
+            };
+            Rectangle::new(
+                [(c as f64 + 0.06, r as f64 + 0.06), (c as f64 + 0.94, r as f64 + 0.94)],
+                colour.stroke_width(3),
+            )
+        }))?;
+        if let Some(p) = path.filter(|p| !p.is_empty()) {
+            let pts: Vec<(f64, f64)> = p.iter().map(|&(r, c)| (c as f64 + 0.5, r as f64 + 0.5)).collect();
+            chart.draw_series(LineSeries::new(pts.clone(), RGBColor(214, 39, 40).stroke_width(2)))?;
+            chart.draw_series(std::iter::once(Circle::new(pts[0], 5, RGBColor(214, 39, 40).filled())))?;
+        }
+        Ok(())
+    })
+}

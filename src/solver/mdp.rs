@@ -74,7 +74,29 @@ pub struct MdpSolution {
 /// periodic at small λ), at the price of about twice the sweeps.
 const RELAX: f64 = 0.5;
 
+/// Worlds up to this many states get their linear systems (stationary
+/// distribution, policy values, adjoints) solved directly: exact, and immune
+/// to the slow mixing of nearly deterministic policies.
+pub const DENSE_STATES: usize = 300;
+
 impl Mdp {
+    /// The dense transition matrix `M(s,s') = Σ_a π(a|s) P(s'|s,a)`, row-major.
+    pub fn chain_matrix(&self, pi: &[f64]) -> Vec<f64> {
+        let ns = self.states;
+        let mut m = vec![0.0; ns * ns];
+        for s in 0..ns {
+            for a in 0..self.actions {
+                let w = pi[s * self.actions + a];
+                if w != 0.0 {
+                    for &(t, p) in &self.next[s * self.actions + a] {
+                        m[s * ns + t] += w * p;
+                    }
+                }
+            }
+        }
+        m
+    }
+
     /// Check the transition law: indices in range, rows non-negative and
     /// summing to 1, rewards finite.
     pub fn validate(&self) -> Result<(), String> {
@@ -156,6 +178,33 @@ impl Mdp {
     /// final L1 change).
     pub fn stationary(&self, pi: &[f64], warm: Option<&[f64]>, opts: &SolveOptions) -> (Vec<f64>, usize, f64) {
         let ns = self.states;
+        if ns <= DENSE_STATES {
+            // ρ (I − M) = 0 with the last equation replaced by Σρ = 1. A
+            // chain with several closed classes (a policy that stays put for
+            // good in two places) has no unique ρ: then the chain is mixed
+            // with a 10⁻¹⁰ uniform restart, which picks the limit reached
+            // from everywhere.
+            let m = self.chain_matrix(pi);
+            for eps in [0.0, 1e-10, 1e-6] {
+                let mut a = vec![0.0; ns * ns];
+                for i in 0..ns {
+                    for j in 0..ns {
+                        let mji = (1.0 - eps) * m[j * ns + i] + eps / ns as f64;
+                        a[i * ns + j] = f64::from(u8::from(i == j)) - mji;
+                    }
+                }
+                a[(ns - 1) * ns..].iter_mut().for_each(|x| *x = 1.0);
+                let mut y = vec![0.0; ns];
+                y[ns - 1] = 1.0;
+                if let Some(rho) = solve_dense(&a, &y, ns)
+                    && rho.iter().all(|r| r.is_finite() && *r > -1e-6)
+                {
+                    let rho: Vec<f64> = rho.iter().map(|r| r.max(0.0)).collect();
+                    let total: f64 = rho.iter().sum();
+                    return (rho.iter().map(|r| r / total).collect(), 1, 0.0);
+                }
+            }
+        }
         let mut rho = warm.map_or_else(|| vec![1.0 / ns as f64; ns], |w| w.to_vec());
         let mut next = vec![0.0; ns];
         let mut residual = f64::INFINITY;
@@ -179,7 +228,7 @@ impl Mdp {
             let total: f64 = next.iter().sum();
             residual = next.iter().zip(&rho).map(|(a, b)| (a / total - b).abs()).sum();
             rho.iter_mut().zip(&next).for_each(|(r, n)| *r = n / total);
-            if residual < opts.stationary_tol {
+            if residual < opts.stationary_tol || !residual.is_finite() {
                 break;
             }
         }
@@ -260,6 +309,9 @@ impl Mdp {
             if residual < opts.value_tol {
                 return (g, sweep, residual, true);
             }
+            if !residual.is_finite() {
+                return (g, sweep, residual, false);
+            }
         }
         (g, opts.max_value_sweeps, residual, false)
     }
@@ -271,6 +323,25 @@ impl Mdp {
         let ns = self.states;
         if u.len() != ns {
             *u = vec![0.0; ns];
+        }
+        if ns <= DENSE_STATES {
+            // Unknowns (ḡ, u_1 … u_{n−1}) with u_0 = 0:
+            // u(s) + ḡ − Σ_s' M(s,s') u(s') = c(s).
+            let m = self.chain_matrix(pi);
+            let mut a = vec![0.0; ns * ns];
+            for i in 0..ns {
+                a[i * ns] = 1.0;
+                for j in 1..ns {
+                    a[i * ns + j] = f64::from(u8::from(i == j)) - m[i * ns + j];
+                }
+            }
+            if let Some(x) = solve_dense(&a, c, ns)
+                && x.iter().all(|v| v.is_finite())
+            {
+                u[0] = 0.0;
+                u[1..].copy_from_slice(&x[1..]);
+                return true;
+            }
         }
         let scale = c.iter().map(|x| x.abs()).fold(0.0, f64::max).max(1e-300);
         let mut tu = vec![0.0; ns];
@@ -327,6 +398,26 @@ impl Mdp {
         // null direction ρ on every sweep, so it is projected out.
         let total_b: f64 = b.iter().sum();
         let b: Vec<f64> = b.iter().zip(rho).map(|(x, r)| x - total_b * r).collect();
+        if ns <= DENSE_STATES {
+            // (I − Mᵀ) ν = b, the (dependent) last equation replaced by Σν = 0.
+            let m = self.chain_matrix(pi);
+            let mut a = vec![0.0; ns * ns];
+            for i in 0..ns {
+                for j in 0..ns {
+                    a[i * ns + j] = f64::from(u8::from(i == j)) - m[j * ns + i];
+                }
+            }
+            a[(ns - 1) * ns..].iter_mut().for_each(|x| *x = 1.0);
+            let mut y = b.clone();
+            y[ns - 1] = 0.0;
+            if let Some(x) = solve_dense(&a, &y, ns)
+                && x.iter().all(|v| v.is_finite())
+            {
+                *nu = x;
+                let total: f64 = nu.iter().sum();
+                return (nu.iter().zip(rho).map(|(v, r)| v - total * r).collect(), true);
+            }
+        }
         for _ in 0..opts.max_value_sweeps {
             // (Mᵀν)(s') = Σ_s ν(s) M(s, s')
             mt.iter_mut().for_each(|x| *x = 0.0);
@@ -395,17 +486,44 @@ pub fn solve_from(
     let mut rho_warm: Option<Vec<f64>> = None;
     let mut all_values_converged = true;
     let (mut value_residual, mut pi);
+    // Inner solves need only be as accurate as the marginal is settled:
+    // their tolerances follow the last Blahut–Arimoto change (the final
+    // policy is polished at full tolerance below).
+    let mut inner = opts.clone();
+    let mut anderson = Anderson::new(ANDERSON_DEPTH);
+    let mut best_v = f64::NEG_INFINITY;
+    // The plain Blahut–Arimoto prior when the current one was extrapolated.
+    let mut plain: Option<Vec<f64>> = None;
     loop {
         iterations += 1;
-        let (_, sweeps, residual, ok) = mdp.relative_values(lambda, &prior, &mut h, opts);
+        if marginal && iterations > 1 {
+            inner.value_tol = opts.value_tol.max(1e-3 * prior_residual);
+            inner.stationary_tol = opts.stationary_tol.max(1e-3 * prior_residual);
+        }
+        let (mut v, sweeps, residual, ok) = mdp.relative_values(lambda, &prior, &mut h, &inner);
         value_sweeps += sweeps;
         value_residual = residual;
         all_values_converged &= ok;
+        // Blahut–Arimoto never lowers the value of the prior, V(p) = max_π
+        // g(π; p); an extrapolated prior that does is replaced by the plain
+        // step (this keeps the ascent, and the optimum it climbs to).
+        if let Some(plain_prior) = plain.take()
+            && v < best_v - 1e-12 * (1.0 + best_v.abs())
+        {
+            prior = plain_prior;
+            anderson.clear();
+            let (v2, sweeps, residual, ok) = mdp.relative_values(lambda, &prior, &mut h, &inner);
+            value_sweeps += sweeps;
+            value_residual = residual;
+            all_values_converged &= ok;
+            v = v2;
+        }
+        best_v = best_v.max(v);
         pi = mdp.soft_policy(&h, lambda, &prior).0;
         if !marginal {
             break;
         }
-        let (rho, _, _) = mdp.stationary(&pi, rho_warm.as_deref(), opts);
+        let (rho, _, _) = mdp.stationary(&pi, rho_warm.as_deref(), &inner);
         let mut p = vec![0.0; na];
         for s in 0..mdp.states {
             for a in 0..na {
@@ -415,10 +533,11 @@ pub fn solve_from(
         // Keep every action possible: a marginal that reaches exactly 0 can
         // never come back under Blahut–Arimoto.
         p.iter_mut().for_each(|x| *x = x.max(1e-300));
+        let last = prior_residual;
         prior_residual = p.iter().zip(&prior).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        prior = p;
         rho_warm = Some(rho);
         if prior_residual < opts.prior_tol || iterations >= opts.max_prior_iterations {
+            prior = p;
             pi = mdp.soft_policy(&h, lambda, &prior).0;
             let (_, sweeps, residual, ok) = mdp.relative_values(lambda, &prior, &mut h, opts);
             value_sweeps += sweeps;
@@ -427,6 +546,12 @@ pub fn solve_from(
             pi = if ok { mdp.soft_policy(&h, lambda, &prior).0 } else { pi };
             break;
         }
+        if iterations > 1 && prior_residual > 2.0 * last {
+            anderson.clear();
+        }
+        let next = anderson.step(&prior, &p);
+        plain = (next != p).then_some(p);
+        prior = next;
     }
     let eval = mdp.evaluate_warm(
         &pi,
@@ -466,6 +591,122 @@ pub fn solve_from(
         prior_residual,
         warnings,
     }
+}
+
+/// History kept by the Anderson acceleration of Blahut–Arimoto.
+const ANDERSON_DEPTH: usize = 4;
+
+/// Anderson acceleration (type II) of the fixed-point map p ↦ m(p) that
+/// Blahut–Arimoto iterates: the next prior extrapolates the last few
+/// (p, m(p)) pairs so that the residual m(p) − p is least in their span.
+/// Plain Blahut–Arimoto converges linearly and, near λ ≈ 1 or while an
+/// action is being abandoned (its marginal decaying geometrically to 0),
+/// takes thousands of iterations. Steps that leave the simplex are clipped
+/// and renormalised; the caller clears the history when the residual grows
+/// and rejects a step that lowers the value of the prior (which plain
+/// Blahut–Arimoto never does), so the ascent is kept.
+struct Anderson {
+    depth: usize,
+    x: Vec<Vec<f64>>,
+    g: Vec<Vec<f64>>,
+}
+
+impl Anderson {
+    fn new(depth: usize) -> Self {
+        Anderson {
+            depth,
+            x: Vec::new(),
+            g: Vec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.x.clear();
+        self.g.clear();
+    }
+
+    /// The next prior after `x` mapped to `g = m(x)`.
+    fn step(&mut self, x: &[f64], g: &[f64]) -> Vec<f64> {
+        self.x.push(x.to_vec());
+        self.g.push(g.to_vec());
+        if self.x.len() > self.depth + 1 {
+            self.x.remove(0);
+            self.g.remove(0);
+        }
+        let k = self.x.len();
+        if k < 2 {
+            return g.to_vec();
+        }
+        let n = g.len();
+        let f = |i: usize| -> Vec<f64> { (0..n).map(|j| self.g[i][j] - self.x[i][j]).collect() };
+        let fk = f(k - 1);
+        // ΔF columns and ΔG columns.
+        let df: Vec<Vec<f64>> = (0..k - 1)
+            .map(|i| {
+                let (a, b) = (f(i + 1), f(i));
+                (0..n).map(|j| a[j] - b[j]).collect()
+            })
+            .collect();
+        let m = k - 1;
+        let mut normal = vec![0.0; m * m];
+        let mut rhs = vec![0.0; m];
+        for i in 0..m {
+            for j in 0..m {
+                normal[i * m + j] = (0..n).map(|t| df[i][t] * df[j][t]).sum();
+            }
+            rhs[i] = (0..n).map(|t| df[i][t] * fk[t]).sum();
+        }
+        let trace: f64 = (0..m).map(|i| normal[i * m + i]).sum();
+        for i in 0..m {
+            normal[i * m + i] += 1e-12 * trace.max(1e-300);
+        }
+        let Some(gamma) = solve_dense(&normal, &rhs, m) else {
+            self.clear();
+            return g.to_vec();
+        };
+        let mut next: Vec<f64> = (0..n)
+            .map(|j| {
+                let dg: f64 = (0..m).map(|i| gamma[i] * (self.g[i + 1][j] - self.g[i][j])).sum();
+                g[j] - dg
+            })
+            .collect();
+        if next.iter().any(|v| !v.is_finite()) {
+            self.clear();
+            return g.to_vec();
+        }
+        next.iter_mut().for_each(|v| *v = v.max(1e-300));
+        let total: f64 = next.iter().sum();
+        next.iter_mut().for_each(|v| *v /= total);
+        next
+    }
+}
+
+/// Solve the dense k×k system `m x = y` (row-major; Gaussian elimination
+/// with partial pivoting); None if singular.
+pub fn solve_dense(m: &[f64], y: &[f64], k: usize) -> Option<Vec<f64>> {
+    let mut a: Vec<Vec<f64>> = (0..k)
+        .map(|i| {
+            let mut row = m[i * k..(i + 1) * k].to_vec();
+            row.push(y[i]);
+            row
+        })
+        .collect();
+    for col in 0..k {
+        let piv = (col..k).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[piv][col].abs() < 1e-300 {
+            return None;
+        }
+        a.swap(col, piv);
+        for i in 0..k {
+            if i != col {
+                let f = a[i][col] / a[col][col];
+                for j in col..=k {
+                    a[i][j] -= f * a[col][j];
+                }
+            }
+        }
+    }
+    Some((0..k).map(|i| a[i][k] / a[i][i]).collect())
 }
 
 /// Sample `steps` steps of the chain from state `start`: returns the states

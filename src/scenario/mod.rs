@@ -6,6 +6,10 @@
 //! Validation completes before anything is written or allocated at scale.
 //! Depends on [`crate::model`] only; the rest of marlin sees a `Scenario`.
 
+pub mod maze;
+
+pub use maze::MazeScenario;
+
 use crate::model::{CodingCost, InputProcess, MAX_TABULAR_NEURONS, Network, RewardSpec, UpdateScheme};
 use crate::topology::TopologySpec;
 use serde::Deserialize;
@@ -262,6 +266,42 @@ enum CostShare {
 // ---------------------------------------------------------------------------
 // The validated scenario.
 
+/// Any scenario: a network of neurons or a maze.
+#[derive(Clone, Debug)]
+pub enum World {
+    Network(Box<Scenario>),
+    Maze(Box<MazeScenario>),
+}
+
+impl World {
+    /// Read and validate a scenario file of either kind.
+    pub fn load(path: &Path) -> Result<World, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read the scenario file: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validate scenario text of either kind (a `[maze]` table makes a maze).
+    pub fn parse(text: &str, path: &Path) -> Result<World, ScenarioError> {
+        match toml::from_str::<toml::Table>(text) {
+            Ok(doc) if maze::is_maze(&doc) => Ok(World::Maze(Box::new(maze::parse(&Cx { text, path }, text)?))),
+            _ => Ok(World::Network(Box::new(Scenario::parse(text, path)?))),
+        }
+    }
+
+    pub fn description(&self) -> &str {
+        match self {
+            World::Network(s) => &s.description,
+            World::Maze(m) => &m.description,
+        }
+    }
+}
+
 /// A validated scenario: everything needed to build and run a network.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -336,6 +376,19 @@ impl Scenario {
     /// file references.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let cx = Cx { text, path };
+        if let Ok(doc) = toml::from_str::<toml::Table>(text)
+            && maze::is_maze(&doc)
+        {
+            return Err(ScenarioError {
+                file: path.to_path_buf(),
+                line: None,
+                column: None,
+                key: Some("maze".into()),
+                message: "this scenario describes a maze ([maze]), not a network; this command needs a network \
+                          scenario ([network], [input], [reward])"
+                    .into(),
+            });
+        }
         let file: File = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| cx.line_col(s.start)).unzip();
             ScenarioError {
@@ -621,14 +674,21 @@ fn topology_spec(cx: &Cx, t: &Spanned<Topology>, n: usize) -> Result<TopologySpe
     })
 }
 
-fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
+/// The keys every scenario shares: its name (from the file name when absent),
+/// seed and output folder.
+fn header(
+    cx: &Cx,
+    name: Option<String>,
+    seed: &Option<Spanned<i64>>,
+    output: Option<String>,
+) -> Result<(String, u64, PathBuf), ScenarioError> {
     let stem = cx
         .path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("scenario")
         .to_string();
-    let name = f.name.unwrap_or(stem);
+    let name = name.unwrap_or(stem);
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return Err(ScenarioError {
             file: cx.path.to_path_buf(),
@@ -638,7 +698,7 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
             message: format!("got {name:?}; allowed: letters, digits, '-', '_' and '.' (it names the output folder)"),
         });
     }
-    let seed = match &f.seed {
+    let seed = match seed {
         Some(s) if *s.get_ref() < 0 => {
             return Err(cx.err(
                 s.span(),
@@ -649,7 +709,13 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
         Some(s) => *s.get_ref() as u64,
         None => 0,
     };
-    let output = PathBuf::from(f.output.unwrap_or_else(|| format!("out/{name}")));
+    let output = PathBuf::from(output.unwrap_or_else(|| format!("out/{name}")));
+
+    Ok((name, seed, output))
+}
+
+fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
+    let (name, seed, output) = header(cx, f.name, &f.seed, f.output)?;
 
     // Network.
     let net = f.network.get_ref();
@@ -971,34 +1037,7 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
         }
     };
 
-    // Solver knobs.
-    let mut solver = crate::solver::SolveOptions::default();
-    if let Some(s) = &f.solver {
-        if let Some(v) = &s.value_tol {
-            solver.value_tol = cx.positive(v, "solver.value_tol")?;
-        }
-        if let Some(v) = &s.prior_tol {
-            solver.prior_tol = cx.positive(v, "solver.prior_tol")?;
-        }
-        if let Some(v) = &s.damping {
-            solver.damping = cx.prob(v, "solver.damping", true, false)?;
-        }
-        if let Some(v) = &s.max_value_sweeps {
-            solver.max_value_sweeps = cx.count(v, "solver.max_value_sweeps", 1, 100_000_000)?;
-        }
-        if let Some(v) = &s.eval_sweeps {
-            solver.eval_sweeps = cx.count(v, "solver.eval_sweeps", 0, 1000)?;
-        }
-        if let Some(v) = &s.max_prior_iterations {
-            solver.max_prior_iterations = cx.count(v, "solver.max_prior_iterations", 1, 1_000_000)?;
-        }
-        if let Some(v) = &s.starts {
-            solver.starts = Some(cx.count(v, "solver.starts", 1, 10_000)?);
-        }
-        if let Some(v) = &s.start_seed {
-            solver.start_seed = cx.count(v, "solver.start_seed", 0, i64::MAX)? as u64;
-        }
-    }
+    let solver = solver_options(cx, &f.solver)?;
 
     let study = match &f.study {
         None => StudySpec::default(),
@@ -1047,6 +1086,39 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
         learning,
         study,
     })
+}
+
+/// `[solver]`: knobs of the exact solvers over their defaults.
+fn solver_options(cx: &Cx, section: &Option<SolverSection>) -> Result<crate::solver::SolveOptions, ScenarioError> {
+    let mut solver = crate::solver::SolveOptions::default();
+    if let Some(s) = section {
+        if let Some(v) = &s.value_tol {
+            solver.value_tol = cx.positive(v, "solver.value_tol")?;
+        }
+        if let Some(v) = &s.prior_tol {
+            solver.prior_tol = cx.positive(v, "solver.prior_tol")?;
+        }
+        if let Some(v) = &s.damping {
+            solver.damping = cx.prob(v, "solver.damping", true, false)?;
+        }
+        if let Some(v) = &s.max_value_sweeps {
+            solver.max_value_sweeps = cx.count(v, "solver.max_value_sweeps", 1, 100_000_000)?;
+        }
+        if let Some(v) = &s.eval_sweeps {
+            solver.eval_sweeps = cx.count(v, "solver.eval_sweeps", 0, 1000)?;
+        }
+        if let Some(v) = &s.max_prior_iterations {
+            solver.max_prior_iterations = cx.count(v, "solver.max_prior_iterations", 1, 1_000_000)?;
+        }
+        if let Some(v) = &s.starts {
+            solver.starts = Some(cx.count(v, "solver.starts", 1, 10_000)?);
+        }
+        if let Some(v) = &s.start_seed {
+            solver.start_seed = cx.count(v, "solver.start_seed", 0, i64::MAX)? as u64;
+        }
+    }
+
+    Ok(solver)
 }
 
 fn learning_spec(

@@ -1,0 +1,892 @@
+//! The commands on a maze scenario (THEORY §7): `solve` (the optimal
+//! information-constrained walker, its visit density and a sampled
+//! trajectory per λ), `simulate` (record demonstrations), `infer` (the reward
+//! map from demonstrations by three estimators), `predict` (the policy after
+//! raising λ or moving walls, against the truth and the naive prediction)
+//! and the whole study of `marlin run`.
+//!
+//! Inputs are validated before anything is written; every output is
+//! written atomically.
+
+use super::BadInput;
+use crate::files::{Npz, write_json, write_text};
+use crate::infer::mdp::{self as inv, ActionCounts, FitOptions, Marginal};
+use crate::maze::{ACTIONS, Maze};
+use crate::record::demos::{self, DemoMeta, Demonstrations};
+use crate::report::{self, MapScale};
+use crate::rng::{Domain, stream};
+use crate::scenario::MazeScenario;
+use crate::solver::mdp::{self as mdp, ActionPrior, MdpSolution};
+use anyhow::{Context, Result};
+use ndarray::{Array1, Array2};
+use ndarray_npy::NpzReader;
+use rand::Rng;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+const NATS_PER_BIT: f64 = std::f64::consts::LN_2;
+
+/// One solved λ, as written to summary.json.
+#[derive(Clone, Debug, Serialize)]
+pub struct MazeSolveRecord {
+    pub lambda: f64,
+    pub g: f64,
+    /// Goal visits per step.
+    pub mean_reward: f64,
+    /// I(S;A) (or the KL to the fixed prior), nats and bits per step.
+    pub info_nats: f64,
+    pub info_bits: f64,
+    /// How often each action is taken (N, E, S, W, stay).
+    pub action_marginal: Vec<f64>,
+    pub prior: Vec<f64>,
+    pub converged: bool,
+    pub iterations: usize,
+    pub value_sweeps: usize,
+    pub seconds: f64,
+    pub warnings: Vec<String>,
+}
+
+fn cost_name(c: &ActionPrior) -> &'static str {
+    match c {
+        ActionPrior::Marginal => "mutual_information",
+        ActionPrior::Fixed(_) => "fixed_prior",
+    }
+}
+
+/// Goal (gold) and start (green) outlines for the figures.
+fn marks(maze: &Maze) -> Vec<(usize, usize, bool)> {
+    let mut m: Vec<(usize, usize, bool)> = maze
+        .goals
+        .iter()
+        .map(|g| (g.0 / maze.width, g.0 % maze.width, true))
+        .collect();
+    if maze.marked_starts {
+        m.extend(maze.starts.iter().map(|&c| (c / maze.width, c % maze.width, false)));
+    }
+    m
+}
+
+fn draw(path: &Path, svg: Result<String, Box<dyn std::error::Error>>) -> Result<()> {
+    let svg = svg.map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
+    write_text(path, &svg)
+}
+
+/// A trajectory of `steps` from a start cell drawn uniformly, in the
+/// stream `(seed, Agent, id)`.
+fn trajectory(maze: &Maze, pi: &[f64], steps: usize, seed: u64, id: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut rng = stream(seed, Domain::Agent, id);
+    let start_cell = maze.starts[rng.random_range(0..maze.starts.len())];
+    let start = maze.state_of[start_cell].expect("start cells are free");
+    mdp::sample(&maze.mdp(), pi, start, steps, &mut rng)
+}
+
+fn positions(maze: &Maze, states: &[usize]) -> Vec<(usize, usize)> {
+    states.iter().map(|&s| maze.position(s)).collect()
+}
+
+/// `marlin solve` on a maze: one folder per λ when sweeping.
+pub fn solve(
+    sc: &MazeScenario,
+    lambdas: &[f64],
+    out: &Path,
+    sweeping: bool,
+    quiet: bool,
+) -> Result<Vec<MazeSolveRecord>> {
+    let maze = &sc.maze;
+    let bar = super::progress_bar(
+        Some(lambdas.len() as u64),
+        quiet,
+        "{spinner} solving λ {pos}/{len} [{elapsed_precise}]",
+    );
+    let mut records = Vec::new();
+    for (i, &lambda) in lambdas.iter().enumerate() {
+        let t0 = std::time::Instant::now();
+        let sol = mdp::solve(&maze.mdp(), lambda, &sc.cost, &sc.solver);
+        let seconds = t0.elapsed().as_secs_f64();
+        for w in &sol.warnings {
+            tracing::warn!(lambda, "{w}");
+        }
+        let dir = if sweeping {
+            out.join(format!("lambda_{lambda}"))
+        } else {
+            out.to_path_buf()
+        };
+        write_policy(&dir.join("policy.npz"), maze, &sol)?;
+        let (path, _) = trajectory(maze, &sol.pi, sc.study.steps, sc.seed, i as u64);
+        draw(
+            &dir.join("maze.svg"),
+            report::maze_map(
+                &format!("{}: visit density and one trajectory, λ = {lambda}", sc.name),
+                &maze.grid(&sol.eval.rho),
+                MapScale::Sequential,
+                &marks(maze),
+                Some(&positions(maze, &path)),
+            ),
+        )?;
+        let record = MazeSolveRecord {
+            lambda,
+            g: sol.eval.g,
+            mean_reward: sol.eval.mean_reward,
+            info_nats: sol.eval.info_nats,
+            info_bits: sol.eval.info_nats / NATS_PER_BIT,
+            action_marginal: sol.eval.marginal.clone(),
+            prior: sol.prior.clone(),
+            converged: sol.converged,
+            iterations: sol.iterations,
+            value_sweeps: sol.value_sweeps,
+            seconds,
+            warnings: sol.warnings.clone(),
+        };
+        write_json(
+            &dir.join("summary.json"),
+            &serde_json::json!({
+                "marlin_version": env!("CARGO_PKG_VERSION"),
+                "scenario": sc.name,
+                "scenario_file": sc.path.display().to_string(),
+                "world": "maze",
+                "map": demos::map_rows(maze, &sc.goals),
+                "cost": cost_name(&sc.cost),
+                "actions": ACTIONS,
+                "state_indexing": "state = index of the free cell in reading order (row by row); policy.npz row/col give its cell",
+                "solution": record,
+            }),
+        )?;
+        records.push(record);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if sweeping {
+        let points: Vec<(f64, f64, f64)> = records.iter().map(|r| (r.lambda, r.info_bits, r.mean_reward)).collect();
+        draw(
+            &out.join("tradeoff.svg"),
+            report::tradeoff(&format!("{}: goal rate against I(S;A) in bits", sc.name), &points),
+        )?;
+        write_json(
+            &out.join("summary.json"),
+            &serde_json::json!({"scenario": sc.name, "world": "maze", "sweep": records}),
+        )?;
+    }
+    Ok(records)
+}
+
+fn write_policy(path: &Path, maze: &Maze, sol: &MdpSolution) -> Result<()> {
+    let ns = maze.states();
+    let mut npz = Npz::new();
+    npz.add("pi", Array2::from_shape_vec((ns, ACTIONS.len()), sol.pi.clone())?)
+        .add("h", Array1::from(sol.h.clone()))
+        .add("rho", Array1::from(sol.eval.rho.clone()))
+        .add("prior", Array1::from(sol.prior.clone()))
+        .add(
+            "row",
+            Array1::from((0..ns).map(|s| maze.position(s).0 as i64).collect::<Vec<_>>()),
+        )
+        .add(
+            "col",
+            Array1::from((0..ns).map(|s| maze.position(s).1 as i64).collect::<Vec<_>>()),
+        )
+        .add("density", grid_array(maze, &sol.eval.rho)?);
+    npz.write(path)
+}
+
+fn grid_array(maze: &Maze, values: &[f64]) -> Result<Array2<f64>> {
+    let g = maze.grid(values);
+    Ok(Array2::from_shape_vec(
+        (maze.height, maze.width),
+        g.into_iter().flatten().collect(),
+    )?)
+}
+
+/// A policy table `pi` [S, 5] from policy.npz, checked against the maze.
+fn read_policy(path: &Path, maze: &Maze) -> Result<Vec<f64>, BadInput> {
+    let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
+    let pi: Array2<f64> = npz
+        .by_name("pi")
+        .map_err(|e| bad(format!("no float64 array `pi` [states, 5] ({e})")))?;
+    if pi.dim() != (maze.states(), ACTIONS.len()) {
+        return Err(bad(format!(
+            "`pi` has shape {:?}; this maze needs [{}, {}] (its free cells × N, E, S, W, stay)",
+            pi.shape(),
+            maze.states(),
+            ACTIONS.len()
+        )));
+    }
+    for (s, row) in pi.rows().into_iter().enumerate() {
+        let sum: f64 = row.sum();
+        if row.iter().any(|p| !(0.0..=1.0).contains(p)) || (sum - 1.0).abs() > 1e-6 {
+            return Err(bad(format!(
+                "row {s} of `pi` is not a distribution over the 5 actions (sums to {sum}); allowed: entries in [0, 1] summing to 1"
+            )));
+        }
+    }
+    Ok(pi.iter().copied().collect())
+}
+
+/// What `simulate` did on a maze.
+#[derive(Clone, Debug, Serialize)]
+pub struct MazeSimulated {
+    pub trajectories: usize,
+    pub steps: usize,
+    /// Goal visits per step over all demonstrations.
+    pub mean_reward: f64,
+    pub seconds: f64,
+    pub out: PathBuf,
+}
+
+/// Record `trajectories` demonstrations of `steps` steps with the policy of
+/// `policy` (policy.npz) or, when None, uniformly random moves.
+pub fn simulate(
+    sc: &MazeScenario,
+    policy: Option<&Path>,
+    trajectories: usize,
+    steps: usize,
+    out: &Path,
+) -> Result<MazeSimulated> {
+    let maze = &sc.maze;
+    if trajectories == 0 || steps == 0 {
+        return Err(BadInput("a maze record needs at least 1 trajectory of at least 1 step".into()).into());
+    }
+    let pi = match policy {
+        Some(p) => read_policy(p, maze)?,
+        None => vec![1.0 / ACTIONS.len() as f64; maze.states() * ACTIONS.len()],
+    };
+    let t0 = std::time::Instant::now();
+    let mut rec = Demonstrations::default();
+    for i in 0..trajectories {
+        let (s, a) = trajectory(maze, &pi, steps, sc.seed, i as u64);
+        rec.push(s, a);
+    }
+    let reward = maze.reward();
+    let total: f64 = rec.states.iter().flat_map(|s| &s[..steps]).map(|&s| reward[s]).sum();
+    let meta = DemoMeta {
+        format: demos::FORMAT.into(),
+        format_version: demos::FORMAT_VERSION,
+        scenario: sc.name.clone(),
+        scenario_file: sc.path.display().to_string(),
+        map: demos::map_rows(maze, &sc.goals),
+        goals: sc.goals.clone(),
+        slip: maze.slip,
+        lambda: policy.map(|_| sc.lambda),
+        cost: cost_name(&sc.cost).into(),
+        prior: match &sc.cost {
+            ActionPrior::Fixed(p) => Some(p.clone()),
+            ActionPrior::Marginal => None,
+        },
+        seed: sc.seed,
+        trajectories,
+        steps,
+        policy: policy.map_or("uniformly random moves".into(), |p| p.display().to_string()),
+        actions: ACTIONS.iter().map(|a| a.to_string()).collect(),
+    };
+    demos::write(out, &meta, maze, &rec)?;
+    let mut visits = vec![0.0; maze.states()];
+    for s in rec.states.iter().flatten() {
+        visits[*s] += 1.0;
+    }
+    draw(
+        &out.join("demonstrations.svg"),
+        report::maze_map(
+            &format!("{}: visits in {trajectories} demonstrations, and the first", sc.name),
+            &maze.grid(&visits),
+            MapScale::Sequential,
+            &marks(maze),
+            Some(&positions(maze, &rec.states[0])),
+        ),
+    )?;
+    Ok(MazeSimulated {
+        trajectories,
+        steps,
+        mean_reward: total / (trajectories * steps) as f64,
+        seconds: t0.elapsed().as_secs_f64(),
+        out: out.to_path_buf(),
+    })
+}
+
+/// The three reward estimators.
+pub const MODELS: [&str; 3] = ["direct", "ml", "ml_marginal"];
+/// The estimator `predict` and the study use by default.
+pub const DEFAULT_MODEL: &str = "ml_marginal";
+
+/// One estimator's result, as in reward.json.
+#[derive(Clone, Debug, Serialize)]
+pub struct MethodSummary {
+    pub model: &'static str,
+    pub description: &'static str,
+    /// The visited cell (row, col) of the largest inferred reward, and whether it is a goal.
+    pub argmax_cell: Option<(usize, usize)>,
+    pub argmax_is_goal: bool,
+    /// Rank of the best goal among visited cells (1 = top).
+    pub goal_rank: Option<usize>,
+    /// Pearson correlation with the true reward over visited cells.
+    pub correlation_with_truth: Option<f64>,
+    pub identified_states: usize,
+    pub log_likelihood: Option<f64>,
+    pub seconds: f64,
+    pub warnings: Vec<String>,
+}
+
+/// What `infer` found in a maze record.
+#[derive(Clone, Debug, Serialize)]
+pub struct MazeInferSummary {
+    pub trajectories: usize,
+    pub steps: usize,
+    pub visited_states: usize,
+    pub states: usize,
+    /// λ used; None: the rewards are r/λ.
+    pub lambda: Option<f64>,
+    pub units: &'static str,
+    /// Plug-in I(S;A) of the demonstrations in bits, and with the
+    /// Miller–Madow bias correction (S_visited − 1)(A_used − 1)/(2N ln 2).
+    pub info_bits_plugin: f64,
+    pub info_bits_corrected: f64,
+    pub methods: Vec<MethodSummary>,
+    pub out: PathBuf,
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
+    let idx: Vec<usize> = (0..a.len()).filter(|&i| a[i].is_finite() && b[i].is_finite()).collect();
+    if idx.len() < 2 {
+        return None;
+    }
+    let n = idx.len() as f64;
+    let ma = idx.iter().map(|&i| a[i]).sum::<f64>() / n;
+    let mb = idx.iter().map(|&i| b[i]).sum::<f64>() / n;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for &i in &idx {
+        sab += (a[i] - ma) * (b[i] - mb);
+        saa += (a[i] - ma).powi(2);
+        sbb += (b[i] - mb).powi(2);
+    }
+    (saa > 0.0 && sbb > 0.0).then(|| sab / (saa * sbb).sqrt())
+}
+
+/// How a reward map scores against the maze's goals, over the cells
+/// `visited` marks (the estimators extrapolate differently elsewhere, so
+/// they are compared where the demonstrations say something): the argmax
+/// cell, whether it is a goal, the best goal's rank, and the correlation
+/// with the true reward.
+pub fn score(maze: &Maze, reward: &[f64], visited: &[bool]) -> (Option<usize>, bool, Option<usize>, Option<f64>) {
+    let finite: Vec<usize> = (0..reward.len())
+        .filter(|&s| reward[s].is_finite() && visited[s])
+        .collect();
+    let argmax = finite.iter().copied().max_by(|&a, &b| reward[a].total_cmp(&reward[b]));
+    let is_goal = argmax.is_some_and(|s| maze.is_goal(s));
+    let best_goal = finite
+        .iter()
+        .copied()
+        .filter(|&s| maze.is_goal(s))
+        .max_by(|&a, &b| reward[a].total_cmp(&reward[b]));
+    let rank = best_goal.map(|g| 1 + finite.iter().filter(|&&s| reward[s] > reward[g]).count());
+    let masked: Vec<f64> = (0..reward.len())
+        .map(|s| if visited[s] { reward[s] } else { f64::NAN })
+        .collect();
+    (argmax, is_goal, rank, pearson(&masked, &maze.reward()))
+}
+
+/// Run the three estimators on demonstrations: (model, reward, summary).
+pub fn estimate(
+    maze: &Maze,
+    counts: &ActionCounts,
+    lambda: f64,
+    prior: Option<&[f64]>,
+) -> Vec<(&'static str, Vec<f64>, MethodSummary)> {
+    let world = maze.mdp();
+    let mut out = Vec::new();
+    let visited: Vec<bool> = (0..counts.states).map(|s| counts.visits(s) > 0.0).collect();
+    let summarise = |model: &'static str, description: &'static str, r: &[f64], ll, secs, warnings| {
+        let (argmax, is_goal, rank, corr) = score(maze, r, &visited);
+        MethodSummary {
+            model,
+            description,
+            argmax_cell: argmax.map(|s| maze.position(s)),
+            argmax_is_goal: is_goal,
+            goal_rank: rank,
+            correlation_with_truth: corr,
+            identified_states: r.iter().filter(|v| v.is_finite()).count(),
+            log_likelihood: ll,
+            seconds: secs,
+            warnings,
+        }
+    };
+    let t0 = std::time::Instant::now();
+    match inv::invert(&world, counts, lambda, prior) {
+        Ok(d) => {
+            let s = summarise(
+                "direct",
+                "THEORY §7 direct inversion: log-odds between actions give value differences, least squares gives h",
+                &d.reward,
+                None,
+                t0.elapsed().as_secs_f64(),
+                d.notes.clone(),
+            );
+            out.push(("direct", d.reward, s));
+        }
+        Err(e) => tracing::warn!("direct inversion failed: {e}"),
+    }
+    for (model, marginal, description) in [
+        (
+            "ml",
+            Marginal::Empirical,
+            "maximum likelihood of the actions, against the demonstrations' empirical action marginal",
+        ),
+        (
+            "ml_marginal",
+            Marginal::Model,
+            "maximum likelihood of the actions, against the model's own action marginal (uses how often each move is made)",
+        ),
+    ] {
+        if prior.is_some() && marginal == Marginal::Model {
+            continue;
+        }
+        let t0 = std::time::Instant::now();
+        let opts = FitOptions {
+            marginal,
+            ..FitOptions::default()
+        };
+        match inv::fit(&world, counts, lambda, None, &opts) {
+            Ok(f) => {
+                let s = summarise(
+                    model,
+                    description,
+                    &f.reward,
+                    Some(f.log_likelihood),
+                    t0.elapsed().as_secs_f64(),
+                    f.warnings.clone(),
+                );
+                out.push((model, f.reward, s));
+            }
+            Err(e) => tracing::warn!("{model} fit failed: {e}"),
+        }
+    }
+    out
+}
+
+/// Plug-in and bias-corrected I(S;A) of the demonstrations, in bits.
+pub fn demonstrated_information(counts: &ActionCounts) -> (f64, f64) {
+    let plugin = counts.information();
+    let visited = (0..counts.states).filter(|&s| counts.visits(s) > 0.0).count();
+    let used = (0..counts.actions)
+        .filter(|&a| (0..counts.states).any(|s| counts.n[s * counts.actions + a] > 0.0))
+        .count();
+    let bias = (visited.saturating_sub(1) * used.saturating_sub(1)) as f64 / (2.0 * counts.total().max(1.0));
+    (plugin / NATS_PER_BIT, (plugin - bias).max(0.0) / NATS_PER_BIT)
+}
+
+/// `marlin infer` on a maze record.
+pub fn infer(path: &Path, lambda: Option<f64>, out: &Path) -> Result<MazeInferSummary> {
+    let (meta, maze, rec) = demos::read(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+    if let Some(l) = lambda
+        && !(l.is_finite() && l > 0.0)
+    {
+        return Err(BadInput(format!("--lambda {l}; allowed: a positive number")).into());
+    }
+    let mut counts = ActionCounts::new(maze.states(), ACTIONS.len());
+    for (s, a) in rec.states.iter().zip(&rec.actions) {
+        counts.add_trajectory(s, a);
+    }
+    let prior = meta.prior.clone();
+    let results = estimate(&maze, &counts, lambda.unwrap_or(1.0), prior.as_deref());
+    let (plugin, corrected) = demonstrated_information(&counts);
+    let mut npz = Npz::new();
+    let ns = maze.states();
+    npz.add(
+        "row",
+        Array1::from((0..ns).map(|s| maze.position(s).0 as i64).collect::<Vec<_>>()),
+    )
+    .add(
+        "col",
+        Array1::from((0..ns).map(|s| maze.position(s).1 as i64).collect::<Vec<_>>()),
+    );
+    for (model, r, _) in &results {
+        npz.add(&format!("reward_{model}"), Array1::from(r.clone()))
+            .add(&format!("map_{model}"), grid_array(&maze, r)?);
+        if *model == DEFAULT_MODEL || (results.len() < 3 && *model == "ml") {
+            npz.add("reward", Array1::from(r.clone()));
+        }
+    }
+    let visits: Vec<f64> = (0..ns).map(|s| counts.visits(s)).collect();
+    npz.add("visits", Array1::from(visits.clone()));
+    let summary = MazeInferSummary {
+        trajectories: rec.states.len(),
+        steps: meta.steps,
+        visited_states: visits.iter().filter(|v| **v > 0.0).count(),
+        states: ns,
+        lambda,
+        units: if lambda.is_some() { "reward" } else { "reward / λ" },
+        info_bits_plugin: plugin,
+        info_bits_corrected: corrected,
+        methods: results.iter().map(|r| r.2.clone()).collect(),
+        out: out.to_path_buf(),
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (model, r, _) in &results {
+        draw(
+            &out.join(format!("reward_{model}.svg")),
+            report::maze_map(
+                &format!("inferred reward ({model})"),
+                &maze.grid(r),
+                MapScale::Diverging,
+                &marks(&maze),
+                None,
+            ),
+        )?;
+    }
+    draw(
+        &out.join("visits.svg"),
+        report::maze_map(
+            "visits in the demonstrations",
+            &maze.grid(&visits),
+            MapScale::Sequential,
+            &marks(&maze),
+            None,
+        ),
+    )?;
+    npz.write(&out.join("reward.npz"))?;
+    write_json(
+        &out.join("reward.json"),
+        &serde_json::json!({
+            "format": "marlin-maze-reward",
+            "format_version": 1,
+            "world": "maze",
+            "demonstrations": path.display().to_string(),
+            "map": meta.map,
+            "goals": meta.goals,
+            "slip": meta.slip,
+            "default_model": DEFAULT_MODEL,
+            "summary": summary,
+        }),
+    )?;
+    Ok(summary)
+}
+
+/// A maze perturbation.
+#[derive(Clone, Debug)]
+pub enum MazePerturbation {
+    Lambda(f64),
+    Walls(PathBuf),
+}
+
+impl MazePerturbation {
+    /// `lambda:L` or `walls:FILE` (FILE relative to `base`).
+    pub fn parse(spec: &str, base: &Path) -> Result<Self, String> {
+        match spec.split_once(':') {
+            Some(("lambda", v)) => match v.trim().parse::<f64>() {
+                Ok(l) if l.is_finite() && l > 0.0 => Ok(MazePerturbation::Lambda(l)),
+                _ => Err(format!("{spec:?}: λ must be a positive number")),
+            },
+            Some(("walls", f)) if !f.trim().is_empty() => Ok(MazePerturbation::Walls(base.join(f.trim()))),
+            _ => Err(format!(
+                "{spec:?} is not a maze perturbation; allowed: lambda:L (a new coding-cost weight) or walls:FILE \
+                 (a map of the same maze with walls moved)"
+            )),
+        }
+    }
+}
+
+/// A maze prediction, as written to prediction.json.
+#[derive(Clone, Debug, Serialize)]
+pub struct MazePrediction {
+    pub perturbation: String,
+    pub model: String,
+    /// Total variation between predicted and true policies per non-goal
+    /// state, averaged over the true perturbed visit density.
+    pub tv_pred_truth: f64,
+    /// The same for the naive prediction (the unperturbed policy, cell by cell).
+    pub tv_naive_truth: f64,
+    /// The inferred reward re-solved on the unperturbed maze against the
+    /// true unperturbed policy (how well the reward explains the record).
+    pub tv_baseline: f64,
+    /// Goal rate of the true, predicted and naive policies in the perturbed maze.
+    pub goal_rate_truth: f64,
+    pub goal_rate_pred: f64,
+    pub goal_rate_naive: f64,
+    pub warnings: Vec<String>,
+}
+
+/// Mean over `rho` of the per-state total variation between two policies,
+/// skipping goal states (where the action has no effect).
+fn mean_tv(maze: &Maze, rho: &[f64], a: &[f64], b: &[f64]) -> f64 {
+    let na = ACTIONS.len();
+    let (mut acc, mut w) = (0.0, 0.0);
+    for s in 0..maze.states() {
+        if maze.is_goal(s) {
+            continue;
+        }
+        let tv: f64 = (0..na).map(|k| (a[s * na + k] - b[s * na + k]).abs()).sum::<f64>() / 2.0;
+        acc += rho[s] * tv;
+        w += rho[s];
+    }
+    if w > 0.0 { acc / w } else { 0.0 }
+}
+
+/// Read one model's reward map from reward.npz (and its units from reward.json).
+fn read_reward(path: &Path, model: &str, maze: &Maze) -> Result<(Vec<f64>, bool), BadInput> {
+    let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
+    let json = std::fs::read_to_string(path.with_extension("json"))
+        .map_err(|e| bad(format!("cannot read reward.json beside it: {e}")))?;
+    let meta: serde_json::Value = serde_json::from_str(&json).map_err(|e| bad(format!("reward.json: {e}")))?;
+    if meta["format"] != "marlin-maze-reward" {
+        return Err(bad(
+            "not a maze reward (reward.json's format is not \"marlin-maze-reward\")".into(),
+        ));
+    }
+    let in_lambda_units = meta["summary"]["lambda"].is_null();
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+    let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
+    let r: Array1<f64> = npz.by_name(&format!("reward_{model}")).map_err(|e| {
+        bad(format!(
+            "no float64 array `reward_{model}` ({e}); allowed models: {}",
+            MODELS.join(", ")
+        ))
+    })?;
+    if r.len() != maze.states() {
+        return Err(bad(format!(
+            "{} rewards but the scenario's maze has {} free cells (was it inferred in another maze?)",
+            r.len(),
+            maze.states()
+        )));
+    }
+    Ok((r.to_vec(), in_lambda_units))
+}
+
+/// A prediction in numbers (no I/O): the true and predicted optima in the
+/// perturbed maze `new` at `lambda_new`, and how far each is from the truth.
+#[derive(Clone, Debug)]
+pub struct Forecast {
+    pub truth: MdpSolution,
+    pub pred: MdpSolution,
+    /// The unperturbed true policy, cell by cell (the old marginal on new cells).
+    pub naive: Vec<f64>,
+    pub tv_pred_truth: f64,
+    pub tv_naive_truth: f64,
+    pub tv_baseline: f64,
+    pub goal_rate_pred: f64,
+    pub goal_rate_naive: f64,
+    pub warnings: Vec<String>,
+}
+
+/// Predict the optimum of `inferred` (a reward per state of `old`, in reward
+/// units; NaN where unidentified) in `new` at `lambda_new`, against the true
+/// reward's optimum there and against the naive prediction (the old
+/// optimum at `lambda_old`, cell by cell).
+pub fn forecast(
+    old: &Maze,
+    new: &Maze,
+    inferred: &[f64],
+    lambda_old: f64,
+    lambda_new: f64,
+    cost: &ActionPrior,
+    opts: &crate::solver::SolveOptions,
+) -> Forecast {
+    let mut warnings = Vec::new();
+    // Cells the old map did not have, or whose reward was not identified,
+    // get the median inferred reward.
+    let mut sorted: Vec<f64> = inferred.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    let mut filled = 0;
+    let reward_new: Vec<f64> = new
+        .cells
+        .iter()
+        .map(
+            |&c| match old.state_of[c].map(|s| inferred[s]).filter(|v| v.is_finite()) {
+                Some(v) => v,
+                None => {
+                    filled += 1;
+                    median
+                }
+            },
+        )
+        .collect();
+    if filled > 0 {
+        warnings.push(format!(
+            "{filled} cells of the perturbed maze have no inferred reward (new, or never visited); they get the \
+             median inferred reward {median:.4}"
+        ));
+    }
+    let solve = |m: &Maze, r: Vec<f64>, l: f64| mdp::solve(&m.mdp_with_reward(r), l, cost, opts);
+    let truth = solve(new, new.reward(), lambda_new);
+    let pred = solve(new, reward_new, lambda_new);
+    let old_truth = solve(old, old.reward(), lambda_old);
+    let old_pred = solve(
+        old,
+        inferred
+            .iter()
+            .map(|v| if v.is_finite() { *v } else { median })
+            .collect(),
+        lambda_old,
+    );
+    for w in truth.warnings.iter().chain(&pred.warnings) {
+        warnings.push(format!("solver: {w}"));
+    }
+    let na = ACTIONS.len();
+    let naive: Vec<f64> = new
+        .cells
+        .iter()
+        .flat_map(|&c| match old.state_of[c] {
+            Some(s) => old_truth.pi[s * na..(s + 1) * na].to_vec(),
+            None => old_truth.eval.marginal.clone(),
+        })
+        .collect();
+    let world = new.mdp();
+    let rate = |pi: &[f64]| world.evaluate(pi, lambda_new, None, opts).mean_reward;
+    Forecast {
+        tv_pred_truth: mean_tv(new, &truth.eval.rho, &pred.pi, &truth.pi),
+        tv_naive_truth: mean_tv(new, &truth.eval.rho, &naive, &truth.pi),
+        tv_baseline: mean_tv(old, &old_truth.eval.rho, &old_pred.pi, &old_truth.pi),
+        goal_rate_pred: rate(&pred.pi),
+        goal_rate_naive: rate(&naive),
+        truth,
+        pred,
+        naive,
+        warnings,
+    }
+}
+
+/// `marlin predict` on a maze: the new optimum of the inferred reward against
+/// the truth (the true reward re-solved) and the naive prediction.
+pub fn predict(
+    sc: &MazeScenario,
+    reward_file: &Path,
+    spec: &str,
+    model: &str,
+    base: &Path,
+    out: &Path,
+) -> Result<MazePrediction> {
+    let perturbation = MazePerturbation::parse(spec, base).map_err(BadInput)?;
+    if !MODELS.contains(&model) {
+        return Err(BadInput(format!(
+            "--reward-model {model:?}; allowed for a maze: {}",
+            MODELS.join(", ")
+        ))
+        .into());
+    }
+    let old = &sc.maze;
+    let (inferred, in_lambda_units) = read_reward(reward_file, model, old)?;
+    let mut warnings = Vec::new();
+    let scale = if in_lambda_units { sc.lambda } else { 1.0 };
+    let inferred: Vec<f64> = inferred.iter().map(|r| r * scale).collect();
+    let (new, lambda) = match &perturbation {
+        MazePerturbation::Lambda(l) => (old.clone(), *l),
+        MazePerturbation::Walls(f) => {
+            let m = sc.read_map(f).map_err(BadInput::from)?;
+            if (m.width, m.height) != (old.width, old.height) {
+                return Err(BadInput(format!(
+                    "{}: the moved-walls map is {}×{} but the scenario's is {}×{}; allowed: the same size",
+                    f.display(),
+                    m.height,
+                    m.width,
+                    old.height,
+                    old.width
+                ))
+                .into());
+            }
+            (m, sc.lambda)
+        }
+    };
+    let f = forecast(old, &new, &inferred, sc.lambda, lambda, &sc.cost, &sc.solver);
+    warnings.extend(f.warnings.iter().cloned());
+    let p = MazePrediction {
+        perturbation: spec.to_string(),
+        model: model.to_string(),
+        tv_pred_truth: f.tv_pred_truth,
+        tv_naive_truth: f.tv_naive_truth,
+        tv_baseline: f.tv_baseline,
+        goal_rate_truth: f.truth.eval.mean_reward,
+        goal_rate_pred: f.goal_rate_pred,
+        goal_rate_naive: f.goal_rate_naive,
+        warnings,
+    };
+    let (truth, pred) = (&f.truth, &f.pred);
+    for (name, sol) in [("truth", truth), ("prediction", pred)] {
+        let (path, _) = trajectory(&new, &sol.pi, sc.study.steps, sc.seed, 0);
+        draw(
+            &out.join(format!("{name}.svg")),
+            report::maze_map(
+                &format!("{spec}: {name}'s visit density"),
+                &new.grid(&sol.eval.rho),
+                MapScale::Sequential,
+                &marks(&new),
+                Some(&positions(&new, &path)),
+            ),
+        )?;
+    }
+    write_json(&out.join("prediction.json"), &p)?;
+    Ok(p)
+}
+
+/// `marlin run` on a maze: solve (the study's λ sweep), record
+/// demonstrations at the scenario's λ, infer with all three estimators,
+/// predict every perturbation. Returns the summary written.
+pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::Value> {
+    let t0 = std::time::Instant::now();
+    // Check the perturbations before any stage runs.
+    let base = sc.path.parent().unwrap_or(Path::new("."));
+    let specs: Vec<String> = match &sc.study.perturbations {
+        Some(p) => p.iter().map(|s| s.value.clone()).collect(),
+        None => vec![format!("lambda:{}", 2.0 * sc.lambda)],
+    };
+    for (i, s) in specs.iter().enumerate() {
+        let at = sc.study.perturbations.as_ref().and_then(|p| p[i].at);
+        let place = at.map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
+        match MazePerturbation::parse(s, base) {
+            Err(e) => return Err(BadInput(format!("{}{place}: study.perturbations: {e}", sc.path.display())).into()),
+            Ok(MazePerturbation::Walls(f)) => {
+                sc.read_map(&f).map_err(BadInput::from)?;
+            }
+            Ok(_) => {}
+        }
+    }
+    let mut lambdas = sc.study.sweep_lambda.clone();
+    if !lambdas.contains(&sc.lambda) {
+        lambdas.push(sc.lambda);
+    }
+    let solved = solve(sc, &lambdas, &out.join("solve"), true, quiet)?;
+    let main_dir = out.join("solve").join(format!("lambda_{}", sc.lambda));
+    let sim = simulate(
+        sc,
+        Some(&main_dir.join("policy.npz")),
+        sc.study.trajectories,
+        sc.study.steps,
+        &out.join("simulate"),
+    )?;
+    let inferred = infer(
+        &out.join("simulate").join("demonstrations.npz"),
+        Some(sc.lambda),
+        &out.join("infer"),
+    )?;
+    let model = if inferred.methods.iter().any(|m| m.model == DEFAULT_MODEL) {
+        DEFAULT_MODEL
+    } else {
+        "ml"
+    };
+    let mut predictions = Vec::new();
+    for (i, s) in specs.iter().enumerate() {
+        let p = predict(
+            sc,
+            &out.join("infer").join("reward.npz"),
+            s,
+            model,
+            base,
+            &out.join("predict").join(format!("{i}")),
+        )?;
+        predictions.push(p);
+    }
+    let mut warnings: Vec<String> = solved.iter().flat_map(|r| r.warnings.clone()).collect();
+    warnings.extend(inferred.methods.iter().flat_map(|m| m.warnings.clone()));
+    warnings.extend(predictions.iter().flat_map(|p| p.warnings.clone()));
+    let summary = serde_json::json!({
+        "scenario": sc.name,
+        "world": "maze",
+        "output": out.display().to_string(),
+        "seconds": t0.elapsed().as_secs_f64(),
+        "solve": solved,
+        "simulate": sim,
+        "infer": inferred,
+        "predict": predictions,
+        "warnings": warnings,
+    });
+    write_json(&out.join("summary.json"), &summary)?;
+    Ok(summary)
+}

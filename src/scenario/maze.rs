@@ -1,0 +1,334 @@
+//! Maze scenario files (THEORY §7): a `[maze]` table with an ASCII map in
+//! place of `[network]`, `[input]` and `[reward]`.
+//!
+//! ```toml
+//! name = "maze"
+//! seed = 1
+//! [maze]
+//! map = """
+//! #######
+//! #S...G#
+//! #######
+//! """
+//! goals = { G = 1.0 }   # goal letters and their rewards (default: G = 1)
+//! slip = 0.0            # probability that a move is replaced by a random one
+//! [cost]
+//! lambda = 0.2
+//! kind = "mutual_information"   # or "fixed_prior" with prior = [pN, pE, pS, pW, pstay]
+//! [study]
+//! trajectories = 100    # demonstrations recorded by `marlin run`
+//! steps = 50            # steps per demonstration
+//! sweep_lambda = [0.05, 0.2, 1.0]
+//! perturbations = ["lambda:1.0", "walls:maze_moved.txt"]
+//! ```
+//! Map errors are reported at the file's line and column of the offending
+//! cell.
+
+use super::{Cx, Placed, ScenarioError, SolverSection, header, solver_options};
+use crate::maze::{ACTIONS, MapError, Maze, map_rows};
+use crate::solver::mdp::ActionPrior;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct MazeFile {
+    name: Option<String>,
+    description: Option<String>,
+    seed: Option<Spanned<i64>>,
+    output: Option<String>,
+    maze: Spanned<MazeSection>,
+    cost: Spanned<MazeCost>,
+    solver: Option<SolverSection>,
+    study: Option<Spanned<MazeStudySection>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct MazeSection {
+    map: Spanned<String>,
+    goals: Option<Spanned<BTreeMap<String, f64>>>,
+    slip: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct MazeCost {
+    lambda: Spanned<f64>,
+    kind: Option<Spanned<String>>,
+    prior: Option<Spanned<Vec<f64>>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct MazeStudySection {
+    trajectories: Option<Spanned<i64>>,
+    steps: Option<Spanned<i64>>,
+    sweep_lambda: Option<Spanned<Vec<f64>>>,
+    perturbations: Option<Spanned<Vec<String>>>,
+}
+
+/// What `marlin run` does on a maze.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MazeStudy {
+    /// Demonstrations recorded for inverse RL, and their length.
+    pub trajectories: usize,
+    pub steps: usize,
+    /// λ values drawn by the solve stage (visit density and a trajectory each).
+    pub sweep_lambda: Vec<f64>,
+    /// `marlin predict` specs (`lambda:`, `walls:`); None: λ doubled.
+    pub perturbations: Option<Vec<Placed>>,
+}
+
+/// A validated maze scenario.
+#[derive(Clone, Debug)]
+pub struct MazeScenario {
+    pub path: PathBuf,
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub output: PathBuf,
+    pub maze: Maze,
+    /// The goal letters and rewards the map was read with.
+    pub goals: Vec<(char, f64)>,
+    pub lambda: f64,
+    pub cost: ActionPrior,
+    pub solver: crate::solver::SolveOptions,
+    pub study: MazeStudy,
+}
+
+impl MazeScenario {
+    /// Read another map (a `walls:` perturbation) with this scenario's goal
+    /// letters and slip; errors name `file`, row and column.
+    pub fn read_map(&self, file: &Path) -> Result<Maze, ScenarioError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ScenarioError {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read the map: {e}"),
+        })?;
+        Maze::parse(&text, &self.goals, self.maze.slip).map_err(|e| {
+            let (line, column) = match (e.row, e.column) {
+                (Some(r), c) => {
+                    let rows = map_rows(&text);
+                    let (_, lead, raw) = rows[r - 1];
+                    (Some(raw + 1), c.map(|c| lead + c))
+                }
+                _ => (None, None),
+            };
+            ScenarioError {
+                file: file.to_path_buf(),
+                line,
+                column,
+                key: None,
+                message: e.message,
+            }
+        })
+    }
+}
+
+/// Whether a parsed TOML document is a maze scenario.
+pub(super) fn is_maze(doc: &toml::Table) -> bool {
+    doc.contains_key("maze")
+}
+
+pub(super) fn parse(cx: &Cx, text: &str) -> Result<MazeScenario, ScenarioError> {
+    let f: MazeFile = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| cx.line_col(s.start)).unzip();
+        ScenarioError {
+            file: cx.path.to_path_buf(),
+            line,
+            column,
+            key: None,
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    let (name, seed, output) = header(cx, f.name, &f.seed, f.output)?;
+    let sec = f.maze.get_ref();
+    let slip = match &sec.slip {
+        Some(v) => cx.prob(v, "maze.slip", false, true)?,
+        None => 0.0,
+    };
+    let goals: Vec<(char, f64)> = match &sec.goals {
+        None => vec![('G', 1.0)],
+        Some(g) => {
+            let mut out = Vec::new();
+            for (k, v) in g.get_ref() {
+                let mut chars = k.chars();
+                let (Some(c), None) = (chars.next(), chars.next()) else {
+                    return Err(cx.err(
+                        g.span(),
+                        "maze.goals",
+                        format!("goal key {k:?} is not one character; allowed: single letters such as G = 1.0"),
+                    ));
+                };
+                if "#.S".contains(c) || !c.is_ascii_graphic() {
+                    return Err(cx.err(
+                        g.span(),
+                        "maze.goals",
+                        format!("goal letter {c:?}; allowed: a printable character other than '#', '.' and 'S'"),
+                    ));
+                }
+                if !v.is_finite() {
+                    return Err(cx.err(
+                        g.span(),
+                        "maze.goals",
+                        format!("reward of {c:?} is {v}; allowed: finite"),
+                    ));
+                }
+                out.push((c, *v));
+            }
+            if out.is_empty() {
+                return Err(cx.err(g.span(), "maze.goals", "no goal letter; allowed: e.g. { G = 1.0 }"));
+            }
+            out
+        }
+    };
+    let maze = Maze::parse(sec.map.get_ref(), &goals, slip).map_err(|e| map_error(cx, &sec.map, e))?;
+
+    let cost_sec = f.cost.get_ref();
+    let lambda = cx.positive(&cost_sec.lambda, "cost.lambda")?;
+    let kind = cost_sec.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span()));
+    let cost = match (kind, &cost_sec.prior) {
+        (None | Some(("mutual_information", _)), None) => ActionPrior::Marginal,
+        (None | Some(("mutual_information", _)), Some(p)) => {
+            return Err(cx.err(
+                p.span(),
+                "cost.prior",
+                "a prior is given but kind is \"mutual_information\" (the prior is the action marginal); \
+                 allowed: remove it, or set kind = \"fixed_prior\"",
+            ));
+        }
+        (Some(("fixed_prior", span)), None) => {
+            return Err(cx.err(
+                span,
+                "cost.prior",
+                format!("kind = \"fixed_prior\" needs prior = [..] over the actions {ACTIONS:?}"),
+            ));
+        }
+        (Some(("fixed_prior", _)), Some(p)) => {
+            let v = p.get_ref();
+            if v.len() != ACTIONS.len() || v.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+                return Err(cx.err(
+                    p.span(),
+                    "cost.prior",
+                    format!(
+                        "got {v:?}; allowed: {} positive probabilities for {ACTIONS:?}",
+                        ACTIONS.len()
+                    ),
+                ));
+            }
+            let total: f64 = v.iter().sum();
+            if (total - 1.0).abs() > 1e-6 {
+                return Err(cx.err(
+                    p.span(),
+                    "cost.prior",
+                    format!("the probabilities sum to {total}; allowed: a distribution summing to 1"),
+                ));
+            }
+            ActionPrior::Fixed(v.clone())
+        }
+        (Some((other, span)), _) => {
+            return Err(cx.err(
+                span,
+                "cost.kind",
+                format!("unknown cost {other:?}; allowed: \"mutual_information\", \"fixed_prior\""),
+            ));
+        }
+    };
+    let mut solver = solver_options(cx, &f.solver)?;
+    // Maze worlds are small and Blahut–Arimoto on them slow near λ ≈ 1
+    // (about 10³ iterations at a few milliseconds each): allow more.
+    if f.solver.as_ref().is_none_or(|s| s.max_prior_iterations.is_none()) {
+        solver.max_prior_iterations = 100_000;
+    }
+
+    let mut study = MazeStudy {
+        trajectories: 100,
+        steps: 50,
+        sweep_lambda: vec![lambda],
+        perturbations: None,
+    };
+    if let Some(st) = &f.study {
+        let s = st.get_ref();
+        if let Some(v) = &s.trajectories {
+            study.trajectories = cx.count(v, "study.trajectories", 1, 10_000_000)?;
+        }
+        if let Some(v) = &s.steps {
+            study.steps = cx.count(v, "study.steps", 1, 100_000_000)?;
+        }
+        if let Some(v) = &s.sweep_lambda {
+            if v.get_ref().is_empty() || v.get_ref().iter().any(|l| !(l.is_finite() && *l > 0.0)) {
+                return Err(cx.err(
+                    v.span(),
+                    "study.sweep_lambda",
+                    format!("got {:?}; allowed: a non-empty list of positive numbers", v.get_ref()),
+                ));
+            }
+            study.sweep_lambda = v.get_ref().clone();
+        }
+        if let Some(p) = &s.perturbations {
+            let at = Some(cx.line_col(p.span().start));
+            study.perturbations = Some(p.get_ref().iter().map(|s| Placed { value: s.clone(), at }).collect());
+        }
+    }
+    Ok(MazeScenario {
+        path: cx.path.to_path_buf(),
+        name,
+        description: f.description.unwrap_or_default(),
+        seed,
+        output,
+        maze,
+        goals,
+        lambda,
+        cost,
+        solver,
+        study,
+    })
+}
+
+/// A map error at the file's line and column: the map string starts after
+/// its opening quotes (and the newline TOML drops after `"""`).
+fn map_error(cx: &Cx, map: &Spanned<String>, e: MapError) -> ScenarioError {
+    let Some(row) = e.row else {
+        return cx.err(map.span(), "maze.map", e.message);
+    };
+    let src = &cx.text[map.span()];
+    let mut start = map.span().start;
+    let quote = if src.starts_with("\"\"\"") || src.starts_with("'''") {
+        3
+    } else {
+        1
+    };
+    start += quote;
+    let rest = &cx.text[start..];
+    if quote == 3 {
+        if rest.starts_with("\r\n") {
+            start += 2;
+        } else if rest.starts_with('\n') {
+            start += 1;
+        }
+    }
+    let rows = map_rows(map.get_ref());
+    let (_, lead, raw) = rows[row - 1];
+    // Offset of raw line `raw` of the value in the file.
+    let mut offset = start;
+    for _ in 0..raw {
+        match cx.text[offset..].find('\n') {
+            Some(i) => offset += i + 1,
+            None => break,
+        }
+    }
+    let (line, col0) = cx.line_col(offset);
+    let column = e.column.map(|c| col0 + lead + c - 1);
+    ScenarioError {
+        file: cx.path.to_path_buf(),
+        line: Some(line),
+        column: column.or(Some(col0)),
+        key: Some("maze.map".into()),
+        message: e.message,
+    }
+}

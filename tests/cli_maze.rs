@@ -1,0 +1,223 @@
+//! Maze scenarios end to end through the binary: bad maps are refused at
+//! their file line and column with exit code 2; solve draws the visit
+//! density per λ; simulate → infer finds the goal; predict beats the naive
+//! prediction when walls move; corrupt records are refused.
+
+use std::path::Path;
+use std::process::Command;
+
+fn marlin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_marlin"))
+}
+
+fn run_ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        c,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn run_bad(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{:?}: {}",
+        c,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const HEAD: &str = "name = \"m\"\n[maze]\nmap = \"\"\"\n";
+const TAIL: &str = "\"\"\"\n[cost]\nlambda = 0.2\n";
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn bad_maps_are_refused_at_their_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    // Line 4 of the file is the map's first row.
+    for (map, place, needle) in [
+        ("#####\n#S.G#\n####\n", "m.toml:6:", "equal length"),
+        ("#####\n#S.X#\n#####\n", "m.toml:5:4", "unknown character 'X'"),
+        ("#####\n#S..#\n#####\n", "m.toml", "no goal"),
+        ("#####\n#S#G#\n#####\n", "m.toml:5:4", "cannot be reached"),
+    ] {
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, format!("{HEAD}{map}{TAIL}")).unwrap();
+        let err = run_bad(marlin().arg("validate").arg(&path));
+        assert!(err.contains(place) && err.contains(needle), "{map:?}: {err}");
+    }
+    let path = dir.path().join("m.toml");
+    std::fs::write(&path, format!("{HEAD}#####\n#S.G#\n#####\n{TAIL}[study]\nsteps = 0\n")).unwrap();
+    assert!(run_bad(marlin().arg("validate").arg(&path)).contains("study.steps"));
+    std::fs::write(
+        &path,
+        format!("{HEAD}#####\n#S.G#\n#####\n{TAIL}kind = \"fixed_prior\"\n"),
+    )
+    .unwrap();
+    assert!(run_bad(marlin().arg("validate").arg(&path)).contains("prior"));
+    // A maze is not a network: train says so.
+    std::fs::write(&path, format!("{HEAD}#####\n#S.G#\n#####\n{TAIL}")).unwrap();
+    assert!(run_bad(marlin().arg("train").arg(&path)).contains("maze"));
+}
+
+#[test]
+fn solve_simulate_infer_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run_ok(
+        marlin()
+            .args([
+                "-q",
+                "solve",
+                "scenarios/maze.toml",
+                "--sweep-lambda",
+                "0.05,1",
+                "--out",
+            ])
+            .arg(d.join("solve")),
+    );
+    let info: Vec<f64> = json(&d.join("solve/summary.json"))["sweep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["info_bits"].as_f64().unwrap())
+        .collect();
+    assert!(info[0] > info[1], "information falls with λ: {info:?}");
+    for l in ["0.05", "1"] {
+        let svg = std::fs::read_to_string(d.join(format!("solve/lambda_{l}/maze.svg"))).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("visit density"));
+    }
+    run_ok(
+        marlin()
+            .args(["-q", "solve", "scenarios/maze.toml", "--lambda", "0.05", "--out"])
+            .arg(d.join("s")),
+    );
+    run_ok(
+        marlin()
+            .args([
+                "-q",
+                "simulate",
+                "scenarios/maze.toml",
+                "--ticks",
+                "50",
+                "--trajectories",
+                "200",
+                "--policy",
+            ])
+            .arg(d.join("s/policy.npz"))
+            .arg("--out")
+            .arg(d.join("sim")),
+    );
+    run_ok(
+        marlin()
+            .args(["-q", "infer"])
+            .arg(d.join("sim/demonstrations.npz"))
+            .args(["--lambda", "0.05", "--out"])
+            .arg(d.join("inf")),
+    );
+    let r = json(&d.join("inf/reward.json"));
+    for m in r["summary"]["methods"].as_array().unwrap() {
+        assert_eq!(m["argmax_is_goal"], true, "{m}");
+        assert!(m["correlation_with_truth"].as_f64().unwrap() > 0.8, "{m}");
+    }
+    run_ok(
+        marlin()
+            .args([
+                "-q",
+                "predict",
+                "--scenario",
+                "scenarios/maze.toml",
+                "--perturb",
+                "walls:scenarios/maze_walls.txt",
+            ])
+            .arg("--reward")
+            .arg(d.join("inf/reward.npz"))
+            .arg("--reward-model")
+            .arg("direct")
+            .arg("--out")
+            .arg(d.join("pred")),
+    );
+    let p = json(&d.join("pred/prediction.json"));
+    let (pred, naive) = (
+        p["tv_pred_truth"].as_f64().unwrap(),
+        p["tv_naive_truth"].as_f64().unwrap(),
+    );
+    assert!(pred < naive / 2.0, "prediction {pred} vs naive {naive}");
+    // Bad perturbations and models say what is allowed.
+    let err = run_bad(
+        marlin()
+            .args([
+                "predict",
+                "--scenario",
+                "scenarios/maze.toml",
+                "--perturb",
+                "kill:0",
+                "--reward",
+            ])
+            .arg(d.join("inf/reward.npz")),
+    );
+    assert!(err.contains("lambda:L") && err.contains("walls:FILE"), "{err}");
+    let err = run_bad(
+        marlin()
+            .args([
+                "predict",
+                "--scenario",
+                "scenarios/maze.toml",
+                "--perturb",
+                "lambda:1",
+                "--reward-model",
+                "x",
+            ])
+            .arg("--reward")
+            .arg(d.join("inf/reward.npz")),
+    );
+    assert!(err.contains("direct, ml, ml_marginal"), "{err}");
+}
+
+#[test]
+fn corrupt_or_impossible_records_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run_ok(
+        marlin()
+            .args([
+                "-q",
+                "simulate",
+                "scenarios/maze.toml",
+                "--untrained",
+                "--ticks",
+                "20",
+                "--trajectories",
+                "3",
+            ])
+            .arg("--out")
+            .arg(d.join("sim")),
+    );
+    let npz = d.join("sim/demonstrations.npz");
+    // Truncated archive.
+    let bytes = std::fs::read(&npz).unwrap();
+    std::fs::write(&npz, &bytes[..bytes.len() / 2]).unwrap();
+    let err = run_bad(marlin().arg("infer").arg(&npz));
+    assert!(err.contains("demonstrations.npz"), "{err}");
+    std::fs::write(&npz, &bytes).unwrap();
+    // A map that does not allow the recorded steps (the record's map is
+    // changed under it).
+    let meta = d.join("sim/demonstrations.json");
+    let mut m = json(&meta);
+    m["map"][1] = serde_json::json!("#S#.#...#");
+    std::fs::write(&meta, m.to_string()).unwrap();
+    let err = run_bad(marlin().arg("infer").arg(&npz));
+    assert!(err.contains("cannot lead") || err.contains("allowed"), "{err}");
+    m["format_version"] = serde_json::json!(99);
+    std::fs::write(&meta, m.to_string()).unwrap();
+    assert!(run_bad(marlin().arg("infer").arg(&npz)).contains("format version 99"));
+}
