@@ -111,7 +111,7 @@ pub fn solve(
         } else {
             out.to_path_buf()
         };
-        write_policy(&dir.join("policy.npz"), maze, &sol)?;
+        write_policy(&dir.join("policy.npz"), maze, &sol, lambda)?;
         let (path, _) = trajectory(maze, &sol.pi, sc.study.steps, sc.seed, i as u64);
         draw(
             &dir.join("maze.svg"),
@@ -169,10 +169,11 @@ pub fn solve(
     Ok(records)
 }
 
-fn write_policy(path: &Path, maze: &Maze, sol: &MdpSolution) -> Result<()> {
+fn write_policy(path: &Path, maze: &Maze, sol: &MdpSolution, lambda: f64) -> Result<()> {
     let ns = maze.states();
     let mut npz = Npz::new();
     npz.add("pi", Array2::from_shape_vec((ns, ACTIONS.len()), sol.pi.clone())?)
+        .add("lambda", Array1::from(vec![lambda]))
         .add("h", Array1::from(sol.h.clone()))
         .add("rho", Array1::from(sol.eval.rho.clone()))
         .add("prior", Array1::from(sol.prior.clone()))
@@ -196,8 +197,9 @@ fn grid_array(maze: &Maze, values: &[f64]) -> Result<Array2<f64>> {
     )?)
 }
 
-/// A policy table `pi` [S, 5] from policy.npz, checked against the maze.
-fn read_policy(path: &Path, maze: &Maze) -> Result<Vec<f64>, BadInput> {
+/// A policy table `pi` [S, 5] from policy.npz, checked against the maze,
+/// and the λ it was solved for (`lambda` [1], if present).
+fn read_policy(path: &Path, maze: &Maze) -> Result<(Vec<f64>, Option<f64>), BadInput> {
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
     let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
     let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
@@ -220,7 +222,11 @@ fn read_policy(path: &Path, maze: &Maze) -> Result<Vec<f64>, BadInput> {
             )));
         }
     }
-    Ok(pi.iter().copied().collect())
+    let lambda: Option<Array1<f64>> = npz.by_name("lambda").ok();
+    let lambda = lambda
+        .and_then(|l| l.first().copied())
+        .filter(|l| l.is_finite() && *l > 0.0);
+    Ok((pi.iter().copied().collect(), lambda))
 }
 
 /// What `simulate` did on a maze.
@@ -247,9 +253,9 @@ pub fn simulate(
     if trajectories == 0 || steps == 0 {
         return Err(BadInput("a maze record needs at least 1 trajectory of at least 1 step".into()).into());
     }
-    let pi = match policy {
+    let (pi, policy_lambda) = match policy {
         Some(p) => read_policy(p, maze)?,
-        None => vec![1.0 / ACTIONS.len() as f64; maze.states() * ACTIONS.len()],
+        None => (vec![1.0 / ACTIONS.len() as f64; maze.states() * ACTIONS.len()], None),
     };
     let t0 = std::time::Instant::now();
     let mut rec = Demonstrations::default();
@@ -267,7 +273,7 @@ pub fn simulate(
         map: demos::map_rows(maze, &sc.goals),
         goals: sc.goals.clone(),
         slip: maze.slip,
-        lambda: policy.map(|_| sc.lambda),
+        lambda: policy_lambda,
         cost: cost_name(&sc.cost).into(),
         prior: match &sc.cost {
             ActionPrior::Fixed(p) => Some(p.clone()),
@@ -306,7 +312,7 @@ pub fn simulate(
 /// The three reward estimators.
 pub const MODELS: [&str; 3] = ["direct", "ml", "ml_marginal"];
 /// The estimator `predict` and the study use by default.
-pub const DEFAULT_MODEL: &str = "ml_marginal";
+pub const DEFAULT_MODEL: &str = "ml";
 
 /// One estimator's result, as in reward.json.
 #[derive(Clone, Debug, Serialize)]
@@ -501,7 +507,7 @@ pub fn infer(path: &Path, lambda: Option<f64>, out: &Path) -> Result<MazeInferSu
     for (model, r, _) in &results {
         npz.add(&format!("reward_{model}"), Array1::from(r.clone()))
             .add(&format!("map_{model}"), grid_array(&maze, r)?);
-        if *model == DEFAULT_MODEL || (results.len() < 3 && *model == "ml") {
+        if *model == DEFAULT_MODEL {
             npz.add("reward", Array1::from(r.clone()));
         }
     }
@@ -859,7 +865,7 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
     let model = if inferred.methods.iter().any(|m| m.model == DEFAULT_MODEL) {
         DEFAULT_MODEL
     } else {
-        "ml"
+        "direct"
     };
     let mut predictions = Vec::new();
     for (i, s) in specs.iter().enumerate() {

@@ -309,7 +309,11 @@ impl Default for FitOptions {
             solve: SolveOptions {
                 value_tol: 1e-11,
                 prior_tol: 1e-11,
-                max_prior_iterations: 20_000,
+                // Near-flat rewards (uninformative records) leave Blahut–
+                // Arimoto with a ridge of almost-fixed points; cap the work
+                // per evaluation (a cut-short solve is counted in warnings).
+                max_prior_iterations: 2_000,
+                max_value_sweeps: 20_000,
                 stationary_tol: 1e-13,
                 ..SolveOptions::default()
             },
@@ -364,7 +368,21 @@ struct Solved {
     rho: Vec<f64>,
 }
 
-impl Problem<'_> {
+impl<'a> Problem<'a> {
+    fn new(mdp: &'a Mdp, counts: &'a ActionCounts, lambda: f64, opts: &'a FitOptions) -> Self {
+        Problem {
+            mdp,
+            counts,
+            lambda,
+            opts,
+            p_hat: counts.marginal(),
+            total: counts.total(),
+            warm: Mutex::new(Warm::default()),
+            evaluations: AtomicUsize::new(0),
+            unconverged: AtomicUsize::new(0),
+        }
+    }
+
     fn solve(&self, theta: &[f64], warm: &mut Warm) -> Solved {
         let solved = self.solve_once(theta, warm);
         // A breakdown (non-finite values) must not poison later warm starts.
@@ -593,21 +611,10 @@ pub fn fit(
             counts.states, counts.actions, mdp.states, mdp.actions
         ));
     }
-    let total = counts.total();
-    if total == 0.0 {
+    if counts.total() == 0.0 {
         return Err("the demonstrations hold no step".into());
     }
-    let problem = Problem {
-        mdp,
-        counts,
-        lambda,
-        opts,
-        p_hat: counts.marginal(),
-        total,
-        warm: Mutex::new(Default::default()),
-        evaluations: AtomicUsize::new(0),
-        unconverged: AtomicUsize::new(0),
-    };
+    let problem = Problem::new(mdp, counts, lambda, opts);
     let init = match (start, opts.marginal) {
         (Some(s), _) => s.to_vec(),
         (None, Marginal::Empirical) => vec![0.0; mdp.states],
@@ -672,17 +679,7 @@ pub fn mean_log_likelihood_and_gradient(
     theta: &[f64],
     opts: &FitOptions,
 ) -> (f64, Vec<f64>) {
-    let problem = Problem {
-        mdp,
-        counts,
-        lambda,
-        opts,
-        p_hat: counts.marginal(),
-        total: counts.total(),
-        warm: Mutex::new(Default::default()),
-        evaluations: AtomicUsize::new(0),
-        unconverged: AtomicUsize::new(0),
-    };
+    let problem = Problem::new(mdp, counts, lambda, opts);
     let o = Objective(&problem);
     let v = o.cost(&theta.to_vec()).expect("cost");
     let g = o.gradient(&theta.to_vec()).expect("gradient");

@@ -266,6 +266,17 @@ enum CostShare {
 // ---------------------------------------------------------------------------
 // The validated scenario.
 
+/// The text of a scenario file, or an error naming it.
+fn read_scenario(path: &Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        key: None,
+        message: format!("cannot read the scenario file: {e}"),
+    })
+}
+
 /// Any scenario: a network of neurons or a maze.
 #[derive(Clone, Debug)]
 pub enum World {
@@ -276,14 +287,7 @@ pub enum World {
 impl World {
     /// Read and validate a scenario file of either kind.
     pub fn load(path: &Path) -> Result<World, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: path.to_path_buf(),
-            line: None,
-            column: None,
-            key: None,
-            message: format!("cannot read the scenario file: {e}"),
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&read_scenario(path)?, path)
     }
 
     /// Validate scenario text of either kind (a `[maze]` table makes a maze).
@@ -362,14 +366,7 @@ impl Default for StudySpec {
 impl Scenario {
     /// Read and validate a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: path.to_path_buf(),
-            line: None,
-            column: None,
-            key: None,
-            message: format!("cannot read the scenario file: {e}"),
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&read_scenario(path)?, path)
     }
 
     /// Validate scenario text; `path` names it in errors and anchors relative

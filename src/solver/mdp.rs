@@ -480,6 +480,7 @@ pub fn solve_from(
         (None, ActionPrior::Marginal) => (Vec::new(), vec![1.0 / na as f64; na]),
     };
     let marginal = matches!(cost, ActionPrior::Marginal);
+    let warm_started = start.is_some();
     let mut value_sweeps = 0;
     let mut iterations = 0;
     let mut prior_residual = 0.0;
@@ -549,7 +550,17 @@ pub fn solve_from(
         if iterations > 1 && prior_residual > 2.0 * last {
             anderson.clear();
         }
-        let next = anderson.step(&prior, &p);
+        // Cold solves take plain Blahut–Arimoto steps: its ascent from the
+        // uniform prior selects the optimum a learner would climb to, where
+        // extrapolation can jump to another, higher one (e.g. an agent that
+        // settles on its best cell for good). Warm starts (continuations,
+        // the likelihood's inner solves) sit near their fixed point already
+        // and are accelerated.
+        let next = if warm_started {
+            anderson.step(&prior, &p)
+        } else {
+            p.clone()
+        };
         plain = (next != p).then_some(p);
         prior = next;
     }
@@ -597,7 +608,7 @@ pub fn solve_from(
 const ANDERSON_DEPTH: usize = 4;
 
 /// Anderson acceleration (type II) of the fixed-point map p ↦ m(p) that
-/// Blahut–Arimoto iterates: the next prior extrapolates the last few
+/// Blahut–Arimoto iterates (for warm-started solves): the next prior extrapolates the last few
 /// (p, m(p)) pairs so that the residual m(p) − p is least in their span.
 /// Plain Blahut–Arimoto converges linearly and, near λ ≈ 1 or while an
 /// action is being abandoned (its marginal decaying geometrically to 0),
