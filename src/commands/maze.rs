@@ -352,23 +352,6 @@ pub struct MazeInferSummary {
     pub out: PathBuf,
 }
 
-fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
-    let idx: Vec<usize> = (0..a.len()).filter(|&i| a[i].is_finite() && b[i].is_finite()).collect();
-    if idx.len() < 2 {
-        return None;
-    }
-    let n = idx.len() as f64;
-    let ma = idx.iter().map(|&i| a[i]).sum::<f64>() / n;
-    let mb = idx.iter().map(|&i| b[i]).sum::<f64>() / n;
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for &i in &idx {
-        sab += (a[i] - ma) * (b[i] - mb);
-        saa += (a[i] - ma).powi(2);
-        sbb += (b[i] - mb).powi(2);
-    }
-    (saa > 0.0 && sbb > 0.0).then(|| sab / (saa * sbb).sqrt())
-}
-
 /// How a reward map scores against the maze's goals, over the cells
 /// `visited` marks (the estimators extrapolate differently elsewhere, so
 /// they are compared where the demonstrations say something): the argmax
@@ -389,7 +372,8 @@ pub fn score(maze: &Maze, reward: &[f64], visited: &[bool]) -> (Option<usize>, b
     let masked: Vec<f64> = (0..reward.len())
         .map(|s| if visited[s] { reward[s] } else { f64::NAN })
         .collect();
-    (argmax, is_goal, rank, pearson(&masked, &maze.reward()))
+    let corr = crate::infer::correlation(&masked, &maze.reward());
+    (argmax, is_goal, rank, corr.is_finite().then_some(corr))
 }
 
 /// Run the three estimators on demonstrations: (model, reward, summary).

@@ -410,10 +410,28 @@ pub fn centred_correlation(a: &[f64], b: &[f64], n: usize, inputs: usize, mask: 
             ys.push(b[s] - mb);
         }
     }
-    let sxy: f64 = xs.iter().zip(&ys).map(|(p, q)| p * q).sum();
-    let sxx: f64 = xs.iter().map(|p| p * p).sum();
-    let syy: f64 = ys.iter().map(|q| q * q).sum();
-    sxy / (sxx * syy).sqrt()
+    correlation(&xs, &ys)
+}
+
+/// Pearson correlation over the pairs where both values are finite (NaN
+/// when fewer than two, or when either side is constant).
+pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let idx: Vec<usize> = (0..a.len().min(b.len()))
+        .filter(|&i| a[i].is_finite() && b[i].is_finite())
+        .collect();
+    if idx.len() < 2 {
+        return f64::NAN;
+    }
+    let n = idx.len() as f64;
+    let ma = idx.iter().map(|&i| a[i]).sum::<f64>() / n;
+    let mb = idx.iter().map(|&i| b[i]).sum::<f64>() / n;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for &i in &idx {
+        sab += (a[i] - ma) * (b[i] - mb);
+        saa += (a[i] - ma).powi(2);
+        sbb += (b[i] - mb).powi(2);
+    }
+    sab / (saa * sbb).sqrt()
 }
 
 /// Least-squares projection of a tabular reward onto one-hot (input, spike
