@@ -430,17 +430,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             sweep_lambda,
         } => {
             if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
-                let lambdas = match (sweep_lambda, lambda) {
-                    (Some(_), Some(_)) => {
-                        return Err(commands::BadInput("give --lambda or --sweep-lambda, not both".into()).into());
-                    }
-                    (Some(s), None) => s.clone(),
-                    (None, Some(l)) => vec![*l],
-                    (None, None) => vec![m.lambda],
-                };
-                if lambdas.is_empty() || lambdas.iter().any(|l| !(l.is_finite() && *l > 0.0)) {
-                    return Err(commands::BadInput(format!("λ values {lambdas:?}; allowed: positive numbers")).into());
-                }
+                let lambdas = commands::solve::lambdas(sweep_lambda.as_deref(), *lambda, m.lambda)?;
                 let dir = out.clone().unwrap_or_else(|| m.output.join("solve"));
                 let records = commands::maze::solve(&m, &lambdas, &dir, sweep_lambda.is_some(), cli.quiet)?;
                 if !cli.quiet {

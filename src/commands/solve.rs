@@ -68,24 +68,31 @@ struct Summary<'a> {
     sweep: Option<&'a [SolveRecord]>,
 }
 
+/// The λ values `solve` is asked for: `--sweep-lambda`, `--lambda` (not
+/// both), or the scenario's; each positive and finite.
+pub fn lambdas(sweep: Option<&[f64]>, lambda: Option<f64>, scenario: f64) -> Result<Vec<f64>, BadInput> {
+    let lambdas: Vec<f64> = match (sweep, lambda) {
+        (Some(_), Some(_)) => return Err(BadInput("give --lambda or --sweep-lambda, not both".into())),
+        (Some(s), None) => s.to_vec(),
+        (None, Some(l)) => vec![l],
+        (None, None) => vec![scenario],
+    };
+    if let Some(l) = lambdas.iter().find(|l| !(l.is_finite() && **l > 0.0)) {
+        return Err(BadInput(format!(
+            "λ = {l} is not allowed; allowed: positive finite numbers"
+        )));
+    }
+    if lambdas.is_empty() {
+        return Err(BadInput("--sweep-lambda needs at least one value".into()));
+    }
+    Ok(lambdas)
+}
+
 /// Run `solve`; returns the records written.
 pub fn run(args: &SolveArgs) -> Result<Vec<SolveRecord>> {
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
     let base = scenario.network().map_err(BadInput::from)?;
-    let lambdas: Vec<f64> = match (&args.sweep, args.lambda) {
-        (Some(_), Some(_)) => {
-            return Err(BadInput("give --lambda or --sweep-lambda, not both".into()).into());
-        }
-        (Some(s), None) => s.clone(),
-        (None, Some(l)) => vec![l],
-        (None, None) => vec![scenario.lambda],
-    };
-    if let Some(l) = lambdas.iter().find(|l| !(l.is_finite() && **l > 0.0)) {
-        return Err(BadInput(format!("λ = {l} is not allowed; allowed: positive finite numbers")).into());
-    }
-    if lambdas.is_empty() {
-        return Err(BadInput("--sweep-lambda needs at least one value".into()).into());
-    }
+    let lambdas = lambdas(args.sweep.as_deref(), args.lambda, scenario.lambda)?;
     // Refuse what cannot be solved before creating any output.
     solver::check_size(&base).map_err(|e| BadInput(format!("{}: {e}", args.scenario.display())))?;
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("solve"));
