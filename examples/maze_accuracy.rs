@@ -39,7 +39,7 @@ fn demonstrations(maze: &Maze, pi: &[f64], n: usize, seed: u64) -> ActionCounts 
 fn load() -> MazeScenario {
     match World::load(Path::new("scenarios/maze.toml")).unwrap() {
         World::Maze(m) => *m,
-        World::Network(_) => unreachable!(),
+        _ => unreachable!("scenarios/maze.toml is a maze"),
     }
 }
 

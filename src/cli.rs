@@ -318,10 +318,65 @@ fn print_maze_study(s: &serde_json::Value) {
     println!("  → {}", s["output"].as_str().unwrap_or("?"));
 }
 
+fn print_coding_study(s: &serde_json::Value) {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    println!(
+        "sensory-coding study of {} in {:.2} s:",
+        s["scenario"].as_str().unwrap_or("?"),
+        f(&s["seconds"])
+    );
+    let code = |c: &serde_json::Value| {
+        format!(
+            "I(Y;Σ) = {:.3} bits (independent {:.3}), cell types {}",
+            f(&c["information_y_bits"]),
+            f(&c["independent_information_y_bits"]),
+            c["cell_types"]
+        )
+    };
+    println!("  solve     {}", code(&s["solve"]));
+    println!("  simulate  {} ticks", s["simulate"]["ticks"]);
+    println!(
+        "  infer     correlation with log p(y | σ) {:.3} (tabular {:.3}), scale {:.3}, y(m) recovered: {}",
+        f(&s["infer"]["correlation_with_truth"]),
+        f(&s["infer_tabular"]["correlation_with_truth"]),
+        f(&s["infer"]["scale"]),
+        s["infer"]["feature_recovered"]
+    );
+    for p in s["predict"].as_array().into_iter().flatten() {
+        println!("  predict   {}:", p["perturbation"].as_str().unwrap_or("?"));
+        println!("              truth              {}", code(&p["truth"]));
+        println!(
+            "              inferred objective {} (rate error {:.3})",
+            code(&p["predicted_objective"]),
+            f(&p["rate_error_objective"])
+        );
+        println!(
+            "              inferred table     {} (rate error {:.3})",
+            code(&p["predicted_table"]),
+            f(&p["rate_error_table"])
+        );
+        println!(
+            "              naive              cell types {} (rate error {:.3})",
+            p["naive"]["cell_types"],
+            f(&p["rate_error_naive"])
+        );
+    }
+    println!("  → {}", s["output"].as_str().unwrap_or("?"));
+}
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Run { scenario, out, ticks } => {
-            if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
+            let world = World::load(scenario).map_err(commands::BadInput::from)?;
+            if let World::Coding(c) = &world {
+                let dir = out.clone().unwrap_or_else(|| c.output.clone());
+                let s = commands::coding::study(c, &dir, *ticks, cli.quiet)?;
+                if !cli.quiet {
+                    print_coding_study(&s);
+                }
+                return Ok(());
+            }
+            if let World::Maze(m) = world {
                 if ticks.is_some() {
                     return Err(commands::BadInput(
                         "--ticks does not apply to a maze; set study.trajectories and study.steps in the scenario"
@@ -393,6 +448,23 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Validate { scenario } => {
             let s = match World::load(scenario).map_err(commands::BadInput::from)? {
                 World::Network(s) => s,
+                World::Coding(c) => {
+                    if !cli.quiet {
+                        let t = &c.task;
+                        println!(
+                            "{}: ok — sensory coding: {} pixels on with probability {}, y = +1 above {} on, \
+                             redrawn with probability {} per tick, {} neurons, λ = {}",
+                            scenario.display(),
+                            t.pixels,
+                            t.pixel_probability,
+                            t.threshold,
+                            t.change_probability,
+                            t.neurons,
+                            t.lambda
+                        );
+                    }
+                    return Ok(());
+                }
                 World::Maze(m) => {
                     if !cli.quiet {
                         println!(
@@ -429,7 +501,34 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             lambda,
             sweep_lambda,
         } => {
-            if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
+            let world = World::load(scenario).map_err(commands::BadInput::from)?;
+            if let World::Coding(c) = &world {
+                if lambda.is_some() || sweep_lambda.is_some() {
+                    return Err(commands::BadInput(
+                        "--lambda and --sweep-lambda do not apply to a sensory-coding scenario; set cost.lambda in it"
+                            .into(),
+                    )
+                    .into());
+                }
+                let dir = commands::coding::solve_dir(c, out.as_ref());
+                let s = commands::coding::solve(c, &dir, cli.quiet)?;
+                if !cli.quiet {
+                    println!(
+                        "code: I(Y;Σ) = {:.4} bits (independent neurons: {:.4}), cost {:.4} nats/tick, cell types {:?}, \
+                         p(y=+1 | count) monotone: {}, {} alternations {} → {}",
+                        s.information_y_bits,
+                        s.independent_information_y_bits,
+                        s.info_nats,
+                        s.cell_types,
+                        s.posterior_monotone,
+                        s.alternations,
+                        if s.converged { "(converged)" } else { "(NOT CONVERGED)" },
+                        dir.display()
+                    );
+                }
+                return Ok(());
+            }
+            if let World::Maze(m) = world {
                 let lambdas = commands::solve::lambdas(sweep_lambda.as_deref(), *lambda, m.lambda)?;
                 let dir = out.clone().unwrap_or_else(|| m.output.join("solve"));
                 let records = commands::maze::solve(&m, &lambdas, &dir, sweep_lambda.is_some(), cli.quiet)?;

@@ -1,8 +1,8 @@
 //! marlin: neural circuits as teams of reinforcement-learning agents.
 //!
 //! See `ARCHITECTURE.md` for the bird's-eye view. Modules, in dependency
-//! order: [`model`] (pure data) ← [`solver`] (exact math) and [`infer`]
-//! (inverse RL); [`rng`] ← [`topology`] ← [`agents`] ← [`learn`] ← [`runtime`] ←
+//! order: [`model`] (pure data) ← [`solver`] (exact math) ← [`maze`] and
+//! [`coding`] (worlds), and [`infer`] (inverse RL); [`rng`] ← [`topology`] ← [`agents`] ← [`learn`] ← [`runtime`] ←
 //! [`record`] (the simulator); [`files`] (I/O plumbing); [`scenario`]
 //! (files → networks); [`report`] (figures and the HTML report); [`commands`] (what each
 //! subcommand does) ← [`cli`] (arguments).
@@ -12,6 +12,7 @@
 
 pub mod agents;
 pub mod cli;
+pub mod coding;
 pub mod commands;
 pub mod files;
 pub mod infer;

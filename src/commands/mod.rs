@@ -5,6 +5,7 @@
 //! are [`BadInput`] so the binary can exit with code 2; anything else is a
 //! failed run (exit 1).
 
+pub mod coding;
 pub mod import;
 pub mod infer;
 pub mod maze;

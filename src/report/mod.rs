@@ -261,6 +261,20 @@ fn finite_points(series: &[(String, Vec<(f64, f64)>)]) -> impl Iterator<Item = &
         .filter(|p| p.0.is_finite() && p.1.is_finite())
 }
 
+/// An axis tick: whole numbers as such, moderate numbers with up to three
+/// decimals, others in scientific notation.
+fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    if v == v.round() && a < 1e7 {
+        format!("{v:.0}")
+    } else if (1e-2..1e5).contains(&a) {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
 /// The body of [`lines`] and [`lines_log_x`]: any x coordinate over f64.
 fn lines_on<X>(
     title: &str,
@@ -298,7 +312,7 @@ where
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
-            .x_label_formatter(&|v| format!("{v:.3e}"))
+            .x_label_formatter(&|v| tick_label(*v))
             .draw()?;
         if let Some((r, name)) = reference {
             chart

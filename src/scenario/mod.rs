@@ -6,8 +6,10 @@
 //! Validation completes before anything is written or allocated at scale.
 //! Depends on [`crate::model`] only; the rest of marlin sees a `Scenario`.
 
+pub mod coding;
 pub mod maze;
 
+pub use coding::CodingScenario;
 pub use maze::MazeScenario;
 
 use crate::model::{CodingCost, InputProcess, MAX_TABULAR_NEURONS, Network, RewardSpec, UpdateScheme};
@@ -277,11 +279,12 @@ fn read_scenario(path: &Path) -> Result<String, ScenarioError> {
     })
 }
 
-/// Any scenario: a network of neurons or a maze.
+/// Any scenario: a network of neurons, a maze, or a sensory-coding task.
 #[derive(Clone, Debug)]
 pub enum World {
     Network(Box<Scenario>),
     Maze(Box<MazeScenario>),
+    Coding(Box<CodingScenario>),
 }
 
 impl World {
@@ -290,10 +293,13 @@ impl World {
         Self::parse(&read_scenario(path)?, path)
     }
 
-    /// Validate scenario text of either kind (a `[maze]` table makes a maze).
+    /// Validate scenario text of any kind (a `[maze]` table makes a maze, a
+    /// `[coding]` table a sensory-coding task).
     pub fn parse(text: &str, path: &Path) -> Result<World, ScenarioError> {
+        let cx = Cx { text, path };
         match toml::from_str::<toml::Table>(text) {
-            Ok(doc) if maze::is_maze(&doc) => Ok(World::Maze(Box::new(maze::parse(&Cx { text, path }, text)?))),
+            Ok(doc) if maze::is_maze(&doc) => Ok(World::Maze(Box::new(maze::parse(&cx, text)?))),
+            Ok(doc) if coding::is_coding(&doc) => Ok(World::Coding(Box::new(coding::parse(&cx, text)?))),
             _ => Ok(World::Network(Box::new(Scenario::parse(text, path)?))),
         }
     }
@@ -302,6 +308,7 @@ impl World {
         match self {
             World::Network(s) => &s.description,
             World::Maze(m) => &m.description,
+            World::Coding(c) => &c.description,
         }
     }
 }
@@ -373,18 +380,31 @@ impl Scenario {
     /// file references.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let cx = Cx { text, path };
-        if let Ok(doc) = toml::from_str::<toml::Table>(text)
-            && maze::is_maze(&doc)
-        {
-            return Err(ScenarioError {
-                file: path.to_path_buf(),
-                line: None,
-                column: None,
-                key: Some("maze".into()),
-                message: "this scenario describes a maze ([maze]), not a network; this command needs a network \
-                          scenario ([network], [input], [reward])"
-                    .into(),
-            });
+        if let Ok(doc) = toml::from_str::<toml::Table>(text) {
+            let other = if maze::is_maze(&doc) {
+                Some(("maze", "a maze ([maze])", ""))
+            } else if coding::is_coding(&doc) {
+                Some((
+                    "coding",
+                    "a sensory-coding task ([coding])",
+                    "; `marlin solve` on it writes the solved code as one (network.toml, with policy.npz), \
+                     and `marlin run` simulates, infers and predicts it",
+                ))
+            } else {
+                None
+            };
+            if let Some((key, what, hint)) = other {
+                return Err(ScenarioError {
+                    file: path.to_path_buf(),
+                    line: None,
+                    column: None,
+                    key: Some(key.into()),
+                    message: format!(
+                        "this scenario describes {what}, not a network; this command needs a network \
+                         scenario ([network], [input], [reward]){hint}"
+                    ),
+                });
+            }
         }
         let file: File = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| cx.line_col(s.start)).unzip();
