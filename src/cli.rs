@@ -318,6 +318,55 @@ fn print_maze_study(s: &serde_json::Value) {
     println!("  → {}", s["output"].as_str().unwrap_or("?"));
 }
 
+/// The single-walker commands (simulate, infer, predict) on a team maze.
+fn refuse_team(m: &crate::scenario::MazeScenario) -> Result<(), commands::BadInput> {
+    match &m.team {
+        Some(t) if t.agents > 1 => Err(commands::BadInput(format!(
+            "{}: a team of {} walkers can be solved (`marlin solve`), trained (`marlin train`) and studied \
+             (`marlin run`); recording and inverse RL of teams are not built yet",
+            m.path.display(),
+            t.agents
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn print_team_study(s: &serde_json::Value) {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    println!(
+        "team maze study of {} ({} walkers, {}) in {:.2} s:",
+        s["scenario"].as_str().unwrap_or("?"),
+        s["agents"],
+        s["goal"].as_str().unwrap_or("?"),
+        f(&s["seconds"])
+    );
+    if !s["solve"].is_null() {
+        println!(
+            "  solve     g* = {:.4}, team reward {:.4}/step",
+            f(&s["solve"]["g"]),
+            f(&s["solve"]["mean_reward"])
+        );
+    }
+    for r in s["train"].as_array().into_iter().flatten() {
+        println!(
+            "  train     view {}: exact g = {:.4} = {:.3}·g*, team reward {:.4}/step",
+            r["view"].as_str().unwrap_or("?"),
+            f(&r["exact_g"]),
+            f(&r["g_over_optimum"]),
+            f(&r["mean_reward"])
+        );
+    }
+    for r in s["scaling"].as_array().into_iter().flatten() {
+        println!(
+            "  scaling   {} walkers (own view): team reward {:.4}/step, running g = {:.4}",
+            r["agents"],
+            f(&r["mean_reward"]),
+            f(&r["running_g"])
+        );
+    }
+    println!("  → {}", s["output"].as_str().unwrap_or("?"));
+}
+
 fn print_coding_study(s: &serde_json::Value) {
     let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
@@ -373,6 +422,22 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 let s = commands::coding::study(c, &dir, *ticks, cli.quiet)?;
                 if !cli.quiet {
                     print_coding_study(&s);
+                }
+                return Ok(());
+            }
+            if let World::Maze(m) = &world
+                && m.team.is_some()
+            {
+                if ticks.is_some() {
+                    return Err(commands::BadInput(
+                        "--ticks does not apply to a team maze; set team.ticks in the scenario".into(),
+                    )
+                    .into());
+                }
+                let dir = out.clone().unwrap_or_else(|| m.output.clone());
+                let s = commands::team::study(m, &dir, cli.quiet)?;
+                if !cli.quiet {
+                    print_team_study(&s);
                 }
                 return Ok(());
             }
@@ -528,6 +593,33 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
+            if let World::Maze(m) = &world
+                && m.team.is_some()
+            {
+                if lambda.is_some() || sweep_lambda.is_some() {
+                    return Err(commands::BadInput(
+                        "--lambda and --sweep-lambda apply to one walker; set cost.lambda in a team scenario".into(),
+                    )
+                    .into());
+                }
+                let dir = out.clone().unwrap_or_else(|| m.output.join("solve"));
+                let (r, _, _) = commands::team::solve(m, &dir, cli.quiet)?;
+                if !cli.quiet {
+                    println!(
+                        "{} walkers ({}), λ = {}: g = {:.6}  team reward = {:.6}/step  I = {:.4} bits/step per walker  {} ({:.2} s) → {}",
+                        r.agents,
+                        r.goal,
+                        r.lambda,
+                        r.g,
+                        r.mean_reward,
+                        r.info_bits_per_walker,
+                        if r.converged { "converged" } else { "NOT CONVERGED" },
+                        r.seconds,
+                        dir.display()
+                    );
+                }
+                return Ok(());
+            }
             if let World::Maze(m) = world {
                 let lambdas = commands::solve::lambdas(sweep_lambda.as_deref(), *lambda, m.lambda)?;
                 let dir = out.clone().unwrap_or_else(|| m.output.join("solve"));
@@ -587,6 +679,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             out,
         } => {
             if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
+                refuse_team(&m)?;
                 let dir = out.clone().unwrap_or_else(|| m.output.join("simulate"));
                 let r = commands::maze::simulate(
                     &m,
@@ -654,6 +747,56 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             out,
         } => {
             use crate::learn::{PolicyKind, Rule};
+            if let World::Maze(mut m) = World::load(scenario).map_err(commands::BadInput::from)? {
+                if policy.is_some()
+                    || shards.is_some()
+                    || threads.is_some()
+                    || actors.is_some()
+                    || checkpoints.is_some()
+                {
+                    return Err(commands::BadInput(
+                        "--policy, --shards, --threads, --actors and --checkpoints apply to networks; maze walkers \
+                         learn tabular policies (set [team] in the scenario)"
+                            .into(),
+                    )
+                    .into());
+                }
+                let mut spec = commands::team::spec_of(&m);
+                if let Some(t) = ticks {
+                    spec.ticks = *t;
+                }
+                if let Some(s) = seed {
+                    m.seed = *s;
+                }
+                match rule.as_deref() {
+                    None => {}
+                    Some([RuleArg::ActorCritic]) => spec.critic = true,
+                    Some([RuleArg::Reinforce]) => spec.critic = false,
+                    Some(_) => {
+                        return Err(commands::BadInput("a maze team learns with one --rule at a time".into()).into());
+                    }
+                }
+                m.team = Some(spec);
+                let dir = out.clone().unwrap_or_else(|| m.output.join("train"));
+                let r = commands::team::train_scenario(&m, &dir, cli.quiet)?;
+                if !cli.quiet {
+                    println!(
+                        "{} walker(s), view {}, {} steps in {:.2} s: team reward {:.4}/step, running g = {:.4}{} → {}",
+                        r.agents,
+                        r.view,
+                        r.ticks,
+                        r.seconds,
+                        r.mean_reward,
+                        r.running_g,
+                        match (r.exact_g, r.g_over_optimum) {
+                            (Some(g), Some(q)) => format!(", exact g = {g:.4} = {q:.3}·g*"),
+                            _ => String::new(),
+                        },
+                        dir.display()
+                    );
+                }
+                return Ok(());
+            }
             let args = commands::train::TrainArgs {
                 scenario: scenario.clone(),
                 ticks: *ticks,
@@ -805,6 +948,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             out,
         } => {
             if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
+                refuse_team(&m)?;
                 let model = if reward_model == "count" {
                     commands::maze::DEFAULT_MODEL
                 } else {

@@ -71,6 +71,60 @@ fn map_err(row: Option<usize>, column: Option<usize>, message: impl Into<String>
 /// The map's rows: blank lines at the start and end dropped, each line
 /// trimmed of surrounding whitespace. Returns (row text, leading whitespace
 /// count, index of the line in `map`).
+/// Largest joint world ([`Maze::team`]) tabulated: joint states × joint actions.
+pub const MAX_TEAM_ENTRIES: usize = 4_000_000;
+
+/// What a team of walkers is rewarded for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeamGoal {
+    /// Every walker on a goal cell (any goal; the reward is the mean of
+    /// their goals' rewards).
+    AllOnGoals,
+    /// Every walker on the same cell (reward 1).
+    Meet,
+}
+
+impl TeamGoal {
+    pub fn name(&self) -> &'static str {
+        match self {
+            TeamGoal::AllOnGoals => "all_on_goals",
+            TeamGoal::Meet => "meet",
+        }
+    }
+
+    /// The shared reward of walkers at states `cells`.
+    pub fn reward(&self, maze: &Maze, cells: &[usize]) -> f64 {
+        match self {
+            TeamGoal::AllOnGoals => {
+                let mut total = 0.0;
+                for &s in cells {
+                    match maze.goals.iter().find(|g| maze.state_of[g.0] == Some(s)) {
+                        Some(g) => total += g.1,
+                        None => return 0.0,
+                    }
+                }
+                total / cells.len() as f64
+            }
+            TeamGoal::Meet => {
+                if cells.windows(2).all(|w| w[0] == w[1]) {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+
+    /// Whether walkers at `cells` have finished: every walker restarts.
+    pub fn done(&self, maze: &Maze, cells: &[usize]) -> bool {
+        match self {
+            TeamGoal::AllOnGoals => cells.iter().all(|&s| maze.is_goal(s)),
+            TeamGoal::Meet => cells.windows(2).all(|w| w[0] == w[1]),
+        }
+    }
+}
+
 pub fn map_rows(map: &str) -> Vec<(&str, usize, usize)> {
     let lines: Vec<&str> = map.lines().collect();
     let first = lines.iter().position(|l| !l.trim().is_empty()).unwrap_or(lines.len());
@@ -308,44 +362,120 @@ impl Maze {
     }
 
     /// The tabular world with another reward over the states.
-    pub fn mdp_with_reward(&self, reward: Vec<f64>) -> Mdp {
+    /// Where action `a` takes the walker from state `s` (a goal's reset
+    /// aside): `(s', P)` with the slip spread over all moves.
+    pub fn move_row(&self, s: usize, a: usize) -> Vec<(usize, f64)> {
         let na = ACTIONS.len();
-        let ns = self.states();
+        let cell = self.cells[s];
+        let mut row: Vec<(usize, f64)> = Vec::with_capacity(na);
+        let mut add = |t: usize, p: f64| {
+            if p == 0.0 {
+                return;
+            }
+            match row.iter_mut().find(|e| e.0 == t) {
+                Some(e) => e.1 += p,
+                None => row.push((t, p)),
+            }
+        };
+        add(
+            self.state_of[self.step(cell, a)].expect("moves stay on free cells"),
+            1.0 - self.slip,
+        );
+        for b in 0..na {
+            add(
+                self.state_of[self.step(cell, b)].expect("moves stay on free cells"),
+                self.slip / na as f64,
+            );
+        }
+        row
+    }
+
+    /// The start distribution of the reset: `(s, P)` uniform over the start cells.
+    pub fn reset_row(&self) -> Vec<(usize, f64)> {
         let start_p = 1.0 / self.starts.len() as f64;
-        let reset: Vec<(usize, f64)> = self
-            .starts
+        self.starts
             .iter()
             .map(|&c| (self.state_of[c].expect("start cells are free"), start_p))
-            .collect();
-        let mut next = Vec::with_capacity(ns * na);
-        for s in 0..ns {
-            let cell = self.cells[s];
-            for a in 0..na {
-                if self.is_goal(s) {
+            .collect()
+    }
+
+    /// The world of `agents` walkers in this maze (THEORY §7, many agents):
+    /// joint state `Σ_k s_k·S^k`, joint actions in mixed radix (agent 0
+    /// least significant), walkers move independently (cells may be
+    /// shared), and the shared reward of `goal`; from a finished joint state
+    /// ([`TeamGoal::done`]) every walker restarts at a start cell drawn
+    /// uniformly. Refuses more
+    /// than [`MAX_TEAM_ENTRIES`] transition rows.
+    pub fn team(&self, agents: usize, goal: TeamGoal) -> Result<crate::solver::team::Team, String> {
+        let ns = self.states();
+        let na = ACTIONS.len();
+        let total = u32::try_from(agents)
+            .ok()
+            .and_then(|a| Some((ns.checked_pow(a)?, na.checked_pow(a)?)))
+            .filter(|(t, j)| t.checked_mul(*j).is_some_and(|e| e <= MAX_TEAM_ENTRIES))
+            .map(|(t, _)| t);
+        let Some(total) = total else {
+            return Err(format!(
+                "{agents} walkers in a maze of {ns} free cells is {ns}^{agents} joint states × {na}^{agents} joint \
+                 actions, above the exact solver's limit of {MAX_TEAM_ENTRIES} transition rows; train them by \
+                 learning instead"
+            ));
+        };
+        let nj = na.pow(agents as u32);
+        let cells = |j: usize| -> Vec<usize> { (0..agents).map(|k| j / ns.pow(k as u32) % ns).collect() };
+        let reward: Vec<f64> = (0..total).map(|j| goal.reward(self, &cells(j))).collect();
+        let done: Vec<bool> = (0..total).map(|j| goal.done(self, &cells(j))).collect();
+        // The reset: every walker independently at a start cell.
+        let mut reset = vec![(0usize, 1.0f64)];
+        for k in 0..agents {
+            let stride = ns.pow(k as u32);
+            reset = reset
+                .iter()
+                .flat_map(|&(j, p)| self.reset_row().into_iter().map(move |(s, q)| (j + s * stride, p * q)))
+                .collect();
+        }
+        let mut next = Vec::with_capacity(total * nj);
+        for j in 0..total {
+            let here = cells(j);
+            for ja in 0..nj {
+                if done[j] {
                     next.push(reset.clone());
                     continue;
                 }
-                let mut row: Vec<(usize, f64)> = Vec::with_capacity(na);
-                let mut add = |t: usize, p: f64| {
-                    if p == 0.0 {
-                        return;
-                    }
-                    match row.iter_mut().find(|e| e.0 == t) {
-                        Some(e) => e.1 += p,
-                        None => row.push((t, p)),
-                    }
-                };
-                add(
-                    self.state_of[self.step(cell, a)].expect("moves stay on free cells"),
-                    1.0 - self.slip,
-                );
-                for b in 0..na {
-                    add(
-                        self.state_of[self.step(cell, b)].expect("moves stay on free cells"),
-                        self.slip / na as f64,
-                    );
+                let mut row = vec![(0usize, 1.0f64)];
+                for (k, &s) in here.iter().enumerate() {
+                    let a = ja / na.pow(k as u32) % na;
+                    let stride = ns.pow(k as u32);
+                    let moves = self.move_row(s, a);
+                    row = row
+                        .iter()
+                        .flat_map(|&(t, p)| moves.iter().map(move |&(u, q)| (t + u * stride, p * q)))
+                        .collect();
                 }
                 next.push(row);
+            }
+        }
+        let joint = Mdp {
+            states: total,
+            actions: nj,
+            next,
+            reward,
+        };
+        crate::solver::team::Team::new(joint, agents, na)
+    }
+
+    pub fn mdp_with_reward(&self, reward: Vec<f64>) -> Mdp {
+        let na = ACTIONS.len();
+        let ns = self.states();
+        let reset = self.reset_row();
+        let mut next = Vec::with_capacity(ns * na);
+        for s in 0..ns {
+            for a in 0..na {
+                next.push(if self.is_goal(s) {
+                    reset.clone()
+                } else {
+                    self.move_row(s, a)
+                });
             }
         }
         Mdp {

@@ -64,9 +64,15 @@ fn bad_maps_are_refused_at_their_line_and_column() {
     )
     .unwrap();
     assert!(run_bad(marlin().arg("validate").arg(&path)).contains("prior"));
-    // A maze is not a network: train says so.
+    // Walkers learn tabular policies: the network's learning options are refused.
     std::fs::write(&path, format!("{HEAD}#####\n#S.G#\n#####\n{TAIL}")).unwrap();
-    assert!(run_bad(marlin().arg("train").arg(&path)).contains("maze"));
+    let err = run_bad(
+        marlin()
+            .args(["train", "--policy", "logistic", "--out"])
+            .arg(dir.path().join("t"))
+            .arg(&path),
+    );
+    assert!(err.contains("apply to networks"), "{err}");
 }
 
 #[test]
@@ -220,4 +226,67 @@ fn corrupt_or_impossible_records_are_refused() {
     m["format_version"] = serde_json::json!(99);
     std::fs::write(&meta, m.to_string()).unwrap();
     assert!(run_bad(marlin().arg("infer").arg(&npz)).contains("format version 99"));
+}
+
+#[test]
+fn a_team_is_solved_trained_and_studied() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("scenarios/maze_team.toml")
+        .unwrap()
+        .replace("ticks = 2_000_000", "ticks = 400_000")
+        .replace("sweep_agents = [2, 4, 8]", "sweep_agents = [3]");
+    let path = dir.path().join("team.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = dir.path().join("out");
+    run_ok(marlin().arg("-q").arg("run").arg(&path).arg("--out").arg(&out));
+    let s = json(&out.join("summary.json"));
+    let g_star = s["solve"]["g"].as_f64().unwrap();
+    assert!(g_star > 0.0 && s["solve"]["converged"] == true, "{}", s["solve"]);
+    let joint = &s["train"][0];
+    assert_eq!(joint["view"], "joint");
+    assert!(joint["g_over_optimum"].as_f64().unwrap() >= 0.9, "{joint}");
+    assert_eq!(s["train"][1]["view"], "own");
+    assert_eq!(s["scaling"][0]["agents"], 3);
+    for f in [
+        "solve/walker_0.svg",
+        "solve/walker_1.svg",
+        "solve/team_policy.npz",
+        "train_joint/learning_curve.svg",
+        "scaling.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    // Commands for one walker refuse a team clearly.
+    let err = run_bad(
+        marlin()
+            .arg("simulate")
+            .arg(&path)
+            .args(["--ticks", "50", "--untrained", "--out"])
+            .arg(dir.path().join("sim")),
+    );
+    assert!(err.contains("team of 2 walkers"), "{err}");
+    // Too many walkers for the exact solver: refused with the way out.
+    std::fs::write(&path, text.replace("agents = 2", "agents = 9")).unwrap();
+    let err = run_bad(marlin().arg("solve").arg(&path).arg("--out").arg(dir.path().join("s9")));
+    assert!(err.contains("train them by learning"), "{err}");
+    assert!(!dir.path().join("s9").exists());
+    std::fs::write(&path, text.replace("goal = \"all_on_goals\"", "goal = \"together\"")).unwrap();
+    let err = run_bad(marlin().arg("validate").arg(&path));
+    assert!(err.contains("team.goal") && err.contains("\"meet\""), "{err}");
+}
+
+#[test]
+fn one_walker_is_trained_against_its_optimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("train");
+    let stdout = run_ok(
+        marlin()
+            .args(["train", "scenarios/maze.toml", "--ticks", "300000", "--out"])
+            .arg(&out),
+    );
+    assert!(stdout.contains("·g*"), "{stdout}");
+    let s = json(&out.join("learning.json"));
+    let q = s["g_over_optimum"].as_f64().unwrap();
+    assert!(q > 0.0 && q <= 1.0 + 1e-9, "{q}");
+    assert!(out.join("learned_policy.npz").exists());
 }

@@ -13,6 +13,7 @@ pub mod predict;
 pub mod simulate;
 pub mod solve;
 pub mod study;
+pub mod team;
 pub mod train;
 
 use std::fmt;

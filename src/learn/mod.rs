@@ -11,6 +11,7 @@
 //! Depends on `agents` (the [`Agent`] trait and [`Broadcast`]) and `rng`.
 
 pub mod teacher;
+pub mod walkers;
 
 pub use teacher::{Critic, CriticKind, Teacher, TeacherConfig};
 

@@ -25,7 +25,8 @@
 //! cell.
 
 use super::{Cx, Placed, ScenarioError, SolverSection, header, solver_options};
-use crate::maze::{ACTIONS, MapError, Maze, map_rows};
+use crate::learn::walkers::WalkerView;
+use crate::maze::{ACTIONS, MapError, Maze, TeamGoal, map_rows};
 use crate::solver::mdp::ActionPrior;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -43,6 +44,19 @@ struct MazeFile {
     cost: Spanned<MazeCost>,
     solver: Option<SolverSection>,
     study: Option<Spanned<MazeStudySection>>,
+    team: Option<Spanned<TeamSection>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct TeamSection {
+    agents: Option<Spanned<i64>>,
+    goal: Option<Spanned<String>>,
+    view: Option<Spanned<String>>,
+    rule: Option<Spanned<String>>,
+    ticks: Option<Spanned<i64>>,
+    learning_rate: Option<Spanned<f64>>,
+    sweep_agents: Option<Spanned<Vec<i64>>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -82,6 +96,39 @@ pub struct MazeStudy {
     pub perturbations: Option<Vec<Placed>>,
 }
 
+/// Most walkers in a team.
+pub const MAX_AGENTS: i64 = 64;
+
+/// A team of walkers (`[team]`): how many, what they are rewarded for, what
+/// each sees, and how they learn. Without `[team]` a maze has one walker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TeamSpec {
+    pub agents: usize,
+    pub goal: TeamGoal,
+    pub view: WalkerView,
+    /// Actor–critic (true) or REINFORCE.
+    pub critic: bool,
+    /// Learning steps of `marlin train`.
+    pub ticks: u64,
+    pub learning_rate: f64,
+    /// Team sizes `marlin run` trains (own view) to report scaling.
+    pub sweep_agents: Vec<usize>,
+}
+
+impl Default for TeamSpec {
+    fn default() -> Self {
+        TeamSpec {
+            agents: 1,
+            goal: TeamGoal::AllOnGoals,
+            view: WalkerView::Own,
+            critic: true,
+            ticks: 2_000_000,
+            learning_rate: 0.5,
+            sweep_agents: Vec::new(),
+        }
+    }
+}
+
 /// A validated maze scenario.
 #[derive(Clone, Debug)]
 pub struct MazeScenario {
@@ -97,6 +144,8 @@ pub struct MazeScenario {
     pub cost: ActionPrior,
     pub solver: crate::solver::SolveOptions,
     pub study: MazeStudy,
+    /// `Some` when the file has a `[team]` section.
+    pub team: Option<TeamSpec>,
 }
 
 impl MazeScenario {
@@ -275,7 +324,9 @@ pub(super) fn parse(cx: &Cx, text: &str) -> Result<MazeScenario, ScenarioError> 
             study.perturbations = Some(p.get_ref().iter().map(|s| Placed { value: s.clone(), at }).collect());
         }
     }
+    let team = f.team.as_ref().map(|t| team_spec(cx, t)).transpose()?;
     Ok(MazeScenario {
+        team,
         path: cx.path.to_path_buf(),
         name,
         description: f.description.unwrap_or_default(),
@@ -288,6 +339,50 @@ pub(super) fn parse(cx: &Cx, text: &str) -> Result<MazeScenario, ScenarioError> 
         solver,
         study,
     })
+}
+
+fn team_spec(cx: &Cx, section: &Spanned<TeamSection>) -> Result<TeamSpec, ScenarioError> {
+    let t = section.get_ref();
+    let mut spec = TeamSpec::default();
+    if let Some(v) = &t.agents {
+        spec.agents = cx.count(v, "team.agents", 1, MAX_AGENTS)?;
+    }
+    let word = |v: &Spanned<String>, key: &str, allowed: &[&str]| -> Result<usize, ScenarioError> {
+        allowed.iter().position(|a| a == v.get_ref()).ok_or_else(|| {
+            let names: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
+            cx.err(
+                v.span(),
+                key,
+                format!("got {:?}; allowed: {}", v.get_ref(), names.join(", ")),
+            )
+        })
+    };
+    if let Some(v) = &t.goal {
+        spec.goal = [TeamGoal::AllOnGoals, TeamGoal::Meet][word(v, "team.goal", &["all_on_goals", "meet"])?];
+    }
+    if let Some(v) = &t.view {
+        spec.view = [WalkerView::Own, WalkerView::Joint][word(v, "team.view", &["own", "joint"])?];
+    }
+    if let Some(v) = &t.rule {
+        spec.critic = word(v, "team.rule", &["actor_critic", "reinforce"])? == 0;
+    }
+    if let Some(v) = &t.ticks {
+        spec.ticks = cx.count(v, "team.ticks", 1, 1_000_000_000_000)? as u64;
+    }
+    if let Some(v) = &t.learning_rate {
+        spec.learning_rate = cx.positive(v, "team.learning_rate")?;
+    }
+    if let Some(v) = &t.sweep_agents {
+        if v.get_ref().iter().any(|&a| !(1..=MAX_AGENTS).contains(&a)) {
+            return Err(cx.err(
+                v.span(),
+                "team.sweep_agents",
+                format!("got {:?}; allowed: team sizes from 1 to {MAX_AGENTS}", v.get_ref()),
+            ));
+        }
+        spec.sweep_agents = v.get_ref().iter().map(|&a| a as usize).collect();
+    }
+    Ok(spec)
 }
 
 /// A map error at the file's line and column: the map string starts after

@@ -13,6 +13,7 @@ mod evaluate;
 pub mod mdp;
 mod partial;
 mod product;
+pub mod team;
 
 pub use evaluate::{Evaluation, evaluate, evaluate_with_prior};
 

@@ -1,0 +1,394 @@
+//! Teams of maze walkers (THEORY §7, many agents): `solve` (the exact
+//! product-policy optimum of a small team over the joint state), `train`
+//! (decentralised learners, scored exactly against the optimum when the
+//! joint world is small enough) and the study of `marlin run` (both, and
+//! learned performance against team size). A maze without `[team]` is a
+//! team of one walker, so `marlin train` works on every maze.
+//!
+//! Inputs are validated before anything is written; every output is
+//! written atomically.
+
+use super::BadInput;
+use crate::files::{Npz, write_json, write_text};
+use crate::learn::walkers::{WalkerLearning, WalkerTeam, WalkerView};
+use crate::maze::{ACTIONS, Maze};
+use crate::report::{self, MapScale};
+use crate::scenario::MazeScenario;
+use crate::scenario::maze::TeamSpec;
+use crate::solver::mdp::ActionPrior;
+use crate::solver::team::{self, Team, TeamSolution};
+use anyhow::Result;
+use ndarray::{Array1, Array2, Array3};
+use serde::Serialize;
+use std::path::Path;
+
+const NATS_PER_BIT: f64 = std::f64::consts::LN_2;
+
+/// The team the scenario describes (one walker without `[team]`).
+pub fn spec_of(sc: &MazeScenario) -> TeamSpec {
+    sc.team.clone().unwrap_or_default()
+}
+
+/// The exact optimum, as written to team.json.
+#[derive(Clone, Debug, Serialize)]
+pub struct TeamSolveRecord {
+    pub agents: usize,
+    pub goal: &'static str,
+    pub lambda: f64,
+    pub g: f64,
+    /// Team rewards per step.
+    pub mean_reward: f64,
+    /// Σ_k I(S; A_k), nats per step, and per walker in bits.
+    pub info_nats: f64,
+    pub info_bits_per_walker: f64,
+    /// How often each walker takes each move (N, E, S, W, stay).
+    pub marginals: Vec<Vec<f64>>,
+    pub converged: bool,
+    pub iterations: usize,
+    pub value_sweeps: usize,
+    pub start_g: Vec<f64>,
+    pub seconds: f64,
+    pub warnings: Vec<String>,
+}
+
+fn draw(path: &Path, svg: Result<String, Box<dyn std::error::Error>>) -> Result<()> {
+    let svg = svg.map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
+    write_text(path, &svg)
+}
+
+fn cost_of(sc: &MazeScenario) -> ActionPrior {
+    sc.cost.clone()
+}
+
+/// The joint world of `agents` walkers, or a clear refusal.
+pub fn world(sc: &MazeScenario, agents: usize, spec: &TeamSpec) -> Result<Team, BadInput> {
+    sc.maze
+        .team(agents, spec.goal)
+        .map_err(|e| BadInput(format!("{}: {e}", sc.path.display())))
+}
+
+/// `marlin solve` on a team maze: the exact optimum, each walker's visit
+/// density, team_policy.npz and team.json in `out`.
+pub fn solve(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<(TeamSolveRecord, Team, TeamSolution)> {
+    let spec = spec_of(sc);
+    let t = world(sc, spec.agents, &spec)?;
+    let bar = super::progress_bar(None, quiet, "{spinner} solving the team exactly [{elapsed_precise}]");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let t0 = std::time::Instant::now();
+    let sol = team::solve(&t, sc.lambda, &cost_of(sc), &sc.solver);
+    bar.finish_and_clear();
+    let seconds = t0.elapsed().as_secs_f64();
+    for w in &sol.warnings {
+        tracing::warn!("{w}");
+    }
+    let maze = &sc.maze;
+    let (ns, m, na) = (maze.states(), spec.agents, ACTIONS.len());
+    let total = t.joint.states;
+    let mut npz = Npz::new();
+    npz.add(
+        "pi",
+        Array3::from_shape_vec((total, m, na), sol.pi.clone()).expect("policy shape"),
+    )
+    .add("rho", Array1::from(sol.eval.rho.clone()))
+    .add("h", Array1::from(sol.h.clone()))
+    .add("reward", Array1::from(t.joint.reward.clone()))
+    .add(
+        "cell",
+        Array2::from_shape_fn((ns, 2), |(s, i)| {
+            let (r, c) = maze.position(s);
+            [r, c][i] as i64
+        }),
+    )
+    .add("lambda", ndarray::arr0(sc.lambda));
+    npz.write(&out.join("team_policy.npz"))?;
+    for k in 0..m {
+        let density = walker_density(&sol.eval.rho, ns, k);
+        draw(
+            &out.join(format!("walker_{k}.svg")),
+            report::maze_map(
+                &format!("{}: walker {k} of {m}, visit density, λ = {}", sc.name, sc.lambda),
+                &maze.grid(&density),
+                MapScale::Sequential,
+                &goal_marks(maze),
+                None,
+            ),
+        )?;
+    }
+    let record = TeamSolveRecord {
+        agents: m,
+        goal: spec.goal.name(),
+        lambda: sc.lambda,
+        g: sol.eval.g,
+        mean_reward: sol.eval.mean_reward,
+        info_nats: sol.eval.info_nats,
+        info_bits_per_walker: sol.eval.info_nats / m as f64 / NATS_PER_BIT,
+        marginals: sol.eval.marginals.clone(),
+        converged: sol.converged,
+        iterations: sol.iterations,
+        value_sweeps: sol.value_sweeps,
+        start_g: sol.start_g.clone(),
+        seconds,
+        warnings: sol.warnings.clone(),
+    };
+    write_json(&out.join("team.json"), &record)?;
+    Ok((record, t, sol))
+}
+
+/// Walker k's marginal visit density over single-walker states.
+fn walker_density(rho: &[f64], ns: usize, k: usize) -> Vec<f64> {
+    let mut d = vec![0.0; ns];
+    let stride = ns.pow(k as u32);
+    for (j, &p) in rho.iter().enumerate() {
+        d[j / stride % ns] += p;
+    }
+    d
+}
+
+fn goal_marks(maze: &Maze) -> Vec<(usize, usize, bool)> {
+    maze.goals
+        .iter()
+        .map(|g| (g.0 / maze.width, g.0 % maze.width, true))
+        .collect()
+}
+
+/// One checkpoint of team learning.
+#[derive(Clone, Debug, Serialize)]
+pub struct TeamCheckpoint {
+    pub tick: u64,
+    /// Over the ticks since the previous checkpoint.
+    pub running_g: f64,
+    pub mean_reward: f64,
+    /// Exact g of the learned policies (when the joint world is tabulable).
+    pub exact_g: Option<f64>,
+    pub g_over_optimum: Option<f64>,
+}
+
+/// A learning run, as written to learning.json.
+#[derive(Clone, Debug, Serialize)]
+pub struct TeamTrainRecord {
+    pub agents: usize,
+    pub view: &'static str,
+    pub rule: &'static str,
+    pub ticks: u64,
+    pub seed: u64,
+    pub g_optimum: Option<f64>,
+    pub checkpoints: Vec<TeamCheckpoint>,
+    /// The last checkpoint's numbers.
+    pub running_g: f64,
+    pub mean_reward: f64,
+    pub exact_g: Option<f64>,
+    pub g_over_optimum: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Checkpoints per learning run.
+const CHECKPOINTS: u64 = 20;
+
+/// Train `agents` walkers with `view`; score them exactly against
+/// `optimum` = (joint world, g*) when given.
+pub fn train(
+    sc: &MazeScenario,
+    agents: usize,
+    view: WalkerView,
+    optimum: Option<(&Team, f64)>,
+    out: &Path,
+    quiet: bool,
+) -> Result<TeamTrainRecord> {
+    let spec = spec_of(sc);
+    let learning = WalkerLearning {
+        agents,
+        view,
+        goal: spec.goal,
+        lambda: sc.lambda,
+        critic: spec.critic,
+        ticks: spec.ticks,
+        learning_rate: spec.learning_rate,
+        seed: sc.seed,
+        ..WalkerLearning::default()
+    };
+    if let ActionPrior::Fixed(_) = sc.cost {
+        return Err(BadInput(
+            "team learning pays the mutual-information cost (each walker's running marginal); a fixed prior is \
+             not supported by the learners yet"
+                .into(),
+        )
+        .into());
+    }
+    let mut learners = WalkerTeam::new(&sc.maze, learning.clone()).map_err(BadInput)?;
+    let bar = super::progress_bar(
+        Some(spec.ticks),
+        quiet,
+        "{bar:40} {pos}/{len} steps [{elapsed_precise} < {eta_precise}]",
+    );
+    let t0 = std::time::Instant::now();
+    let mut checkpoints = Vec::new();
+    let block = (spec.ticks / CHECKPOINTS).max(1);
+    while learners.tick < spec.ticks {
+        let todo = block.min(spec.ticks - learners.tick);
+        let st = learners.run(todo);
+        let exact = optimum.map(|(t, gs)| {
+            let e = t.evaluate(&learners.joint_policy(), sc.lambda, &ActionPrior::Marginal, &sc.solver);
+            (e.g, e.g / gs)
+        });
+        checkpoints.push(TeamCheckpoint {
+            tick: learners.tick,
+            running_g: st.g,
+            mean_reward: st.mean_reward,
+            exact_g: exact.map(|e| e.0),
+            g_over_optimum: exact.map(|e| e.1),
+        });
+        bar.set_position(learners.tick);
+    }
+    bar.finish_and_clear();
+    let seconds = t0.elapsed().as_secs_f64();
+    let na = ACTIONS.len();
+    let rows = learners.walkers[0].logits.len() / na;
+    let mut npz = Npz::new();
+    npz.add(
+        "logits",
+        Array3::from_shape_fn((agents, rows, na), |(k, o, a)| learners.walkers[k].logits[o * na + a]),
+    )
+    .add(
+        "prior",
+        Array2::from_shape_fn((agents, na), |(k, a)| learners.walkers[k].prior[a]),
+    );
+    npz.write(&out.join("learned_policy.npz"))?;
+    let series = vec![
+        (
+            "running g (per stretch)".to_string(),
+            checkpoints.iter().map(|c| (c.tick as f64, c.running_g)).collect(),
+        ),
+        (
+            "exact g of the learned policies".to_string(),
+            checkpoints
+                .iter()
+                .map(|c| (c.tick as f64, c.exact_g.unwrap_or(f64::NAN)))
+                .collect(),
+        ),
+    ];
+    draw(
+        &out.join("learning_curve.svg"),
+        report::lines(
+            &format!("{}: {agents} walker(s), view {}, learning", sc.name, view.name()),
+            "steps",
+            "g (reward − λ·information per step)",
+            &series,
+            optimum.map(|(_, g)| (g, "optimum g*")),
+        ),
+    )?;
+    let last = checkpoints.last().cloned().expect("at least one checkpoint");
+    let record = TeamTrainRecord {
+        agents,
+        view: view.name(),
+        rule: if spec.critic { "actor_critic" } else { "reinforce" },
+        ticks: spec.ticks,
+        seed: sc.seed,
+        g_optimum: optimum.map(|o| o.1),
+        running_g: last.running_g,
+        mean_reward: last.mean_reward,
+        exact_g: last.exact_g,
+        g_over_optimum: last.g_over_optimum,
+        checkpoints,
+        seconds,
+    };
+    write_json(&out.join("learning.json"), &record)?;
+    Ok(record)
+}
+
+/// `marlin train` on a maze: the scenario's team (or one walker), scored
+/// against the exact optimum when the joint world is small enough.
+pub fn train_scenario(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<TeamTrainRecord> {
+    let spec = spec_of(sc);
+    let optimum = optimum(sc, spec.agents, &spec, quiet);
+    train(
+        sc,
+        spec.agents,
+        spec.view,
+        optimum.as_ref().map(|(t, g)| (t, *g)),
+        out,
+        quiet,
+    )
+}
+
+/// The joint world and its exact g*, when it can be tabulated.
+fn optimum(sc: &MazeScenario, agents: usize, spec: &TeamSpec, quiet: bool) -> Option<(Team, f64)> {
+    let t = world(sc, agents, spec).ok()?;
+    if !quiet {
+        eprintln!("marlin: solving the {agents}-walker team exactly to score the learners");
+    }
+    let g = team::solve(&t, sc.lambda, &cost_of(sc), &sc.solver).eval.g;
+    Some((t, g))
+}
+
+/// `marlin run` on a team maze: the exact optimum, learners with the
+/// scenario's view (and with their own cells only, when that differs),
+/// and learned performance for each size of `team.sweep_agents`.
+pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::Value> {
+    let spec = spec_of(sc);
+    // Refuse what cannot run before writing anything.
+    if let ActionPrior::Fixed(_) = sc.cost {
+        return Err(BadInput("team learning needs the mutual-information cost".into()).into());
+    }
+    let t0 = std::time::Instant::now();
+    let say = |m: &str| {
+        if !quiet {
+            eprintln!("marlin run: {m}");
+        }
+    };
+    say("solving the team exactly");
+    let solved = match world(sc, spec.agents, &spec) {
+        Ok(_) => Some(solve(sc, &out.join("solve"), quiet)?),
+        Err(e) => {
+            say(&format!("no exact solve: {e}"));
+            None
+        }
+    };
+    let optimum = solved.as_ref().map(|(r, t, _)| (t, r.g));
+    let mut trained = Vec::new();
+    let mut views = vec![spec.view];
+    if spec.view == WalkerView::Joint {
+        views.push(WalkerView::Own);
+    }
+    for view in views {
+        say(&format!("training {} walkers that see {}", spec.agents, view.name()));
+        let dir = out.join(format!("train_{}", view.name()));
+        trained.push(train(sc, spec.agents, view, optimum, &dir, quiet)?);
+    }
+    let mut scaling = Vec::new();
+    for &m in &spec.sweep_agents {
+        say(&format!("training {m} walkers (own view)"));
+        let dir = out.join(format!("scaling/agents_{m}"));
+        scaling.push(train(sc, m, WalkerView::Own, None, &dir, quiet)?);
+    }
+    if !scaling.is_empty() {
+        let pts = |f: &dyn Fn(&TeamTrainRecord) -> f64| -> Vec<(f64, f64)> {
+            scaling.iter().map(|r| (r.agents as f64, f(r))).collect()
+        };
+        draw(
+            &out.join("scaling.svg"),
+            report::lines(
+                &format!("{}: learned team performance against team size", sc.name),
+                "walkers",
+                "per step",
+                &[
+                    ("team reward rate".to_string(), pts(&|r| r.mean_reward)),
+                    ("g (running)".to_string(), pts(&|r| r.running_g)),
+                ],
+                None,
+            ),
+        )?;
+    }
+    let summary = serde_json::json!({
+        "scenario": sc.name,
+        "output": out.display().to_string(),
+        "agents": spec.agents,
+        "goal": spec.goal.name(),
+        "lambda": sc.lambda,
+        "solve": solved.as_ref().map(|s| &s.0),
+        "train": trained,
+        "scaling": scaling,
+        "seconds": t0.elapsed().as_secs_f64(),
+    });
+    write_json(&out.join("summary.json"), &summary)?;
+    Ok(summary)
+}
