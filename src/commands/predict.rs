@@ -124,6 +124,14 @@ impl Perturbation {
                     other => return Err(bad(&format!("unknown topology {other:?}; {allowed}"))),
                 }))
             }
+            "walls" => Err(bad(
+                "walls: moves the walls of a maze; this is a network scenario (allowed here: kill, lambda, \
+                 input, topology)",
+            )),
+            "pixel_probability" => Err(bad(
+                "pixel_probability: applies to a sensory-coding scenario ([coding]), through `marlin run` on it; \
+                 allowed here: kill, lambda, input, topology",
+            )),
             _ => Err(bad(&format!(
                 "unknown kind {kind:?}; allowed: kill, lambda, input, topology"
             ))),
@@ -460,4 +468,21 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     }
     write_json(&out.join("prediction.json"), &result).context("writing prediction.json")?;
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Perturbation;
+
+    #[test]
+    fn perturbations_of_other_worlds_are_named() {
+        let e = Perturbation::parse("walls:moved.txt", 8, &[-1.0, 1.0]).unwrap_err().0;
+        assert!(e.contains("maze") && e.contains("kill, lambda"), "{e}");
+        let e = Perturbation::parse("pixel_probability:0.2", 8, &[-1.0, 1.0])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("sensory-coding"), "{e}");
+        let e = Perturbation::parse("melt:1", 8, &[-1.0, 1.0]).unwrap_err().0;
+        assert!(e.contains("unknown kind"), "{e}");
+    }
 }
