@@ -533,14 +533,23 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 World::Maze(m) => {
                     if !cli.quiet {
                         println!(
-                            "{}: ok — maze {}×{}, {} free cells, {} goal(s), slip {}, λ = {}",
+                            "{}: ok — maze {}×{}, {} free cells, {} goal(s), slip {}, λ = {}{}",
                             scenario.display(),
                             m.maze.height,
                             m.maze.width,
                             m.maze.states(),
                             m.maze.goals.len(),
                             m.maze.slip,
-                            m.lambda
+                            m.lambda,
+                            m.team
+                                .as_ref()
+                                .map(|t| format!(
+                                    ", a team of {} walkers ({}, view {})",
+                                    t.agents,
+                                    t.goal.name(),
+                                    t.view.name()
+                                ))
+                                .unwrap_or_default()
                         );
                     }
                     return Ok(());

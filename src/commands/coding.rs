@@ -10,9 +10,9 @@
 //! `marlin simulate`, `infer` and `predict` work on it unchanged. Inputs are
 //! validated before anything is written; every output is written atomically.
 
-use super::BadInput;
 use super::infer::{InferArgs, run_infer};
 use super::simulate::{SimulateArgs, run_simulate};
+use super::{BadInput, draw};
 use crate::coding::{self, CodingSolution, CodingTask};
 use crate::files::{Npz, write_json, write_text};
 use crate::model::{Network, spike_count};
@@ -236,11 +236,6 @@ fn write_code(sc: &CodingScenario, task: &CodingTask, sol: &CodingSolution, s: &
         ),
     )?;
     Ok(())
-}
-
-fn draw(path: &Path, svg: Result<String, Box<dyn std::error::Error>>) -> Result<()> {
-    let svg = svg.map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
-    write_text(path, &svg)
 }
 
 /// The solved code as a network scenario: lumped input, reward table.
@@ -589,11 +584,7 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
         return Err(BadInput("--ticks must be at least 1".into()).into());
     }
     let t0 = std::time::Instant::now();
-    let say = |m: &str| {
-        if !quiet {
-            eprintln!("marlin run: {m}");
-        }
-    };
+    let say = |m: &str| super::say(quiet, m);
     say("solving the code by alternation");
     let solve_dir = out.join("solve");
     let sol = solve_task(sc, &sc.task, quiet)?;
@@ -728,12 +719,7 @@ fn report_page(
     s: &serde_json::Value,
     predictions: &[(String, PathBuf)],
 ) -> Result<String> {
-    use crate::report::html::{Figure, Section, page};
-    let svg = |p: PathBuf| std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()));
-    let fig = |svg: String, caption: &str| Figure {
-        svg,
-        caption: caption.to_string(),
-    };
+    use crate::report::html::{Section, page};
     let num = |v: &serde_json::Value| v.as_f64().map_or("—".to_string(), |x| format!("{x:.3}"));
     let mut headline = vec![
         (
@@ -768,6 +754,7 @@ fn report_page(
             ),
         ));
     }
+    let fig = |path: &str, caption: &str| super::figure(&out.join(path), caption);
     let sections = vec![
         Section {
             id: "solve".into(),
@@ -775,45 +762,48 @@ fn report_page(
             intro: "Solved by alternation: the reward is the code's own log-posterior of y (THEORY §8).".into(),
             figures: vec![
                 fig(
-                    svg(out.join("solve/tuning.svg"))?,
+                    "solve/tuning.svg",
                     "Firing probability of each cell type against the number of active pixels.",
-                ),
+                )?,
                 fig(
-                    svg(out.join("solve/tuning_count.svg"))?,
+                    "solve/tuning_count.svg",
                     "Firing probability against the spike count of the other neurons, for each value of y.",
-                ),
+                )?,
                 fig(
-                    svg(out.join("solve/posterior.svg"))?,
+                    "solve/posterior.svg",
                     "The posterior p(y = +1 | spike count): it should rise with the count.",
-                ),
+                )?,
             ],
         },
         Section {
             id: "infer".into(),
             title: "Inverse RL from the recorded code".into(),
-            intro: "The reward inferred from simulated responses against the true reward log p(y | σ), input means removed.".into(),
+            intro: "The reward inferred from simulated responses against the true reward log p(y | σ), input means \
+                    removed."
+                .into(),
             figures: vec![fig(
-                svg(out.join("infer/reward_vs_log_posterior.svg"))?,
+                "infer/reward_vs_log_posterior.svg",
                 "Points on a line: the inferred reward is proportional to log p(y | σ).",
-            )],
+            )?],
         },
         Section {
             id: "predict".into(),
             title: "Predicted adaptation".into(),
-            intro: "The code re-solved under new input statistics or cost: the truth, the prediction from the inferred \
+            intro:
+                "The code re-solved under new input statistics or cost: the truth, the prediction from the inferred \
                     objective (log-posterior at the inferred scale), the inferred reward table kept fixed, and the \
                     old policies (naive)."
-                .into(),
+                    .into(),
             figures: predictions
                 .iter()
                 .map(|(spec, p)| {
-                    Ok(fig(
-                        svg(p.clone())?,
+                    super::figure(
+                        p,
                         &format!(
-                            "{spec}: one curve per cell type; a prediction that matches the truth lies under \
-                             its curve."
+                            "{spec}: one curve per cell type; a prediction that matches the truth lies under its \
+                             curve."
                         ),
-                    ))
+                    )
                 })
                 .collect::<Result<_>>()?,
         },

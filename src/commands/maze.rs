@@ -8,8 +8,8 @@
 //! Inputs are validated before anything is written; every output is
 //! written atomically.
 
-use super::BadInput;
-use crate::files::{Npz, write_json, write_text};
+use super::{BadInput, draw};
+use crate::files::{Npz, write_json};
 use crate::infer::mdp::{self as inv, ActionCounts, FitOptions, Marginal};
 use crate::maze::{ACTIONS, Maze};
 use crate::record::demos::{self, DemoMeta, Demonstrations};
@@ -64,11 +64,6 @@ fn marks(maze: &Maze) -> Vec<(usize, usize, bool)> {
         m.extend(maze.starts.iter().map(|&c| (c / maze.width, c % maze.width, false)));
     }
     m
-}
-
-fn draw(path: &Path, svg: Result<String, Box<dyn std::error::Error>>) -> Result<()> {
-    let svg = svg.map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
-    write_text(path, &svg)
 }
 
 /// A trajectory of `steps` from a start cell drawn uniformly, in the

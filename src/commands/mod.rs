@@ -82,3 +82,27 @@ pub fn shipped_scenarios(dir: &std::path::Path) -> Vec<(String, String)> {
     out.sort();
     out
 }
+
+/// Write a figure: the SVG text a `report` function drew, or its error
+/// naming the file.
+pub(crate) fn draw(path: &std::path::Path, svg: Result<String, Box<dyn std::error::Error>>) -> anyhow::Result<()> {
+    let svg = svg.map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
+    crate::files::write_text(path, &svg)
+}
+
+/// A stage of `marlin run`, announced on stderr unless quiet.
+pub(crate) fn say(quiet: bool, stage: &str) {
+    if !quiet {
+        eprintln!("marlin run: {stage}");
+    }
+}
+
+/// A figure file of a finished stage, for `report.html`.
+pub(crate) fn figure(path: &std::path::Path, caption: &str) -> anyhow::Result<crate::report::html::Figure> {
+    use anyhow::Context;
+    let svg = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(crate::report::html::Figure {
+        svg,
+        caption: caption.to_string(),
+    })
+}

@@ -125,12 +125,12 @@ impl Perturbation {
                 }))
             }
             "walls" => Err(bad(
-                "walls: moves the walls of a maze; this is a network scenario (allowed here: kill, lambda, \
-                 input, topology)",
+                "walls: moves the walls of a maze, and this is a network scenario; allowed: kill, lambda, input, \
+                 topology",
             )),
             "pixel_probability" => Err(bad(
                 "pixel_probability: applies to a sensory-coding scenario ([coding]), through `marlin run` on it; \
-                 allowed here: kill, lambda, input, topology",
+                 allowed: kill, lambda, input, topology",
             )),
             _ => Err(bad(&format!(
                 "unknown kind {kind:?}; allowed: kill, lambda, input, topology"

@@ -63,11 +63,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     }
     let out = args.out.clone().unwrap_or_else(|| scenario.output.clone());
     let t0 = std::time::Instant::now();
-    let say = |m: &str| {
-        if !args.quiet {
-            eprintln!("marlin run: {m}");
-        }
-    };
+    let say = |m: &str| super::say(args.quiet, m);
 
     say("solving exactly");
     let solved = run_solve(&SolveArgs {
@@ -203,11 +199,6 @@ fn report(
     s: &serde_json::Value,
     predict_dirs: &[(String, PathBuf)],
 ) -> Result<String> {
-    let svg = |p: PathBuf| std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()));
-    let fig = |svg: String, caption: &str| Figure {
-        svg,
-        caption: caption.to_string(),
-    };
     let num = |v: &serde_json::Value| v.as_f64().map_or("—".to_string(), |x| format!("{x:.4}"));
     let mut headline = vec![
         (
@@ -264,17 +255,17 @@ fn report(
             scenario.input.len() << scenario.neurons,
             scenario.lambda
         ),
-        figures: vec![fig(
-            svg(out.join("solve/count_distribution.svg"))?,
+        figures: vec![super::figure(
+            &out.join("solve/count_distribution.svg"),
             "Stationary spike-count distribution of the optimal network, one line per input value: look for peaks at the rewarded counts.",
-        )],
+        )?],
     }];
     let runs = s["train"].as_array().map(Vec::as_slice).unwrap_or_default();
     if !runs.is_empty() {
-        let mut train = vec![fig(
-            svg(out.join("train/learning_curve.svg"))?,
+        let mut train = vec![super::figure(
+            &out.join("train/learning_curve.svg"),
             "Exact g of the learned policies over training, relative to the optimum g* (dashed line at 1): how close decentralised learning gets, and how fast.",
-        )];
+        )?];
         for r in runs {
             // One (rule, policy) writes into train/ itself, several into sub-folders.
             let label = r["label"].as_str().unwrap_or("");
@@ -285,10 +276,10 @@ fn report(
             };
             let weights = folder.join("weights.svg");
             if weights.exists() {
-                train.push(fig(
-                    svg(weights)?,
+                train.push(super::figure(
+                    &weights,
                     "Learned synaptic weights w[post, pre] of the logistic neurons (red excitatory, blue inhibitory; grey: no synapse).",
-                ));
+                )?);
             }
         }
         sections.push(Section {
@@ -306,28 +297,28 @@ fn report(
             "The optimal network run on the actor runtime for {} ticks and recorded.",
             s["simulate"]["ticks"]
         ),
-        figures: vec![fig(
-            raster_figure(out, scenario)?,
-            "A stretch of the recorded spikes (black) under the input (coloured band): after each input switch the network moves to the other rewarded count.",
-        )],
+        figures: vec![Figure {
+            svg: raster_figure(out, scenario)?,
+            caption: "A stretch of the recorded spikes (black) under the input (coloured band): after each input switch the network moves to the other rewarded count.".into(),
+        }],
     });
     if !s["infer"].is_null() {
         let mut figures = vec![
-            fig(
-                svg(out.join("infer/reward_by_count.svg"))?,
+            super::figure(
+                &out.join("infer/reward_by_count.svg"),
                 "The reward inferred from the recording alone, averaged per spike count and input: its maximum should sit at the rewarded counts.",
-            ),
-            fig(
-                svg(out.join("infer/reward_vs_value.svg"))?,
+            )?,
+            super::figure(
+                &out.join("infer/reward_vs_value.svg"),
                 "Immediate reward r against the long-run value h per visited state: h grades states by how far they are from reward, r does not.",
-            ),
+            )?,
         ];
         let truth = out.join("infer/inferred_vs_true.svg");
         if truth.exists() {
-            figures.push(fig(
-                svg(truth)?,
+            figures.push(super::figure(
+                &truth,
                 "Inferred against true reward per visited state (after removing each input's mean): points on the diagonal mean the function was recovered.",
-            ));
+            )?);
         }
         sections.push(Section {
             id: "infer".into(),
@@ -337,10 +328,10 @@ fn report(
         });
         let mut figures = Vec::new();
         for (p, dir) in predict_dirs {
-            figures.push(fig(
-                svg(dir.join("prediction.svg"))?,
+            figures.push(super::figure(
+                &dir.join("prediction.svg"),
                 &format!("Perturbation {p}: count distributions predicted from the inferred reward, the truth, and the naive prediction (old policies): the prediction should lie on the truth."),
-            ));
+            )?);
         }
         sections.push(Section {
             id: "predict".into(),

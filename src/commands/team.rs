@@ -8,8 +8,8 @@
 //! Inputs are validated before anything is written; every output is
 //! written atomically.
 
-use super::BadInput;
-use crate::files::{Npz, write_json, write_text};
+use super::{BadInput, draw};
+use crate::files::{Npz, write_json};
 use crate::learn::walkers::{WalkerLearning, WalkerTeam, WalkerView};
 use crate::maze::{ACTIONS, Maze};
 use crate::report::{self, MapScale};
@@ -49,11 +49,6 @@ pub struct TeamSolveRecord {
     pub start_g: Vec<f64>,
     pub seconds: f64,
     pub warnings: Vec<String>,
-}
-
-fn draw(path: &Path, svg: Result<String, Box<dyn std::error::Error>>) -> Result<()> {
-    let svg = svg.map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
-    write_text(path, &svg)
 }
 
 fn cost_of(sc: &MazeScenario) -> ActionPrior {
@@ -330,11 +325,7 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
         return Err(BadInput("team learning needs the mutual-information cost".into()).into());
     }
     let t0 = std::time::Instant::now();
-    let say = |m: &str| {
-        if !quiet {
-            eprintln!("marlin run: {m}");
-        }
-    };
+    let say = |m: &str| super::say(quiet, m);
     say("solving the team exactly");
     let solved = match world(sc, spec.agents, &spec) {
         Ok(_) => Some(solve(sc, &out.join("solve"), quiet)?),

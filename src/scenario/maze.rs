@@ -185,16 +185,7 @@ pub(super) fn is_maze(doc: &toml::Table) -> bool {
 }
 
 pub(super) fn parse(cx: &Cx, text: &str) -> Result<MazeScenario, ScenarioError> {
-    let f: MazeFile = toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map(|s| cx.line_col(s.start)).unzip();
-        ScenarioError {
-            file: cx.path.to_path_buf(),
-            line,
-            column,
-            key: None,
-            message: e.message().trim().to_string(),
-        }
-    })?;
+    let f: MazeFile = cx.deserialize(text)?;
     let (name, seed, output) = header(cx, f.name, &f.seed, f.output)?;
     let sec = f.maze.get_ref();
     let slip = match &sec.slip {

@@ -406,16 +406,7 @@ impl Scenario {
                 });
             }
         }
-        let file: File = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| cx.line_col(s.start)).unzip();
-            ScenarioError {
-                file: path.to_path_buf(),
-                line,
-                column,
-                key: None,
-                message: e.message().trim().to_string(),
-            }
-        })?;
+        let file: File = cx.deserialize(text)?;
         build(&cx, file)
     }
 
@@ -526,6 +517,21 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    /// The scenario text as `T`, a syntax or shape error placed at its line
+    /// and column.
+    fn deserialize<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, ScenarioError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| self.line_col(s.start)).unzip();
+            ScenarioError {
+                file: self.path.to_path_buf(),
+                line,
+                column,
+                key: None,
+                message: e.message().trim().to_string(),
+            }
+        })
+    }
+
     fn line_col(&self, offset: usize) -> (usize, usize) {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;

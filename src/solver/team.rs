@@ -270,6 +270,13 @@ fn solve_from(
             .iter()
             .map(|p| p.iter().map(|&v| v.max(1e-300)).collect())
             .collect();
+        tracing::debug!(
+            iteration = iterations,
+            g = eval.g,
+            sweeps = sw,
+            change = last_change,
+            "team Blahut–Arimoto"
+        );
         if last_change < opts.prior_tol && tol <= opts.value_tol {
             converged = true;
             break;
