@@ -158,6 +158,36 @@ fn solve_simulate_infer_predict() {
         p["tv_naive_truth"].as_f64().unwrap(),
     );
     assert!(pred < naive / 2.0, "prediction {pred} vs naive {naive}");
+    // The default estimator is the sparse map: only the goal stands out.
+    let sparse = r["summary"]["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "sparse")
+        .expect("a sparse map");
+    assert!(sparse["correlation_with_truth"].as_f64().unwrap() > 0.99, "{sparse}");
+    run_ok(
+        marlin()
+            .args([
+                "-q",
+                "predict",
+                "--scenario",
+                "scenarios/maze.toml",
+                "--perturb",
+                "walls:scenarios/maze_walls.txt",
+            ])
+            .arg("--reward")
+            .arg(d.join("inf/reward.npz"))
+            .arg("--out")
+            .arg(d.join("pred_sparse")),
+    );
+    let p = json(&d.join("pred_sparse/prediction.json"));
+    assert_eq!(p["model"], "sparse");
+    let (pred, baseline) = (p["tv_pred_truth"].as_f64().unwrap(), p["tv_baseline"].as_f64().unwrap());
+    assert!(
+        pred < naive / 4.0 && baseline < 0.05,
+        "sparse prediction {pred}, baseline {baseline}, naive {naive}"
+    );
     // Bad perturbations and models say what is allowed.
     let err = run_bad(
         marlin()
@@ -186,7 +216,7 @@ fn solve_simulate_infer_predict() {
             .arg("--reward")
             .arg(d.join("inf/reward.npz")),
     );
-    assert!(err.contains("direct, ml, ml_marginal"), "{err}");
+    assert!(err.contains("direct, sparse, ml, ml_marginal"), "{err}");
 }
 
 #[test]
