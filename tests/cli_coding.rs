@@ -4,39 +4,11 @@
 //! tracks log p(y | σ) and predicts the split into cell types better than
 //! the naive prediction.
 
-use std::path::Path;
 use std::process::Command;
 
-fn marlin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_marlin"))
-}
+mod cli_common;
 
-fn run_ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?} failed: {}",
-        c,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run_bad(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{:?}: {}",
-        c,
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use cli_common::{json, marlin, run_bad, run_ok};
 
 const GOOD: &str = "name = \"c\"\n[coding]\npixels = 7\nthreshold = 3\npixel_probability = 0.5\n\
                     change_probability = 0.3\nneurons = 5\n[cost]\nlambda = 0.1\n";

@@ -3,42 +3,12 @@
 //! density per λ; simulate → infer finds the goal; predict beats the naive
 //! prediction when walls move; corrupt records are refused.
 
-use std::path::Path;
-use std::process::Command;
+mod cli_common;
 
-fn marlin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_marlin"))
-}
-
-fn run_ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?} failed: {}",
-        c,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run_bad(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{:?}: {}",
-        c,
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use cli_common::{json, marlin, run_bad, run_ok};
 
 const HEAD: &str = "name = \"m\"\n[maze]\nmap = \"\"\"\n";
 const TAIL: &str = "\"\"\"\n[cost]\nlambda = 0.2\n";
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 #[test]
 fn bad_maps_are_refused_at_their_line_and_column() {

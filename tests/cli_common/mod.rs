@@ -1,0 +1,40 @@
+//! Running the `marlin` binary from the command-line tests: the command,
+//! "must succeed" and "must be refused as bad input (exit code 2)" with the
+//! output in the failure message, and reading a JSON output.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+pub fn marlin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_marlin"))
+}
+
+/// Run `c`, assert it succeeded, return its stdout.
+pub fn run_ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        c,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run `c`, assert it exited with code 2 (bad input), return its stderr.
+pub fn run_bad(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{:?}: {}",
+        c,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
