@@ -105,24 +105,26 @@ fn solve_simulate_infer_predict() {
         assert_eq!(m["argmax_is_goal"], true, "{m}");
         assert!(m["correlation_with_truth"].as_f64().unwrap() > 0.8, "{m}");
     }
-    run_ok(
-        marlin()
-            .args([
-                "-q",
-                "predict",
-                "--scenario",
-                "scenarios/maze.toml",
-                "--perturb",
-                "walls:scenarios/maze_walls.txt",
-            ])
-            .arg("--reward")
-            .arg(d.join("inf/reward.npz"))
-            .arg("--reward-model")
-            .arg("direct")
-            .arg("--out")
-            .arg(d.join("pred")),
-    );
-    let p = json(&d.join("pred/prediction.json"));
+    // Predict the moved walls with an estimator (None: the default), into `dir`.
+    let predict_walls = |model: Option<&str>, dir: &str| {
+        let mut c = marlin();
+        c.args([
+            "-q",
+            "predict",
+            "--scenario",
+            "scenarios/maze.toml",
+            "--perturb",
+            "walls:scenarios/maze_walls.txt",
+        ])
+        .arg("--reward")
+        .arg(d.join("inf/reward.npz"));
+        if let Some(m) = model {
+            c.args(["--reward-model", m]);
+        }
+        run_ok(c.arg("--out").arg(d.join(dir)));
+        json(&d.join(dir).join("prediction.json"))
+    };
+    let p = predict_walls(Some("direct"), "pred");
     let (pred, naive) = (
         p["tv_pred_truth"].as_f64().unwrap(),
         p["tv_naive_truth"].as_f64().unwrap(),
@@ -136,22 +138,7 @@ fn solve_simulate_infer_predict() {
         .find(|m| m["model"] == "sparse")
         .expect("a sparse map");
     assert!(sparse["correlation_with_truth"].as_f64().unwrap() > 0.99, "{sparse}");
-    run_ok(
-        marlin()
-            .args([
-                "-q",
-                "predict",
-                "--scenario",
-                "scenarios/maze.toml",
-                "--perturb",
-                "walls:scenarios/maze_walls.txt",
-            ])
-            .arg("--reward")
-            .arg(d.join("inf/reward.npz"))
-            .arg("--out")
-            .arg(d.join("pred_sparse")),
-    );
-    let p = json(&d.join("pred_sparse/prediction.json"));
+    let p = predict_walls(None, "pred_sparse");
     assert_eq!(p["model"], "sparse");
     let (pred, baseline) = (p["tv_pred_truth"].as_f64().unwrap(), p["tv_baseline"].as_f64().unwrap());
     assert!(
