@@ -490,13 +490,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     s["simulate"]["mean_reward"].as_f64().unwrap_or(f64::NAN)
                 );
                 if !s["infer"].is_null() {
-                    println!(
-                        "  infer     reward peaks at counts {} (centred correlation with the truth {:.4})",
-                        s["infer"]["argmax_count"],
-                        s["infer"]["centred_correlation_with_truth"]
-                            .as_f64()
-                            .unwrap_or(f64::NAN)
-                    );
+                    println!("  infer     {}", s["infer"]["headline"].as_str().unwrap_or("?"));
                 }
                 for p in s["predict"].as_array().into_iter().flatten() {
                     println!(
@@ -556,11 +550,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 }
             };
             if !cli.quiet {
+                let input = match &s.motor {
+                    Some(m) => m.describe(),
+                    None => format!("{} input values", s.input.len()),
+                };
                 println!(
-                    "{}: ok — {} neurons, {} input values, {} updates, {} reward, λ = {}, {} cost",
+                    "{}: ok — {} neurons, {input}, {} updates, {} reward, λ = {}, {} cost",
                     scenario.display(),
                     s.neurons,
-                    s.input.len(),
                     s.update,
                     s.reward.kind(),
                     s.lambda,
@@ -936,14 +933,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let s = commands::infer::run_infer(&args)?;
             if !cli.quiet {
                 println!(
-                    "{} ticks, {}/{} states visited; reward peaks at spike count {:?} per input{}",
-                    s.ticks,
-                    s.visited_states,
-                    s.states,
-                    s.argmax_count,
-                    s.centred_correlation_with_truth
-                        .map(|c| format!("; centred correlation with the true reward {c:.4}"))
-                        .unwrap_or_default()
+                    "{} ticks, {}/{} states visited; {}",
+                    s.ticks, s.visited_states, s.states, s.headline
                 );
             }
             Ok(())

@@ -107,7 +107,11 @@ fn redraw_chain(values: Vec<f64>, w: &[f64], change: f64) -> InputProcess {
             transition[a * x + b] = change * w[b] + if a == b { 1.0 - change } else { 0.0 };
         }
     }
-    InputProcess { values, transition }
+    InputProcess {
+        values,
+        transition,
+        control: None,
+    }
 }
 
 /// `p(y = +1 | σ)` for every σ under the joint stationary distribution `rho`

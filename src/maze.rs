@@ -464,6 +464,64 @@ impl Maze {
         crate::solver::team::Team::new(joint, agents, na)
     }
 
+    /// The walker's moves under a motor rule (THEORY §7): groups of
+    /// `per_direction` neurons for N, E, S, W (neuron k in group
+    /// k / per_direction; neurons past the groups are hidden); after the
+    /// neurons update, the group with the most spikes moves the walker
+    /// (ties and silence: stay); from a goal the walker restarts. The
+    /// input index is the walker's cell (state index).
+    pub fn motor_input(&self, per_direction: usize) -> crate::model::InputProcess {
+        let ns = self.states();
+        let transitions: Vec<Vec<f64>> = (0..ACTIONS.len())
+            .map(|c| {
+                let mut p = vec![0.0; ns * ns];
+                for s in 0..ns {
+                    let row = if self.is_goal(s) {
+                        self.reset_row()
+                    } else {
+                        self.move_row(s, c)
+                    };
+                    for (t, q) in row {
+                        p[s * ns + t] += q;
+                    }
+                }
+                p
+            })
+            .collect();
+        let mut start = vec![0.0; ns];
+        for (t, q) in self.reset_row() {
+            start[t] += q;
+        }
+        crate::model::InputProcess {
+            values: (0..ns).map(|s| s as f64).collect(),
+            transition: transitions[ACTIONS.len() - 1].clone(),
+            control: Some(Box::new(crate::model::InputControl {
+                per_group: per_direction,
+                transitions,
+                start,
+            })),
+        }
+    }
+
+    /// The network of `n` neurons (the first `4·per_direction` motor
+    /// neurons, the rest hidden) driving the walker, asynchronous updates,
+    /// rewarded by the goal's reward in the cell the walker is in, with the
+    /// mutual-information cost at `lambda`.
+    pub fn motor_network(&self, per_direction: usize, n: usize, lambda: f64) -> crate::model::Network {
+        assert!(n >= 4 * per_direction, "{n} neurons for 4 groups of {per_direction}");
+        let input = self.motor_input(per_direction);
+        crate::model::Network {
+            n,
+            alive: vec![true; n],
+            reward: crate::model::RewardSpec::Input(self.reward()).tabulate(n),
+            input,
+            lambda,
+            cost: crate::model::CodingCost::MutualInformation,
+            update: crate::model::UpdateScheme::Asynchronous,
+            observes: None,
+        }
+    }
+
     pub fn mdp_with_reward(&self, reward: Vec<f64>) -> Mdp {
         let na = ACTIONS.len();
         let ns = self.states();

@@ -75,6 +75,68 @@ pub struct InputProcess {
     pub values: Vec<f64>,
     /// Row-major `X×X` transition matrix `P[x][x']`; rows sum to 1.
     pub transition: Vec<f64>,
+    /// `Some` when the network moves the input (motor neurons driving a
+    /// maze walker, THEORY §7): then `transition` is the chain of the
+    /// `stay` command, and the chain of a tick depends on the network state
+    /// σ' the tick ends in.
+    pub control: Option<Box<InputControl>>,
+}
+
+/// An input the network moves by a motor rule: neurons `g·per_group ..
+/// (g+1)·per_group` form group g (of [`InputControl::transitions`]`.len() − 1`
+/// groups); after the neurons update, the group with the most spikes issues
+/// its command, and a tie for the most, or silence, issues the last command
+/// (`stay`). Neurons past the groups are hidden: they command nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputControl {
+    pub per_group: usize,
+    /// One row-major `X×X` matrix per command: the groups' commands, then `stay`.
+    pub transitions: Vec<Vec<f64>>,
+    /// Distribution of the first input value of a run (e.g. the start cells).
+    pub start: Vec<f64>,
+}
+
+impl InputControl {
+    pub fn groups(&self) -> usize {
+        self.transitions.len() - 1
+    }
+
+    /// The command of the bit frame `frame` (bit k%64 of word k/64 is neuron k).
+    pub fn command(&self, frame: &[u64]) -> usize {
+        // Spikes among neurons lo..hi, word by word.
+        let count = |lo: usize, hi: usize| -> u32 {
+            let mut total = 0;
+            let mut start = lo;
+            while start < hi {
+                let end = hi.min((start / 64 + 1) * 64);
+                let len = end - start;
+                let mask = if len == 64 {
+                    u64::MAX
+                } else {
+                    ((1u64 << len) - 1) << (start % 64)
+                };
+                total += (frame[start / 64] & mask).count_ones();
+                start = end;
+            }
+            total
+        };
+        let (mut best, mut top, mut tied) = (self.groups(), 0u32, false);
+        for g in 0..self.groups() {
+            let c = count(g * self.per_group, (g + 1) * self.per_group);
+            if c > top {
+                (best, top, tied) = (g, c, false);
+            } else if c == top && c > 0 {
+                tied = true;
+            }
+        }
+        if tied { self.groups() } else { best }
+    }
+
+    /// The command of the state σ of a tabulated network (n ≤ 64).
+    #[inline]
+    pub fn command_of(&self, sigma: usize) -> usize {
+        self.command(&[sigma as u64])
+    }
 }
 
 impl InputProcess {
@@ -92,7 +154,11 @@ impl InputProcess {
                 };
             }
         }
-        InputProcess { values, transition }
+        InputProcess {
+            values,
+            transition,
+            control: None,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -105,6 +171,25 @@ impl InputProcess {
 
     pub fn p(&self, a: usize, b: usize) -> f64 {
         self.transition[a * self.len() + b]
+    }
+
+    /// The row-major `X×X` chain of a tick that ends in network state
+    /// `sigma` (the same for every σ unless the network moves the input).
+    #[inline]
+    pub fn chain(&self, sigma: usize) -> &[f64] {
+        match &self.control {
+            None => &self.transition,
+            Some(c) => &c.transitions[c.command_of(sigma)],
+        }
+    }
+
+    /// Distribution of the first input value of a run: the start of a
+    /// controlled input, else the chain's stationary distribution.
+    pub fn initial(&self) -> Vec<f64> {
+        match &self.control {
+            Some(c) => c.start.clone(),
+            None => self.stationary(),
+        }
     }
 
     /// Stationary distribution of the input chain (power iteration on a
@@ -242,6 +327,9 @@ pub enum RewardSpec {
     },
     /// A full table over `s = x·2ⁿ + σ`.
     Table(Vec<f64>),
+    /// A reward per input value, whatever the neurons do (e.g. the goal of
+    /// a maze the network moves).
+    Input(Vec<f64>),
 }
 
 impl RewardSpec {
@@ -256,6 +344,7 @@ impl RewardSpec {
                 all_or_nothing,
             } => rewards::pattern(n, on, off, *value, *all_or_nothing),
             RewardSpec::Table(t) => t.clone(),
+            RewardSpec::Input(r) => r.iter().flat_map(|&v| std::iter::repeat_n(v, 1 << n)).collect(),
         }
     }
 
@@ -290,6 +379,7 @@ impl RewardSpec {
                 }
             }
             RewardSpec::Table(t) => t[(x << n) | frame[0] as usize],
+            RewardSpec::Input(r) => r[x],
         }
     }
 
@@ -298,6 +388,7 @@ impl RewardSpec {
             RewardSpec::TargetCount { .. } => "target_count",
             RewardSpec::Pattern { .. } => "pattern",
             RewardSpec::Table(_) => "table",
+            RewardSpec::Input(_) => "input",
         }
     }
 }

@@ -53,6 +53,7 @@ fn exact_policies_give_back_the_exact_reward_and_value() {
         input: InputProcess {
             values: vec![0.0, 1.0, 2.0],
             transition: vec![0.9, 0.05, 0.05, 0.1, 0.8, 0.1, 0.3, 0.0, 0.7],
+            control: None,
         },
         reward: common::random_reward(3 << n, 17),
         lambda: 0.7,

@@ -129,6 +129,7 @@ fn one_neuron_network_is_the_same_problem() {
     let input = InputProcess {
         values: vec![-1.0, 1.0],
         transition: vec![0.8, 0.2, 0.3, 0.7],
+        control: None,
     };
     let reward = vec![0.1, 0.9, 0.7, 0.2]; // s = x·2 + σ
     for cost in [CodingCost::MutualInformation, CodingCost::FixedPrior(vec![0.2])] {

@@ -25,6 +25,7 @@ fn lopsided(update: UpdateScheme) -> Network {
         input: InputProcess {
             values: vec![0.0, 1.0, 2.0],
             transition: vec![0.9, 0.05, 0.05, 0.1, 0.8, 0.1, 0.3, 0.0, 0.7],
+            control: None,
         },
         reward: rewards::target_count(n, &[1, 4, 2], 1.0),
         lambda: 0.3,

@@ -272,6 +272,7 @@ pub fn run_import(args: &ImportArgs) -> Result<ImportSummary> {
         dead: Vec::new(),
         policy: format!("recorded: {}", args.spikes.display()),
         state_indexing: "s = x·2^n + σ; bit k of σ is neuron k".into(),
+        controlled_input: None,
     };
     let summary = ImportSummary {
         spikes_file: args.spikes.display().to_string(),

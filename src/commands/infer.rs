@@ -34,6 +34,9 @@ pub enum RewardModel {
     Count,
     /// Maximum likelihood, per-input single-neuron and pairwise features.
     Pattern,
+    /// Maximum likelihood, one reward per input value (identifiable when
+    /// the network moves its input, e.g. per cell of a maze it drives).
+    Input,
     /// Maximum likelihood, features from a .npy file.
     File(PathBuf),
 }
@@ -44,6 +47,7 @@ impl RewardModel {
             "tabular" => RewardModel::Tabular,
             "count" => RewardModel::Count,
             "pattern" => RewardModel::Pattern,
+            "input" => RewardModel::Input,
             path => RewardModel::File(PathBuf::from(path)),
         }
     }
@@ -53,6 +57,7 @@ impl RewardModel {
             RewardModel::Tabular => "tabular".into(),
             RewardModel::Count => "count".into(),
             RewardModel::Pattern => "pattern".into(),
+            RewardModel::Input => "input".into(),
             RewardModel::File(p) => format!("features from {}", p.display()),
         }
     }
@@ -82,6 +87,8 @@ pub const MAX_STATE_INTERVALS: usize = 1 << 16;
 
 #[derive(Serialize, Debug)]
 pub struct InferSummary {
+    /// One line on what was found (printed by the CLI and `marlin run`).
+    pub headline: String,
     pub method: String,
     pub reward_model: String,
     pub trajectory: String,
@@ -125,10 +132,33 @@ pub struct InferSummary {
     /// the soft-optimal policy of the count reward, its degrees of freedom
     /// and z = (stat − df)/√(2df).
     pub count_model_fit: Option<CountFit>,
+    /// A network that drove a maze walker: the inferred reward per cell
+    /// and whether its best cell is a goal.
+    pub motor: Option<MotorInference>,
     /// Misfit and other warnings.
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
     pub seconds: f64,
+}
+
+/// The goal of a network that drove a maze walker, recovered from its
+/// spikes and the walker's cells.
+#[derive(Serialize, Debug, Clone)]
+pub struct MotorInference {
+    /// Per cell (maze state index): the inferred reward averaged over the
+    /// visits of the cell; null for cells never visited.
+    pub cell_reward: Vec<Option<f64>>,
+    /// (row, col) of the visited cell with the largest inferred reward.
+    pub best_cell: (usize, usize),
+    pub goal_cells: Vec<(usize, usize)>,
+    pub goal_recovered: bool,
+    /// How far the best cell stands above the other visited cells: (best −
+    /// median) / robust SD of the others.
+    pub best_z: f64,
+    /// Pearson correlation over visited cells with the true per-cell reward.
+    pub correlation_with_truth: Option<f64>,
+    pub visited_cells: usize,
+    pub cells: usize,
 }
 
 /// One parameter of a parametric reward.
@@ -281,8 +311,11 @@ struct Shared {
     out: PathBuf,
     n: usize,
     xs: usize,
-    transition: Vec<f64>,
+    /// The input chain (with the motor rule when the network moved its input).
+    input: InputProcess,
     chain: &'static str,
+    /// The maze the network drove, when it did.
+    motor: Option<crate::scenario::MotorMaze>,
     truth: Option<Vec<f64>>,
     observes: Option<Vec<Observes>>,
     observation: String,
@@ -362,6 +395,33 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
         Err(e) if args.scenario.is_some() => return Err(BadInput::from(e).into()),
         _ => None,
     };
+    let motor = scenario.as_ref().and_then(|s| s.motor.clone());
+    if let Some(what) = &rec.meta.controlled_input
+        && motor.is_none()
+    {
+        return Err(BadInput(format!(
+            "{}: the network moved its input ({what}), so inference needs the maze's moves from the scenario, \
+             and {} could not be read as that scenario; allowed: --scenario FILE naming the maze scenario the \
+             record came from",
+            args.trajectory.display(),
+            scenario_path.display()
+        ))
+        .into());
+    }
+    let (input, chain) = match &scenario {
+        Some(s) if motor.is_some() => (
+            s.input.clone(),
+            "the maze's moves under the motor rule (from the scenario; the network moved its input)",
+        ),
+        _ => (
+            InputProcess {
+                values: rec.meta.input_values.clone(),
+                transition,
+                control: None,
+            },
+            chain,
+        ),
+    };
     let truth = scenario.as_ref().map(|s| s.reward.tabulate(n));
     let observes = scenario
         .as_ref()
@@ -375,8 +435,9 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
         out,
         n,
         xs,
-        transition,
+        input,
         chain,
+        motor,
         truth,
         observation,
         labels: super::solve::input_labels(&rec.meta.input_values),
@@ -388,18 +449,28 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
         observes,
         rec,
     };
-    let model = args
-        .reward_model
-        .clone()
-        .unwrap_or(if cx.rec.actor_known && cx.observes.is_none() {
-            RewardModel::Tabular
-        } else {
-            RewardModel::Count
-        });
+    let model = args.reward_model.clone().unwrap_or(if cx.motor.is_some() {
+        RewardModel::Input
+    } else if cx.rec.actor_known && cx.observes.is_none() {
+        RewardModel::Tabular
+    } else {
+        RewardModel::Count
+    });
+    if model == RewardModel::Tabular && cx.motor.is_some() {
+        return Err(BadInput(format!(
+            "{}: the network moved its input (a maze walker), and the tabular inversion needs the input's chain \
+             to be invertible, which the walker's moves are not (several cells lead to the same one); allowed: \
+             --reward-model input (one reward per cell, the default here), count, pattern or a feature file",
+            args.trajectory.display()
+        ))
+        .into());
+    }
     let mut summary = match &model {
         RewardModel::Tabular => tabular(args, &cx)?,
         other => parametric(args, &cx, other)?,
     };
+    summary.reward_model = model.name();
+    summary.headline = headline(&summary);
     summary.seconds = started.elapsed().as_secs_f64();
     for w in &summary.warnings {
         tracing::warn!("{w}");
@@ -438,7 +509,7 @@ fn tabular(args: &InferArgs, cx: &Shared) -> Result<InferSummary> {
         ..TabularOptions::default()
     };
     let counts = EdgeCounts::from_record(n, xs, &rec.x, &rec.sigma, &rec.actor);
-    let inv = invert_tabular(&counts, &cx.transition, &opts)
+    let inv = invert_tabular(&counts, &cx.input.transition, &opts)
         .map_err(|e| BadInput(format!("{}: {e}", args.trajectory.display())))?;
     let by_count = project_on_counts(&inv);
     let c = 1usize << n;
@@ -480,7 +551,7 @@ fn tabular(args: &InferArgs, cx: &Shared) -> Result<InferSummary> {
             &rec.x,
             &rec.sigma,
             &rec.actor,
-            &cx.transition,
+            &cx.input.transition,
             &opts,
             BOOTSTRAP_BLOCKS,
             args.bootstrap,
@@ -544,10 +615,7 @@ fn model_network(cx: &Shared, lambda: Option<f64>, p_fire: &[f64]) -> Network {
     Network {
         n: cx.n,
         alive: vec![true; cx.n],
-        input: InputProcess {
-            values: cx.rec.meta.input_values.clone(),
-            transition: cx.transition.clone(),
-        },
+        input: cx.input.clone(),
         reward: vec![0.0; cx.xs << cx.n],
         lambda: lambda.unwrap_or(1.0),
         cost: CodingCost::FixedPrior(p_fire.iter().map(|p| p.clamp(1e-6, 1.0 - 1e-6)).collect()),
@@ -561,6 +629,7 @@ fn features(model: &RewardModel, n: usize, xs: usize) -> Result<Features, BadInp
     Ok(match model {
         RewardModel::Count => Features::counts(n, xs),
         RewardModel::Pattern => Features::pattern(n, xs),
+        RewardModel::Input => Features::inputs(n, xs),
         RewardModel::File(path) => {
             let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
             let a: ArrayD<f64> = ndarray_npy::read_npy(path).map_err(|e| {
@@ -775,12 +844,16 @@ fn parametric(args: &InferArgs, cx: &Shared, which: &RewardModel) -> Result<Infe
         seconds: fit_seconds,
     });
     summary.warnings.extend(warnings);
-    summary.notes.push(
+    summary.notes.push(if cx.motor.is_some() {
+        "the network moves its input, so rewards of input values are identifiable; a global constant is not \
+         (the rewards are relative)"
+            .into()
+    } else {
         "an additive function of the input alone (and a global constant) is not identifiable: θ directions \
          that only shift an input's rewards stay at their start (0); compare rewards after removing each \
          input's mean"
-            .into(),
-    );
+            .into()
+    });
     if args.lambda.is_none() {
         summary
             .notes
@@ -962,6 +1035,7 @@ fn write_outputs(args: &InferArgs, cx: &Shared, inf: &Inferred, count_title: &st
         write_text(&cx.out.join("inferred_vs_true.svg"), &svg)?;
     }
     Ok(InferSummary {
+        headline: String::new(),
         method: String::new(),
         reward_model: args.reward_model.as_ref().map_or_else(
             || if inf.theta.is_some() { "count" } else { "tabular" }.into(),
@@ -979,7 +1053,7 @@ fn write_outputs(args: &InferArgs, cx: &Shared, inf: &Inferred, count_title: &st
             "units of λ (r/λ), λ not given"
         },
         input_chain: cx.chain,
-        transition: cx.transition.chunks(xs).map(|r| r.to_vec()).collect(),
+        transition: cx.input.transition.chunks(xs).map(|r| r.to_vec()).collect(),
         visited_states: inf.visits.iter().filter(|&&v| v > 0).count(),
         states: xs * c,
         residual_rms: None,
@@ -1025,8 +1099,98 @@ fn write_outputs(args: &InferArgs, cx: &Shared, inf: &Inferred, count_title: &st
         argmax_count: argmax,
         centred_correlation_with_truth: corr.filter(|c| c.is_finite()),
         count_model_fit: None,
+        motor: cx.motor.as_ref().map(|m| motor_inference(cx, m, inf)).transpose()?,
         warnings: Vec::new(),
         notes: Vec::new(),
         seconds: 0.0,
+    })
+}
+
+/// What was found, in one line: the goal cell for a network that drove a
+/// maze walker, else the best spike count per input.
+fn headline(s: &InferSummary) -> String {
+    let truth = |c: Option<f64>, what: &str| c.map(|c| format!("; {what} {c:.4}")).unwrap_or_default();
+    match &s.motor {
+        Some(m) => format!(
+            "inferred goal: cell {:?} ({}; true goals {:?}), {:.0} robust SDs above the other cells{}",
+            m.best_cell,
+            if m.goal_recovered { "a goal" } else { "NOT a goal" },
+            m.goal_cells,
+            m.best_z,
+            truth(m.correlation_with_truth, "correlation with the true reward over cells"),
+        ),
+        None => format!(
+            "reward peaks at spike count {:?} per input{}",
+            s.argmax_count,
+            truth(
+                s.centred_correlation_with_truth,
+                "centred correlation with the true reward"
+            ),
+        ),
+    }
+}
+
+/// The per-cell reward of a motor network's record, its best cell, and the
+/// map (reward_map.svg).
+fn motor_inference(cx: &Shared, m: &crate::scenario::MotorMaze, inf: &Inferred) -> Result<MotorInference> {
+    let (n, xs) = (cx.n, cx.xs);
+    let c = 1usize << n;
+    let per_cell = |r: &[f64]| -> Vec<f64> {
+        (0..xs)
+            .map(|x| {
+                let (mut acc, mut w) = (0.0, 0.0);
+                for sigma in 0..c {
+                    let s = x * c + sigma;
+                    if inf.visits[s] > 0 && r[s].is_finite() {
+                        acc += inf.visits[s] as f64 * r[s];
+                        w += inf.visits[s] as f64;
+                    }
+                }
+                if w > 0.0 { acc / w } else { f64::NAN }
+            })
+            .collect()
+    };
+    let cells = per_cell(&inf.r);
+    let visited: Vec<usize> = (0..xs).filter(|&x| cells[x].is_finite()).collect();
+    let best = *visited
+        .iter()
+        .max_by(|&&a, &&b| cells[a].total_cmp(&cells[b]))
+        .ok_or_else(|| anyhow::anyhow!("the record visits no cell"))?;
+    let mut others: Vec<f64> = visited.iter().filter(|&&x| x != best).map(|&x| cells[x]).collect();
+    let best_z = if others.is_empty() {
+        f64::NAN
+    } else {
+        let (med, spread) = super::maze::median_and_spread(&mut others);
+        (cells[best] - med) / spread.max(1e-12)
+    };
+    let correlation_with_truth = cx.truth.as_ref().and_then(|t| {
+        let truth: Vec<f64> = (0..xs).map(|x| t[x * c]).collect();
+        let a: Vec<f64> = visited.iter().map(|&x| cells[x]).collect();
+        let b: Vec<f64> = visited.iter().map(|&x| truth[x]).collect();
+        let r = crate::infer::correlation(&a, &b);
+        r.is_finite().then_some(r)
+    });
+    super::draw(
+        &cx.out.join("reward_map.svg"),
+        crate::report::maze_map(
+            "inferred reward per cell (gold: true goal)",
+            &m.maze.grid(&cells),
+            crate::report::MapScale::Diverging,
+            &super::maze::marks(&m.maze),
+            None,
+        ),
+    )?;
+    Ok(MotorInference {
+        cell_reward: cells.iter().map(|v| v.is_finite().then_some(*v)).collect(),
+        best_cell: m.maze.position(best),
+        goal_cells: (0..xs)
+            .filter(|&x| m.maze.is_goal(x))
+            .map(|x| m.maze.position(x))
+            .collect(),
+        goal_recovered: m.maze.is_goal(best),
+        best_z,
+        correlation_with_truth,
+        visited_cells: visited.len(),
+        cells: xs,
     })
 }

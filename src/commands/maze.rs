@@ -54,7 +54,7 @@ fn cost_name(c: &ActionPrior) -> &'static str {
 }
 
 /// Goal (gold) and start (green) outlines for the figures.
-fn marks(maze: &Maze) -> Vec<(usize, usize, bool)> {
+pub(crate) fn marks(maze: &Maze) -> Vec<(usize, usize, bool)> {
     let mut m: Vec<(usize, usize, bool)> = maze
         .goals
         .iter()
@@ -329,18 +329,7 @@ pub fn sparse(reward: &[f64], visited: &[bool]) -> (Vec<f64>, Vec<usize>) {
     if values.is_empty() {
         return (vec![0.0; reward.len()], Vec::new());
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            0.5 * (v[n / 2 - 1] + v[n / 2])
-        }
-    };
-    let m = median(&mut values);
-    let mut dev: Vec<f64> = values.iter().map(|v| (v - m).abs()).collect();
-    let spread = 1.4826 * median(&mut dev);
+    let (m, spread) = median_and_spread(&mut values);
     let kept: Vec<usize> = (0..reward.len())
         .filter(|&s| visited[s] && reward[s].is_finite() && reward[s] - m > SPARSE_Z * spread.max(1e-12))
         .collect();
@@ -349,6 +338,23 @@ pub fn sparse(reward: &[f64], visited: &[bool]) -> (Vec<f64>, Vec<usize>) {
         out[s] = reward[s] - m;
     }
     (out, kept)
+}
+
+/// The median of `values` and their robust standard deviation (1.4826 ×
+/// the median absolute deviation); `values` is left sorted.
+pub(crate) fn median_and_spread(values: &mut [f64]) -> (f64, f64) {
+    fn median(v: &mut [f64]) -> f64 {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        }
+    }
+    let m = median(values);
+    let mut dev: Vec<f64> = values.iter().map(|v| (v - m).abs()).collect();
+    (m, 1.4826 * median(&mut dev))
 }
 
 /// One estimator's result, as in reward.json.

@@ -96,6 +96,7 @@ impl Perturbation {
                 Ok(Perturbation::Input(InputProcess {
                     values: values.to_vec(),
                     transition: rows.concat(),
+                    control: None,
                 }))
             }
             "topology" => {
@@ -327,6 +328,16 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     let base = scenario.network().map_err(BadInput::from)?;
     let (n, xs) = (base.n, base.input.len());
     let perturbation = Perturbation::parse(&args.perturb, n, &base.input.values)?;
+    if let (Perturbation::Input(_), Some(m)) = (&perturbation, &scenario.motor) {
+        return Err(BadInput(format!(
+            "--perturb {}: the input of {} is a maze walker the network moves ({} cells), not a chain to replace; \
+             allowed here: lambda:L, kill:K, topology:...",
+            args.perturb,
+            args.scenario.display(),
+            m.maze.states()
+        ))
+        .into());
+    }
     let RewardFile {
         table: r_hat,
         mut notes,

@@ -153,6 +153,7 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
         policy: policy_name,
         state_indexing: "spikes[t, j] is σ_t of neuron neurons[j]; for full records, σ's index has bit k = neuron k"
             .into(),
+        controlled_input: scenario.motor.as_ref().map(|m| m.describe()),
     };
     // The writer actor appends chunks on its own arbiter while the tick
     // threads run; the trajectory is assembled when the run is over.

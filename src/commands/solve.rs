@@ -137,6 +137,21 @@ pub fn run(args: &SolveArgs) -> Result<Vec<SolveRecord>> {
         )
         .map_err(|e| anyhow::anyhow!("drawing the count distribution: {e}"))?;
         write_text(&dir.join("count_distribution.svg"), &svg)?;
+        if let Some(m) = &scenario.motor {
+            super::draw(
+                &dir.join("maze.svg"),
+                crate::report::maze_map(
+                    &format!(
+                        "walker's visit density, λ = {lambda}: goal every {:.0} ticks",
+                        m.maze.reward().iter().cloned().fold(0.0, f64::max) / record.mean_reward.max(1e-300)
+                    ),
+                    &m.maze.grid(&record.input_marginal),
+                    crate::report::MapScale::Sequential,
+                    &super::maze::marks(&m.maze),
+                    None,
+                ),
+            )?;
+        }
         records.push(record);
         bar.inc(1);
     }

@@ -178,6 +178,8 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             "info_nats": sim.totals.info / t, "mean_spike_count": sim.totals.spikes as f64 / t,
         },
         "infer": if inferred.is_null() { serde_json::Value::Null } else { json!({
+            "headline": inferred["headline"],
+            "motor": inferred["motor"],
             "centred_correlation_with_truth": inferred["centred_correlation_with_truth"],
             "argmax_count": inferred["argmax_count"],
             "argmax_separated": inferred["argmax_separated"],
@@ -227,7 +229,12 @@ fn report(
         "simulated ⟨r⟩ of the optimum".into(),
         num(&s["simulate"]["mean_reward"]),
     ));
-    if !s["infer"].is_null() {
+    if !s["infer"]["motor"].is_null() {
+        headline.push((
+            "inferred reward (from spikes and positions)".into(),
+            s["infer"]["headline"].as_str().unwrap_or("?").to_string(),
+        ));
+    } else if !s["infer"].is_null() {
         headline.push((
             "inferred reward: centred correlation with the truth".into(),
             num(&s["infer"]["centred_correlation_with_truth"]),
@@ -260,6 +267,16 @@ fn report(
             "Stationary spike-count distribution of the optimal network, one line per input value: look for peaks at the rewarded counts.",
         )?],
     }];
+    let walker = out.join("solve/maze.svg");
+    if walker.exists() {
+        sections[0].figures.insert(
+            0,
+            super::figure(
+                &walker,
+                "Where the motor neurons keep the walker: the stationary visit density of each cell (gold: the goal, green: the start).",
+            )?,
+        );
+    }
     let runs = s["train"].as_array().map(Vec::as_slice).unwrap_or_default();
     if !runs.is_empty() {
         let mut train = vec![super::figure(
@@ -303,6 +320,16 @@ fn report(
         }],
     });
     if !s["infer"].is_null() {
+        let cells = out.join("infer/reward_map.svg");
+        let motor = cells
+            .exists()
+            .then(|| {
+                super::figure(
+                    &cells,
+                    "The reward inferred per cell from the recorded spikes and the walker's positions alone: the goal (gold) should stand out.",
+                )
+            })
+            .transpose()?;
         let mut figures = vec![
             super::figure(
                 &out.join("infer/reward_by_count.svg"),
@@ -313,6 +340,9 @@ fn report(
                 "Immediate reward r against the long-run value h per visited state: h grades states by how far they are from reward, r does not.",
             )?,
         ];
+        if let Some(f) = motor {
+            figures.insert(0, f);
+        }
         let truth = out.join("infer/inferred_vs_true.svg");
         if truth.exists() {
             figures.push(super::figure(

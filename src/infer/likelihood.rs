@@ -203,6 +203,20 @@ impl Features {
         Features { names, phi }
     }
 
+    /// One reward per input value, whatever the neurons do (e.g. per cell of
+    /// a maze the network drives): one-hot of x.
+    pub fn inputs(n: usize, inputs: usize) -> Self {
+        let states = inputs << n;
+        let mut phi = vec![0.0; states * inputs];
+        for s in 0..states {
+            phi[s * inputs + (s >> n)] = 1.0;
+        }
+        Features {
+            names: (0..inputs).map(|x| format!("x{x}")).collect(),
+            phi,
+        }
+    }
+
     /// Per input: one term per neuron (σ_k) and per pair (σ_j σ_k).
     pub fn pattern(n: usize, inputs: usize) -> Self {
         let mut names = Vec::new();
@@ -419,13 +433,13 @@ impl<'a> Problem<'a> {
                 bw[base + (sigma & !(1 << k))] -= d_dw;
             }
         }
-        // W(x, σ) = Σ_x' P[x][x'] h(x', σ)  ⇒  b(x', σ) = Σ_x P[x][x'] bW(x, σ).
+        // W(x, σ) = Σ_x' P_σ[x][x'] h(x', σ)  ⇒  b(x', σ) = Σ_x P_σ[x][x'] bW(x, σ).
         let mut bh = vec![0.0; states];
         for x in 0..xs {
             for x2 in 0..xs {
-                let p = net.input.p(x, x2);
-                if p != 0.0 {
-                    for sigma in 0..c {
+                for sigma in 0..c {
+                    let p = net.input.chain(sigma)[x * xs + x2];
+                    if p != 0.0 {
                         bh[x2 * c + sigma] += p * bw[x * c + sigma];
                     }
                 }

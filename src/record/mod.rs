@@ -52,6 +52,11 @@ pub struct TrajectoryMeta {
     pub dead: Vec<usize>,
     pub policy: String,
     pub state_indexing: String,
+    /// Set when the network moved its input (a maze walker driven by motor
+    /// neurons): what moved it. The input's moves then depend on the spikes,
+    /// and inference takes them from the scenario file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controlled_input: Option<String>,
 }
 
 /// An observer that keeps every tick of a subset of neurons in memory.

@@ -101,32 +101,50 @@ impl<A: Agent + Unpin + 'static> Handler<TakeAgents<A>> for ShardActor<A> {
 // ---------------------------------------------------------------------------
 // Control plane
 
-/// The environment: given s_t, the reward r(s_t) and the next input x_{t+1}.
+/// The environment: given s_t, the reward r(s_t) ([`Reward`]); given x_t
+/// and the neurons' new state σ_{t+1}, the next input x_{t+1} ([`Move`]:
+/// a network may move its input).
 struct EnvironmentActor {
     net: Arc<RuntimeNetwork>,
     stream: Stream,
 }
 
-struct Advance {
+struct Reward {
     x: usize,
     frame: Arc<Vec<u64>>,
     count: usize,
 }
 
-impl Message for Advance {
-    type Result = (f64, usize);
+impl Message for Reward {
+    type Result = f64;
+}
+
+struct Move {
+    x: usize,
+    next: Arc<Vec<u64>>,
+}
+
+impl Message for Move {
+    type Result = usize;
 }
 
 impl Actor for EnvironmentActor {
     type Context = Context<Self>;
 }
 
-impl Handler<Advance> for EnvironmentActor {
-    type Result = MessageResult<Advance>;
+impl Handler<Reward> for EnvironmentActor {
+    type Result = f64;
 
-    fn handle(&mut self, m: Advance, _: &mut Context<Self>) -> Self::Result {
-        let reward = self.net.reward.evaluate(self.net.n, m.x, &m.frame, m.count);
-        MessageResult((reward, next_input(&self.net, m.x, &mut self.stream)))
+    fn handle(&mut self, m: Reward, _: &mut Context<Self>) -> f64 {
+        self.net.reward.evaluate(self.net.n, m.x, &m.frame, m.count)
+    }
+}
+
+impl Handler<Move> for EnvironmentActor {
+    type Result = usize;
+
+    fn handle(&mut self, m: Move, _: &mut Context<Self>) -> usize {
+        next_input(&self.net, m.x, &m.next, &mut self.stream)
     }
 }
 
@@ -333,8 +351,8 @@ impl<A: Agent + Unpin + 'static> Handler<Drive> for ClockActor<A> {
             let end = tick + ticks;
             while tick < end {
                 let actor = draw_actor(&net, &alive_list, &mut clock);
-                let (reward, x_next) = environment
-                    .send(Advance {
+                let reward = environment
+                    .send(Reward {
                         x,
                         frame: frame.clone(),
                         count,
@@ -373,6 +391,7 @@ impl<A: Agent + Unpin + 'static> Handler<Drive> for ClockActor<A> {
                 let info = info as f64 / FIXED;
                 totals.info += info;
                 frame = Arc::new(next);
+                let x_next = environment.send(Move { x, next: frame.clone() }).await?;
                 if let Some(c) = &critic {
                     broadcast = Some(
                         c.send(Learn {

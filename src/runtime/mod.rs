@@ -159,10 +159,10 @@ pub struct RunState {
 
 impl RunState {
     /// Tick 0: all neurons silent, x₀ drawn from the input's stationary
-    /// distribution with the environment's stream.
+    /// distribution (a controlled input's start) with the environment's stream.
     pub fn initial(net: &RuntimeNetwork, seed: u64) -> Self {
         let mut environment = stream(seed, Domain::Environment, 0);
-        let mu = net.input.stationary();
+        let mu = net.input.initial();
         let x = sample(&mu, environment.random());
         RunState {
             tick: 0,
@@ -424,7 +424,7 @@ impl<T: Transport> Ctx<'_, T> {
             count = (count as i64 + delta) as u64;
             let info = info as f64 / FIXED;
             totals.info += info;
-            st.x = next_input(net, st.x, &mut st.environment);
+            st.x = next_input(net, st.x, transport.frame(t + 1), &mut st.environment);
             if let Some(teacher) = st.teacher.as_mut() {
                 // Frame t+1 is complete (exchanged) and stays unwritten
                 // until the exchange of tick t+1.
@@ -446,13 +446,18 @@ fn draw_actor(net: &RuntimeNetwork, alive_list: &[usize], clock: &mut Stream) ->
     }
 }
 
-/// The environment's draw of x_{t+1}.
-fn next_input(net: &RuntimeNetwork, x: usize, env: &mut Stream) -> usize {
+/// The environment's draw of x_{t+1}, after the neurons reached the state
+/// `next` (which moves the input when the network drives it).
+fn next_input(net: &RuntimeNetwork, x: usize, next: &[u64], env: &mut Stream) -> usize {
     let xs = net.input.len();
     if xs == 1 {
         return 0;
     }
-    let row = &net.input.transition[x * xs..(x + 1) * xs];
+    let chain = match &net.input.control {
+        None => &net.input.transition,
+        Some(c) => &c.transitions[c.command(next)],
+    };
+    let row = &chain[x * xs..(x + 1) * xs];
     sample(row, env.random())
 }
 

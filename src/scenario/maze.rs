@@ -192,42 +192,8 @@ pub(super) fn parse(cx: &Cx, text: &str) -> Result<MazeScenario, ScenarioError> 
         Some(v) => cx.prob(v, "maze.slip", false, true)?,
         None => 0.0,
     };
-    let goals: Vec<(char, f64)> = match &sec.goals {
-        None => vec![('G', 1.0)],
-        Some(g) => {
-            let mut out = Vec::new();
-            for (k, v) in g.get_ref() {
-                let mut chars = k.chars();
-                let (Some(c), None) = (chars.next(), chars.next()) else {
-                    return Err(cx.err(
-                        g.span(),
-                        "maze.goals",
-                        format!("goal key {k:?} is not one character; allowed: single letters such as G = 1.0"),
-                    ));
-                };
-                if "#.S".contains(c) || !c.is_ascii_graphic() {
-                    return Err(cx.err(
-                        g.span(),
-                        "maze.goals",
-                        format!("goal letter {c:?}; allowed: a printable character other than '#', '.' and 'S'"),
-                    ));
-                }
-                if !v.is_finite() {
-                    return Err(cx.err(
-                        g.span(),
-                        "maze.goals",
-                        format!("reward of {c:?} is {v}; allowed: finite"),
-                    ));
-                }
-                out.push((c, *v));
-            }
-            if out.is_empty() {
-                return Err(cx.err(g.span(), "maze.goals", "no goal letter; allowed: e.g. { G = 1.0 }"));
-            }
-            out
-        }
-    };
-    let maze = Maze::parse(sec.map.get_ref(), &goals, slip).map_err(|e| map_error(cx, &sec.map, e))?;
+    let goals = goal_letters(cx, &sec.goals, "maze.goals")?;
+    let maze = Maze::parse(sec.map.get_ref(), &goals, slip).map_err(|e| map_error(cx, &sec.map, "maze.map", e))?;
 
     let cost_sec = f.cost.get_ref();
     let lambda = cx.positive(&cost_sec.lambda, "cost.lambda")?;
@@ -378,9 +344,48 @@ fn team_spec(cx: &Cx, section: &Spanned<TeamSection>) -> Result<TeamSpec, Scenar
 
 /// A map error at the file's line and column: the map string starts after
 /// its opening quotes (and the newline TOML drops after `"""`).
-fn map_error(cx: &Cx, map: &Spanned<String>, e: MapError) -> ScenarioError {
+/// The goal letters and their rewards (`key` = { G = 1.0, ... }; default G = 1).
+pub(super) fn goal_letters(
+    cx: &Cx,
+    goals: &Option<Spanned<BTreeMap<String, f64>>>,
+    key: &str,
+) -> Result<Vec<(char, f64)>, ScenarioError> {
+    let Some(g) = goals else {
+        return Ok(vec![('G', 1.0)]);
+    };
+    let mut out = Vec::new();
+    for (k, v) in g.get_ref() {
+        let mut chars = k.chars();
+        let (Some(c), None) = (chars.next(), chars.next()) else {
+            return Err(cx.err(
+                g.span(),
+                key,
+                format!("goal key {k:?} is not one character; allowed: single letters such as G = 1.0"),
+            ));
+        };
+        if "#.S".contains(c) || !c.is_ascii_graphic() {
+            return Err(cx.err(
+                g.span(),
+                key,
+                format!("goal letter {c:?}; allowed: a printable character other than '#', '.' and 'S'"),
+            ));
+        }
+        if !v.is_finite() {
+            return Err(cx.err(g.span(), key, format!("reward of {c:?} is {v}; allowed: finite")));
+        }
+        out.push((c, *v));
+    }
+    if out.is_empty() {
+        return Err(cx.err(g.span(), key, "no goal letter; allowed: e.g. { G = 1.0 }"));
+    }
+    Ok(out)
+}
+
+/// A map error placed at the file's line and column of the offending cell
+/// (`key` names the map's key).
+pub(super) fn map_error(cx: &Cx, map: &Spanned<String>, key: &str, e: MapError) -> ScenarioError {
     let Some(row) = e.row else {
-        return cx.err(map.span(), "maze.map", e.message);
+        return cx.err(map.span(), key, e.message);
     };
     let src = &cx.text[map.span()];
     let mut start = map.span().start;
@@ -414,7 +419,7 @@ fn map_error(cx: &Cx, map: &Spanned<String>, e: MapError) -> ScenarioError {
         file: cx.path.to_path_buf(),
         line: Some(line),
         column: column.or(Some(col0)),
-        key: Some("maze.map".into()),
+        key: Some(key.into()),
         message: e.message,
     }
 }

@@ -24,6 +24,47 @@ use toml::Spanned;
 pub const MAX_NEURONS: usize = 10_000_000;
 /// Largest number of input values.
 pub const MAX_INPUTS: usize = 4096;
+/// Most motor neurons per direction of a maze input.
+pub const MAX_MOTOR_NEURONS: i64 = 1_000_000;
+
+/// The maze of `[input] maze = ...` and its motor groups.
+fn motor_maze(cx: &Cx, inp: &InputSection, map: &Spanned<String>, n: usize) -> Result<MotorMaze, ScenarioError> {
+    let slip = match &inp.slip {
+        Some(v) => cx.prob(v, "input.slip", false, true)?,
+        None => 0.0,
+    };
+    let goals = maze::goal_letters(cx, &inp.goals, "input.goals")?;
+    let m =
+        crate::maze::Maze::parse(map.get_ref(), &goals, slip).map_err(|e| maze::map_error(cx, map, "input.maze", e))?;
+    let per_direction = match &inp.motor_neurons {
+        Some(v) => cx.count(v, "input.motor_neurons", 1, MAX_MOTOR_NEURONS)?,
+        None => 1,
+    };
+    if 4 * per_direction > n {
+        return Err(cx.err(
+            inp.motor_neurons.as_ref().map_or(map.span(), |v| v.span()),
+            "input.motor_neurons",
+            format!(
+                "4 groups (N, E, S, W) of {per_direction} motor neurons need {} neurons but network.neurons = {n}; \
+                 allowed: motor_neurons ≤ {}",
+                4 * per_direction,
+                n / 4
+            ),
+        ));
+    }
+    if m.states() > MAX_INPUTS {
+        return Err(cx.err(
+            map.span(),
+            "input.maze",
+            format!("{} free cells; allowed: at most {MAX_INPUTS}", m.states()),
+        ));
+    }
+    Ok(MotorMaze {
+        maze: m,
+        goals,
+        per_direction,
+    })
+}
 
 /// A bad scenario: where, which key, what is wrong and what is allowed.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,9 +177,14 @@ enum InputsValue {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct InputSection {
-    values: Spanned<Vec<f64>>,
+    values: Option<Spanned<Vec<f64>>>,
     switch_probability: Option<Spanned<f64>>,
     transition: Option<Spanned<Vec<Vec<f64>>>>,
+    /// A maze the network drives (THEORY §7): the input is the walker's cell.
+    maze: Option<Spanned<String>>,
+    goals: Option<Spanned<std::collections::BTreeMap<String, f64>>>,
+    slip: Option<Spanned<f64>>,
+    motor_neurons: Option<Spanned<i64>>,
 }
 
 /// The reward table. Flat (not a serde-tagged enum) so every key keeps its
@@ -161,6 +207,8 @@ enum RewardKind {
     TargetCount,
     Pattern,
     Table,
+    /// The goal rewards of a maze input, in the walker's cell.
+    Goal,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy)]
@@ -336,6 +384,31 @@ pub struct Scenario {
     pub learning: crate::learn::LearningSpec,
     /// What `marlin run` does (defaults when the file has no `[study]`).
     pub study: StudySpec,
+    /// `Some` when the network drives a maze walker (`[input] maze = ...`).
+    pub motor: Option<MotorMaze>,
+}
+
+/// A maze the network drives (THEORY §7, motor control): the input index is
+/// the walker's cell (the maze's state index); neurons `d·per_direction ..
+/// (d+1)·per_direction` move it N, E, S, W (d = 0..3), the rest are hidden.
+#[derive(Clone, Debug)]
+pub struct MotorMaze {
+    pub maze: crate::maze::Maze,
+    pub goals: Vec<(char, f64)>,
+    pub per_direction: usize,
+}
+
+impl MotorMaze {
+    /// One line for records and reports.
+    pub fn describe(&self) -> String {
+        format!(
+            "a maze walker ({} cells) moved each tick by the most active of 4 groups of {} motor neurons \
+             (N, E, S, W = neurons 0–{} in order; ties and silence: stay)",
+            self.maze.states(),
+            self.per_direction,
+            4 * self.per_direction - 1
+        )
+    }
 }
 
 /// The stages and perturbations of `marlin run`.
@@ -811,23 +884,73 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
 
     // Input process.
     let inp = f.input.get_ref();
-    let values = inp.values.get_ref().clone();
+    let (values, motor) = match (&inp.values, &inp.maze) {
+        (Some(v), None) => {
+            for (key, span) in [
+                ("goals", inp.goals.as_ref().map(|v| v.span())),
+                ("slip", inp.slip.as_ref().map(|v| v.span())),
+                ("motor_neurons", inp.motor_neurons.as_ref().map(|v| v.span())),
+            ] {
+                if let Some(span) = span {
+                    return Err(cx.err(
+                        span,
+                        &format!("input.{key}"),
+                        "applies to a maze input only; allowed: remove it, or give `input.maze` instead of `values`",
+                    ));
+                }
+            }
+            (v.get_ref().clone(), None)
+        }
+        (None, Some(map)) => {
+            let motor = motor_maze(cx, inp, map, n)?;
+            let values = (0..motor.maze.states()).map(|s| s as f64).collect();
+            (values, Some(motor))
+        }
+        (Some(v), Some(_)) => {
+            return Err(cx.err(
+                v.span(),
+                "input.values",
+                "give either `values` (an input chain) or `maze` (a maze the network drives), not both",
+            ));
+        }
+        (None, None) => {
+            return Err(cx.err(
+                f.input.span(),
+                "input.values",
+                "missing; allowed: `values = [...]` with `switch_probability` or `transition`, or `maze = \"\"\"...\"\"\"` \
+                 (a maze the network drives)",
+            ));
+        }
+    };
+    let values_span = inp.values.as_ref().map_or(f.input.span(), |v| v.span());
     if values.is_empty() || values.len() > MAX_INPUTS {
         return Err(cx.err(
-            inp.values.span(),
+            values_span,
             "input.values",
             format!("got {} values; allowed: 1 to {MAX_INPUTS}", values.len()),
         ));
     }
     if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-        return Err(cx.err(
-            inp.values.span(),
-            "input.values",
-            format!("got {v}; allowed: finite numbers"),
-        ));
+        return Err(cx.err(values_span, "input.values", format!("got {v}; allowed: finite numbers")));
     }
     let xs = values.len();
     let input = match (&inp.switch_probability, &inp.transition) {
+        _ if motor.is_some() => {
+            if let Some(span) = inp
+                .switch_probability
+                .as_ref()
+                .map(|v| v.span())
+                .or(inp.transition.as_ref().map(|v| v.span()))
+            {
+                return Err(cx.err(
+                    span,
+                    "input",
+                    "a maze input moves as the network drives it; allowed: no `switch_probability` or `transition`",
+                ));
+            }
+            let m = motor.as_ref().expect("matched");
+            m.maze.motor_input(m.per_direction)
+        }
         (Some(_), Some(t)) => {
             return Err(cx.err(
                 t.span(),
@@ -872,6 +995,7 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
             InputProcess {
                 values,
                 transition: rows.iter().flatten().copied().collect(),
+                control: None,
             }
         }
     };
@@ -883,7 +1007,19 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
         RewardKind::TargetCount => (&["targets"], &["targets", "value"]),
         RewardKind::Pattern => (&["on", "off"], &["on", "off", "value", "mode"]),
         RewardKind::Table => (&["file"], &["file"]),
+        RewardKind::Goal => (&[], &[]),
     };
+    if (kind == RewardKind::Goal) != motor.is_some() {
+        return Err(cx.err(
+            rw.kind.span(),
+            "reward.kind",
+            if motor.is_some() {
+                "a network driving a maze is rewarded at the maze's goals; allowed: \"goal\""
+            } else {
+                "\"goal\" rewards the goal cells of a maze input; allowed here: \"target_count\", \"pattern\", \"table\""
+            },
+        ));
+    }
     let present: [(&str, Option<Range<usize>>); 6] = [
         ("targets", rw.targets.as_ref().map(|v| v.span())),
         ("value", rw.value.as_ref().map(|v| v.span())),
@@ -1006,6 +1142,7 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
                 crate::files::read_reward_table(&full, xs, n).map_err(|e| cx.err(file.span(), "reward.file", e))?;
             RewardSpec::Table(table)
         }
+        RewardKind::Goal => RewardSpec::Input(motor.as_ref().expect("checked above").maze.reward()),
     };
 
     // Coding cost.
@@ -1108,6 +1245,7 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
         solver,
         learning,
         study,
+        motor,
     })
 }
 

@@ -161,10 +161,18 @@ fn stationary(
     let mut next = vec![0.0; states];
     let mut residual = f64::INFINITY;
     let table = matches!(net.update, UpdateScheme::Asynchronous).then(|| FlipTable::new(net, policy));
+    let lazy = net.input.control.is_some();
     for sweep in 1..=opts.max_stationary_sweeps {
         match &table {
             Some(t) => super::asynchronous::stationary_step(net, t, &rho, &mut mu, &mut next),
             _ => super::product::stationary_step(net, policy, &rho, &mut mu, &mut next),
+        }
+        if lazy {
+            // ρ ← ½ρ + ½Pρ: same fixed point, and it converges on periodic chains.
+            let a = super::CONTROLLED_DAMPING;
+            next.par_iter_mut()
+                .zip(rho.par_iter())
+                .for_each(|(v, r)| *v = a * *v + (1.0 - a) * r);
         }
         let z = det_sum(states, |s| next[s]);
         next.par_iter_mut().for_each(|v| *v /= z);
@@ -177,7 +185,8 @@ fn stationary(
     (rho, opts.max_stationary_sweeps, residual, false)
 }
 
-/// `out(x', σ) = Σ_x P[x][x'] μ(x, σ)`: the input moves independently.
+/// `out(x', σ) = Σ_x P_σ[x][x'] μ(x, σ)`: the input moves after the
+/// neurons, by the chain of the state σ they reached.
 pub(crate) fn mix_inputs(net: &Network, mu: &[f64], out: &mut [f64]) {
     let c = net.configs();
     let xs = net.input.len();
@@ -185,9 +194,10 @@ pub(crate) fn mix_inputs(net: &Network, mu: &[f64], out: &mut [f64]) {
         for (i, v) in o.iter_mut().enumerate() {
             let s = ci * CHUNK + i;
             let (x2, sigma) = (s / c, s % c);
+            let chain = net.input.chain(sigma);
             let mut acc = 0.0;
             for x in 0..xs {
-                acc += net.input.p(x, x2) * mu[x * c + sigma];
+                acc += chain[x * xs + x2] * mu[x * c + sigma];
             }
             *v = acc;
         }

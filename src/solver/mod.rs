@@ -146,6 +146,10 @@ pub enum SolveError {
     Invalid(String),
 }
 
+/// Relaxation of value iteration and of the stationary power iteration
+/// for networks that move their input (see [`relative_update`]).
+pub(crate) const CONTROLLED_DAMPING: f64 = 0.5;
+
 /// Largest network the product-form (synchronous / random-partial) solver accepts.
 pub const MAX_PRODUCT_NEURONS: usize = 14;
 
@@ -258,6 +262,10 @@ pub fn solve_continued(
 /// Screening tolerance and iteration cap of the multi-start search.
 const SCREEN_PRIOR_TOL: f64 = 1e-4;
 const SCREEN_MAX_ITERATIONS: usize = 12;
+const SCREEN_VALUE_TOL: f64 = 1e-7;
+const SCREEN_STATIONARY_TOL: f64 = 1e-10;
+/// Cap of value-iteration and power-iteration sweeps while screening.
+const SCREEN_MAX_SWEEPS: usize = 20_000;
 
 /// Number of Blahut–Arimoto starts for `net` under `opts`.
 pub fn start_count(net: &Network, opts: &SolveOptions) -> usize {
@@ -323,9 +331,17 @@ fn solve_in_pool(
     // Screen every start at a loose tolerance, then refine the best one from
     // where it stopped (random starts converge slowly near saturated
     // neurons; only the winner needs full precision).
+    // Screening only ranks starts by g, so its inner solves stop early too:
+    // a start that silences the network leaves a nearly reducible chain on
+    // which relative value iteration creeps (a motor network: span 2·10⁻⁷
+    // after 10⁵ sweeps at g ≈ 10⁻⁸).
     let screen = SolveOptions {
         prior_tol: opts.prior_tol.max(SCREEN_PRIOR_TOL),
         max_prior_iterations: opts.max_prior_iterations.min(SCREEN_MAX_ITERATIONS),
+        value_tol: opts.value_tol.max(SCREEN_VALUE_TOL),
+        max_value_sweeps: opts.max_value_sweeps.min(SCREEN_MAX_SWEEPS),
+        stationary_tol: opts.stationary_tol.max(SCREEN_STATIONARY_TOL),
+        max_stationary_sweeps: opts.max_stationary_sweeps.min(SCREEN_MAX_SWEEPS),
         ..opts.clone()
     };
     let mut rng = crate::rng::stream(opts.start_seed, crate::rng::Domain::Learner, u64::MAX);
@@ -584,8 +600,18 @@ pub(crate) struct ValueIteration {
 /// The relative-value step shared by all schemes: returns the span of
 /// `T h − h` over reachable states and the gain `g = T h(s_ref) − h(s_ref)`
 /// at `s_ref = (x=0, σ=0)`, then sets `h ← (1−α) h + α (T h − T h(s_ref))`.
+///
+/// When the network moves its input (a motor network), α is at most ½:
+/// its optimal chains can be periodic (start → goal → reset → start), and
+/// undamped relative value iteration oscillates on them for ever; the
+/// relaxed operator has the same fixed point and is aperiodic.
 pub(crate) fn relative_update(net: &Network, h: &mut [f64], th: &[f64], alpha: f64) -> (f64, f64) {
     use rayon::prelude::*;
+    let alpha = if net.input.control.is_some() {
+        alpha.min(CONTROLLED_DAMPING)
+    } else {
+        alpha
+    };
     let c = net.configs();
     let dead = !net.alive_mask();
     let (lo, hi) = th
@@ -644,7 +670,8 @@ pub fn kl_bernoulli(a: f64, b: f64) -> f64 {
     t1 + t0
 }
 
-/// `W(x, σ') = Σ_{x'} P[x][x'] h(x', σ')`, in parallel over σ'.
+/// `W(x, σ') = Σ_{x'} P_{σ'}[x][x'] h(x', σ')`, in parallel over σ' (the
+/// input chain of a tick may depend on the state σ' it ends in).
 pub(crate) fn expected_next_value(net: &Network, h: &[f64], w: &mut [f64]) {
     use rayon::prelude::*;
     let c = net.configs();
@@ -654,9 +681,10 @@ pub(crate) fn expected_next_value(net: &Network, h: &[f64], w: &mut [f64]) {
         for (i, o) in out.iter_mut().enumerate() {
             let s = start + i;
             let (x, sigma) = (s / c, s % c);
+            let row = &net.input.chain(sigma)[x * xs..(x + 1) * xs];
             let mut acc = 0.0;
             for x2 in 0..xs {
-                acc += net.input.p(x, x2) * h[x2 * c + sigma];
+                acc += row[x2] * h[x2 * c + sigma];
             }
             *o = acc;
         }

@@ -301,6 +301,7 @@ pub fn tiny(n: usize, update: UpdateScheme, cost: CodingCost, lambda: f64, seed:
     let input = InputProcess {
         values: vec![-1.0, 1.0],
         transition: vec![0.8, 0.2, 0.3, 0.7],
+        control: None,
     };
     Network {
         n,
