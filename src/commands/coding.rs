@@ -605,6 +605,42 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
         actors: None,
     })?;
 
+    // Decentralised learners on the fixed point's reward (frozen: learning
+    // the posterior online as well is not built).
+    let trained = if sc.study.train_ticks > 0 {
+        say("training decentralised learners on the code's reward");
+        let t = super::train::run_train(&super::train::TrainArgs {
+            scenario: solve_dir.join("network.toml"),
+            ticks: Some(sc.study.train_ticks),
+            policies: Some(vec![crate::learn::PolicyKind::Tabular]),
+            seed: Some(sc.seed),
+            out: Some(out.join("train")),
+            quiet,
+            ..Default::default()
+        })?;
+        let run = &t.runs[0];
+        let g = run.final_exact().map(|e| e.g);
+        let g0 = t.untrained.exact.as_ref().map(|e| e.g);
+        // g is a mean log-posterior (negative): report the share of the gap
+        // between the untrained network and the optimum that learning closed.
+        let closed = match (g, g0, t.optimum_g) {
+            (Some(g), Some(g0), Some(opt)) if opt > g0 => Some((g - g0) / (opt - g0)),
+            _ => None,
+        };
+        serde_json::json!({
+            "ticks": run.ticks,
+            "seconds": run.seconds,
+            "g": g,
+            "optimum_g": t.optimum_g,
+            "untrained_g": g0,
+            "gap_closed": closed,
+            "note": "learners optimise the reward of the exact code's fixed point (log p(y | σ) frozen); \
+                     the optimum of that reward is the same code",
+        })
+    } else {
+        serde_json::Value::Null
+    };
+
     say("inferring the reward from the recording");
     // The tabular inversion caps log-odds at what the counts can show, so
     // near-deterministic responses shrink its rewards; the (input, spike
@@ -667,6 +703,7 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
         "task": task_json(&sc.task),
         "solve": code,
         "simulate": { "ticks": ticks, "mean_reward": sim.totals.reward / sim.totals.ticks.max(1) as f64, "seconds": sim.seconds },
+        "train": trained,
         "infer": assessed,
         "infer_tabular": tabular,
         "infer_warnings": count_summary.warnings.iter().chain(&tabular_summary.warnings).collect::<Vec<_>>(),
@@ -740,6 +777,18 @@ fn report_page(
             ),
         ),
     ];
+    if !s["train"].is_null() {
+        headline.push((
+            "decentralised learners on the code's reward: g (optimum, untrained; share of the gap closed)".into(),
+            format!(
+                "{} ({}, {}; {})",
+                num(&s["train"]["g"]),
+                num(&s["train"]["optimum_g"]),
+                num(&s["train"]["untrained_g"]),
+                num(&s["train"]["gap_closed"])
+            ),
+        ));
+    }
     for p in s["predict"].as_array().into_iter().flatten() {
         headline.push((
             format!(
@@ -755,7 +804,7 @@ fn report_page(
         ));
     }
     let fig = |path: &str, caption: &str| super::figure(&out.join(path), caption);
-    let sections = vec![
+    let mut sections = vec![
         Section {
             id: "solve".into(),
             title: "The self-consistent code".into(),
@@ -808,6 +857,20 @@ fn report_page(
                 .collect::<Result<_>>()?,
         },
     ];
+    if !s["train"].is_null() {
+        sections.insert(
+            1,
+            Section {
+                id: "train".into(),
+                title: "Decentralised learning".into(),
+                intro: "Tabular learners (THEORY §4) given the fixed point's reward log p(y | σ), frozen.".into(),
+                figures: vec![fig(
+                    "train/learning_curve.svg",
+                    "Exact g of the learned policies over training, relative to the optimum (the code).",
+                )?],
+            },
+        );
+    }
     let t = &sc.task;
     Ok(page(
         &format!("marlin study: {}", sc.name),

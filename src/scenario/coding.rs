@@ -58,6 +58,7 @@ struct CodingCost {
 #[serde(deny_unknown_fields)]
 struct CodingStudySection {
     ticks: Option<Spanned<i64>>,
+    train_ticks: Option<Spanned<i64>>,
     perturbations: Option<Spanned<Vec<String>>>,
 }
 
@@ -72,6 +73,8 @@ pub const MAX_CODING_NEURONS: i64 = 12;
 pub struct CodingStudy {
     /// Ticks recorded from the solved code for inverse RL.
     pub ticks: u64,
+    /// Learning ticks of the decentralised learners (0: no training stage).
+    pub train_ticks: u64,
     /// `pixel_probability:Q` and `lambda:L` specs; None: q halved.
     pub perturbations: Option<Vec<Placed>>,
 }
@@ -145,12 +148,16 @@ pub(super) fn parse(cx: &Cx, text: &str) -> Result<CodingScenario, ScenarioError
     };
     let mut study = CodingStudy {
         ticks: 1_000_000,
+        train_ticks: 20_000_000,
         perturbations: None,
     };
     if let Some(st) = &f.study {
         let s = st.get_ref();
         if let Some(v) = &s.ticks {
             study.ticks = cx.count(v, "study.ticks", 1, 1_000_000_000_000)? as u64;
+        }
+        if let Some(v) = &s.train_ticks {
+            study.train_ticks = cx.count(v, "study.train_ticks", 0, 1_000_000_000_000)? as u64;
         }
         if let Some(p) = &s.perturbations {
             let at = Some(cx.line_col(p.span().start));
