@@ -145,8 +145,10 @@ pub enum Command {
         #[arg(long)]
         lambda: Option<f64>,
         /// tabular (one reward per state; asynchronous records with actors) | count | pattern |
-        /// FEATURES.npy (float64 [X, 2^n, P]): the last three by maximum likelihood, for any update
-        /// scheme. Default: tabular where it applies, else count.
+        /// input (one reward per input value: for networks that move their input, e.g. a maze
+        /// walker) | FEATURES.npy (float64 [X, 2^n, P]): all but tabular by maximum likelihood, for
+        /// any update scheme. Default: input for a network that moved its input, tabular where it
+        /// applies, else count.
         #[arg(long = "reward-model", value_name = "MODEL")]
         reward_model: Option<String>,
         /// The scenario the record came from, if not the one its metadata names: what each neuron
