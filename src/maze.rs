@@ -472,16 +472,14 @@ impl Maze {
     /// input index is the walker's cell (state index).
     pub fn motor_input(&self, per_direction: usize) -> crate::model::InputProcess {
         let ns = self.states();
-        let transitions: Vec<Vec<f64>> = (0..ACTIONS.len())
-            .map(|c| {
+        let na = ACTIONS.len();
+        let law = self.transition_law();
+        // One dense X×X matrix per move (the walker's law, action-major).
+        let transitions: Vec<Vec<f64>> = (0..na)
+            .map(|a| {
                 let mut p = vec![0.0; ns * ns];
                 for s in 0..ns {
-                    let row = if self.is_goal(s) {
-                        self.reset_row()
-                    } else {
-                        self.move_row(s, c)
-                    };
-                    for (t, q) in row {
+                    for &(t, q) in &law[s * na + a] {
                         p[s * ns + t] += q;
                     }
                 }
@@ -523,11 +521,21 @@ impl Maze {
     }
 
     pub fn mdp_with_reward(&self, reward: Vec<f64>) -> Mdp {
+        Mdp {
+            states: self.states(),
+            actions: ACTIONS.len(),
+            next: self.transition_law(),
+            reward,
+        }
+    }
+
+    /// The walker's law `P(s' | s, a)` as rows `[s·A + a]` of (s', p):
+    /// the move rule, and from a goal the reset to a start cell.
+    fn transition_law(&self) -> Vec<Vec<(usize, f64)>> {
         let na = ACTIONS.len();
-        let ns = self.states();
         let reset = self.reset_row();
-        let mut next = Vec::with_capacity(ns * na);
-        for s in 0..ns {
+        let mut next = Vec::with_capacity(self.states() * na);
+        for s in 0..self.states() {
             for a in 0..na {
                 next.push(if self.is_goal(s) {
                     reset.clone()
@@ -536,12 +544,7 @@ impl Maze {
                 });
             }
         }
-        Mdp {
-            states: ns,
-            actions: na,
-            next,
-            reward,
-        }
+        next
     }
 
     /// Per-state values as a height × width grid, NaN on walls.

@@ -131,12 +131,6 @@ impl InputControl {
         }
         if tied { self.groups() } else { best }
     }
-
-    /// The command of the state σ of a tabulated network (n ≤ 64).
-    #[inline]
-    pub fn command_of(&self, sigma: usize) -> usize {
-        self.command(&[sigma as u64])
-    }
 }
 
 impl InputProcess {
@@ -177,9 +171,16 @@ impl InputProcess {
     /// `sigma` (the same for every σ unless the network moves the input).
     #[inline]
     pub fn chain(&self, sigma: usize) -> &[f64] {
+        self.chain_after(&[sigma as u64])
+    }
+
+    /// [`InputProcess::chain`] for a network of any size whose state is the
+    /// bit frame `frame` (bit k%64 of word k/64 is neuron k).
+    #[inline]
+    pub fn chain_after(&self, frame: &[u64]) -> &[f64] {
         match &self.control {
             None => &self.transition,
-            Some(c) => &c.transitions[c.command_of(sigma)],
+            Some(c) => &c.transitions[c.command(frame)],
         }
     }
 

@@ -84,16 +84,19 @@ fn read_record(path: &Path) -> Record {
     }
 }
 
+/// (row, col) of each maze state of this test's map: 0 = S, 1 = G, 2–4 =
+/// the bottom row.
+const CELLS: [(usize, usize); 5] = [(1, 1), (1, 3), (2, 1), (2, 2), (2, 3)];
+
 /// The cell the motor rule takes the walker to from maze state `x` after
-/// the neurons reached σ', in this test's map: states 0 = S (1,1), 1 = G
-/// (1,3), 2–4 = the bottom row (2,1)–(2,3).
+/// the neurons reached σ'.
 fn rule(x: usize, sigma: usize) -> usize {
     if x == 1 {
         return 0; // the goal restarts the walker at S
     }
     let on: Vec<usize> = (0..4).filter(|&k| sigma >> k & 1 == 1).collect();
     let command = if on.len() == 1 { on[0] } else { 4 }; // one neuron per group: a tie unless alone
-    let (r, c) = [(1, 1), (1, 3), (2, 1), (2, 2), (2, 3)][x];
+    let (r, c) = CELLS[x];
     let (r2, c2) = match command {
         0 => (r - 1, c),
         1 => (r, c + 1),
@@ -101,10 +104,7 @@ fn rule(x: usize, sigma: usize) -> usize {
         3 => (r, c - 1),
         _ => (r, c),
     };
-    [(1, 1), (1, 3), (2, 1), (2, 2), (2, 3)]
-        .iter()
-        .position(|&p| p == (r2, c2))
-        .unwrap_or(x) // into a wall: stay
+    CELLS.iter().position(|&p| p == (r2, c2)).unwrap_or(x) // into a wall: stay
 }
 
 #[test]

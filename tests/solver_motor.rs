@@ -75,13 +75,13 @@ fn control(per_group: usize) -> InputControl {
 fn motor_commands_follow_the_most_active_group() {
     // Two neurons per direction: bits 0–1 N, 2–3 E, 4–5 S, 6–7 W; 8–9 hidden.
     let c = control(2);
-    assert_eq!(c.command_of(0), 4);
-    assert_eq!(c.command_of(0b0000_1100), 1);
-    assert_eq!(c.command_of(0b0100_1100), 1);
-    assert_eq!(c.command_of(0b1100_1100), 4);
-    assert_eq!(c.command_of(0b0011_0001), 2);
-    assert_eq!(c.command_of(0b11_0000_0000), 4, "hidden neurons command nothing");
-    assert_eq!(c.command_of(0b11_1000_0000), 3);
+    assert_eq!(c.command(&[0]), 4);
+    assert_eq!(c.command(&[0b0000_1100]), 1);
+    assert_eq!(c.command(&[0b0100_1100]), 1);
+    assert_eq!(c.command(&[0b1100_1100]), 4);
+    assert_eq!(c.command(&[0b0011_0001]), 2);
+    assert_eq!(c.command(&[0b11_0000_0000]), 4, "hidden neurons command nothing");
+    assert_eq!(c.command(&[0b11_1000_0000]), 3);
 }
 
 #[test]

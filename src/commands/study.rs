@@ -320,16 +320,6 @@ fn report(
         }],
     });
     if !s["infer"].is_null() {
-        let cells = out.join("infer/reward_map.svg");
-        let motor = cells
-            .exists()
-            .then(|| {
-                super::figure(
-                    &cells,
-                    "The reward inferred per cell from the recorded spikes and the walker's positions alone: the goal (gold) should stand out.",
-                )
-            })
-            .transpose()?;
         let mut figures = vec![
             super::figure(
                 &out.join("infer/reward_by_count.svg"),
@@ -340,8 +330,15 @@ fn report(
                 "Immediate reward r against the long-run value h per visited state: h grades states by how far they are from reward, r does not.",
             )?,
         ];
-        if let Some(f) = motor {
-            figures.insert(0, f);
+        let cells = out.join("infer/reward_map.svg");
+        if cells.exists() {
+            figures.insert(
+                0,
+                super::figure(
+                    &cells,
+                    "The reward inferred per cell from the recorded spikes and the walker's positions alone: the goal (gold) should stand out.",
+                )?,
+            );
         }
         let truth = out.join("infer/inferred_vs_true.svg");
         if truth.exists() {

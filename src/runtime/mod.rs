@@ -453,11 +453,7 @@ fn next_input(net: &RuntimeNetwork, x: usize, next: &[u64], env: &mut Stream) ->
     if xs == 1 {
         return 0;
     }
-    let chain = match &net.input.control {
-        None => &net.input.transition,
-        Some(c) => &c.transitions[c.command(next)],
-    };
-    let row = &chain[x * xs..(x + 1) * xs];
+    let row = &net.input.chain_after(next)[x * xs..(x + 1) * xs];
     sample(row, env.random())
 }
 
