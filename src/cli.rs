@@ -60,13 +60,14 @@ pub enum Command {
     },
     /// Run a network on the actor runtime and record a trajectory.
     #[command(
-        after_help = "Examples:\n  marlin solve scenarios/toy8.toml && marlin simulate scenarios/toy8.toml --policy out/toy8/solve/policy.npz --ticks 100000\n  marlin simulate scenarios/toy8.toml --untrained --ticks 10000 --out out/toy8/untrained"
+        after_help = "Examples:\n  marlin solve scenarios/toy8.toml && marlin simulate scenarios/toy8.toml --policy out/toy8/solve/policy.npz --ticks 100000\n  marlin simulate scenarios/toy8.toml --untrained --ticks 10000 --out out/toy8/untrained\n  marlin simulate scenarios/ei_network.toml --ticks 1000 --record-format events   # fixed [neurons], sparse engine"
     )]
     Simulate {
         /// Scenario file (TOML).
         scenario: PathBuf,
-        /// Policies from `marlin solve` (policy.npz).
-        #[arg(long, conflicts_with = "untrained", required_unless_present = "untrained")]
+        /// Policies from `marlin solve` (policy.npz). Needed unless --untrained, or unless the
+        /// scenario fixes its neurons in a [neurons] section (they then run on the sparse engine).
+        #[arg(long, conflicts_with = "untrained")]
         policy: Option<PathBuf>,
         /// State-blind neurons firing at their prior (0.5 for the mutual-information cost).
         #[arg(long)]
@@ -557,13 +558,17 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     None => format!("{} input values", s.input.len()),
                 };
                 println!(
-                    "{}: ok — {} neurons, {input}, {} updates, {} reward, λ = {}, {} cost",
+                    "{}: ok — {} neurons, {input}, {} updates, {} reward, λ = {}, {} cost{}",
                     scenario.display(),
                     s.neurons,
                     s.update,
                     s.reward.kind(),
                     s.lambda,
-                    s.cost.name()
+                    s.cost.name(),
+                    s.logistic
+                        .as_ref()
+                        .map(|l| format!("; fixed logistic neurons ({}) for simulate", l.describe()))
+                        .unwrap_or_default()
                 );
             }
             Ok(())
@@ -676,7 +681,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Simulate {
             scenario,
             policy,
-            untrained: _,
+            untrained,
             ticks,
             trajectories,
             shards,
@@ -688,6 +693,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         } => {
             if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
                 refuse_team(&m)?;
+                if policy.is_none() && !untrained {
+                    return Err(commands::BadInput(
+                        "simulate on a maze needs --policy POLICY.npz or --untrained".into(),
+                    )
+                    .into());
+                }
                 let dir = out.clone().unwrap_or_else(|| m.output.join("simulate"));
                 let r = commands::maze::simulate(
                     &m,
@@ -714,6 +725,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let args = commands::simulate::SimulateArgs {
                 scenario: scenario.clone(),
                 policy: policy.clone(),
+                untrained: *untrained,
                 ticks: *ticks,
                 shards: *shards,
                 threads: *threads,

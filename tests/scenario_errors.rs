@@ -500,3 +500,77 @@ fn learning_section_errors_name_the_key_and_the_allowed_values() {
     assert!(s.learning.own_cost);
     assert_eq!(s.learning.ticks, 1000);
 }
+
+#[test]
+fn neurons_section_errors_name_the_key_and_what_applies() {
+    let ring = "neurons = 4\ntopology = { kind = \"ring\", k = 1 }";
+    let with = |neurons: &str| GOOD.replace("neurons = 4", ring) + "[neurons]\n" + neurons;
+    let err = |neurons: &str| parse(&with(neurons)).unwrap_err();
+    // The good cases: Dale weights per presynaptic population, uniform weights.
+    let s = parse(&with(
+        "bias = -0.6\nweights = \"dale\"\nexcitatory_fraction = 0.5\nexcitatory_weight = 0.2\ninhibitory_weight = -1.0\n",
+    ))
+    .unwrap();
+    let ln = s.logistic_neurons(&s.runtime_network()).unwrap();
+    assert_eq!(
+        ln.weights,
+        marlin::runtime::sparse::Weights::PerSource(vec![0.2, 0.2, -1.0, -1.0])
+    );
+    assert_eq!(ln.bias, vec![-0.6; 4]);
+    assert_eq!(ln.prior, vec![0.5; 4], "mutual-information cost: the untrained prior");
+    assert!(parse(&with("bias = 0\nweights = \"uniform\"\nweight = 0.1\n")).is_ok());
+    // A missing key of the chosen rule, a key of another rule, a bad value.
+    let e = err("bias = 0\nweights = \"dale\"\nexcitatory_weight = 0.2\ninhibitory_weight = -1\n");
+    assert_eq!(e.key.as_deref(), Some("neurons.weights"));
+    assert!(e.to_string().contains("needs neurons.excitatory_fraction"), "{e}");
+    // Line 18: the fifth line of [neurons], which starts on line 14 (GOOD opens with a blank line).
+    let e = err("bias = 0\nweights = \"uniform\"\nweight = 0.1\nexcitatory_weight = 0.2\n");
+    assert_eq!(
+        (e.key.as_deref(), e.line),
+        (Some("neurons.excitatory_weight"), Some(18))
+    );
+    assert!(e.to_string().contains("does not apply to weights = \"uniform\"") && e.to_string().contains("weight"));
+    let e = err(
+        "bias = 0\nweights = \"dale\"\nexcitatory_fraction = 1.5\nexcitatory_weight = 0.2\ninhibitory_weight = -1\n",
+    );
+    assert!(e.to_string().contains("[0, 1]"), "{e}");
+    let e = err("bias = nan\nweights = \"uniform\"\nweight = 0.1\n");
+    assert_eq!(e.key.as_deref(), Some("neurons.bias"));
+    let e = err("bias = 0\nweights = \"hebbian\"\n");
+    assert!(
+        e.to_string().contains("dale") && e.to_string().contains("edge_list"),
+        "{e}"
+    );
+    // Edge-list weights need an edge list with a weight column.
+    let e = err("bias = 0\nweights = \"edge_list\"\n");
+    assert!(e.to_string().contains("third column"), "{e}");
+    // All-to-all networks are not for the sparse engine.
+    let text = GOOD.to_string() + "[neurons]\nbias = 0\nweights = \"uniform\"\nweight = 0.1\n";
+    let e = parse(&text).unwrap_err();
+    assert!(e.to_string().contains("all_to_all"), "{e}");
+}
+
+#[test]
+fn neurons_take_edge_list_weights_aligned_with_the_partners() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("edges.csv"),
+        "pre,post,weight\n2,0,0.5\n1,0,-1.5\n0,2,2\n",
+    )
+    .unwrap();
+    let text = GOOD.replace(
+        "neurons = 4",
+        "neurons = 4\ntopology = { kind = \"edge_list\", file = \"edges.csv\" }",
+    ) + "[neurons]\nbias = 0\nweights = \"edge_list\"\n";
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, &text).unwrap();
+    let s = Scenario::load(&path).unwrap();
+    let net = s.runtime_network();
+    let ln = s.logistic_neurons(&net).unwrap();
+    // Neuron 0's partners in ascending order (1, 2), then neuron 2's (0).
+    assert_eq!(net.topology.partners(0), &[1, 2]);
+    assert_eq!(
+        ln.weights,
+        marlin::runtime::sparse::Weights::PerSynapse(vec![-1.5, 0.5, 2.0])
+    );
+}

@@ -64,10 +64,15 @@ fn parser_keys(table: &str) -> BTreeSet<String> {
     list.split('`').skip(1).step_by(2).map(String::from).collect()
 }
 
+/// The network scenario's tables.
+const TABLES: [&str; 9] = [
+    "", "network", "input", "reward", "cost", "solver", "learning", "study", "neurons",
+];
+
 #[test]
 fn the_readme_reference_shows_exactly_the_keys_the_parser_accepts() {
     let shown = reference_keys(&reference());
-    for table in ["", "network", "input", "reward", "cost", "solver", "learning", "study"] {
+    for table in TABLES {
         let accepted = parser_keys(table);
         let written = shown.get(table).cloned().unwrap_or_default();
         let missing: Vec<_> = accepted.difference(&written).collect();
@@ -83,9 +88,6 @@ fn the_readme_reference_shows_exactly_the_keys_the_parser_accepts() {
     }
     // Every table the reference shows is one checked above.
     for table in shown.keys() {
-        assert!(
-            ["", "network", "input", "reward", "cost", "solver", "learning", "study"].contains(&table.as_str()),
-            "unchecked table [{table}]"
-        );
+        assert!(TABLES.contains(&table.as_str()), "unchecked table [{table}]");
     }
 }

@@ -595,6 +595,7 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
     let sim = run_simulate(&SimulateArgs {
         scenario: solve_dir.join("network.toml"),
         policy: Some(solve_dir.join("policy.npz")),
+        untrained: false,
         ticks,
         shards: None,
         threads: None,

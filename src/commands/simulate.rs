@@ -5,6 +5,7 @@ use super::BadInput;
 use crate::agents::{ConstantPolicy, FullStatePolicy, Neuron, Policy};
 use crate::record::stream::{Finish, RecorderActor, SpikeForm, StreamingObserver};
 use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
+use crate::runtime::sparse::{LogisticNeurons, SparseEngine};
 use crate::runtime::{Engine, Layout, Observer, RunState, RunTotals, RuntimeNetwork};
 use crate::scenario::Scenario;
 use actix::Actor;
@@ -18,8 +19,11 @@ use std::sync::atomic::AtomicUsize;
 #[derive(Clone, Debug)]
 pub struct SimulateArgs {
     pub scenario: PathBuf,
-    /// policy.npz written by `marlin solve`; None = untrained.
+    /// policy.npz written by `marlin solve`.
     pub policy: Option<PathBuf>,
+    /// State-blind neurons at their prior. Without it and without a policy,
+    /// the scenario's `[neurons]` run on the sparse engine.
+    pub untrained: bool,
     pub ticks: u64,
     pub shards: Option<usize>,
     pub threads: Option<usize>,
@@ -99,8 +103,28 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
     enum Agents {
         Solver(Vec<Neuron<FullStatePolicy>>),
         Untrained(Vec<Neuron<ConstantPolicy>>),
+        Logistic(LogisticNeurons),
     }
     let (agents, policy_name) = match &args.policy {
+        None if !args.untrained => {
+            let Some(ln) = scenario.logistic_neurons(&net) else {
+                return Err(BadInput(format!(
+                    "{}: simulate needs --policy POLICY.npz (from `marlin solve`) or --untrained, since the \
+                     scenario fixes no [neurons]",
+                    args.scenario.display()
+                ))
+                .into());
+            };
+            if args.actors.is_some() {
+                return Err(BadInput(
+                    "--actors runs agents that answer one observation at a time; a scenario's fixed [neurons] \
+                     run on the sparse engine: drop --actors (or pass --untrained)"
+                        .into(),
+                )
+                .into());
+            }
+            (Agents::Logistic(ln), "logistic [neurons] of the scenario".to_string())
+        }
         Some(path) => {
             // The table is over the full state; for partially observed
             // networks the solver's policies are constant over what a neuron
@@ -168,6 +192,11 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
         let (totals, mut observer) = match agents {
             Agents::Solver(a) => simulate(&net, a, engine, scenario.seed, args.ticks, observer, args.quiet).await?,
             Agents::Untrained(a) => simulate(&net, a, engine, scenario.seed, args.ticks, observer, args.quiet).await?,
+            Agents::Logistic(ln) => {
+                let mut sparse = SparseEngine::new(&net, &ln, layout, scenario.seed)
+                    .map_err(|e| BadInput(format!("{}: [neurons]: {e}", args.scenario.display())))?;
+                simulate_sparse(&mut sparse, &net, scenario.seed, args.ticks, observer, args.quiet)
+            }
         };
         observer.flush();
         let finish = Finish {
@@ -192,6 +221,35 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
 
 fn make_agents<P: Policy>(scenario: &Scenario, policies: Vec<P>, prior: &[f64]) -> Vec<Neuron<P>> {
     Neuron::team(policies, prior, scenario.seed)
+}
+
+/// [`simulate`] on the sparse engine (fixed logistic neurons): the same
+/// blocks and progress bar, on the calling thread and the engine's own.
+pub fn simulate_sparse<O: Observer>(
+    engine: &mut SparseEngine,
+    net: &RuntimeNetwork,
+    seed: u64,
+    ticks: u64,
+    mut observer: O,
+    quiet: bool,
+) -> (RunTotals, O) {
+    let mut state = RunState::initial(net, seed);
+    let mut totals = RunTotals::default();
+    let bar = super::progress_bar(
+        Some(ticks),
+        quiet,
+        "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec}",
+    );
+    let block = (ticks / 100).clamp(1, 1 << 20);
+    while state.tick < ticks {
+        let todo = block.min(ticks - state.tick);
+        let (next, t) = engine.run(state, todo, &mut observer);
+        state = next;
+        totals.absorb(&t);
+        bar.set_position(state.tick);
+    }
+    bar.finish_and_clear();
+    (totals, observer)
 }
 
 /// Run `ticks` ticks from the scenario's start in blocks (so a progress bar

@@ -91,6 +91,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     let sim = run_simulate(&SimulateArgs {
         scenario: args.scenario.clone(),
         policy: Some(policy),
+        untrained: false,
         ticks,
         shards: None,
         threads: None,

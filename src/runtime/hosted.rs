@@ -13,7 +13,7 @@
 //! rest of the control plane.
 
 use super::transport::SharedMemory;
-use super::{Ctx, Layout, NoObserver, Observer, Plan, RunState, RunTotals, RuntimeNetwork};
+use super::{AgentHost, Ctx, Layout, NoObserver, Observer, Plan, RunState, RunTotals, RuntimeNetwork};
 use crate::agents::Agent;
 use actix::prelude::*;
 use std::sync::Arc;
@@ -55,25 +55,11 @@ impl<A: Agent + Unpin + 'static, O: Observer + 'static> Handler<Span<O>> for Hos
             alive_list: &self.alive_list,
         };
         let mut observer = m.observer;
+        let mut host = AgentHost::new(&mut self.agents, (self.shards.start * self.per_shard).min(self.net.n));
+        let shards = self.shards.clone();
         let (state, totals) = match observer.as_mut() {
-            Some(o) => ctx.team_loop(
-                &mut self.agents,
-                self.shards.clone(),
-                m.state,
-                m.start_count,
-                m.end,
-                o,
-                true,
-            ),
-            None => ctx.team_loop(
-                &mut self.agents,
-                self.shards.clone(),
-                m.state,
-                m.start_count,
-                m.end,
-                &mut NoObserver,
-                false,
-            ),
+            Some(o) => ctx.team_loop(&mut host, shards, m.state, m.start_count, m.end, o, true),
+            None => ctx.team_loop(&mut host, shards, m.state, m.start_count, m.end, &mut NoObserver, false),
         };
         MessageResult((state, totals, observer))
     }

@@ -20,6 +20,7 @@
 pub mod actors;
 mod barrier;
 pub mod hosted;
+pub mod sparse;
 pub mod transport;
 
 use crate::agents::{Agent, Broadcast, Observation};
@@ -307,19 +308,13 @@ pub fn run<A: Agent>(
             let range = thread_shards[j].clone();
             let st = state.clone();
             handles.push(scope.spawn(move || {
-                let mut none = NoObserver;
-                ctx.team_loop(part, range, st, start_count, end, &mut none, false)
+                let mut host = AgentHost::new(part, (range.start * ctx.per_shard).min(net.n));
+                ctx.team_loop(&mut host, range, st, start_count, end, &mut NoObserver, false)
             }));
         }
-        result = Some(ctx.team_loop(
-            first,
-            thread_shards[0].clone(),
-            state.clone(),
-            start_count,
-            end,
-            observer,
-            true,
-        ));
+        let range = thread_shards[0].clone();
+        let mut host = AgentHost::new(first, (range.start * ctx.per_shard).min(net.n));
+        result = Some(ctx.team_loop(&mut host, range, state.clone(), start_count, end, observer, true));
         for h in handles {
             h.join().expect("runtime worker panicked");
         }
@@ -378,9 +373,9 @@ struct Ctx<'a, T: Transport> {
 impl<T: Transport> Ctx<'_, T> {
     /// The tick loop of one thread of the team.
     #[allow(clippy::too_many_arguments)]
-    fn team_loop<A: Agent>(
+    fn team_loop<H: Host>(
         &self,
-        agents: &mut [A],
+        host: &mut H,
         my_shards: std::ops::Range<usize>,
         mut st: RunState,
         mut count: u64,
@@ -389,7 +384,6 @@ impl<T: Transport> Ctx<'_, T> {
         leader: bool,
     ) -> (RunState, RunTotals) {
         let net = self.net;
-        let first_agent = (my_shards.start * self.per_shard).min(net.n);
         let mut totals = RunTotals::default();
         if let Some(teacher) = st.teacher.as_mut() {
             teacher.start(st.x, self.transport.frame(st.tick), count as usize);
@@ -414,9 +408,8 @@ impl<T: Transport> Ctx<'_, T> {
             totals.spikes += count;
             for s in my_shards.clone() {
                 let range = (s * self.per_shard).min(net.n)..((s + 1) * self.per_shard).min(net.n);
-                let local = &mut agents[range.start - first_agent..range.end - first_agent];
                 let mut emit = |w, bits, mask| transport.publish_bits(t, w, bits, mask);
-                let (delta, info) = step_shard(net, local, range, t, st.x, frame, &mut emit, actor, broadcast.as_ref());
+                let (delta, info) = host.step(net, range, t, st.x, frame, &mut emit, actor, broadcast.as_ref());
                 transport.publish_totals(t, s, delta, info);
             }
             // Replicated control plane: every thread computes the same values.
@@ -435,6 +428,56 @@ impl<T: Transport> Ctx<'_, T> {
         totals.ticks = st.tick;
         st.frame = self.transport.final_frame(st.tick);
         (st, totals)
+    }
+}
+
+/// What one thread of the tick team executes, a shard at a time: a slice
+/// of agents ([`AgentHost`]) or plain per-shard arrays ([`sparse`]).
+pub(crate) trait Host {
+    /// Advance the agents `range` (one shard) by tick t, handing each word
+    /// of their new bits to `emit(word, bits, mask)`; returns (change in
+    /// spike count, Σ log-ratios in fixed point).
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        net: &RuntimeNetwork,
+        range: std::ops::Range<usize>,
+        t: u64,
+        x: usize,
+        frame: &[u64],
+        emit: &mut dyn FnMut(usize, u64, u64),
+        actor: i64,
+        broadcast: Option<&Broadcast>,
+    ) -> (i64, i64);
+}
+
+/// A thread's contiguous run of agents, the first of which is agent `first`.
+pub(crate) struct AgentHost<'a, A> {
+    agents: &'a mut [A],
+    first: usize,
+}
+
+impl<'a, A> AgentHost<'a, A> {
+    pub(crate) fn new(agents: &'a mut [A], first: usize) -> Self {
+        AgentHost { agents, first }
+    }
+}
+
+impl<A: Agent> Host for AgentHost<'_, A> {
+    #[inline]
+    fn step(
+        &mut self,
+        net: &RuntimeNetwork,
+        range: std::ops::Range<usize>,
+        t: u64,
+        x: usize,
+        frame: &[u64],
+        emit: &mut dyn FnMut(usize, u64, u64),
+        actor: i64,
+        broadcast: Option<&Broadcast>,
+    ) -> (i64, i64) {
+        let local = &mut self.agents[range.start - self.first..range.end - self.first];
+        step_shard(net, local, range, t, x, frame, emit, actor, broadcast)
     }
 }
 
@@ -468,7 +511,7 @@ fn step_shard<A: Agent>(
     t: u64,
     x: usize,
     frame: &[u64],
-    emit: &mut impl FnMut(usize, u64, u64),
+    emit: &mut dyn FnMut(usize, u64, u64),
     actor: i64,
     broadcast: Option<&Broadcast>,
 ) -> (i64, i64) {
@@ -500,19 +543,10 @@ fn step_shard<A: Agent>(
         }
         return (delta, info);
     }
-    let mut word_idx = range.start / 64;
-    let mut word = 0u64;
-    let mut mask = 0u64;
+    let mut words = WordWriter::new(range.start, emit);
     for (i, agent) in agents.iter_mut().enumerate() {
         let k = range.start + i;
-        if k / 64 != word_idx {
-            emit(word_idx, word, mask);
-            word_idx = k / 64;
-            word = 0;
-            mask = 0;
-        }
-        let bit = 1u64 << (k % 64);
-        let own = frame[k / 64] & bit != 0;
+        let own = frame[k / 64] >> (k % 64) & 1 == 1;
         let acts = net.alive[k]
             && match net.update {
                 UpdateScheme::RandomPartial { q } => q >= 1.0 || agent.rng().random::<f64>() < q,
@@ -526,13 +560,48 @@ fn step_shard<A: Agent>(
             own && net.alive[k]
         };
         delta += fired as i64 - own as i64;
-        if fired {
-            word |= bit;
-        }
-        mask |= bit;
+        words.put(k, fired);
     }
-    emit(word_idx, word, mask);
+    words.finish();
     (delta, info)
+}
+
+/// Collects a shard's new bits word by word and hands each word on.
+pub(crate) struct WordWriter<'e> {
+    word: usize,
+    bits: u64,
+    mask: u64,
+    emit: &'e mut dyn FnMut(usize, u64, u64),
+}
+
+impl<'e> WordWriter<'e> {
+    pub(crate) fn new(first: usize, emit: &'e mut dyn FnMut(usize, u64, u64)) -> Self {
+        WordWriter {
+            word: first / 64,
+            bits: 0,
+            mask: 0,
+            emit,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn put(&mut self, k: usize, fired: bool) {
+        if k / 64 != self.word {
+            (self.emit)(self.word, self.bits, self.mask);
+            self.word = k / 64;
+            self.bits = 0;
+            self.mask = 0;
+        }
+        let bit = 1u64 << (k % 64);
+        if fired {
+            self.bits |= bit;
+        }
+        self.mask |= bit;
+    }
+
+    pub(crate) fn finish(self) {
+        (self.emit)(self.word, self.bits, self.mask);
+    }
 }
 
 /// Agent k acts: it catches up with the broadcast (when learning),
@@ -556,16 +625,22 @@ fn decide<A: Agent>(
     }
     let p = agent.fire_probability(&obs);
     let fired = agent.rng().random::<f64>() < p;
-    let prior = agent.prior();
-    let lr = if fired {
-        (p / prior).ln()
-    } else {
-        ((1.0 - p) / (1.0 - prior)).ln()
-    };
+    let lr = log_ratio(p, agent.prior(), fired);
     if let Some(b) = broadcast {
         agent.learn(&obs, fired, p, lr, b);
     }
     (fired, (lr * FIXED).round() as i64)
+}
+
+/// `log(π(a)/p(a))` of an action drawn with firing probability `p` against
+/// the prior `p(1) = prior`, nats.
+#[inline]
+pub(crate) fn log_ratio(p: f64, prior: f64, fired: bool) -> f64 {
+    if fired {
+        (p / prior).ln()
+    } else {
+        ((1.0 - p) / (1.0 - prior)).ln()
+    }
 }
 
 /// The index drawn from the distribution `probs` by the uniform number `u`

@@ -109,6 +109,29 @@ struct File {
     solver: Option<SolverSection>,
     learning: Option<Spanned<LearningSection>>,
     study: Option<Spanned<StudySection>>,
+    neurons: Option<Spanned<NeuronsSection>>,
+}
+
+/// `[neurons]`: fixed logistic neurons (see [`NeuronsSpec`]). Flat keys, so
+/// each keeps its position for errors; which apply depends on `weights`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct NeuronsSection {
+    bias: Spanned<f64>,
+    input_weight: Option<Spanned<f64>>,
+    weights: Spanned<WeightRuleName>,
+    excitatory_fraction: Option<Spanned<f64>>,
+    excitatory_weight: Option<Spanned<f64>>,
+    inhibitory_weight: Option<Spanned<f64>>,
+    weight: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum WeightRuleName {
+    Dale,
+    Uniform,
+    EdgeList,
 }
 
 #[derive(Deserialize, Debug)]
@@ -386,6 +409,55 @@ pub struct Scenario {
     pub study: StudySpec,
     /// `Some` when the network drives a maze walker (`[input] maze = ...`).
     pub motor: Option<MotorMaze>,
+    /// `Some` when the file fixes the neurons as logistic units (`[neurons]`):
+    /// `marlin simulate` then runs them on the sparse engine.
+    pub logistic: Option<NeuronsSpec>,
+}
+
+/// Fixed logistic neurons: `logit_i = bias + input_weight·x + Σ_j w_ij σ_j`
+/// (the input term for neurons that receive the input), the weights by
+/// [`WeightRule`], stored in single precision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NeuronsSpec {
+    pub bias: f64,
+    pub input_weight: f64,
+    pub weights: WeightRule,
+}
+
+impl NeuronsSpec {
+    /// One line for `validate` and records.
+    pub fn describe(&self) -> String {
+        let w = match &self.weights {
+            WeightRule::Dale {
+                excitatory: 0, w_inh, ..
+            } => format!("every neuron inhibitory {w_inh}"),
+            WeightRule::Dale {
+                excitatory,
+                w_exc,
+                w_inh,
+            } => {
+                format!(
+                    "neurons 0–{} excitatory {w_exc}, the rest inhibitory {w_inh}",
+                    excitatory - 1
+                )
+            }
+            WeightRule::Uniform(w) => format!("every synapse {w}"),
+            WeightRule::EdgeList => "weights from the edge list".into(),
+        };
+        format!("bias {}, input weight {}, {w}", self.bias, self.input_weight)
+    }
+}
+
+/// Where the synaptic weights come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WeightRule {
+    /// Dale's law with two populations: neurons `0..excitatory` project with
+    /// `w_exc`, the others with `w_inh`.
+    Dale { excitatory: usize, w_exc: f32, w_inh: f32 },
+    /// Every synapse weighs the same.
+    Uniform(f32),
+    /// The third column of the topology's edge list.
+    EdgeList,
 }
 
 /// A maze the network drives (THEORY §7, motor control): the input index is
@@ -486,6 +558,37 @@ impl Scenario {
     /// `alive[k]`: false for the neurons listed in `network.dead`.
     pub fn alive(&self) -> Vec<bool> {
         (0..self.neurons).map(|k| !self.dead.contains(&k)).collect()
+    }
+
+    /// The `[neurons]` of this scenario as the sparse engine's arrays, for
+    /// `net` (its `runtime_network()`); the coding cost's prior is the fixed
+    /// prior, or ½ under the mutual-information cost (as for an untrained
+    /// network, whose marginals are unknown before it runs).
+    pub fn logistic_neurons(
+        &self,
+        net: &crate::runtime::RuntimeNetwork,
+    ) -> Option<crate::runtime::sparse::LogisticNeurons> {
+        use crate::runtime::sparse::{LogisticNeurons, Weights};
+        let spec = self.logistic.as_ref()?;
+        let n = self.neurons;
+        let weights = match spec.weights {
+            WeightRule::Dale {
+                excitatory,
+                w_exc,
+                w_inh,
+            } => Weights::dale(n, excitatory, w_exc, w_inh),
+            WeightRule::Uniform(w) => Weights::PerSource(vec![w; n]),
+            WeightRule::EdgeList => Weights::PerSynapse(net.topology.weights.clone().unwrap_or_default()),
+        };
+        Some(LogisticNeurons {
+            bias: vec![spec.bias; n],
+            input_weight: vec![spec.input_weight; n],
+            prior: match &self.cost {
+                CodingCost::FixedPrior(p) => p.clone(),
+                CodingCost::MutualInformation => vec![0.5; n],
+            },
+            weights,
+        })
     }
 
     /// The network for the runtime (any size; nothing is tabulated).
@@ -1226,6 +1329,10 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
         Some(l) => learning_spec(cx, l, n, xs)?,
         None => crate::learn::LearningSpec::default(),
     };
+    let logistic = match &f.neurons {
+        Some(sec) => Some(neurons_spec(cx, sec, n, &topology)?),
+        None => None,
+    };
 
     Ok(Scenario {
         path: cx.path.to_path_buf(),
@@ -1246,7 +1353,123 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
         learning,
         study,
         motor,
+        logistic,
     })
+}
+
+/// `[neurons]`, checked against the network's size and topology.
+fn neurons_spec(
+    cx: &Cx,
+    sec: &Spanned<NeuronsSection>,
+    n: usize,
+    topology: &TopologySpec,
+) -> Result<NeuronsSpec, ScenarioError> {
+    let s = sec.get_ref();
+    let rule = *s.weights.get_ref();
+    let single = |v: &Spanned<f64>, key: &str| -> Result<f32, ScenarioError> {
+        let x = cx.finite(v, key)?;
+        if x.abs() > f32::MAX as f64 / 1e6 {
+            return Err(cx.err(
+                v.span(),
+                key,
+                format!("got {x}; allowed: |w| ≤ 3e32 (single precision)"),
+            ));
+        }
+        Ok(x as f32)
+    };
+    let need = |v: &Option<Spanned<f64>>, key: &str| -> Result<Spanned<f64>, ScenarioError> {
+        v.clone().ok_or_else(|| {
+            cx.err(
+                s.weights.span(),
+                "neurons.weights",
+                format!("weights = \"{}\" needs neurons.{key}", rule_name(rule)),
+            )
+        })
+    };
+    // Keys that belong to another rule are mistakes, not silently ignored.
+    let own: &[&str] = match rule {
+        WeightRuleName::Dale => &["excitatory_fraction", "excitatory_weight", "inhibitory_weight"],
+        WeightRuleName::Uniform => &["weight"],
+        WeightRuleName::EdgeList => &[],
+    };
+    for (key, v) in [
+        ("excitatory_fraction", &s.excitatory_fraction),
+        ("excitatory_weight", &s.excitatory_weight),
+        ("inhibitory_weight", &s.inhibitory_weight),
+        ("weight", &s.weight),
+    ] {
+        if let Some(v) = v
+            && !own.contains(&key)
+        {
+            return Err(cx.err(
+                v.span(),
+                &format!("neurons.{key}"),
+                format!(
+                    "does not apply to weights = \"{}\"; allowed keys: {}",
+                    rule_name(rule),
+                    if own.is_empty() {
+                        "none".to_string()
+                    } else {
+                        own.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    let weights = match rule {
+        WeightRuleName::Dale => {
+            let f = need(&s.excitatory_fraction, "excitatory_fraction")?;
+            let frac = cx.prob(&f, "neurons.excitatory_fraction", false, false)?;
+            WeightRule::Dale {
+                excitatory: (frac * n as f64).round() as usize,
+                w_exc: single(
+                    &need(&s.excitatory_weight, "excitatory_weight")?,
+                    "neurons.excitatory_weight",
+                )?,
+                w_inh: single(
+                    &need(&s.inhibitory_weight, "inhibitory_weight")?,
+                    "neurons.inhibitory_weight",
+                )?,
+            }
+        }
+        WeightRuleName::Uniform => WeightRule::Uniform(single(&need(&s.weight, "weight")?, "neurons.weight")?),
+        WeightRuleName::EdgeList => {
+            let weighted = matches!(topology, TopologySpec::Edges(e) if e.iter().any(|e| e.2.is_some()));
+            if !weighted {
+                return Err(cx.err(
+                    s.weights.span(),
+                    "neurons.weights",
+                    "weights = \"edge_list\" takes the weights from the edge list's third column; allowed only \
+                     with topology = { kind = \"edge_list\", ... } whose lines carry `pre,post,weight`",
+                ));
+            }
+            WeightRule::EdgeList
+        }
+    };
+    if matches!(topology, TopologySpec::AllToAll) {
+        return Err(cx.err(
+            sec.span(),
+            "neurons",
+            "fixed logistic neurons run on the sparse engine, which needs explicit partners; allowed: any \
+             network.topology but all_to_all",
+        ));
+    }
+    Ok(NeuronsSpec {
+        bias: cx.finite(&s.bias, "neurons.bias")?,
+        input_weight: match &s.input_weight {
+            Some(v) => cx.finite(v, "neurons.input_weight")?,
+            None => 0.0,
+        },
+        weights,
+    })
+}
+
+fn rule_name(r: WeightRuleName) -> &'static str {
+    match r {
+        WeightRuleName::Dale => "dale",
+        WeightRuleName::Uniform => "uniform",
+        WeightRuleName::EdgeList => "edge_list",
+    }
 }
 
 /// `[solver]`: knobs of the exact solvers over their defaults.

@@ -1,0 +1,76 @@
+//! The scale issue's benchmark network on the sparse engine, measured once:
+//! topology build time, memory, and neuron-updates per second.
+//!
+//! `cargo run --release --example scale -- N UPDATE THREADS TICKS`
+//! (UPDATE: synchronous, random_partial:Q, asynchronous).
+use marlin::model::{InputProcess, RewardSpec, UpdateScheme};
+use marlin::runtime::sparse::{LogisticNeurons, SparseEngine};
+use marlin::runtime::{Layout, NoObserver, RunState, RuntimeNetwork};
+use marlin::topology::{Topology, TopologySpec};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).map_or(10_000, |s| s.parse().unwrap());
+    let update = match args.get(2).map_or("synchronous", |s| s.as_str()) {
+        "asynchronous" => UpdateScheme::Asynchronous,
+        "synchronous" => UpdateScheme::Synchronous,
+        s => UpdateScheme::RandomPartial {
+            q: s.trim_start_matches("random_partial:").parse().unwrap(),
+        },
+    };
+    let threads: usize = args.get(3).map_or(1, |s| s.parse().unwrap());
+    let ticks: u64 = args.get(4).map_or(100, |s| s.parse().unwrap());
+    let t0 = Instant::now();
+    let topology = Topology::build(&TopologySpec::RandomInDegree { k: 100 }, n, 1);
+    let build = t0.elapsed().as_secs_f64();
+    let net = RuntimeNetwork {
+        n,
+        alive: vec![true; n],
+        input: InputProcess::switching(vec![0.0], 0.0),
+        reward: RewardSpec::TargetCount {
+            targets: vec![n / 4],
+            value: 1.0,
+        },
+        update,
+        topology,
+        receives_input: vec![false; n],
+    };
+    let ln = LogisticNeurons::excitatory_inhibitory(n, n * 8 / 10, 0.2, -1.0, -0.6, 0.27);
+    let t1 = Instant::now();
+    let mut engine = SparseEngine::new(
+        &net,
+        &ln,
+        Layout {
+            shards: threads,
+            threads,
+        },
+        1,
+    )
+    .unwrap();
+    let setup = t1.elapsed().as_secs_f64();
+    let (state, _) = engine.run(RunState::initial(&net, 1), ticks / 10 + 1, &mut NoObserver);
+    let t2 = Instant::now();
+    let (_, totals) = engine.run(state, ticks, &mut NoObserver);
+    let secs = t2.elapsed().as_secs_f64();
+    let updates = match update {
+        UpdateScheme::Asynchronous => ticks as f64,
+        UpdateScheme::Synchronous => (ticks * n as u64) as f64,
+        UpdateScheme::RandomPartial { q } => q * (ticks * n as u64) as f64,
+    };
+    let activity = totals.spikes as f64 / (ticks as f64 * n as f64);
+    let bytes = net.topology.bytes() + ln.bytes() + engine.bytes();
+    println!(
+        "N {n} {update:?} threads {threads}: topology {build:.2} s, engine {setup:.2} s, {:.3e} neuron-updates/s, {:.3e} synaptic events/s, activity {activity:.3}, {:.1} B/neuron + {:.2} B/synapse = {:.1} MiB",
+        updates / secs,
+        updates * activity * 100.0 / secs,
+        (bytes - net.topology.pre.len() as u64 * 8 - engine_synapse_bytes(&engine, &net)) as f64 / n as f64,
+        (net.topology.pre.len() as u64 * 8 + engine_synapse_bytes(&engine, &net)) as f64
+            / net.topology.pre.len() as f64,
+        bytes as f64 / (1 << 20) as f64
+    );
+}
+
+fn engine_synapse_bytes(_e: &SparseEngine, _net: &RuntimeNetwork) -> u64 {
+    0
+}

@@ -1,0 +1,509 @@
+//! The sparse engine: large networks of fixed logistic neurons (10⁴–10⁶
+//! neurons, hundreds of synapses each) executed as plain per-shard arrays.
+//!
+//! The agent engine asks every agent for its firing probability through the
+//! [`Agent`](crate::agents::Agent) trait, one observation at a time, which is
+//! what learning and tabular policies need. A network whose neurons are
+//! fixed logistic units — `logit_i = b_i + u_i·x + Σ_j w_ij σ_j` — needs
+//! none of that, and at scale the synaptic sum is all the work. Here:
+//!
+//! - **Synchronous and random-partial updates push**: each shard keeps the
+//!   synapses onto its own neurons as a table by *presynaptic* neuron
+//!   (CSR by source), and every tick adds the weights of the neurons that
+//!   spiked into one single-precision accumulator per neuron — about
+//!   activity × K additions per neuron instead of K bit tests. No
+//!   allocation per tick, no locks; shards meet at the runtime's barrier.
+//! - **Asynchronous updates pull**: one neuron acts per tick, so the engine
+//!   runs on one thread with a single frame flipped in place and sums the
+//!   acting neuron's inputs from the topology (CSR by postsynaptic neuron).
+//!
+//! Both visit a neuron's spiking partners in ascending order and add in
+//! `f32`, then form the logit in `f64` ([`LogisticNeurons::logit`]); the
+//! sum of every neuron is therefore the same number in every layout, and a
+//! run's trajectory is bit-identical for any number of shards and threads.
+//! Randomness is drawn exactly as the agent engine draws it (the acting
+//! neuron's own stream: its act-or-not draw under random-partial updates,
+//! then its action), and the control plane — clock, environment, observer —
+//! is the agent engine's.
+
+use super::transport::SharedMemory;
+use super::{
+    Ctx, FIXED, Host, Layout, NoObserver, Observer, Plan, RunState, RunTotals, RuntimeNetwork, TickRecord, WordWriter,
+};
+use crate::agents::Broadcast;
+use crate::learn::sigmoid;
+use crate::model::UpdateScheme;
+use crate::rng::{Domain, Stream, stream};
+use rand::Rng;
+use rayon::prelude::*;
+
+/// How the synaptic weights are stored.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Weights {
+    /// One weight per presynaptic neuron: every synapse from neuron j weighs
+    /// `w[j]` (Dale's law, e.g. excitatory/inhibitory networks). 4 bytes per
+    /// neuron instead of 4 per synapse.
+    PerSource(Vec<f32>),
+    /// One weight per synapse, aligned with the topology's `pre` (CSR by
+    /// postsynaptic neuron).
+    PerSynapse(Vec<f32>),
+}
+
+impl Weights {
+    /// Dale's law with two populations: neurons `0..excitatory` project with
+    /// `w_exc`, the others with `w_inh`.
+    pub fn dale(n: usize, excitatory: usize, w_exc: f32, w_inh: f32) -> Self {
+        Weights::PerSource((0..n).map(|j| if j < excitatory { w_exc } else { w_inh }).collect())
+    }
+}
+
+/// Fixed logistic neurons as plain data: neuron i fires with probability
+/// `sigmoid(b_i + u_i·x_t + Σ_{j ∈ pre(i)} w_ij σ_j)` (the input term only
+/// for neurons that receive the input), and pays its coding cost against
+/// the prior `p_i`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogisticNeurons {
+    pub bias: Vec<f64>,
+    pub input_weight: Vec<f64>,
+    pub prior: Vec<f64>,
+    pub weights: Weights,
+}
+
+impl LogisticNeurons {
+    /// The scale issue's benchmark neurons (and any Dale network of two
+    /// populations): neurons `0..excitatory` project with weight `w_exc`,
+    /// the rest with `w_inh`; every neuron has bias `bias` and prior `prior`.
+    pub fn excitatory_inhibitory(n: usize, excitatory: usize, w_exc: f32, w_inh: f32, bias: f64, prior: f64) -> Self {
+        LogisticNeurons {
+            bias: vec![bias; n],
+            input_weight: vec![0.0; n],
+            prior: vec![prior; n],
+            weights: Weights::dale(n, excitatory, w_exc, w_inh),
+        }
+    }
+
+    /// Whether these neurons fit `net`: one entry per neuron, weights
+    /// aligned with its topology, which must list partners (not all-to-all).
+    pub fn check(&self, net: &RuntimeNetwork) -> Result<(), String> {
+        let n = net.n;
+        if net.topology.all_to_all {
+            return Err(
+                "the sparse engine needs explicit presynaptic partners; allowed: any topology but all_to_all \
+                 (all-to-all networks are small: they run on the agent engine)"
+                    .into(),
+            );
+        }
+        for (what, len) in [
+            ("bias", self.bias.len()),
+            ("input_weight", self.input_weight.len()),
+            ("prior", self.prior.len()),
+        ] {
+            if len != n {
+                return Err(format!("{what} has {len} entries; allowed: one per neuron ({n})"));
+            }
+        }
+        match &self.weights {
+            Weights::PerSource(w) if w.len() != n => {
+                Err(format!("{} per-source weights; allowed: one per neuron ({n})", w.len()))
+            }
+            Weights::PerSynapse(w) if w.len() != net.topology.pre.len() => Err(format!(
+                "{} synaptic weights; allowed: one per synapse of the topology ({})",
+                w.len(),
+                net.topology.pre.len()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Neuron i's synaptic input `Σ_{j ∈ pre(i)} w_ij σ_j`, in `f32`, its
+    /// spiking partners taken in ascending order — the definition both
+    /// update paths implement.
+    pub fn synaptic_sum(&self, net: &RuntimeNetwork, i: usize, frame: &[u64]) -> f32 {
+        // Branch-free: a silent partner adds ±0.0, which leaves the sum
+        // unchanged bit for bit (it starts at +0.0 and never becomes −0.0),
+        // so this is the sum over spiking partners without a mispredicted
+        // branch per synapse.
+        let spike = |j: u32| (frame[j as usize / 64] >> (j % 64) & 1) as f32;
+        let pre = net.topology.partners(i);
+        let mut acc = 0.0f32;
+        match &self.weights {
+            Weights::PerSource(w) => {
+                for &j in pre {
+                    acc += w[j as usize] * spike(j);
+                }
+            }
+            Weights::PerSynapse(w) => {
+                let lo = net.topology.offsets[i] as usize;
+                for (&j, &wj) in pre.iter().zip(&w[lo..lo + pre.len()]) {
+                    acc += wj * spike(j);
+                }
+            }
+        }
+        acc
+    }
+
+    /// `logit π_i(1 | x, σ)` from neuron i's synaptic sum.
+    #[inline]
+    pub fn logit(&self, net: &RuntimeNetwork, i: usize, x: usize, synaptic: f32) -> f64 {
+        let input = if net.receives_input[i] {
+            self.input_weight[i] * net.input.values[x]
+        } else {
+            0.0
+        };
+        self.bias[i] + input + synaptic as f64
+    }
+
+    /// Bytes held by the parameters.
+    pub fn bytes(&self) -> u64 {
+        let w = match &self.weights {
+            Weights::PerSource(w) | Weights::PerSynapse(w) => w.len() * 4,
+        };
+        (self.bias.len() * 24 + w) as u64
+    }
+}
+
+/// The synapses onto one shard's neurons, by presynaptic neuron.
+struct PushShard {
+    /// The shard's first neuron.
+    start: usize,
+    /// `offsets[j]..offsets[j+1]` indexes neuron j's synapses onto this shard.
+    offsets: Vec<u32>,
+    /// Postsynaptic neuron, as an index within the shard.
+    targets: Vec<u32>,
+    /// Weights aligned with `targets` (empty for per-source weights).
+    weights: Vec<f32>,
+    /// This tick's synaptic sums of the shard's neurons.
+    acc: Vec<f32>,
+}
+
+impl PushShard {
+    /// Transpose the topology's rows `range` into a table by source, keeping
+    /// targets ascending within each source.
+    fn build(net: &RuntimeNetwork, neurons: &LogisticNeurons, range: std::ops::Range<usize>) -> Result<Self, String> {
+        let topo = &net.topology;
+        let (lo, hi) = (topo.offsets[range.start] as usize, topo.offsets[range.end] as usize);
+        if hi - lo > u32::MAX as usize {
+            return Err(format!(
+                "a shard of {} neurons holds {} synapses; allowed: at most {} per shard (use more shards)",
+                range.len(),
+                hi - lo,
+                u32::MAX
+            ));
+        }
+        let mut offsets = vec![0u32; net.n + 1];
+        for &j in &topo.pre[lo..hi] {
+            offsets[j as usize + 1] += 1;
+        }
+        for j in 0..net.n {
+            offsets[j + 1] += offsets[j];
+        }
+        let mut fill = offsets.clone();
+        let mut targets = vec![0u32; hi - lo];
+        let per_synapse = match &neurons.weights {
+            Weights::PerSynapse(w) => Some(w),
+            Weights::PerSource(_) => None,
+        };
+        let mut weights = vec![0.0f32; if per_synapse.is_some() { hi - lo } else { 0 }];
+        for i in range.clone() {
+            let row = topo.offsets[i] as usize..topo.offsets[i + 1] as usize;
+            for e in row {
+                let j = topo.pre[e] as usize;
+                let at = fill[j] as usize;
+                fill[j] += 1;
+                targets[at] = (i - range.start) as u32;
+                if let Some(w) = per_synapse {
+                    weights[at] = w[e];
+                }
+            }
+        }
+        Ok(PushShard {
+            start: range.start,
+            offsets,
+            targets,
+            weights,
+            acc: vec![0.0; range.len()],
+        })
+    }
+
+    /// This tick's synaptic sums: every spiking neuron of `frame`, in
+    /// ascending order, adds its weight to its targets in this shard.
+    fn accumulate(&mut self, frame: &[u64], per_source: Option<&[f32]>) {
+        self.acc.fill(0.0);
+        let acc = &mut self.acc[..];
+        for (w, &word) in frame.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let j = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let (a, b) = (self.offsets[j] as usize, self.offsets[j + 1] as usize);
+                let targets = &self.targets[a..b];
+                match per_source {
+                    Some(ws) => {
+                        let wj = ws[j];
+                        for &t in targets {
+                            // SAFETY: `build` stores only targets below the shard's length.
+                            unsafe { *acc.get_unchecked_mut(t as usize) += wj };
+                        }
+                    }
+                    None => {
+                        for (&t, &wt) in targets.iter().zip(&self.weights[a..b]) {
+                            // SAFETY: as above.
+                            unsafe { *acc.get_unchecked_mut(t as usize) += wt };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One thread's shards and its neurons' random streams.
+struct SparseHost<'a> {
+    neurons: &'a LogisticNeurons,
+    /// The thread's first neuron (its streams start there).
+    first: usize,
+    rng: Vec<Stream>,
+    shards: Vec<PushShard>,
+}
+
+impl Host for SparseHost<'_> {
+    fn step(
+        &mut self,
+        net: &RuntimeNetwork,
+        range: std::ops::Range<usize>,
+        _t: u64,
+        x: usize,
+        frame: &[u64],
+        emit: &mut dyn FnMut(usize, u64, u64),
+        _actor: i64,
+        _broadcast: Option<&Broadcast>,
+    ) -> (i64, i64) {
+        if range.is_empty() {
+            return (0, 0);
+        }
+        let neurons = self.neurons;
+        let per_source = match &neurons.weights {
+            Weights::PerSource(w) => Some(&w[..]),
+            Weights::PerSynapse(_) => None,
+        };
+        let shard = self
+            .shards
+            .iter_mut()
+            .find(|s| s.start == range.start)
+            .expect("the host owns the shard it steps");
+        shard.accumulate(frame, per_source);
+        let q = match net.update {
+            UpdateScheme::RandomPartial { q } if q < 1.0 => Some(q),
+            _ => None,
+        };
+        let (mut delta, mut info) = (0i64, 0i64);
+        let mut words = WordWriter::new(range.start, emit);
+        for (li, k) in range.clone().enumerate() {
+            let own = frame[k / 64] >> (k % 64) & 1 == 1;
+            let rng = &mut self.rng[k - self.first];
+            let acts = net.alive[k] && q.is_none_or(|q| rng.random::<f64>() < q);
+            let fired = if acts {
+                let p = sigmoid(neurons.logit(net, k, x, shard.acc[li]));
+                let fired = rng.random::<f64>() < p;
+                info += log_ratio_fixed(p, neurons.prior[k], fired);
+                fired
+            } else {
+                own && net.alive[k]
+            };
+            delta += fired as i64 - own as i64;
+            words.put(k, fired);
+        }
+        words.finish();
+        (delta, info)
+    }
+}
+
+/// Ask the cache for neuron `k`'s presynaptic row and stream (a hint; no
+/// effect on results).
+#[inline]
+fn prefetch_row(net: &RuntimeNetwork, k: usize, rng: &Stream) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let row = net.topology.partners(k);
+        // SAFETY: prefetching is a hint; the addresses lie in live slices.
+        unsafe {
+            for line in row.chunks(16) {
+                _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8);
+            }
+            _mm_prefetch::<_MM_HINT_T0>(rng as *const Stream as *const i8);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (net, k, rng);
+}
+
+/// `log(π(a)/p(a))` in the runtime's fixed point, as the agent engine forms it.
+#[inline]
+fn log_ratio_fixed(p: f64, prior: f64, fired: bool) -> i64 {
+    (super::log_ratio(p, prior, fired) * FIXED).round() as i64
+}
+
+/// A sparse network ready to run: its push tables are built once for a
+/// layout and kept across runs (a simulation runs in many short spans).
+pub struct SparseEngine<'a> {
+    net: &'a RuntimeNetwork,
+    neurons: &'a LogisticNeurons,
+    plan: Plan,
+    hosts: Vec<SparseHost<'a>>,
+    alive_list: Vec<usize>,
+}
+
+impl<'a> SparseEngine<'a> {
+    /// Build the engine for `net` with `neurons`, their streams seeded by
+    /// `seed` (the agent engine's `(seed, Agent, k)` streams). Asynchronous
+    /// networks run on one thread whatever the layout (one neuron acts per
+    /// tick); the results do not depend on the layout in any case.
+    pub fn new(
+        net: &'a RuntimeNetwork,
+        neurons: &'a LogisticNeurons,
+        layout: Layout,
+        seed: u64,
+    ) -> Result<Self, String> {
+        neurons.check(net)?;
+        let asynchronous = net.update == UpdateScheme::Asynchronous;
+        let plan = Plan::new(net.n, if asynchronous { Layout::single() } else { layout });
+        let shard_range = |s: usize| (s * plan.per_shard).min(net.n)..((s + 1) * plan.per_shard).min(net.n);
+        let mut hosts = Vec::with_capacity(plan.threads);
+        for range in &plan.thread_shards {
+            let first = (range.start * plan.per_shard).min(net.n);
+            let last = (range.end * plan.per_shard).min(net.n);
+            let shards = if asynchronous {
+                Vec::new()
+            } else {
+                range
+                    .clone()
+                    .into_par_iter()
+                    .map(|s| PushShard::build(net, neurons, shard_range(s)))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            hosts.push(SparseHost {
+                neurons,
+                first,
+                rng: (first..last).map(|k| stream(seed, Domain::Agent, k as u64)).collect(),
+                shards,
+            });
+        }
+        Ok(SparseEngine {
+            net,
+            neurons,
+            plan,
+            hosts,
+            alive_list: net.alive_list(),
+        })
+    }
+
+    /// Bytes held by the engine's tables and state (push tables, streams,
+    /// accumulators), beside the topology and the parameters.
+    pub fn bytes(&self) -> u64 {
+        let mut b = 0usize;
+        for h in &self.hosts {
+            b += h.rng.len() * std::mem::size_of::<Stream>();
+            for s in &h.shards {
+                b += s.offsets.len() * 4 + s.targets.len() * 4 + s.weights.len() * 4 + s.acc.len() * 4;
+            }
+        }
+        b as u64
+    }
+
+    /// Run `ticks` ticks from `state`, calling `observer` for each tick.
+    /// Returns the state after the last tick and the run's totals.
+    pub fn run(&mut self, state: RunState, ticks: u64, observer: &mut dyn Observer) -> (RunState, RunTotals) {
+        assert!(
+            state.teacher.is_none(),
+            "the sparse engine runs fixed neurons (no learning)"
+        );
+        if self.net.update == UpdateScheme::Asynchronous {
+            return self.run_asynchronous(state, ticks, observer);
+        }
+        let net = self.net;
+        let plan = &self.plan;
+        let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
+        let start_count: u64 = state.frame.iter().map(|w| w.count_ones() as u64).sum();
+        let ctx = Ctx {
+            net,
+            transport: &transport,
+            per_shard: plan.per_shard,
+            alive_list: &self.alive_list,
+        };
+        let end = state.tick + ticks;
+        let mut hosts = self.hosts.iter_mut().zip(plan.thread_shards.iter().cloned());
+        let (lead, lead_shards) = hosts.next().expect("at least one thread");
+        std::thread::scope(|scope| {
+            let ctx = &ctx;
+            let workers: Vec<_> = hosts
+                .map(|(host, shards)| {
+                    let st = state.clone();
+                    scope.spawn(move || ctx.team_loop(host, shards, st, start_count, end, &mut NoObserver, false))
+                })
+                .collect();
+            let result = ctx.team_loop(lead, lead_shards, state.clone(), start_count, end, observer, true);
+            for w in workers {
+                w.join().expect("a sparse-engine thread panicked");
+            }
+            result
+        })
+    }
+
+    /// One neuron per tick: the clock draws it, it sums its spiking partners
+    /// (pull) and acts; the frame is flipped in place.
+    fn run_asynchronous(&mut self, mut st: RunState, ticks: u64, observer: &mut dyn Observer) -> (RunState, RunTotals) {
+        let (net, neurons) = (self.net, self.neurons);
+        let host = &mut self.hosts[0];
+        let mut count: u64 = st.frame.iter().map(|w| w.count_ones() as u64).sum();
+        let mut totals = RunTotals::default();
+        let end = st.tick + ticks;
+        // The clock's draws are the agent engine's, taken a few ticks early
+        // so the coming actors' synapses and streams are fetched while this
+        // one acts (a random neuron's row is a cache miss on large networks).
+        const AHEAD: u64 = 8;
+        let mut pending = std::collections::VecDeque::with_capacity(AHEAD as usize);
+        let mut drawn = st.tick;
+        let alive_list = &self.alive_list;
+        let draw = |clock: &mut Stream, rngs: &[Stream], pending: &mut std::collections::VecDeque<i64>| {
+            let a = super::draw_actor(net, alive_list, clock);
+            prefetch_row(net, a as usize, &rngs[a as usize]);
+            pending.push_back(a);
+        };
+        while drawn < end && drawn < st.tick + AHEAD {
+            draw(&mut st.clock, &host.rng, &mut pending);
+            drawn += 1;
+        }
+        while let Some(actor) = pending.pop_front() {
+            let t = st.tick;
+            if drawn < end {
+                draw(&mut st.clock, &host.rng, &mut pending);
+                drawn += 1;
+            }
+            let reward = net.reward.evaluate(net.n, st.x, &st.frame, count as usize);
+            observer.record(&TickRecord {
+                t,
+                x: st.x,
+                frame: &st.frame,
+                actor,
+                reward,
+            });
+            totals.reward += reward;
+            totals.spikes += count;
+            let k = actor as usize;
+            let p = sigmoid(neurons.logit(net, k, st.x, neurons.synaptic_sum(net, k, &st.frame)));
+            let fired = host.rng[k].random::<f64>() < p;
+            totals.info += log_ratio_fixed(p, neurons.prior[k], fired) as f64 / FIXED;
+            let bit = 1u64 << (k % 64);
+            let own = st.frame[k / 64] & bit != 0;
+            if fired != own {
+                st.frame[k / 64] ^= bit;
+                count = if fired { count + 1 } else { count - 1 };
+            }
+            st.x = super::next_input(net, st.x, &st.frame, &mut st.environment);
+            st.tick += 1;
+        }
+        totals.ticks = st.tick;
+        (st, totals)
+    }
+}

@@ -1,0 +1,228 @@
+//! The sparse engine (fixed logistic neurons as plain per-shard arrays):
+//! bit-identical to the agent engine running agents that compute the same
+//! logit from their own observation, for every update scheme; independent
+//! of the layout; resumable span by span; clear errors on networks it
+//! cannot run.
+
+use marlin::agents::{Agent, Observation};
+use marlin::model::{InputProcess, RewardSpec, UpdateScheme};
+use marlin::record::Recorder;
+use marlin::rng::{Domain, Stream, stream};
+use marlin::runtime::sparse::{LogisticNeurons, SparseEngine, Weights};
+use marlin::runtime::{Layout, RunState, RuntimeNetwork, run};
+use marlin::topology::{Topology, TopologySpec};
+
+/// An agent of the agent engine that computes the sparse engine's logit
+/// from its own observation: bias, input term, then its spiking partners'
+/// weights added in `f32` in ascending order.
+#[derive(Clone)]
+struct F32Logistic {
+    bias: f64,
+    input_weight: f64,
+    /// Weight of each partner, aligned with the observation's `pre`.
+    weights: Vec<f32>,
+    prior: f64,
+    rng: Stream,
+}
+
+impl Agent for F32Logistic {
+    fn fire_probability(&self, obs: &Observation) -> f64 {
+        let mut acc = 0.0f32;
+        for (&j, &w) in obs.pre.iter().zip(&self.weights) {
+            if obs.spike(j as usize) {
+                acc += w;
+            }
+        }
+        let z = self.bias + obs.input.map_or(0.0, |u| self.input_weight * u) + acc as f64;
+        1.0 / (1.0 + (-z).exp())
+    }
+    fn rng(&mut self) -> &mut Stream {
+        &mut self.rng
+    }
+    fn prior(&self) -> f64 {
+        self.prior
+    }
+}
+
+/// 300 neurons (five words, the last one partial), random in-degree 20,
+/// a third of them seeing a switching input, one dead neuron, varied biases.
+fn network(update: UpdateScheme) -> RuntimeNetwork {
+    let n = 300;
+    let mut alive = vec![true; n];
+    alive[131] = false;
+    RuntimeNetwork {
+        n,
+        alive,
+        input: InputProcess::switching(vec![-1.0, 1.0], 0.05),
+        reward: RewardSpec::TargetCount {
+            targets: vec![60, 120],
+            value: 1.0,
+        },
+        update,
+        topology: Topology::build(&TopologySpec::RandomInDegree { k: 20 }, n, 4),
+        receives_input: (0..n).map(|k| k % 3 == 0).collect(),
+    }
+}
+
+fn neurons(net: &RuntimeNetwork, per_synapse: bool) -> LogisticNeurons {
+    let n = net.n;
+    let mut ln = LogisticNeurons::excitatory_inhibitory(n, n * 8 / 10, 0.21, -0.93, -0.6, 0.27);
+    for k in 0..n {
+        ln.bias[k] = -0.6 + 0.01 * (k % 7) as f64;
+        ln.input_weight[k] = 0.8;
+    }
+    if per_synapse {
+        let w = (0..net.topology.pre.len())
+            .map(|e| ((e * 37 % 101) as f32 - 60.0) / 97.0)
+            .collect();
+        ln.weights = Weights::PerSynapse(w);
+    }
+    ln
+}
+
+fn agents(net: &RuntimeNetwork, ln: &LogisticNeurons, seed: u64) -> Vec<F32Logistic> {
+    (0..net.n)
+        .map(|k| {
+            let lo = net.topology.offsets[k] as usize;
+            let pre = net.topology.partners(k);
+            F32Logistic {
+                bias: ln.bias[k],
+                input_weight: ln.input_weight[k],
+                weights: match &ln.weights {
+                    Weights::PerSource(w) => pre.iter().map(|&j| w[j as usize]).collect(),
+                    Weights::PerSynapse(w) => w[lo..lo + pre.len()].to_vec(),
+                },
+                prior: ln.prior[k],
+                rng: stream(seed, Domain::Agent, k as u64),
+            }
+        })
+        .collect()
+}
+
+fn sparse_record(
+    net: &RuntimeNetwork,
+    ln: &LogisticNeurons,
+    layout: Layout,
+    seed: u64,
+    spans: &[u64],
+) -> (Recorder, RunState, f64) {
+    let mut engine = SparseEngine::new(net, ln, layout, seed).unwrap();
+    let mut rec = Recorder::new((0..net.n).collect(), spans.iter().sum());
+    let mut state = RunState::initial(net, seed);
+    let mut info = 0.0;
+    for &ticks in spans {
+        let (s, totals) = engine.run(state, ticks, &mut rec);
+        state = s;
+        info += totals.info;
+    }
+    (rec, state, info)
+}
+
+fn same(a: &Recorder, b: &Recorder) -> bool {
+    a.x == b.x && a.spikes == b.spikes && a.actor == b.actor && a.reward == b.reward
+}
+
+const SCHEMES: [UpdateScheme; 3] = [
+    UpdateScheme::Synchronous,
+    UpdateScheme::RandomPartial { q: 0.3 },
+    UpdateScheme::Asynchronous,
+];
+
+#[test]
+fn the_sparse_engine_is_the_agent_engine_bit_for_bit() {
+    for update in SCHEMES {
+        for per_synapse in [false, true] {
+            let net = network(update);
+            let ln = neurons(&net, per_synapse);
+            let ticks = if update == UpdateScheme::Asynchronous {
+                20_000
+            } else {
+                400
+            };
+            let mut reference = Recorder::new((0..net.n).collect(), ticks);
+            let mut a = agents(&net, &ln, 9);
+            let (ref_state, ref_totals) = run(
+                &net,
+                &mut a,
+                Layout::single(),
+                RunState::initial(&net, 9),
+                ticks,
+                &mut reference,
+            );
+            let (rec, state, info) = sparse_record(&net, &ln, Layout::single(), 9, &[ticks]);
+            assert!(same(&rec, &reference), "{update:?}, per synapse {per_synapse}");
+            assert_eq!(state, ref_state);
+            assert_eq!(info, ref_totals.info);
+            // Not a silent network: the test compares real dynamics.
+            let rate = rec.spikes.iter().map(|&s| s as f64).sum::<f64>() / rec.spikes.len() as f64;
+            assert!(rate > 0.05 && rate < 0.95, "{update:?}: activity {rate}");
+            assert!(
+                rec.spikes.chunks(net.n).all(|row| row[131] == 0),
+                "the dead neuron never fires"
+            );
+        }
+    }
+}
+
+#[test]
+fn sparse_runs_do_not_depend_on_the_layout_or_on_spans() {
+    for update in SCHEMES {
+        let net = network(update);
+        let ln = neurons(&net, true);
+        let (reference, ref_state, ref_info) = sparse_record(&net, &ln, Layout::single(), 5, &[300]);
+        for layout in [
+            Layout { shards: 2, threads: 1 },
+            Layout { shards: 2, threads: 2 },
+            Layout { shards: 7, threads: 2 },
+            Layout {
+                shards: 300,
+                threads: 2,
+            },
+        ] {
+            let (rec, state, info) = sparse_record(&net, &ln, layout, 5, &[300]);
+            assert!(same(&rec, &reference), "{update:?}: differs with {layout:?}");
+            assert_eq!((state, info), (ref_state.clone(), ref_info));
+        }
+        // One engine, several spans (odd and even split points): the same run.
+        let (rec, state, _) = sparse_record(&net, &ln, Layout { shards: 3, threads: 2 }, 5, &[1, 150, 149]);
+        assert!(same(&rec, &reference), "{update:?}: differs when run in spans");
+        assert_eq!(state, ref_state);
+    }
+}
+
+#[test]
+fn the_benchmark_network_fires_at_its_stated_activity() {
+    // N = 2 000, K = 100, 80 % excitatory (+0.2), inhibitory (−1.0), bias
+    // −0.6: the benchmark network settles near activity 0.27.
+    let n = 2000;
+    let net = RuntimeNetwork {
+        topology: Topology::build(&TopologySpec::RandomInDegree { k: 100 }, n, 1),
+        receives_input: vec![false; n],
+        alive: vec![true; n],
+        n,
+        ..network(UpdateScheme::Synchronous)
+    };
+    let ln = LogisticNeurons::excitatory_inhibitory(n, n * 8 / 10, 0.2, -1.0, -0.6, 0.27);
+    let mut engine = SparseEngine::new(&net, &ln, Layout { shards: 2, threads: 2 }, 1).unwrap();
+    let (state, _) = engine.run(RunState::initial(&net, 1), 100, &mut marlin::runtime::NoObserver);
+    let (_, totals) = engine.run(state, 1000, &mut marlin::runtime::NoObserver);
+    let activity = totals.spikes as f64 / (1000.0 * n as f64);
+    assert!((activity - 0.27).abs() < 0.03, "activity {activity}");
+}
+
+#[test]
+fn networks_the_engine_cannot_run_are_refused_clearly() {
+    let mut net = network(UpdateScheme::Synchronous);
+    let ln = neurons(&net, true);
+    let mut short = ln.clone();
+    short.weights = Weights::PerSynapse(vec![0.0; 10]);
+    let e = SparseEngine::new(&net, &short, Layout::single(), 1).err().unwrap();
+    assert!(e.contains("10 synaptic weights") && e.contains("6000"), "{e}");
+    let mut short = ln.clone();
+    short.bias.pop();
+    let e = SparseEngine::new(&net, &short, Layout::single(), 1).err().unwrap();
+    assert!(e.contains("bias has 299 entries") && e.contains("300"), "{e}");
+    net.topology = Topology::build(&TopologySpec::AllToAll, net.n, 1);
+    let e = SparseEngine::new(&net, &ln, Layout::single(), 1).err().unwrap();
+    assert!(e.contains("all_to_all"), "{e}");
+}
