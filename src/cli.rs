@@ -2,6 +2,7 @@
 //! [`crate::commands`]. No science happens here.
 
 use crate::commands;
+use crate::runtime::transport::Ranks;
 use crate::scenario::World;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -257,7 +258,19 @@ pub enum RecordFormat {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    match run(&cli) {
+    #[cfg(feature = "mpi")]
+    let world = match crate::runtime::mpi::MpiWorld::from_launcher() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: MPI: {e}");
+            return 1;
+        }
+    };
+    #[cfg(feature = "mpi")]
+    let ranks = world.as_ref().map(|w| w as &Ranks);
+    #[cfg(not(feature = "mpi"))]
+    let ranks = None;
+    match run(&cli, ranks) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -416,7 +429,19 @@ fn print_coding_study(s: &serde_json::Value) {
     println!("  → {}", s["output"].as_str().unwrap_or("?"));
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+/// Run the command; `ranks` when launched by `mpirun` (feature `mpi`).
+fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
+    let ranks = ranks.filter(|r| r.size() > 1);
+    if let Some(r) = ranks
+        && !matches!(cli.command, Command::Simulate { .. })
+    {
+        return Err(commands::BadInput(format!(
+            "launched on {} MPI ranks: only `marlin simulate` runs distributed (each rank a block of neurons); \
+             run this command without mpirun",
+            r.size()
+        ))
+        .into());
+    }
     match &cli.command {
         Command::Run { scenario, out, ticks } => {
             let world = World::load(scenario).map_err(commands::BadInput::from)?;
@@ -693,6 +718,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         } => {
             if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
                 refuse_team(&m)?;
+                if ranks.is_some() {
+                    return Err(commands::BadInput(
+                        "maze demonstrations are a single walker: run them without mpirun".into(),
+                    )
+                    .into());
+                }
                 if policy.is_none() && !untrained {
                     return Err(commands::BadInput(
                         "simulate on a maze needs --policy POLICY.npz or --untrained".into(),
@@ -738,8 +769,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 quiet: cli.quiet,
                 actors: *actors,
             };
-            let r = commands::simulate::run_simulate(&args)?;
-            if !cli.quiet {
+            let r = commands::simulate::run_simulate_on(&args, ranks)?;
+            if !cli.quiet && ranks.is_none_or(|r| r.rank() == 0) {
                 let t = r.totals.ticks as f64;
                 println!(
                     "{} ticks in {:.2} s ({:.3e} ticks/s): ⟨r⟩ = {:.4}, information = {:.4} nats/tick, mean spike count = {:.3} → {}",

@@ -9,7 +9,8 @@ use marlin::model::{InputProcess, RewardSpec, UpdateScheme};
 use marlin::record::Recorder;
 use marlin::rng::{Domain, Stream, stream};
 use marlin::runtime::sparse::{LogisticNeurons, SparseEngine, Weights};
-use marlin::runtime::{Layout, RunState, RuntimeNetwork, run};
+use marlin::runtime::transport::{Collectives, Ranks};
+use marlin::runtime::{Layout, RunState, RuntimeNetwork, run, run_on};
 use marlin::topology::{Topology, TopologySpec};
 
 /// An agent of the agent engine that computes the sparse engine's logit
@@ -225,4 +226,157 @@ fn networks_the_engine_cannot_run_are_refused_clearly() {
     net.topology = Topology::build(&TopologySpec::AllToAll, net.n, 1);
     let e = SparseEngine::new(&net, &ln, Layout::single(), 1).err().unwrap();
     assert!(e.contains("all_to_all"), "{e}");
+}
+
+/// R "ranks" as threads of this process, exchanging through shared memory:
+/// the distributed code path without an MPI library (tests/mpi.rs runs the
+/// same under mpirun).
+struct ThreadRanks {
+    rank: usize,
+    size: usize,
+    shared: std::sync::Arc<Shared>,
+}
+
+struct Shared {
+    barrier: std::sync::Barrier,
+    words: std::sync::Mutex<Vec<u64>>,
+    sums: std::sync::Mutex<Vec<[i64; 2]>>,
+}
+
+impl Collectives for ThreadRanks {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn all_gather_words(&self, mine: &[u64], all: &mut [u64], counts: &[usize]) {
+        let at: usize = counts[..self.rank].iter().sum();
+        {
+            let mut w = self.shared.words.lock().unwrap();
+            w.resize(all.len(), 0);
+            w[at..at + mine.len()].copy_from_slice(mine);
+        }
+        self.shared.barrier.wait();
+        all.copy_from_slice(&self.shared.words.lock().unwrap());
+        self.shared.barrier.wait();
+    }
+    fn all_sum(&self, v: [i64; 2]) -> [i64; 2] {
+        self.shared.sums.lock().unwrap()[self.rank] = v;
+        self.shared.barrier.wait();
+        let s = self
+            .shared
+            .sums
+            .lock()
+            .unwrap()
+            .iter()
+            .fold([0, 0], |a, b| [a[0] + b[0], a[1] + b[1]]);
+        self.shared.barrier.wait();
+        s
+    }
+}
+
+/// Run `f(ranks)` on `size` threads, one per rank; the results in rank order.
+fn on_ranks<T: Send>(size: usize, f: impl Fn(&ThreadRanks) -> T + Sync) -> Vec<T> {
+    let shared = std::sync::Arc::new(Shared {
+        barrier: std::sync::Barrier::new(size),
+        words: std::sync::Mutex::new(Vec::new()),
+        sums: std::sync::Mutex::new(vec![[0, 0]; size]),
+    });
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..size)
+            .map(|rank| {
+                let r = ThreadRanks {
+                    rank,
+                    size,
+                    shared: shared.clone(),
+                };
+                let f = &f;
+                s.spawn(move || f(&r))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn ranks_give_the_single_process_run_bit_for_bit() {
+    for update in [UpdateScheme::Synchronous, UpdateScheme::RandomPartial { q: 0.3 }] {
+        let net = network(update);
+        let ln = neurons(&net, true);
+        let (reference, ref_state, ref_info) = sparse_record(&net, &ln, Layout::single(), 5, &[300]);
+        for (size, layout) in [
+            (2, Layout::single()),
+            (3, Layout { shards: 2, threads: 2 }),
+            (5, Layout::single()),
+        ] {
+            let runs = on_ranks(size, |r| {
+                let mut engine = SparseEngine::new_on(&net, &ln, layout, 5, Some(r as &Ranks)).unwrap();
+                let mut rec = Recorder::new((0..net.n).collect(), 300);
+                let (s1, t1) = engine.run(RunState::initial(&net, 5), 120, &mut rec);
+                let (s2, t2) = engine.run(s1, 180, &mut rec);
+                (rec, s2, t1.info + t2.info)
+            });
+            for (rank, (rec, state, info)) in runs.iter().enumerate() {
+                assert!(
+                    same(rec, &reference),
+                    "{update:?}: rank {rank} of {size} saw another run"
+                );
+                assert_eq!((state, *info), (&ref_state, ref_info), "rank {rank} of {size}");
+            }
+        }
+        // The agent engine over ranks: the same run as in one process.
+        let agents_all = agents(&net, &ln, 7);
+        let mut whole = Recorder::new((0..net.n).collect(), 200);
+        let (end, _) = run(
+            &net,
+            &mut agents_all.clone(),
+            Layout::single(),
+            RunState::initial(&net, 7),
+            200,
+            &mut whole,
+        );
+        let runs = on_ranks(2, |r| {
+            let mut a = agents_all.clone();
+            let mut rec = Recorder::new((0..net.n).collect(), 200);
+            let layout = Layout { shards: 3, threads: 2 };
+            let (s, _) = run_on(
+                &net,
+                &mut a,
+                layout,
+                RunState::initial(&net, 7),
+                200,
+                &mut rec,
+                Some(r as &Ranks),
+            );
+            (rec, s)
+        });
+        for (rec, s) in &runs {
+            assert!(same(rec, &whole), "{update:?}: the agent engine over 2 ranks differs");
+            assert_eq!(s, &end);
+        }
+    }
+}
+
+#[test]
+fn ranks_refuse_what_they_cannot_split() {
+    let net = network(UpdateScheme::Asynchronous);
+    let ln = neurons(&net, false);
+    let errs = on_ranks(2, |r| {
+        SparseEngine::new_on(&net, &ln, Layout::single(), 1, Some(r as &Ranks)).err()
+    });
+    assert!(
+        errs.iter()
+            .all(|e| e.as_deref().is_some_and(|e| e.contains("one rank"))),
+        "{errs:?}"
+    );
+    let net = network(UpdateScheme::Synchronous);
+    let errs = on_ranks(6, |r| {
+        SparseEngine::new_on(&net, &ln, Layout::single(), 1, Some(r as &Ranks)).err()
+    });
+    assert!(
+        errs.iter()
+            .all(|e| e.as_deref().is_some_and(|e| e.contains("at most 5 MPI ranks"))),
+        "{errs:?}"
+    );
 }

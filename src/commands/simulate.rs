@@ -5,8 +5,9 @@ use super::BadInput;
 use crate::agents::{ConstantPolicy, FullStatePolicy, Neuron, Policy};
 use crate::record::stream::{Finish, RecorderActor, SpikeForm, StreamingObserver};
 use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
-use crate::runtime::sparse::{LogisticNeurons, SparseEngine};
-use crate::runtime::{Engine, Layout, Observer, RunState, RunTotals, RuntimeNetwork};
+use crate::runtime::sparse::SparseEngine;
+use crate::runtime::transport::Ranks;
+use crate::runtime::{Engine, Layout, NoObserver, Observer, RunState, RunTotals, RuntimeNetwork, run_on};
 use crate::scenario::Scenario;
 use actix::Actor;
 use anyhow::{Context, Result};
@@ -77,9 +78,22 @@ pub fn load_policy(path: &Path, n: usize, inputs: usize) -> Result<(Vec<FullStat
 }
 
 pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
+    run_simulate_on(args, None)
+}
+
+/// [`run_simulate`] as one rank of an MPI job (`ranks`): every rank runs its
+/// block of neurons and follows the whole run; rank 0 alone writes the
+/// trajectory (the others write nothing and report the same totals).
+pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<SimulateReport> {
+    let ranks = ranks.filter(|r| r.size() > 1);
+    let writes = ranks.is_none_or(|r| r.rank() == 0);
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
     let net = scenario.runtime_network();
     let n = net.n;
+    if let Some(r) = ranks {
+        crate::runtime::transport::check_ranks(n, r.size())
+            .map_err(|e| BadInput(format!("{}: {e}", args.scenario.display())))?;
+    }
     if args.ticks == 0 {
         return Err(BadInput("--ticks must be at least 1".into()).into());
     }
@@ -100,11 +114,14 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("simulate"));
     let t0 = std::time::Instant::now();
     // Validate everything (the policy file included) before writing anything.
-    enum Agents {
-        Solver(Vec<Neuron<FullStatePolicy>>),
-        Untrained(Vec<Neuron<ConstantPolicy>>),
-        Logistic(LogisticNeurons),
+    if ranks.is_some() && args.actors.is_some() {
+        return Err(BadInput(
+            "--actors runs the actor engine in one process; under MPI the ranks run the barrier engine: drop --actors"
+                .into(),
+        )
+        .into());
     }
+    let mut logistic = None;
     let (agents, policy_name) = match &args.policy {
         None if !args.untrained => {
             let Some(ln) = scenario.logistic_neurons(&net) else {
@@ -123,7 +140,8 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
                 )
                 .into());
             }
-            (Agents::Logistic(ln), "logistic [neurons] of the scenario".to_string())
+            logistic = Some(ln);
+            (Agents::Logistic, "logistic [neurons] of the scenario".to_string())
         }
         Some(path) => {
             // The table is over the full state; for partially observed
@@ -179,25 +197,40 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
             .into(),
         controlled_input: scenario.motor.as_ref().map(|m| m.describe()),
     };
+    let mut sparse = match &logistic {
+        Some(ln) => Some(
+            SparseEngine::new_on(&net, ln, layout, scenario.seed, ranks)
+                .map_err(|e| BadInput(format!("{}: [neurons]: {e}", args.scenario.display())))?,
+        ),
+        None => None,
+    };
+    let how = How {
+        net: &net,
+        layout,
+        engine: Engine::new(layout, args.actors),
+        seed: scenario.seed,
+        ticks: args.ticks,
+        quiet: args.quiet || !writes,
+        ranks,
+    };
+    let system = actix::System::new();
+    if !writes {
+        let (totals, _) = system.block_on(how.run(agents, sparse.as_mut(), NoObserver))?;
+        return Ok(SimulateReport {
+            totals,
+            out,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+    }
     // The writer actor appends chunks on its own arbiter while the tick
     // threads run; the trajectory is assembled when the run is over.
-    let system = actix::System::new();
     let totals = system.block_on(async {
         let arbiter = actix::Arbiter::new();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let writer = RecorderActor::new(&out, record.len(), args.form, in_flight.clone())?;
         let addr = RecorderActor::start_in_arbiter(&arbiter.handle(), move |_| writer);
         let observer = StreamingObserver::new(record.clone(), args.form, CHUNK_TICKS, addr.clone(), in_flight);
-        let engine = Engine::new(layout, args.actors);
-        let (totals, mut observer) = match agents {
-            Agents::Solver(a) => simulate(&net, a, engine, scenario.seed, args.ticks, observer, args.quiet).await?,
-            Agents::Untrained(a) => simulate(&net, a, engine, scenario.seed, args.ticks, observer, args.quiet).await?,
-            Agents::Logistic(ln) => {
-                let mut sparse = SparseEngine::new(&net, &ln, layout, scenario.seed)
-                    .map_err(|e| BadInput(format!("{}: [neurons]: {e}", args.scenario.display())))?;
-                simulate_sparse(&mut sparse, &net, scenario.seed, args.ticks, observer, args.quiet)
-            }
-        };
+        let (totals, mut observer) = how.run(agents, sparse.as_mut(), observer).await?;
         observer.flush();
         let finish = Finish {
             meta,
@@ -219,37 +252,83 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
     })
 }
 
-fn make_agents<P: Policy>(scenario: &Scenario, policies: Vec<P>, prior: &[f64]) -> Vec<Neuron<P>> {
-    Neuron::team(policies, prior, scenario.seed)
+/// The agents a simulation runs: the solver's policies, untrained ones, or
+/// the scenario's fixed `[neurons]` (held by the sparse engine).
+enum Agents {
+    Solver(Vec<Neuron<FullStatePolicy>>),
+    Untrained(Vec<Neuron<ConstantPolicy>>),
+    Logistic,
 }
 
-/// [`simulate`] on the sparse engine (fixed logistic neurons): the same
-/// blocks and progress bar, on the calling thread and the engine's own.
-pub fn simulate_sparse<O: Observer>(
-    engine: &mut SparseEngine,
-    net: &RuntimeNetwork,
+/// How a simulation runs.
+struct How<'a> {
+    net: &'a RuntimeNetwork,
+    layout: Layout,
+    engine: Engine,
     seed: u64,
     ticks: u64,
-    mut observer: O,
     quiet: bool,
-) -> (RunTotals, O) {
-    let mut state = RunState::initial(net, seed);
-    let mut totals = RunTotals::default();
-    let bar = super::progress_bar(
-        Some(ticks),
-        quiet,
-        "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec}",
-    );
-    let block = (ticks / 100).clamp(1, 1 << 20);
-    while state.tick < ticks {
-        let todo = block.min(ticks - state.tick);
-        let (next, t) = engine.run(state, todo, &mut observer);
-        state = next;
-        totals.absorb(&t);
-        bar.set_position(state.tick);
+    ranks: Option<&'a Ranks>,
+}
+
+impl How<'_> {
+    /// Run the whole simulation with `observer`: agents on the chosen engine
+    /// (the barrier engine's threads directly under MPI, so collectives stay
+    /// on this thread), fixed neurons on the sparse engine.
+    async fn run<O: Observer + Unpin + 'static>(
+        &self,
+        agents: Agents,
+        sparse: Option<&mut SparseEngine<'_>>,
+        observer: O,
+    ) -> Result<(RunTotals, O)> {
+        let (net, layout, ranks) = (self.net, self.layout, self.ranks);
+        match (agents, ranks) {
+            (Agents::Logistic, _) => {
+                let engine = sparse.expect("fixed neurons come with their engine");
+                Ok(self.in_blocks(observer, |st, k, o| engine.run(st, k, o)))
+            }
+            (Agents::Solver(mut a), Some(r)) => {
+                Ok(self.in_blocks(observer, |st, k, o| run_on(net, &mut a, layout, st, k, o, Some(r))))
+            }
+            (Agents::Untrained(mut a), Some(r)) => {
+                Ok(self.in_blocks(observer, |st, k, o| run_on(net, &mut a, layout, st, k, o, Some(r))))
+            }
+            (Agents::Solver(a), None) => {
+                simulate(net, a, self.engine, self.seed, self.ticks, observer, self.quiet).await
+            }
+            (Agents::Untrained(a), None) => {
+                simulate(net, a, self.engine, self.seed, self.ticks, observer, self.quiet).await
+            }
+        }
     }
-    bar.finish_and_clear();
-    (totals, observer)
+
+    /// Run from the scenario's start in blocks (so a progress bar can
+    /// follow) with `step(state, ticks, observer)`, on this thread.
+    fn in_blocks<O: Observer>(
+        &self,
+        mut observer: O,
+        mut step: impl FnMut(RunState, u64, &mut dyn Observer) -> (RunState, RunTotals),
+    ) -> (RunTotals, O) {
+        let mut state = RunState::initial(self.net, self.seed);
+        let mut totals = RunTotals::default();
+        let bar = super::progress_bar(Some(self.ticks), self.quiet, TICKS_BAR);
+        let block = (self.ticks / 100).clamp(1, 1 << 20);
+        while state.tick < self.ticks {
+            let todo = block.min(self.ticks - state.tick);
+            let (next, t) = step(state, todo, &mut observer);
+            state = next;
+            totals.absorb(&t);
+            bar.set_position(state.tick);
+        }
+        bar.finish_and_clear();
+        (totals, observer)
+    }
+}
+
+const TICKS_BAR: &str = "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec}";
+
+fn make_agents<P: Policy>(scenario: &Scenario, policies: Vec<P>, prior: &[f64]) -> Vec<Neuron<P>> {
+    Neuron::team(policies, prior, scenario.seed)
 }
 
 /// Run `ticks` ticks from the scenario's start in blocks (so a progress bar
@@ -265,11 +344,7 @@ pub async fn simulate<P: Policy + Clone + Unpin + 'static, O: Observer + Unpin +
 ) -> Result<(RunTotals, O)> {
     let mut state = RunState::initial(net, seed);
     let mut totals = RunTotals::default();
-    let bar = super::progress_bar(
-        Some(ticks),
-        quiet,
-        "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec}",
-    );
+    let bar = super::progress_bar(Some(ticks), quiet, TICKS_BAR);
     let block = (ticks / 100).clamp(1, 1 << 20);
     while state.tick < ticks {
         let todo = block.min(ticks - state.tick);

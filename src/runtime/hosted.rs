@@ -23,7 +23,8 @@ struct HostActor<A: Agent> {
     alive_list: Arc<Vec<usize>>,
     agents: Vec<A>,
     shards: std::ops::Range<usize>,
-    per_shard: usize,
+    first: usize,
+    plan: Arc<Plan>,
 }
 
 impl<A: Agent + Unpin + 'static> Actor for HostActor<A> {
@@ -51,11 +52,11 @@ impl<A: Agent + Unpin + 'static, O: Observer + 'static> Handler<Span<O>> for Hos
         let ctx = Ctx {
             net: &self.net,
             transport: &*m.transport,
-            per_shard: self.per_shard,
+            plan: &self.plan,
             alive_list: &self.alive_list,
         };
         let mut observer = m.observer;
-        let mut host = AgentHost::new(&mut self.agents, (self.shards.start * self.per_shard).min(self.net.n));
+        let mut host = AgentHost::new(&mut self.agents, self.first);
         let shards = self.shards.clone();
         let (state, totals) = match observer.as_mut() {
             Some(o) => ctx.team_loop(&mut host, shards, m.state, m.start_count, m.end, o, true),
@@ -99,7 +100,7 @@ where
     O: Observer + Unpin + 'static,
 {
     assert_eq!(agents.len(), net.n, "one agent per neuron");
-    let plan = Plan::new(net.n, layout);
+    let plan = Arc::new(Plan::new(net.n, layout));
     let net = Arc::new(net.clone());
     let alive_list = Arc::new(net.alive_list());
     let transport = Arc::new(SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads));
@@ -110,14 +111,15 @@ where
     let arbiters: Vec<Arbiter> = (0..plan.threads).map(|_| Arbiter::new()).collect();
     let mut hosts = Vec::with_capacity(plan.threads);
     for (j, arbiter) in arbiters.iter().enumerate() {
-        let rest = agents.split_off(plan.agents_per_thread[j]);
+        let rest = agents.split_off(plan.thread_agents(j).len());
         let block = std::mem::replace(&mut agents, rest);
         let host = HostActor {
             net: net.clone(),
             alive_list: alive_list.clone(),
             agents: block,
             shards: plan.thread_shards[j].clone(),
-            per_shard: plan.per_shard,
+            first: plan.thread_agents(j).start,
+            plan: plan.clone(),
         };
         hosts.push(HostActor::start_in_arbiter(&arbiter.handle(), move |_| host));
     }

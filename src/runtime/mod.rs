@@ -20,6 +20,8 @@
 pub mod actors;
 mod barrier;
 pub mod hosted;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod sparse;
 pub mod transport;
 
@@ -277,82 +279,150 @@ pub fn run<A: Agent>(
     ticks: u64,
     observer: &mut dyn Observer,
 ) -> (RunState, RunTotals) {
+    run_on(net, agents, layout, state, ticks, observer, None)
+}
+
+/// [`run`] as one of several processes (MPI ranks, `ranks`): this process
+/// runs the agents of its block ([`transport::rank_neurons`]) — `agents`
+/// holds all n, the others are left untouched — and exchanges each tick's
+/// spikes and aggregates with the other ranks. Every rank ends with the
+/// same state and totals; the observer sees every tick on every rank.
+pub fn run_on<A: Agent>(
+    net: &RuntimeNetwork,
+    agents: &mut [A],
+    layout: Layout,
+    state: RunState,
+    ticks: u64,
+    observer: &mut dyn Observer,
+    ranks: Option<&transport::Ranks>,
+) -> (RunState, RunTotals) {
     assert_eq!(agents.len(), net.n, "one agent per neuron");
-    let plan = Plan::new(net.n, layout);
-    let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
-    let alive_list = net.alive_list();
-    let start_count: u64 = state.frame.iter().map(|w| w.count_ones() as u64).sum();
-    let thread_shards = plan.thread_shards.clone();
+    let block = ranks.map_or(0..net.n, |r| transport::rank_neurons(net.n, r.rank(), r.size()));
+    assert!(
+        !block.is_empty(),
+        "more ranks than words of 64 neurons (see transport::check_ranks)"
+    );
+    let plan = Plan::within(block.clone(), layout);
+    let agents = &mut agents[block];
     let mut parts: Vec<&mut [A]> = Vec::with_capacity(plan.threads);
     let mut rest = agents;
-    for &len in &plan.agents_per_thread {
-        let (a, b) = rest.split_at_mut(len);
+    for j in 0..plan.threads {
+        let (a, b) = rest.split_at_mut(plan.thread_agents(j).len());
         parts.push(a);
         rest = b;
     }
-
-    let ctx = Ctx {
-        net,
-        transport: &transport,
-        per_shard: plan.per_shard,
-        alive_list: &alive_list,
-    };
-    let end = state.tick + ticks;
-    let mut result = None;
-    std::thread::scope(|scope| {
-        let mut parts = parts.into_iter().enumerate();
-        let (_, first) = parts.next().expect("at least one thread");
-        let mut handles = Vec::new();
-        for (j, part) in parts {
-            let ctx = &ctx;
-            let range = thread_shards[j].clone();
-            let st = state.clone();
-            handles.push(scope.spawn(move || {
-                let mut host = AgentHost::new(part, (range.start * ctx.per_shard).min(net.n));
-                ctx.team_loop(&mut host, range, st, start_count, end, &mut NoObserver, false)
-            }));
+    let mut hosts: Vec<AgentHost<A>> = parts
+        .into_iter()
+        .enumerate()
+        .map(|(j, part)| AgentHost::new(part, plan.thread_agents(j).start))
+        .collect();
+    let alive_list = net.alive_list();
+    match ranks {
+        None => {
+            let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
+            drive(net, &mut hosts, &plan, &transport, &alive_list, state, ticks, observer)
         }
-        let range = thread_shards[0].clone();
-        let mut host = AgentHost::new(first, (range.start * ctx.per_shard).min(net.n));
-        result = Some(ctx.team_loop(&mut host, range, state.clone(), start_count, end, observer, true));
-        for h in handles {
-            h.join().expect("runtime worker panicked");
+        Some(r) => {
+            let transport = transport::ClusterTransport::new(&state.frame, state.tick, plan.shards, plan.threads, r);
+            drive(net, &mut hosts, &plan, &transport, &alive_list, state, ticks, observer)
         }
-    });
-    result.expect("thread 0 result")
+    }
 }
 
-/// How a layout splits n agents: shards of `per_shard` agents, threads that
-/// own contiguous runs of shards (hence contiguous agent ranges).
+/// Run the plan's threads (one per host; the first on the calling thread,
+/// with the observer) from `state` for `ticks` ticks over `transport`.
+#[allow(clippy::too_many_arguments)]
+fn drive<H: Host + Send, T: Transport>(
+    net: &RuntimeNetwork,
+    hosts: &mut [H],
+    plan: &Plan,
+    transport: &T,
+    alive_list: &[usize],
+    state: RunState,
+    ticks: u64,
+    observer: &mut dyn Observer,
+) -> (RunState, RunTotals) {
+    let start_count: u64 = state.frame.iter().map(|w| w.count_ones() as u64).sum();
+    let ctx = Ctx {
+        net,
+        transport,
+        plan,
+        alive_list,
+    };
+    let end = state.tick + ticks;
+    let (lead, others) = hosts.split_first_mut().expect("at least one thread");
+    std::thread::scope(|scope| {
+        let ctx = &ctx;
+        let workers: Vec<_> = others
+            .iter_mut()
+            .enumerate()
+            .map(|(i, host)| {
+                let st = state.clone();
+                let shards = plan.thread_shards[i + 1].clone();
+                scope.spawn(move || ctx.team_loop(host, shards, st, start_count, end, &mut NoObserver, false))
+            })
+            .collect();
+        let result = ctx.team_loop(
+            lead,
+            plan.thread_shards[0].clone(),
+            state.clone(),
+            start_count,
+            end,
+            observer,
+            true,
+        );
+        for w in workers {
+            w.join().expect("a runtime thread panicked");
+        }
+        result
+    })
+}
+
+/// How a layout splits the agents this process runs (all n, or an MPI
+/// rank's block): shards of `per_shard` agents, threads that own contiguous
+/// runs of shards (hence contiguous agent ranges).
 #[derive(Clone, Debug)]
 struct Plan {
+    /// The agents this process runs.
+    agents: std::ops::Range<usize>,
     shards: usize,
     threads: usize,
     per_shard: usize,
     thread_shards: Vec<std::ops::Range<usize>>,
-    agents_per_thread: Vec<usize>,
 }
 
 impl Plan {
     fn new(n: usize, layout: Layout) -> Self {
-        let shards = layout.shards.clamp(1, n);
+        Self::within(0..n, layout)
+    }
+
+    /// The plan for the agents `agents` (non-empty).
+    fn within(agents: std::ops::Range<usize>, layout: Layout) -> Self {
+        let len = agents.len();
+        let shards = layout.shards.clamp(1, len);
         let threads = layout.threads.clamp(1, shards);
-        let per_shard = n.div_ceil(shards);
-        let first_agent = |s: usize| (s * per_shard).min(n);
-        let thread_shards: Vec<std::ops::Range<usize>> = (0..threads)
-            .map(|j| (j * shards / threads)..((j + 1) * shards / threads))
-            .collect();
-        let agents_per_thread = thread_shards
-            .iter()
-            .map(|r| first_agent(r.end) - first_agent(r.start))
-            .collect();
         Plan {
+            agents,
             shards,
             threads,
-            per_shard,
-            thread_shards,
-            agents_per_thread,
+            per_shard: len.div_ceil(shards),
+            thread_shards: (0..threads)
+                .map(|j| (j * shards / threads)..((j + 1) * shards / threads))
+                .collect(),
         }
+    }
+
+    /// The agents of shard `s` (empty for trailing shards of short plans).
+    fn shard(&self, s: usize) -> std::ops::Range<usize> {
+        let at = |s: usize| (self.agents.start + s * self.per_shard).min(self.agents.end);
+        at(s)..at(s + 1)
+    }
+
+    /// The agents of thread `j`.
+    fn thread_agents(&self, j: usize) -> std::ops::Range<usize> {
+        let shards = &self.thread_shards[j];
+        let at = |s: usize| (self.agents.start + s * self.per_shard).min(self.agents.end);
+        at(shards.start)..at(shards.end)
     }
 }
 
@@ -366,7 +436,7 @@ impl RuntimeNetwork {
 struct Ctx<'a, T: Transport> {
     net: &'a RuntimeNetwork,
     transport: &'a T,
-    per_shard: usize,
+    plan: &'a Plan,
     alive_list: &'a [usize],
 }
 
@@ -407,7 +477,7 @@ impl<T: Transport> Ctx<'_, T> {
             totals.reward += reward;
             totals.spikes += count;
             for s in my_shards.clone() {
-                let range = (s * self.per_shard).min(net.n)..((s + 1) * self.per_shard).min(net.n);
+                let range = self.plan.shard(s);
                 let mut emit = |w, bits, mask| transport.publish_bits(t, w, bits, mask);
                 let (delta, info) = host.step(net, range, t, st.x, frame, &mut emit, actor, broadcast.as_ref());
                 transport.publish_totals(t, s, delta, info);
@@ -629,7 +699,16 @@ fn decide<A: Agent>(
     if let Some(b) = broadcast {
         agent.learn(&obs, fired, p, lr, b);
     }
-    (fired, (lr * FIXED).round() as i64)
+    (fired, to_fixed(lr))
+}
+
+/// `v` in the runtime's fixed point, rounded half away from zero (written
+/// out: `f64::round` is a library call on baseline x86-64, and this runs
+/// once per neuron update).
+#[inline]
+pub(crate) fn to_fixed(v: f64) -> i64 {
+    let scaled = v * FIXED;
+    (scaled + 0.5f64.copysign(scaled)) as i64
 }
 
 /// `log(π(a)/p(a))` of an action drawn with firing probability `p` against

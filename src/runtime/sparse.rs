@@ -26,10 +26,8 @@
 //! then its action), and the control plane — clock, environment, observer —
 //! is the agent engine's.
 
-use super::transport::SharedMemory;
-use super::{
-    Ctx, FIXED, Host, Layout, NoObserver, Observer, Plan, RunState, RunTotals, RuntimeNetwork, TickRecord, WordWriter,
-};
+use super::transport::{ClusterTransport, Ranks, SharedMemory, check_ranks, rank_neurons};
+use super::{FIXED, Host, Layout, Observer, Plan, RunState, RunTotals, RuntimeNetwork, TickRecord, WordWriter, drive};
 use crate::agents::Broadcast;
 use crate::learn::sigmoid;
 use crate::model::UpdateScheme;
@@ -341,7 +339,7 @@ fn prefetch_row(net: &RuntimeNetwork, k: usize, rng: &Stream) {
 /// `log(π(a)/p(a))` in the runtime's fixed point, as the agent engine forms it.
 #[inline]
 fn log_ratio_fixed(p: f64, prior: f64, fired: bool) -> i64 {
-    (super::log_ratio(p, prior, fired) * FIXED).round() as i64
+    super::to_fixed(super::log_ratio(p, prior, fired))
 }
 
 /// A sparse network ready to run: its push tables are built once for a
@@ -352,6 +350,7 @@ pub struct SparseEngine<'a> {
     plan: Plan,
     hosts: Vec<SparseHost<'a>>,
     alive_list: Vec<usize>,
+    ranks: Option<&'a Ranks>,
 }
 
 impl<'a> SparseEngine<'a> {
@@ -365,27 +364,51 @@ impl<'a> SparseEngine<'a> {
         layout: Layout,
         seed: u64,
     ) -> Result<Self, String> {
+        Self::new_on(net, neurons, layout, seed, None)
+    }
+
+    /// [`SparseEngine::new`] as one rank of a distributed run: this process
+    /// builds and runs only its block of neurons
+    /// ([`super::transport::rank_neurons`]), and every rank ends each run with
+    /// the same state and totals as a single process would.
+    pub fn new_on(
+        net: &'a RuntimeNetwork,
+        neurons: &'a LogisticNeurons,
+        layout: Layout,
+        seed: u64,
+        ranks: Option<&'a Ranks>,
+    ) -> Result<Self, String> {
         neurons.check(net)?;
         let asynchronous = net.update == UpdateScheme::Asynchronous;
-        let plan = Plan::new(net.n, if asynchronous { Layout::single() } else { layout });
-        let shard_range = |s: usize| (s * plan.per_shard).min(net.n)..((s + 1) * plan.per_shard).min(net.n);
+        let ranks = ranks.filter(|r| r.size() > 1);
+        if let Some(r) = ranks {
+            if asynchronous {
+                return Err(
+                    "asynchronous updates change one neuron per tick, so several MPI ranks would only add \
+                     a collective per tick; allowed: one rank, or update = \"synchronous\" / \"random_partial\""
+                        .into(),
+                );
+            }
+            check_ranks(net.n, r.size())?;
+        }
+        let block = ranks.map_or(0..net.n, |r| rank_neurons(net.n, r.rank(), r.size()));
+        let plan = Plan::within(block, if asynchronous { Layout::single() } else { layout });
         let mut hosts = Vec::with_capacity(plan.threads);
-        for range in &plan.thread_shards {
-            let first = (range.start * plan.per_shard).min(net.n);
-            let last = (range.end * plan.per_shard).min(net.n);
+        for j in 0..plan.threads {
+            let agents = plan.thread_agents(j);
             let shards = if asynchronous {
                 Vec::new()
             } else {
-                range
+                plan.thread_shards[j]
                     .clone()
                     .into_par_iter()
-                    .map(|s| PushShard::build(net, neurons, shard_range(s)))
+                    .map(|s| PushShard::build(net, neurons, plan.shard(s)))
                     .collect::<Result<Vec<_>, _>>()?
             };
             hosts.push(SparseHost {
                 neurons,
-                first,
-                rng: (first..last).map(|k| stream(seed, Domain::Agent, k as u64)).collect(),
+                first: agents.start,
+                rng: agents.map(|k| stream(seed, Domain::Agent, k as u64)).collect(),
                 shards,
             });
         }
@@ -395,6 +418,7 @@ impl<'a> SparseEngine<'a> {
             plan,
             hosts,
             alive_list: net.alive_list(),
+            ranks,
         })
     }
 
@@ -421,33 +445,17 @@ impl<'a> SparseEngine<'a> {
         if self.net.update == UpdateScheme::Asynchronous {
             return self.run_asynchronous(state, ticks, observer);
         }
-        let net = self.net;
-        let plan = &self.plan;
-        let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
-        let start_count: u64 = state.frame.iter().map(|w| w.count_ones() as u64).sum();
-        let ctx = Ctx {
-            net,
-            transport: &transport,
-            per_shard: plan.per_shard,
-            alive_list: &self.alive_list,
-        };
-        let end = state.tick + ticks;
-        let mut hosts = self.hosts.iter_mut().zip(plan.thread_shards.iter().cloned());
-        let (lead, lead_shards) = hosts.next().expect("at least one thread");
-        std::thread::scope(|scope| {
-            let ctx = &ctx;
-            let workers: Vec<_> = hosts
-                .map(|(host, shards)| {
-                    let st = state.clone();
-                    scope.spawn(move || ctx.team_loop(host, shards, st, start_count, end, &mut NoObserver, false))
-                })
-                .collect();
-            let result = ctx.team_loop(lead, lead_shards, state.clone(), start_count, end, observer, true);
-            for w in workers {
-                w.join().expect("a sparse-engine thread panicked");
+        let (net, plan, alive) = (self.net, &self.plan, &self.alive_list);
+        match self.ranks {
+            None => {
+                let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
+                drive(net, &mut self.hosts, plan, &transport, alive, state, ticks, observer)
             }
-            result
-        })
+            Some(r) => {
+                let transport = ClusterTransport::new(&state.frame, state.tick, plan.shards, plan.threads, r);
+                drive(net, &mut self.hosts, plan, &transport, alive, state, ticks, observer)
+            }
+        }
     }
 
     /// One neuron per tick: the clock draws it, it sums its spiking partners

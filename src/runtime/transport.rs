@@ -14,6 +14,7 @@
 //! on the order in which shards arrive.
 
 use super::barrier::SpinBarrier;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 pub trait Transport: Sync {
@@ -118,6 +119,139 @@ impl Transport for SharedMemory {
     }
 }
 
+impl SharedMemory {
+    /// Wait at the threads' barrier (outside [`Transport::exchange`]).
+    fn wait(&self) {
+        self.barrier.wait();
+    }
+
+    /// Overwrite word `word` of σ_t; only between two barriers, while no
+    /// thread reads or writes frame t.
+    fn set_word(&self, t: u64, word: usize, bits: u64) {
+        self.frames[(t % 2) as usize][word].store(bits, Ordering::Relaxed);
+    }
+}
+
+/// The collectives a run across processes needs (one process per MPI rank).
+/// A transport calls them from one thread per process only — the thread that
+/// created it — so an MPI library initialised for funneled threading will do.
+pub trait Collectives {
+    fn rank(&self) -> usize;
+    fn size(&self) -> usize;
+    /// Every rank passes its block of words `mine` (rank r's block has
+    /// `counts[r]` words); `all` receives all blocks in rank order.
+    fn all_gather_words(&self, mine: &[u64], all: &mut [u64], counts: &[usize]);
+    /// Element-wise sum over the ranks.
+    fn all_sum(&self, v: [i64; 2]) -> [i64; 2];
+}
+
+/// The ranks of a distributed run, as the runtime takes them.
+pub type Ranks = dyn Collectives + Sync;
+
+/// The frame words rank `rank` of `size` owns: a contiguous, balanced block,
+/// so ranks never share a word and the all-gather needs no merging.
+pub fn rank_words(n: usize, rank: usize, size: usize) -> std::ops::Range<usize> {
+    let words = n.div_ceil(64);
+    (rank * words / size)..((rank + 1) * words / size)
+}
+
+/// The neurons rank `rank` of `size` runs (those of its words).
+pub fn rank_neurons(n: usize, rank: usize, size: usize) -> std::ops::Range<usize> {
+    let w = rank_words(n, rank, size);
+    (w.start * 64).min(n)..(w.end * 64).min(n)
+}
+
+/// Why `size` ranks cannot share `n` neurons, if they cannot: every rank
+/// needs at least one word of 64 neurons.
+pub fn check_ranks(n: usize, size: usize) -> Result<(), String> {
+    let words = n.div_ceil(64);
+    if size > words {
+        return Err(format!(
+            "{n} neurons fill {words} words of 64; allowed: at most {words} MPI ranks (got {size})"
+        ));
+    }
+    Ok(())
+}
+
+/// The transport of one rank of a distributed run: the rank's threads share
+/// memory as in [`SharedMemory`]; after the threads' barrier of each tick,
+/// the thread that created the transport all-gathers the ranks' words of
+/// σ_{t+1} and sums the aggregates over ranks, then releases its threads.
+pub struct ClusterTransport<'a> {
+    local: SharedMemory,
+    ranks: &'a Ranks,
+    leader: std::thread::ThreadId,
+    words: std::ops::Range<usize>,
+    counts: Vec<usize>,
+    totals: [AtomicI64; 2],
+    /// Send and receive buffers of the all-gather (the leader's only).
+    buffers: Mutex<(Vec<u64>, Vec<u64>)>,
+}
+
+impl<'a> ClusterTransport<'a> {
+    pub(crate) fn new(frame: &[u64], tick: u64, shards: usize, threads: usize, ranks: &'a Ranks) -> Self {
+        let n = frame.len() * 64;
+        let words = rank_words(n, ranks.rank(), ranks.size());
+        let counts = (0..ranks.size())
+            .map(|r| rank_words(n, r, ranks.size()).len())
+            .collect();
+        ClusterTransport {
+            local: SharedMemory::new(frame, tick, shards, threads),
+            ranks,
+            leader: std::thread::current().id(),
+            buffers: Mutex::new((vec![0; words.len()], vec![0; frame.len()])),
+            words,
+            counts,
+            totals: [AtomicI64::new(0), AtomicI64::new(0)],
+        }
+    }
+}
+
+impl Transport for ClusterTransport<'_> {
+    #[inline]
+    fn frame(&self, t: u64) -> &[u64] {
+        self.local.frame(t)
+    }
+
+    #[inline]
+    fn publish_bits(&self, t: u64, word: usize, bits: u64, mask: u64) {
+        self.local.publish_bits(t, word, bits, mask);
+    }
+
+    #[inline]
+    fn publish_totals(&self, t: u64, shard: usize, delta: i64, info: i64) {
+        self.local.publish_totals(t, shard, delta, info);
+    }
+
+    fn exchange(&self, t: u64) -> (i64, i64) {
+        let (delta, info) = self.local.exchange(t);
+        if std::thread::current().id() == self.leader {
+            let mut guard = self.buffers.lock().expect("the leader's buffers");
+            let (mine, all) = &mut *guard;
+            mine.copy_from_slice(&self.local.frame(t + 1)[self.words.clone()]);
+            self.ranks.all_gather_words(mine, all, &self.counts);
+            for (w, &bits) in all.iter().enumerate() {
+                if !self.words.contains(&w) {
+                    self.local.set_word(t + 1, w, bits);
+                }
+            }
+            let sum = self.ranks.all_sum([delta, info]);
+            self.totals[0].store(sum[0], Ordering::Relaxed);
+            self.totals[1].store(sum[1], Ordering::Relaxed);
+        }
+        // Nobody reads frame t+1 or the totals before the leader is done.
+        self.local.wait();
+        (
+            self.totals[0].load(Ordering::Relaxed),
+            self.totals[1].load(Ordering::Relaxed),
+        )
+    }
+
+    fn final_frame(&self, t: u64) -> Vec<u64> {
+        self.local.final_frame(t)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +271,24 @@ mod tests {
         // Odd starting ticks put the start frame in the odd buffer.
         let tr = SharedMemory::new(&[3], 5, 1, 1);
         assert_eq!(tr.frame(5), &[3]);
+    }
+
+    #[test]
+    fn rank_blocks_are_whole_words_that_tile_the_network() {
+        for (n, size) in [(64, 1), (65, 2), (1000, 3), (640, 10), (10_000, 7)] {
+            assert!(check_ranks(n, size).is_ok());
+            let mut next = 0;
+            for r in 0..size {
+                let b = rank_neurons(n, r, size);
+                assert_eq!(b.start, next, "contiguous");
+                assert!(
+                    !b.is_empty() && b.start.is_multiple_of(64),
+                    "{n}/{size}: rank {r} owns {b:?}"
+                );
+                next = b.end;
+            }
+            assert_eq!(next, n);
+        }
+        assert!(check_ranks(100, 3).unwrap_err().contains("at most 2 MPI ranks"));
     }
 }

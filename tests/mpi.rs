@@ -1,0 +1,155 @@
+//! Distributed runs under `mpirun` (cargo feature `mpi`): two ranks write
+//! the trajectory one process writes, bit for bit, on the sparse engine and
+//! on the agent engine, with any threads and shards per rank; what cannot
+//! run distributed is refused. The test builds marlin with `--features mpi`
+//! (into target/mpi) and needs Open MPI (`apt-get install openmpi-bin
+//! libopenmpi-dev libclang-dev`, which `.ci/run` installs); without
+//! `mpirun` it says SKIPPED.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The MPI-enabled binary, built once per test run; `None` without MPI.
+fn mpi_marlin() -> Option<&'static Path> {
+    static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if Command::new("mpirun").arg("--version").output().is_err() {
+            eprintln!("SKIPPED: no mpirun (apt-get install openmpi-bin libopenmpi-dev libclang-dev)");
+            return None;
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/mpi");
+        let st = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--features",
+                "mpi",
+                "--bin",
+                "marlin",
+                "--target-dir",
+            ])
+            .arg(&target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(st.success(), "building marlin with --features mpi failed");
+        Some(target.join("release/marlin"))
+    })
+    .as_deref()
+}
+
+/// `mpirun -np ranks marlin args…` (root-safe, shared memory only).
+fn mpirun(bin: &Path, ranks: usize, args: &[&str]) -> Output {
+    Command::new("mpirun")
+        .args(["--oversubscribe", "-np", &ranks.to_string()])
+        .arg(bin)
+        .args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_btl", "self,vader")
+        .output()
+        .expect("mpirun runs")
+}
+
+fn ok(o: Output) {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn npz(path: &Path) -> Vec<u8> {
+    std::fs::read(path.join("trajectory.npz")).expect("a trajectory was written")
+}
+
+const FIXED: &str = r#"
+seed = 4
+[network]
+neurons = 1000
+update = "synchronous"
+topology = { kind = "random_in_degree", k = 50 }
+inputs = [0, 1, 2, 3]
+[neurons]
+bias = -0.6
+input_weight = 1.0
+weights = "dale"
+excitatory_fraction = 0.8
+excitatory_weight = 0.3
+inhibitory_weight = -1.0
+[input]
+values = [-1.0, 1.0]
+switch_probability = 0.02
+[reward]
+kind = "target_count"
+targets = [250, 300]
+[cost]
+lambda = 0.1
+kind = "fixed_prior"
+prior = 0.3
+"#;
+
+#[test]
+fn two_ranks_write_what_one_process_writes() {
+    let Some(bin) = mpi_marlin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = dir.path().join("fixed.toml");
+    std::fs::write(&fixed, FIXED).unwrap();
+    // The agent engine: untrained agents of a random-partial network.
+    let agents = dir.path().join("agents.toml");
+    std::fs::write(
+        &agents,
+        FIXED
+            .replace("update = \"synchronous\"", "update = \"random_partial\"\nq = 0.2")
+            .replace("[neurons]\nbias = -0.6\ninput_weight = 1.0\nweights = \"dale\"\nexcitatory_fraction = 0.8\nexcitatory_weight = 0.3\ninhibitory_weight = -1.0\n", ""),
+    )
+    .unwrap();
+    for (scenario, extra) in [(&fixed, &[][..]), (&agents, &["--untrained"][..])] {
+        let s = scenario.to_str().unwrap();
+        let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let one = out("one");
+        let mut args = vec!["-q", "simulate", s, "--ticks", "300", "--out", &one];
+        args.extend(extra);
+        ok(Command::new(bin).args(&args).output().unwrap());
+        for (ranks, layout) in [
+            (2, ["--threads", "1", "--shards", "1"]),
+            (2, ["--threads", "2", "--shards", "3"]),
+            (3, ["--threads", "1", "--shards", "2"]),
+        ] {
+            let many = out(&format!("r{ranks}_{}", layout[3]));
+            let mut args = vec!["-q", "simulate", s, "--ticks", "300", "--out", &many];
+            args.extend(layout);
+            args.extend(extra);
+            ok(mpirun(bin, ranks, &args));
+            assert!(
+                npz(Path::new(&many)) == npz(Path::new(&one)),
+                "{}: {ranks} ranks ({layout:?}) wrote another trajectory",
+                scenario.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn what_cannot_run_distributed_is_refused() {
+    let Some(bin) = mpi_marlin() else { return };
+    let o = mpirun(bin, 2, &["solve", "scenarios/toy8.toml", "--out", "/nonexistent/never"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("only `marlin simulate` runs distributed"), "{err}");
+    // The toy has 8 neurons: one word of 64, so one rank at most.
+    let o = mpirun(
+        bin,
+        2,
+        &[
+            "simulate",
+            "scenarios/toy8.toml",
+            "--untrained",
+            "--ticks",
+            "10",
+            "--out",
+            "/nonexistent/never",
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("at most 1 MPI ranks"), "{err}");
+}
