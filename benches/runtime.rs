@@ -5,6 +5,10 @@
 //!   with 80 % excitatory (+0.2) and 20 % inhibitory (−1.0) partners and bias
 //!   −0.6 (the scale issue's benchmark network).
 //!
+//! - the sparse engine (fixed logistic neurons as plain arrays) on that
+//!   network at N = 10⁴ and 10⁵: synchronous on 1 and 2 threads against its
+//!   plain loop, random-partial, and asynchronous (one neuron per tick).
+//!
 //! Throughput is reported in neuron-updates per second. `hosted_2_threads`
 //! runs the same loop with its threads as shard-host actors (the CLI's default).
 
@@ -189,5 +193,117 @@ fn ei(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, toy, ei);
+/// The plain loop of the sparse engine's synchronous work (its table built
+/// once, by `push_table`): the same push table by presynaptic neuron, f32 sums, per-neuron streams, sigmoid, the
+/// neuron's draw and its log-ratio — no shards, barrier, reward or observer.
+fn push_table(n: usize, topo: &Topology) -> (Vec<usize>, Vec<u32>) {
+    let mut offsets = vec![0usize; n + 1];
+    for &j in &topo.pre {
+        offsets[j as usize + 1] += 1;
+    }
+    for j in 0..n {
+        offsets[j + 1] += offsets[j];
+    }
+    let mut fill = offsets.clone();
+    let mut targets = vec![0u32; topo.pre.len()];
+    for i in 0..n {
+        for &j in topo.partners(i) {
+            targets[fill[j as usize]] = i as u32;
+            fill[j as usize] += 1;
+        }
+    }
+    (offsets, targets)
+}
+
+fn plain_push(n: usize, (offsets, targets): &(Vec<usize>, Vec<u32>), w_src: &[f32], ticks: u64, seed: u64) -> u64 {
+    let mut rngs: Vec<Stream> = (0..n).map(|k| stream(seed, Domain::Agent, k as u64)).collect();
+    let mut cur = vec![0u64; n.div_ceil(64)];
+    let mut next = vec![0u64; n.div_ceil(64)];
+    let mut acc = vec![0f32; n];
+    let (mut spikes, mut info) = (0u64, 0i64);
+    for _ in 0..ticks {
+        acc.fill(0.0);
+        for (wi, &word) in cur.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let j = wi * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                for &t in &targets[offsets[j]..offsets[j + 1]] {
+                    acc[t as usize] += w_src[j];
+                }
+            }
+        }
+        next.fill(0);
+        for i in 0..n {
+            let p = 1.0 / (1.0 + (-(-0.6 + acc[i] as f64)).exp());
+            let fire = rngs[i].random::<f64>() < p;
+            let lr = if fire {
+                (p / 0.27f64).ln()
+            } else {
+                ((1.0 - p) / 0.73f64).ln()
+            };
+            info += (lr * 4_294_967_296.0) as i64;
+            if fire {
+                next[i / 64] |= 1 << (i % 64);
+                spikes += 1;
+            }
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    spikes + (info == i64::MIN) as u64
+}
+
+/// The sparse engine on the scale issue's benchmark network: synchronous
+/// (1 and 2 threads, against the plain loop), random-partial q = ½, and
+/// asynchronous (one neuron per tick), N = 10⁴ and 10⁵.
+fn sparse(c: &mut Criterion) {
+    use marlin::runtime::sparse::{LogisticNeurons, SparseEngine};
+    for n in [10_000usize, 100_000] {
+        let (mut net, _) = ei_network(n);
+        let ln = LogisticNeurons::excitatory_inhibitory(n, n * 8 / 10, 0.2, -1.0, -0.6, 0.27);
+        let w_src: Vec<f32> = (0..n).map(|j| if j < n * 8 / 10 { 0.2 } else { -1.0 }).collect();
+        let ticks = (2_000_000 / n as u64).max(10);
+        let mut g = c.benchmark_group(format!("sparse_ei_k100_n{n}"));
+        g.sample_size(10);
+        g.throughput(Throughput::Elements(ticks * n as u64));
+        for threads in [1usize, 2] {
+            let mut engine = SparseEngine::new(
+                &net,
+                &ln,
+                Layout {
+                    shards: threads,
+                    threads,
+                },
+                7,
+            )
+            .unwrap();
+            let warm = engine.run(RunState::initial(&net, 7), 20, &mut NoObserver).0;
+            g.bench_function(format!("synchronous_{threads}_threads"), |b| {
+                b.iter(|| black_box(engine.run(warm.clone(), ticks, &mut NoObserver).1.spikes))
+            });
+        }
+        let table = push_table(n, &net.topology);
+        g.bench_function("synchronous_plain_loop", |b| {
+            b.iter(|| black_box(plain_push(n, &table, &w_src, ticks, 7)))
+        });
+        net.update = UpdateScheme::RandomPartial { q: 0.5 };
+        g.throughput(Throughput::Elements(ticks * n as u64 / 2));
+        let mut engine = SparseEngine::new(&net, &ln, Layout::single(), 7).unwrap();
+        let warm = engine.run(RunState::initial(&net, 7), 20, &mut NoObserver).0;
+        g.bench_function("random_partial_half_1_thread", |b| {
+            b.iter(|| black_box(engine.run(warm.clone(), ticks, &mut NoObserver).1.spikes))
+        });
+        net.update = UpdateScheme::Asynchronous;
+        let updates = 2_000_000u64;
+        g.throughput(Throughput::Elements(updates));
+        let mut engine = SparseEngine::new(&net, &ln, Layout::single(), 7).unwrap();
+        let warm = engine.run(RunState::initial(&net, 7), 20 * n as u64, &mut NoObserver).0;
+        g.bench_function("asynchronous_1_thread", |b| {
+            b.iter(|| black_box(engine.run(warm.clone(), updates, &mut NoObserver).1.spikes))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, toy, ei, sparse);
 criterion_main!(benches);

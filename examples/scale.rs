@@ -59,18 +59,27 @@ fn main() {
         UpdateScheme::RandomPartial { q } => q * (ticks * n as u64) as f64,
     };
     let activity = totals.spikes as f64 / (ticks as f64 * n as f64);
-    let bytes = net.topology.bytes() + ln.bytes() + engine.bytes();
+    // Per synapse: its id in the topology (CSR by target) and in the push
+    // table (CSR by source); per-source weights add nothing per synapse.
+    let synapses = net.topology.pre.len() as u64;
+    let total = net.topology.bytes() + ln.bytes() + engine.bytes();
+    let per_synapse = if update == UpdateScheme::Asynchronous { 4 } else { 8 };
+    let per_neuron = (total - synapses * per_synapse) as f64 / n as f64;
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0);
     println!(
-        "N {n} {update:?} threads {threads}: topology {build:.2} s, engine {setup:.2} s, {:.3e} neuron-updates/s, {:.3e} synaptic events/s, activity {activity:.3}, {:.1} B/neuron + {:.2} B/synapse = {:.1} MiB",
+        "N {n} {update:?} threads {threads}: topology {build:.2} s, engine {setup:.2} s, {:.3e} neuron-updates/s, \
+         {:.3e} synaptic events/s, activity {activity:.3}; tables {:.1} MiB = {per_neuron:.1} B/neuron + \
+         {per_synapse} B/synapse; peak RSS {peak:.0} MiB",
         updates / secs,
         updates * activity * 100.0 / secs,
-        (bytes - net.topology.pre.len() as u64 * 8 - engine_synapse_bytes(&engine, &net)) as f64 / n as f64,
-        (net.topology.pre.len() as u64 * 8 + engine_synapse_bytes(&engine, &net)) as f64
-            / net.topology.pre.len() as f64,
-        bytes as f64 / (1 << 20) as f64
+        total as f64 / (1 << 20) as f64,
     );
-}
-
-fn engine_synapse_bytes(_e: &SparseEngine, _net: &RuntimeNetwork) -> u64 {
-    0
 }

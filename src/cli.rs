@@ -67,7 +67,7 @@ pub enum Command {
         /// Scenario file (TOML).
         scenario: PathBuf,
         /// Policies from `marlin solve` (policy.npz). Needed unless --untrained, or unless the
-        /// scenario fixes its neurons in a [neurons] section (they then run on the sparse engine).
+        /// scenario fixes its neurons in a `[neurons]` section (they then run on the sparse engine).
         #[arg(long, conflicts_with = "untrained")]
         policy: Option<PathBuf>,
         /// State-blind neurons firing at their prior (0.5 for the mutual-information cost).

@@ -27,7 +27,7 @@
 //! is the agent engine's.
 
 use super::transport::{ClusterTransport, Ranks, SharedMemory, check_ranks, rank_neurons};
-use super::{FIXED, Host, Layout, Observer, Plan, RunState, RunTotals, RuntimeNetwork, TickRecord, WordWriter, drive};
+use super::{FIXED, Host, Layout, Observer, Plan, RunState, RunTotals, RuntimeNetwork, TickRecord, drive};
 use crate::agents::Broadcast;
 use crate::learn::sigmoid;
 use crate::model::UpdateScheme;
@@ -148,7 +148,7 @@ impl LogisticNeurons {
         } else {
             0.0
         };
-        self.bias[i] + input + synaptic as f64
+        logit(self.bias[i], input, synaptic)
     }
 
     /// Bytes held by the parameters.
@@ -158,6 +158,12 @@ impl LogisticNeurons {
         };
         (self.bias.len() * 24 + w) as u64
     }
+}
+
+/// The logit from its three terms, added in this order by both update paths.
+#[inline]
+fn logit(bias: f64, input: f64, synaptic: f32) -> f64 {
+    bias + input + synaptic as f64
 }
 
 /// The synapses onto one shard's neurons, by presynaptic neuron.
@@ -294,25 +300,55 @@ impl Host for SparseHost<'_> {
             UpdateScheme::RandomPartial { q } if q < 1.0 => Some(q),
             _ => None,
         };
+        // Word by word: the new bits of a word are assembled in a register,
+        // and the spike-count change is a difference of popcounts (dead
+        // neurons are 0 in every frame).
+        let (lo, hi) = (range.start, range.end);
+        let input = net.input.values[x];
+        let (bias, uw, prior) = (
+            &neurons.bias[lo..hi],
+            &neurons.input_weight[lo..hi],
+            &neurons.prior[lo..hi],
+        );
+        let (alive, receives) = (&net.alive[lo..hi], &net.receives_input[lo..hi]);
+        let rngs = &mut self.rng[lo - self.first..hi - self.first];
+        let acc = &shard.acc[..];
         let (mut delta, mut info) = (0i64, 0i64);
-        let mut words = WordWriter::new(range.start, emit);
-        for (li, k) in range.clone().enumerate() {
-            let own = frame[k / 64] >> (k % 64) & 1 == 1;
-            let rng = &mut self.rng[k - self.first];
-            let acts = net.alive[k] && q.is_none_or(|q| rng.random::<f64>() < q);
-            let fired = if acts {
-                let p = sigmoid(neurons.logit(net, k, x, shard.acc[li]));
-                let fired = rng.random::<f64>() < p;
-                info += log_ratio_fixed(p, neurons.prior[k], fired);
-                fired
-            } else {
-                own && net.alive[k]
-            };
-            delta += fired as i64 - own as i64;
-            words.put(k, fired);
+        let mut k = lo;
+        while k < hi {
+            let w = k / 64;
+            let end = ((w + 1) * 64).min(hi);
+            let old = frame[w];
+            let mut bits = 0u64;
+            for i in k - lo..end - lo {
+                let shift = (lo + i) % 64;
+                let rng = &mut rngs[i];
+                let fired = if alive[i] && q.is_none_or(|q| rng.random::<f64>() < q) {
+                    let p = sigmoid(logit(bias[i], if receives[i] { uw[i] * input } else { 0.0 }, acc[i]));
+                    let fired = rng.random::<f64>() < p;
+                    info += log_ratio_fixed(p, prior[i], fired);
+                    fired
+                } else {
+                    old >> shift & 1 == 1
+                };
+                bits |= (fired as u64) << shift;
+            }
+            let mask = word_mask(k % 64, end - k);
+            delta += bits.count_ones() as i64 - (old & mask).count_ones() as i64;
+            emit(w, bits, mask);
+            k = end;
         }
-        words.finish();
         (delta, info)
+    }
+}
+
+/// The bits `from .. from + len` of a word.
+#[inline]
+fn word_mask(from: usize, len: usize) -> u64 {
+    if len == 64 {
+        u64::MAX
+    } else {
+        ((1u64 << len) - 1) << from
     }
 }
 
