@@ -34,6 +34,20 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Resul
 }
 
 /// Write text (e.g. JSON or SVG) atomically.
+/// Memory this process may still allocate (`MemAvailable`), or 8 GiB where
+/// the system does not say.
+pub fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(8 << 30)
+}
+
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, |f| Ok(f.write_all(text.as_bytes())?))
 }

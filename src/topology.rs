@@ -37,6 +37,23 @@ pub enum TopologySpec {
     Edges(Vec<Edge>),
 }
 
+impl TopologySpec {
+    /// The number of synapses a table for `n` neurons will hold (the mean
+    /// for random families), known before building it; 0 for all-to-all,
+    /// which stores none.
+    pub fn expected_edges(&self, n: usize) -> f64 {
+        let n = n as f64;
+        match self {
+            TopologySpec::AllToAll => 0.0,
+            TopologySpec::Ring { k } | TopologySpec::SmallWorld { k, .. } => n * (2 * k) as f64,
+            TopologySpec::RandomInDegree { k } => n * *k as f64,
+            TopologySpec::ErdosRenyi { p } => n * (n - 1.0) * p,
+            TopologySpec::Lattice2d { .. } => 4.0 * n,
+            TopologySpec::Edges(e) => e.len() as f64,
+        }
+    }
+}
+
 /// Presynaptic partners of every neuron (CSR by postsynaptic neuron).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Topology {

@@ -140,3 +140,30 @@ fn what_does_not_apply_to_fixed_neurons_is_refused() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_network_too_large_for_memory_is_refused_before_building() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    let text = SCENARIO
+        .replace("neurons = 700", "neurons = 10_000_000")
+        .replace("k = 60", "k = 1000")
+        .replace("targets = [150, 200]", "targets = [1, 2]");
+    std::fs::write(&path, text).unwrap();
+    let out = dir.path().join("sim");
+    let t0 = std::time::Instant::now();
+    let err = run_bad(
+        marlin()
+            .args(["simulate"])
+            .arg(&path)
+            .args(["--ticks", "1", "--out"])
+            .arg(&out),
+    );
+    assert!(
+        err.contains("huge.toml") && err.contains("MiB") && err.contains("available"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written");
+    // Refused from the estimate, not after building 10¹⁰ synapses.
+    assert!(t0.elapsed().as_secs() < 10, "took {:?}", t0.elapsed());
+}

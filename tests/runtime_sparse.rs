@@ -380,3 +380,17 @@ fn ranks_refuse_what_they_cannot_split() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn the_memory_estimate_is_what_the_engine_holds() {
+    use marlin::runtime::sparse::estimate_bytes;
+    for update in SCHEMES {
+        let net = network(update);
+        let ln = neurons(&net, false);
+        let engine = SparseEngine::new(&net, &ln, Layout { shards: 3, threads: 2 }, 1).unwrap();
+        let held = engine.bytes() + ln.bytes() + net.topology.bytes();
+        let asynchronous = update == UpdateScheme::Asynchronous;
+        let e = estimate_bytes(net.n as u64, net.topology.pre.len() as u64, false, 3, asynchronous);
+        assert_eq!(e, held, "{update:?}");
+    }
+}

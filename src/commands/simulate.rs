@@ -88,7 +88,14 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
     let ranks = ranks.filter(|r| r.size() > 1);
     let writes = ranks.is_none_or(|r| r.rank() == 0);
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
+    check_memory(&scenario, args)?;
+    let t_build = std::time::Instant::now();
     let net = scenario.runtime_network();
+    tracing::info!(
+        "topology: {} synapses in {:.2} s",
+        net.topology.edges(),
+        t_build.elapsed().as_secs_f64()
+    );
     let n = net.n;
     if let Some(r) = ranks {
         crate::runtime::transport::check_ranks(n, r.size())
@@ -197,6 +204,7 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
             .into(),
         controlled_input: scenario.motor.as_ref().map(|m| m.describe()),
     };
+    let t_engine = std::time::Instant::now();
     let mut sparse = match &logistic {
         Some(ln) => Some(
             SparseEngine::new_on(&net, ln, layout, scenario.seed, ranks)
@@ -204,6 +212,13 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
         ),
         None => None,
     };
+    if let Some(e) = &sparse {
+        tracing::info!(
+            "sparse engine: {:.1} MiB of tables in {:.2} s",
+            (e.bytes() + net.topology.bytes()) as f64 / (1 << 20) as f64,
+            t_engine.elapsed().as_secs_f64()
+        );
+    }
     let how = How {
         net: &net,
         layout,
@@ -326,6 +341,38 @@ impl How<'_> {
 }
 
 const TICKS_BAR: &str = "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec}";
+
+/// Refuse a network whose tables would not fit in memory, before building
+/// anything, with the estimate.
+fn check_memory(scenario: &Scenario, args: &SimulateArgs) -> Result<(), BadInput> {
+    let n = scenario.neurons as u64;
+    let synapses = scenario.topology.expected_edges(scenario.neurons) as u64;
+    let per_synapse = matches!(
+        scenario.logistic.as_ref().map(|l| &l.weights),
+        Some(crate::scenario::WeightRule::EdgeList)
+    );
+    let shards = args.shards.or(args.threads).unwrap_or(2) as u64;
+    let need = crate::runtime::sparse::estimate_bytes(
+        n,
+        synapses,
+        per_synapse,
+        shards,
+        scenario.update == crate::model::UpdateScheme::Asynchronous,
+    );
+    let avail = crate::files::available_memory();
+    if need > avail / 10 * 8 {
+        return Err(BadInput(format!(
+            "{}: {} neurons with about {synapses} synapses need about {} MiB to simulate; this machine has \
+             {} MiB available (allowed: at most 80 % of it) — use fewer neurons or synapses (every MPI rank \
+             holds the whole topology, so ranks do not lower this)",
+            args.scenario.display(),
+            n,
+            need >> 20,
+            avail >> 20
+        )));
+    }
+    Ok(())
+}
 
 fn make_agents<P: Policy>(scenario: &Scenario, policies: Vec<P>, prior: &[f64]) -> Vec<Neuron<P>> {
     Neuron::team(policies, prior, scenario.seed)

@@ -378,6 +378,25 @@ fn log_ratio_fixed(p: f64, prior: f64, fired: bool) -> i64 {
     super::to_fixed(super::log_ratio(p, prior, fired))
 }
 
+/// Bytes a network of `n` neurons and `synapses` synapses takes to run on
+/// the sparse engine with `shards` shards, before anything is built: the
+/// topology (8 B per neuron, 4 per synapse, 4 more with edge-list weights),
+/// the parameters (24 B per neuron; weights 4 B per neuron, or per synapse),
+/// each neuron's stream (32 B) and, unless asynchronous, the push tables
+/// (4 B per neuron per shard, 4 per synapse, 4 more per synapse for
+/// per-synapse weights, and a 4 B accumulator per neuron). Matches
+/// [`SparseEngine::bytes`] + [`LogisticNeurons::bytes`] + the topology's.
+pub fn estimate_bytes(n: u64, synapses: u64, per_synapse_weights: bool, shards: u64, asynchronous: bool) -> u64 {
+    let w = if per_synapse_weights { 4 * synapses } else { 4 * n };
+    let topology = 8 * (n + 1) + 4 * synapses + if per_synapse_weights { 4 * synapses } else { 0 };
+    let push = if asynchronous {
+        0
+    } else {
+        shards * 4 * (n + 1) + 4 * synapses + if per_synapse_weights { 4 * synapses } else { 0 } + 4 * n
+    };
+    topology + 24 * n + w + 32 * n + push
+}
+
 /// A sparse network ready to run: its push tables are built once for a
 /// layout and kept across runs (a simulation runs in many short spans).
 pub struct SparseEngine<'a> {

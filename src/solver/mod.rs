@@ -158,18 +158,6 @@ pub fn memory_estimate(net: &Network) -> u64 {
     memory_estimate_for(net.input.len(), net.n)
 }
 
-fn available_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map(|kib| kib * 1024)
-        .unwrap_or(8 << 30)
-}
-
 /// Check that `net` can be solved exactly on this machine, before allocating.
 pub fn check_size(net: &Network) -> Result<(), SolveError> {
     if net.n > crate::model::MAX_TABULAR_NEURONS {
@@ -188,7 +176,7 @@ pub fn check_size(net: &Network) -> Result<(), SolveError> {
         });
     }
     let need = memory_estimate(net);
-    let avail = available_memory();
+    let avail = crate::files::available_memory();
     if need > avail / 10 * 8 {
         let mut suggest = net.n;
         while suggest > 1 && memory_estimate_for(net.input.len(), suggest) > avail / 10 * 8 {
