@@ -14,12 +14,12 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use marlin::agents::{FullStatePolicy, LogisticPolicy, Neuron};
-use marlin::model::{InputProcess, RewardSpec, UpdateScheme};
+use marlin::model::UpdateScheme;
 use marlin::rng::{Domain, Stream, stream};
 use marlin::runtime::{Layout, NoObserver, RunState, RuntimeNetwork, run};
 use marlin::scenario::Scenario;
 use marlin::solver::{SolveOptions, solve};
-use marlin::topology::{Topology, TopologySpec};
+use marlin::topology::Topology;
 use rand::Rng;
 use std::hint::black_box;
 use std::path::Path;
@@ -86,37 +86,25 @@ fn toy(c: &mut Criterion) {
     g.finish();
 }
 
+/// The benchmark network, its neurons as the agent engine's logistic agents.
 fn ei_network(n: usize) -> (RuntimeNetwork, Vec<Neuron<LogisticPolicy>>) {
-    let topology = Topology::build(&TopologySpec::RandomInDegree { k: 100 }, n, 7);
-    let excit = |j: u32| (j as usize) < n * 8 / 10;
+    let (net, ln) = marlin::runtime::sparse::benchmark_network(n, UpdateScheme::Synchronous, 7);
+    let w = |j: u32| match &ln.weights {
+        marlin::runtime::sparse::Weights::PerSource(w) => w[j as usize] as f64,
+        marlin::runtime::sparse::Weights::PerSynapse(_) => unreachable!("Dale weights are per source"),
+    };
     let agents = (0..n)
         .map(|i| Neuron {
             id: i,
             policy: LogisticPolicy {
-                bias: -0.6,
+                bias: ln.bias[i],
                 input_weight: 0.0,
-                weights: topology
-                    .partners(i)
-                    .iter()
-                    .map(|&j| if excit(j) { 0.2 } else { -1.0 })
-                    .collect(),
+                weights: net.topology.partners(i).iter().map(|&j| w(j)).collect(),
             },
-            prior: 0.27,
+            prior: ln.prior[i],
             rng: stream(7, Domain::Agent, i as u64),
         })
         .collect();
-    let net = RuntimeNetwork {
-        n,
-        alive: vec![true; n],
-        input: InputProcess::switching(vec![0.0], 0.0),
-        reward: RewardSpec::TargetCount {
-            targets: vec![n / 4],
-            value: 1.0,
-        },
-        update: UpdateScheme::Synchronous,
-        topology,
-        receives_input: vec![false; n],
-    };
     (net, agents)
 }
 
@@ -257,10 +245,9 @@ fn plain_push(n: usize, (offsets, targets): &(Vec<usize>, Vec<u32>), w_src: &[f3
 /// (1 and 2 threads, against the plain loop), random-partial q = ½, and
 /// asynchronous (one neuron per tick), N = 10⁴ and 10⁵.
 fn sparse(c: &mut Criterion) {
-    use marlin::runtime::sparse::{LogisticNeurons, SparseEngine};
+    use marlin::runtime::sparse::{SparseEngine, benchmark_network};
     for n in [10_000usize, 100_000] {
-        let (mut net, _) = ei_network(n);
-        let ln = LogisticNeurons::excitatory_inhibitory(n, n * 8 / 10, 0.2, -1.0, -0.6, 0.27);
+        let (mut net, ln) = benchmark_network(n, UpdateScheme::Synchronous, 7);
         let w_src: Vec<f32> = (0..n).map(|j| if j < n * 8 / 10 { 0.2 } else { -1.0 }).collect();
         let ticks = (2_000_000 / n as u64).max(10);
         let mut g = c.benchmark_group(format!("sparse_ei_k100_n{n}"));

@@ -3,10 +3,9 @@
 //!
 //! `cargo run --release --example scale -- N UPDATE THREADS TICKS`
 //! (UPDATE: synchronous, random_partial:Q, asynchronous).
-use marlin::model::{InputProcess, RewardSpec, UpdateScheme};
-use marlin::runtime::sparse::{LogisticNeurons, SparseEngine};
-use marlin::runtime::{Layout, NoObserver, RunState, RuntimeNetwork};
-use marlin::topology::{Topology, TopologySpec};
+use marlin::model::UpdateScheme;
+use marlin::runtime::sparse::{SparseEngine, benchmark_network};
+use marlin::runtime::{Layout, NoObserver, RunState};
 use std::time::Instant;
 
 fn main() {
@@ -22,21 +21,8 @@ fn main() {
     let threads: usize = args.get(3).map_or(1, |s| s.parse().unwrap());
     let ticks: u64 = args.get(4).map_or(100, |s| s.parse().unwrap());
     let t0 = Instant::now();
-    let topology = Topology::build(&TopologySpec::RandomInDegree { k: 100 }, n, 1);
+    let (net, ln) = benchmark_network(n, update, 1);
     let build = t0.elapsed().as_secs_f64();
-    let net = RuntimeNetwork {
-        n,
-        alive: vec![true; n],
-        input: InputProcess::switching(vec![0.0], 0.0),
-        reward: RewardSpec::TargetCount {
-            targets: vec![n / 4],
-            value: 1.0,
-        },
-        update,
-        topology,
-        receives_input: vec![false; n],
-    };
-    let ln = LogisticNeurons::excitatory_inhibitory(n, n * 8 / 10, 0.2, -1.0, -0.6, 0.27);
     let t1 = Instant::now();
     let mut engine = SparseEngine::new(
         &net,

@@ -196,14 +196,8 @@ fn the_benchmark_network_fires_at_its_stated_activity() {
     // N = 2 000, K = 100, 80 % excitatory (+0.2), inhibitory (−1.0), bias
     // −0.6: the benchmark network settles near activity 0.27.
     let n = 2000;
-    let net = RuntimeNetwork {
-        topology: Topology::build(&TopologySpec::RandomInDegree { k: 100 }, n, 1),
-        receives_input: vec![false; n],
-        alive: vec![true; n],
-        n,
-        ..network(UpdateScheme::Synchronous)
-    };
-    let ln = LogisticNeurons::excitatory_inhibitory(n, n * 8 / 10, 0.2, -1.0, -0.6, 0.27);
+    let (net, ln) = marlin::runtime::sparse::benchmark_network(n, UpdateScheme::Synchronous, 1);
+    assert!((0..n).all(|i| net.topology.in_degree(i) == 100));
     let mut engine = SparseEngine::new(&net, &ln, Layout { shards: 2, threads: 2 }, 1).unwrap();
     let (state, _) = engine.run(RunState::initial(&net, 1), 100, &mut marlin::runtime::NoObserver);
     let (_, totals) = engine.run(state, 1000, &mut marlin::runtime::NoObserver);

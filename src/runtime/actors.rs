@@ -12,7 +12,9 @@
 //! the same numbers from the same streams in the same order, so they produce
 //! **bit-identical** trajectories, totals and learned parameters (tested).
 
-use super::{FIXED, Observer, RunState, RunTotals, RuntimeNetwork, TickRecord, draw_actor, next_input, step_shard};
+use super::{
+    FIXED, Observer, RunState, RunTotals, RuntimeNetwork, Tick, TickRecord, draw_actor, next_input, step_shard,
+};
 use crate::agents::{Agent, Broadcast};
 use crate::learn::Teacher;
 use crate::rng::Stream;
@@ -75,16 +77,19 @@ impl<A: Agent + Unpin + 'static> Handler<Step> for ShardActor<A> {
 
     fn handle(&mut self, m: Step, _: &mut Context<Self>) -> Self::Result {
         let mut words = Vec::new();
+        let tick = Tick {
+            t: m.t,
+            x: m.x,
+            frame: &m.frame,
+            actor: m.actor,
+            broadcast: m.broadcast.as_ref(),
+        };
         let (delta, info) = step_shard(
             &self.net,
             &mut self.agents,
             self.range.clone(),
-            m.t,
-            m.x,
-            &m.frame,
+            &tick,
             &mut |w, bits, mask| words.push((w, bits, mask)),
-            m.actor,
-            m.broadcast.as_ref(),
         );
         MessageResult(StepDone { words, delta, info })
     }

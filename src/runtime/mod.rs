@@ -479,7 +479,14 @@ impl<T: Transport> Ctx<'_, T> {
             for s in my_shards.clone() {
                 let range = self.plan.shard(s);
                 let mut emit = |w, bits, mask| transport.publish_bits(t, w, bits, mask);
-                let (delta, info) = host.step(net, range, t, st.x, frame, &mut emit, actor, broadcast.as_ref());
+                let tick = Tick {
+                    t,
+                    x: st.x,
+                    frame,
+                    actor,
+                    broadcast: broadcast.as_ref(),
+                };
+                let (delta, info) = host.step(net, range, &tick, &mut emit);
                 transport.publish_totals(t, s, delta, info);
             }
             // Replicated control plane: every thread computes the same values.
@@ -504,21 +511,30 @@ impl<T: Transport> Ctx<'_, T> {
 /// What one thread of the tick team executes, a shard at a time: a slice
 /// of agents ([`AgentHost`]) or plain per-shard arrays ([`sparse`]).
 pub(crate) trait Host {
-    /// Advance the agents `range` (one shard) by tick t, handing each word
-    /// of their new bits to `emit(word, bits, mask)`; returns (change in
-    /// spike count, Σ log-ratios in fixed point).
-    #[allow(clippy::too_many_arguments)]
+    /// Advance the agents `range` (one shard) through `tick`, handing each
+    /// word of their new bits to `emit(word, bits, mask)`; returns (change
+    /// in spike count, Σ log-ratios in fixed point).
     fn step(
         &mut self,
         net: &RuntimeNetwork,
         range: std::ops::Range<usize>,
-        t: u64,
-        x: usize,
-        frame: &[u64],
+        tick: &Tick,
         emit: &mut dyn FnMut(usize, u64, u64),
-        actor: i64,
-        broadcast: Option<&Broadcast>,
     ) -> (i64, i64);
+}
+
+/// What every shard reads during tick t.
+#[derive(Clone, Copy)]
+pub(crate) struct Tick<'a> {
+    pub t: u64,
+    /// The input index x_t.
+    pub x: usize,
+    /// σ_t.
+    pub frame: &'a [u64],
+    /// The neuron the clock drew (asynchronous), or −1.
+    pub actor: i64,
+    /// The learning signal, when agents learn.
+    pub broadcast: Option<&'a Broadcast>,
 }
 
 /// A thread's contiguous run of agents, the first of which is agent `first`.
@@ -539,15 +555,11 @@ impl<A: Agent> Host for AgentHost<'_, A> {
         &mut self,
         net: &RuntimeNetwork,
         range: std::ops::Range<usize>,
-        t: u64,
-        x: usize,
-        frame: &[u64],
+        tick: &Tick,
         emit: &mut dyn FnMut(usize, u64, u64),
-        actor: i64,
-        broadcast: Option<&Broadcast>,
     ) -> (i64, i64) {
         let local = &mut self.agents[range.start - self.first..range.end - self.first];
-        step_shard(net, local, range, t, x, frame, emit, actor, broadcast)
+        step_shard(net, local, range, tick, emit)
     }
 }
 
@@ -573,18 +585,14 @@ fn next_input(net: &RuntimeNetwork, x: usize, next: &[u64], env: &mut Stream) ->
 /// Advance one shard's agents by one tick, handing each word of their new
 /// bits to `emit(word, bits, mask)`; returns (change in spike count, Σ
 /// log-ratios in fixed point).
-#[allow(clippy::too_many_arguments)]
 fn step_shard<A: Agent>(
     net: &RuntimeNetwork,
     agents: &mut [A],
     range: std::ops::Range<usize>,
-    t: u64,
-    x: usize,
-    frame: &[u64],
+    tick: &Tick,
     emit: &mut dyn FnMut(usize, u64, u64),
-    actor: i64,
-    broadcast: Option<&Broadcast>,
 ) -> (i64, i64) {
+    let (frame, actor) = (tick.frame, tick.actor);
     let mut delta = 0i64;
     let mut info = 0i64;
     if net.update == UpdateScheme::Asynchronous {
@@ -593,18 +601,13 @@ fn step_shard<A: Agent>(
         for w in range.start / 64..=(range.end - 1) / 64 {
             let lo = range.start.max(w * 64);
             let hi = range.end.min((w + 1) * 64);
-            let len = hi - lo;
-            let mask = if len == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << len) - 1) << (lo % 64)
-            };
+            let mask = word_mask(lo % 64, hi - lo);
             let mut word = frame[w] & mask;
             if actor >= lo as i64 && actor < hi as i64 {
                 let k = actor as usize;
                 let bit = 1u64 << (k % 64);
                 let own = word & bit != 0;
-                let (fired, lr) = decide(net, &mut agents[k - range.start], k, t, x, frame, own, broadcast);
+                let (fired, lr) = decide(net, &mut agents[k - range.start], k, tick, own);
                 info += lr;
                 delta += fired as i64 - own as i64;
                 word = if fired { word | bit } else { word & !bit };
@@ -623,7 +626,7 @@ fn step_shard<A: Agent>(
                 _ => true,
             };
         let fired = if acts {
-            let (fired, lr) = decide(net, agent, k, t, x, frame, own, broadcast);
+            let (fired, lr) = decide(net, agent, k, tick, own);
             info += lr;
             fired
         } else {
@@ -634,6 +637,16 @@ fn step_shard<A: Agent>(
     }
     words.finish();
     (delta, info)
+}
+
+/// The bits `from .. from + len` of a word.
+#[inline]
+pub(crate) fn word_mask(from: usize, len: usize) -> u64 {
+    if len == 64 {
+        u64::MAX
+    } else {
+        ((1u64 << len) - 1) << from
+    }
 }
 
 /// Collects a shard's new bits word by word and hands each word on.
@@ -678,18 +691,9 @@ impl<'e> WordWriter<'e> {
 /// observes, the runtime draws its action from the agent's own stream,
 /// the agent learns from it, and it reports log(π(a|o)/p(a)) in fixed point.
 #[inline]
-#[allow(clippy::too_many_arguments)]
-fn decide<A: Agent>(
-    net: &RuntimeNetwork,
-    agent: &mut A,
-    k: usize,
-    t: u64,
-    x: usize,
-    frame: &[u64],
-    own: bool,
-    broadcast: Option<&Broadcast>,
-) -> (bool, i64) {
-    let obs = net.observation(k, t, x, frame, own);
+fn decide<A: Agent>(net: &RuntimeNetwork, agent: &mut A, k: usize, tick: &Tick, own: bool) -> (bool, i64) {
+    let obs = net.observation(k, tick.t, tick.x, tick.frame, own);
+    let broadcast = tick.broadcast;
     if let Some(b) = broadcast {
         agent.catch_up(b);
     }

@@ -27,8 +27,9 @@
 //! is the agent engine's.
 
 use super::transport::{ClusterTransport, Ranks, SharedMemory, check_ranks, rank_neurons};
-use super::{FIXED, Host, Layout, Observer, Plan, RunState, RunTotals, RuntimeNetwork, TickRecord, drive};
-use crate::agents::Broadcast;
+use super::{
+    FIXED, Host, Layout, Observer, Plan, RunState, RunTotals, RuntimeNetwork, Tick, TickRecord, drive, word_mask,
+};
 use crate::learn::sigmoid;
 use crate::model::UpdateScheme;
 use crate::rng::{Domain, Stream, stream};
@@ -275,13 +276,10 @@ impl Host for SparseHost<'_> {
         &mut self,
         net: &RuntimeNetwork,
         range: std::ops::Range<usize>,
-        _t: u64,
-        x: usize,
-        frame: &[u64],
+        tick: &Tick,
         emit: &mut dyn FnMut(usize, u64, u64),
-        _actor: i64,
-        _broadcast: Option<&Broadcast>,
     ) -> (i64, i64) {
+        let (x, frame) = (tick.x, tick.frame);
         if range.is_empty() {
             return (0, 0);
         }
@@ -342,16 +340,6 @@ impl Host for SparseHost<'_> {
     }
 }
 
-/// The bits `from .. from + len` of a word.
-#[inline]
-fn word_mask(from: usize, len: usize) -> u64 {
-    if len == 64 {
-        u64::MAX
-    } else {
-        ((1u64 << len) - 1) << from
-    }
-}
-
 /// Ask the cache for neuron `k`'s presynaptic row and stream (a hint; no
 /// effect on results).
 #[inline]
@@ -376,6 +364,28 @@ fn prefetch_row(net: &RuntimeNetwork, k: usize, rng: &Stream) {
 #[inline]
 fn log_ratio_fixed(p: f64, prior: f64, fired: bool) -> i64 {
     super::to_fixed(super::log_ratio(p, prior, fired))
+}
+
+/// The scale benchmark's network (`scenarios/ei_network.toml` at n = 10 000):
+/// `n` neurons with exactly 100 distinct presynaptic partners each (drawn
+/// among all others, no self-loops), neurons `0..0.8n` excitatory (+0.2),
+/// the rest inhibitory (−1.0), bias −0.6, prior 0.27, no input, rewarded
+/// at n/4 active; topology from `seed`.
+pub fn benchmark_network(n: usize, update: UpdateScheme, seed: u64) -> (RuntimeNetwork, LogisticNeurons) {
+    let net = RuntimeNetwork {
+        n,
+        alive: vec![true; n],
+        input: crate::model::InputProcess::switching(vec![0.0], 0.0),
+        reward: crate::model::RewardSpec::TargetCount {
+            targets: vec![n / 4],
+            value: 1.0,
+        },
+        update,
+        topology: crate::topology::Topology::build(&crate::topology::TopologySpec::RandomInDegree { k: 100 }, n, seed),
+        receives_input: vec![false; n],
+    };
+    let neurons = LogisticNeurons::excitatory_inhibitory(n, n * 8 / 10, 0.2, -1.0, -0.6, 0.27);
+    (net, neurons)
 }
 
 /// Bytes a network of `n` neurons and `synapses` synapses takes to run on
