@@ -248,22 +248,15 @@ fn sparse(c: &mut Criterion) {
     use marlin::runtime::sparse::{SparseEngine, benchmark_network};
     for n in [10_000usize, 100_000] {
         let (mut net, ln) = benchmark_network(n, UpdateScheme::Synchronous, 7);
-        let w_src: Vec<f32> = (0..n).map(|j| if j < n * 8 / 10 { 0.2 } else { -1.0 }).collect();
+        let marlin::runtime::sparse::Weights::PerSource(w_src) = ln.weights.clone() else {
+            unreachable!("the benchmark's Dale weights are per source")
+        };
         let ticks = (2_000_000 / n as u64).max(10);
         let mut g = c.benchmark_group(format!("sparse_ei_k100_n{n}"));
         g.sample_size(10);
         g.throughput(Throughput::Elements(ticks * n as u64));
         for threads in [1usize, 2] {
-            let mut engine = SparseEngine::new(
-                &net,
-                &ln,
-                Layout {
-                    shards: threads,
-                    threads,
-                },
-                7,
-            )
-            .unwrap();
+            let mut engine = SparseEngine::new(&net, &ln, Layout::threads(threads), 7).unwrap();
             let warm = engine.run(RunState::initial(&net, 7), 20, &mut NoObserver).0;
             g.bench_function(format!("synchronous_{threads}_threads"), |b| {
                 b.iter(|| black_box(engine.run(warm.clone(), ticks, &mut NoObserver).1.spikes))

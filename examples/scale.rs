@@ -24,16 +24,7 @@ fn main() {
     let (net, ln) = benchmark_network(n, update, 1);
     let build = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    let mut engine = SparseEngine::new(
-        &net,
-        &ln,
-        Layout {
-            shards: threads,
-            threads,
-        },
-        1,
-    )
-    .unwrap();
+    let mut engine = SparseEngine::new(&net, &ln, Layout::threads(threads), 1).unwrap();
     let setup = t1.elapsed().as_secs_f64();
     let (state, _) = engine.run(RunState::initial(&net, 1), ticks / 10 + 1, &mut NoObserver);
     let t2 = Instant::now();

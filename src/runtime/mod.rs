@@ -109,6 +109,14 @@ impl Layout {
         Layout { shards: 1, threads: 1 }
     }
 
+    /// `threads` threads with one shard each.
+    pub fn threads(threads: usize) -> Self {
+        Layout {
+            shards: threads,
+            threads,
+        }
+    }
+
     /// The command line's layout for `n` neurons: `threads` (default one
     /// below 4096 neurons, where a tick is too short to share, else every
     /// core) and `shards` (default one per thread).
