@@ -658,7 +658,7 @@ pub(crate) fn word_mask(from: usize, len: usize) -> u64 {
 }
 
 /// Collects a shard's new bits word by word and hands each word on.
-pub(crate) struct WordWriter<'e> {
+struct WordWriter<'e> {
     word: usize,
     bits: u64,
     mask: u64,
@@ -666,7 +666,7 @@ pub(crate) struct WordWriter<'e> {
 }
 
 impl<'e> WordWriter<'e> {
-    pub(crate) fn new(first: usize, emit: &'e mut dyn FnMut(usize, u64, u64)) -> Self {
+    fn new(first: usize, emit: &'e mut dyn FnMut(usize, u64, u64)) -> Self {
         WordWriter {
             word: first / 64,
             bits: 0,
@@ -676,7 +676,7 @@ impl<'e> WordWriter<'e> {
     }
 
     #[inline]
-    pub(crate) fn put(&mut self, k: usize, fired: bool) {
+    fn put(&mut self, k: usize, fired: bool) {
         if k / 64 != self.word {
             (self.emit)(self.word, self.bits, self.mask);
             self.word = k / 64;
@@ -690,7 +690,7 @@ impl<'e> WordWriter<'e> {
         self.mask |= bit;
     }
 
-    pub(crate) fn finish(self) {
+    fn finish(self) {
         (self.emit)(self.word, self.bits, self.mask);
     }
 }

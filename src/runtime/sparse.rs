@@ -20,7 +20,8 @@
 //! Both visit a neuron's spiking partners in ascending order and add in
 //! `f32`, then form the logit in `f64` ([`LogisticNeurons::logit`]); the
 //! sum of every neuron is therefore the same number in every layout, and a
-//! run's trajectory is bit-identical for any number of shards and threads.
+//! run's trajectory is bit-identical for any number of shards, threads and
+//! MPI ranks.
 //! Randomness is drawn exactly as the agent engine draws it (the acting
 //! neuron's own stream: its act-or-not draw under random-partial updates,
 //! then its action), and the control plane — clock, environment, observer —
