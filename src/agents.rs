@@ -164,7 +164,7 @@ impl Policy for LocalTablePolicy {
 
 /// `logit π(1|o) = b + u·x + Σ_j w_j σ_j` over the presynaptic partners
 /// (THEORY §4); for all-to-all, `weights[j]` is the weight from neuron j.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogisticPolicy {
     pub bias: f64,
     pub input_weight: f64,

@@ -64,8 +64,9 @@ pub enum Command {
         after_help = "Examples:\n  marlin solve scenarios/toy8.toml && marlin simulate scenarios/toy8.toml --policy out/toy8/solve/policy.npz --ticks 100000\n  marlin simulate scenarios/toy8.toml --untrained --ticks 10000 --out out/toy8/untrained\n  marlin simulate scenarios/ei_network.toml --ticks 1000 --record-format events   # fixed [neurons], sparse engine"
     )]
     Simulate {
-        /// Scenario file (TOML).
-        scenario: PathBuf,
+        /// Scenario file (TOML). Not needed with --resume.
+        #[arg(required_unless_present = "resume")]
+        scenario: Option<PathBuf>,
         /// Policies from `marlin solve` (policy.npz). Needed unless --untrained, or unless the
         /// scenario fixes its neurons in a `[neurons]` section (they then run on the sparse engine).
         #[arg(long, conflicts_with = "untrained")]
@@ -74,8 +75,8 @@ pub enum Command {
         #[arg(long)]
         untrained: bool,
         /// Number of ticks to simulate (for a maze: steps per demonstration).
-        #[arg(long)]
-        ticks: u64,
+        #[arg(long, required_unless_present = "resume")]
+        ticks: Option<u64>,
         /// Maze scenarios: number of demonstrations (default: the scenario's study.trajectories).
         #[arg(long)]
         trajectories: Option<usize>,
@@ -99,14 +100,24 @@ pub enum Command {
         /// Output folder (default: the scenario's `output`/simulate).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Save a checkpoint (tick, RNG states, the recording so far) at least every SECONDS
+        /// (default 60). Ctrl-C saves one and stops.
+        #[arg(long, value_name = "SECONDS")]
+        checkpoint_every: Option<f64>,
+        /// Continue the interrupted run whose output folder is DIR; the trajectory is bit for bit
+        /// the one of an uninterrupted run. Takes the scenario and every setting from the checkpoint
+        /// (--threads, --shards and --checkpoint-every may change).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["scenario", "policy", "untrained", "ticks", "trajectories", "record_neurons", "actors", "out"])]
+        resume: Option<PathBuf>,
     },
     /// Train a network by decentralised learning: every neuron learns alone from the broadcast reward.
     #[command(
         after_help = "Examples:\n  marlin train scenarios/toy8.toml                       # the scenario's [learning] rules and policies\n  marlin train scenarios/toy8.toml --rule actor_critic --policy logistic --ticks 2000000 --seed 3\n  marlin train scenarios/rand64.toml --out out/rand64_train"
     )]
     Train {
-        /// Scenario file (TOML).
-        scenario: PathBuf,
+        /// Scenario file (TOML). Not needed with --resume.
+        #[arg(required_unless_present = "resume")]
+        scenario: Option<PathBuf>,
         /// Ticks of learning (default: the scenario's learning.ticks).
         #[arg(long)]
         ticks: Option<u64>,
@@ -135,6 +146,15 @@ pub enum Command {
         /// Output folder (default: the scenario's `output`/train).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Save a checkpoint (policies, learner state, RNG states, tick) at least every SECONDS,
+        /// besides at every evaluation checkpoint (default 60). Ctrl-C saves one and stops.
+        #[arg(long, value_name = "SECONDS")]
+        checkpoint_every: Option<f64>,
+        /// Continue the interrupted run whose output folder is DIR, from its checkpoint; the
+        /// result is bit for bit the one of an uninterrupted run. Takes the scenario and every
+        /// setting from the checkpoint (--threads, --shards and --checkpoint-every may change).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["scenario", "ticks", "rule", "policy", "seed", "checkpoints", "actors", "out"])]
+        resume: Option<PathBuf>,
     },
     /// Infer the reward a recorded network optimises (inverse RL).
     #[command(
@@ -258,6 +278,16 @@ pub enum RecordFormat {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    // Ctrl-C: long runs save a checkpoint at their next block and stop; a
+    // second Ctrl-C stops at once.
+    let _ = ctrlc::set_handler(|| {
+        if crate::checkpoint::stop_requested() {
+            eprintln!("\nstopped");
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after the next checkpoint (Ctrl-C again to stop at once)");
+        crate::checkpoint::request_stop();
+    });
     #[cfg(feature = "mpi")]
     let world = match crate::runtime::mpi::MpiWorld::from_launcher() {
         Ok(w) => w,
@@ -715,8 +745,23 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             record_format,
             actors,
             out,
+            checkpoint_every,
+            resume,
         } => {
-            if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
+            let maze = match scenario {
+                Some(s) => match World::load(s).map_err(commands::BadInput::from)? {
+                    World::Maze(m) => Some(m),
+                    _ => None,
+                },
+                None => None,
+            };
+            if let Some(m) = maze {
+                if checkpoint_every.is_some() {
+                    return Err(commands::BadInput(
+                        "--checkpoint-every applies to networks: maze demonstrations are written at once".into(),
+                    )
+                    .into());
+                }
                 refuse_team(&m)?;
                 if ranks.is_some() {
                     return Err(commands::BadInput(
@@ -735,7 +780,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     &m,
                     policy.as_deref(),
                     trajectories.unwrap_or(m.study.trajectories),
-                    *ticks as usize,
+                    ticks.expect("required without --resume") as usize,
                     &dir,
                 )?;
                 if !cli.quiet {
@@ -754,10 +799,10 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 return Err(commands::BadInput("--trajectories applies to maze scenarios only".into()).into());
             }
             let args = commands::simulate::SimulateArgs {
-                scenario: scenario.clone(),
+                scenario: scenario.clone().unwrap_or_default(),
                 policy: policy.clone(),
                 untrained: *untrained,
-                ticks: *ticks,
+                ticks: ticks.unwrap_or_default(),
                 shards: *shards,
                 threads: *threads,
                 record_neurons: record_neurons.clone(),
@@ -768,6 +813,8 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 out: out.clone(),
                 quiet: cli.quiet,
                 actors: *actors,
+                checkpoint_every: *checkpoint_every,
+                resume: resume.clone(),
             };
             let r = commands::simulate::run_simulate_on(&args, ranks)?;
             if !cli.quiet && ranks.is_none_or(|r| r.rank() == 0) {
@@ -796,18 +843,28 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             threads,
             actors,
             out,
+            checkpoint_every,
+            resume,
         } => {
             use crate::learn::{PolicyKind, Rule};
-            if let World::Maze(mut m) = World::load(scenario).map_err(commands::BadInput::from)? {
+            let maze = match scenario {
+                Some(s) => match World::load(s).map_err(commands::BadInput::from)? {
+                    World::Maze(m) => Some(m),
+                    _ => None,
+                },
+                None => None,
+            };
+            if let Some(mut m) = maze {
                 if policy.is_some()
                     || shards.is_some()
                     || threads.is_some()
                     || actors.is_some()
                     || checkpoints.is_some()
+                    || checkpoint_every.is_some()
                 {
                     return Err(commands::BadInput(
-                        "--policy, --shards, --threads, --actors and --checkpoints apply to networks; maze walkers \
-                         learn tabular policies (set [team] in the scenario)"
+                        "--policy, --shards, --threads, --actors, --checkpoints and --checkpoint-every apply to \
+                         networks; maze walkers learn tabular policies (set [team] in the scenario)"
                             .into(),
                     )
                     .into());
@@ -849,7 +906,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 return Ok(());
             }
             let args = commands::train::TrainArgs {
-                scenario: scenario.clone(),
+                scenario: scenario.clone().unwrap_or_default(),
                 ticks: *ticks,
                 rules: rule.as_ref().map(|v| {
                     v.iter()
@@ -874,6 +931,8 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 actors: *actors,
                 out: out.clone(),
                 quiet: cli.quiet,
+                checkpoint_every: *checkpoint_every,
+                resume: resume.clone(),
             };
             let s = commands::train::run_train(&args)?;
             if !cli.quiet {

@@ -6,8 +6,10 @@
 
 use anyhow::{Context, Result};
 use ndarray::{Array, Dimension};
-use ndarray_npy::{NpzWriter, WritableElement};
-use std::io::Write;
+use ndarray_npy::{NpzReader, WritableElement, WriteNpyExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Write `path` atomically: `write` fills a temporary file beside it, which is
@@ -21,7 +23,13 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Resul
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
     let tmp: PathBuf = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
         write(&mut f)?;
         f.flush()?;
         f.sync_all()?;
@@ -58,18 +66,30 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_text(path, &(text + "\n"))
 }
 
-/// Adds one array to an open archive.
-type AddArray = Box<dyn FnOnce(&mut NpzWriter<&mut std::fs::File>) -> Result<()>>;
+/// Adds one array to an open archive member.
+type AddArray = Box<dyn FnOnce(&mut dyn Write) -> Result<()>>;
 
-/// Builder for an .npz archive that is written atomically on [`Npz::write`].
-#[derive(Default)]
+/// Builder for an .npz archive that is written atomically and sealed (see
+/// [`Seal`]) on [`Npz::write`].
 pub struct Npz {
-    entries: Vec<AddArray>,
+    seal: Seal,
+    entries: Vec<(String, AddArray)>,
 }
 
 impl Npz {
-    pub fn new() -> Self {
-        Self::default()
+    /// An archive of `format` (e.g. `"marlin-policy"`), format version 1.
+    pub fn new(format: &str) -> Self {
+        Self::sealed(format, 1, None)
+    }
+
+    /// An archive of `format` and `version` whose metadata (a JSON file
+    /// beside it) is sealed with it: `metadata` is that JSON in compact form
+    /// ([`canonical_json`]).
+    pub fn sealed(format: &str, version: u32, metadata: Option<&str>) -> Self {
+        Npz {
+            seal: Seal::new(format, version, metadata),
+            entries: Vec::new(),
+        }
     }
 
     /// Add an array under `name` (numpy sees `name` as the key).
@@ -79,22 +99,33 @@ impl Npz {
         D: Dimension + 'static,
     {
         let key = name.to_string();
-        self.entries.push(Box::new(move |w| {
-            w.add_array(key.as_str(), &array)
-                .map_err(|e| anyhow::anyhow!("writing array {key}: {e}"))
-        }));
+        self.entries.push((
+            key.clone(),
+            Box::new(move |w| {
+                array
+                    .write_npy(w)
+                    .map_err(|e| anyhow::anyhow!("writing array {key}: {e}"))
+            }),
+        ));
         self
     }
 
     pub fn write(self, path: &Path) -> Result<()> {
         write_atomic(path, |f| {
-            let mut w = NpzWriter::new(f);
-            for add in self.entries {
-                add(&mut w)?;
+            let comment = self.seal.placeholder();
+            {
+                let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(&mut *f));
+                let opts = zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored)
+                    .large_file(true);
+                for (name, add) in self.entries {
+                    zip.start_file(format!("{name}.npy"), opts)?;
+                    add(&mut zip)?;
+                }
+                zip.set_comment(comment.clone());
+                zip.finish()?.flush()?;
             }
-            w.finish()
-                .map_err(|e| anyhow::anyhow!("finishing {}: {e}", path.display()))?;
-            Ok(())
+            seal_file(f, &comment).with_context(|| format!("sealing {}", path.display()))
         })
     }
 }
@@ -169,4 +200,206 @@ pub fn read_reward_table(path: &Path, inputs: usize, n: usize) -> std::result::R
         return Err(format!("{} contains {v}; allowed: finite numbers", path.display()));
     }
     Ok(table)
+}
+
+/// The seal marlin puts on every .npz it writes, as the archive's comment
+/// (compact JSON at the very end of the file, which numpy ignores): the
+/// format, its version, the SHA-256 of every byte of the file before the
+/// comment and, for archives with a JSON metadata file beside them, the
+/// SHA-256 of that metadata in compact form. Readers check it with
+/// [`open_npz`], so a truncated, damaged or mismatched file is reported as
+/// such; archives without a seal (made by a user's own numpy code) are
+/// accepted and validated like any input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seal {
+    pub format: String,
+    pub format_version: u32,
+    /// SHA-256 (hex) of the file's bytes before the comment.
+    pub sha256: String,
+    /// SHA-256 (hex) of the metadata file's content in compact JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_sha256: Option<String>,
+}
+
+/// The formats of the archives marlin writes (trajectories and maze
+/// demonstrations carry their own, `record::FORMAT` and `demos::FORMAT`).
+pub mod formats {
+    /// Per-neuron policies over the network's states (`solve`, `train`).
+    pub const POLICY: &str = "marlin-policy";
+    pub const MAZE_POLICY: &str = "marlin-maze-policy";
+    pub const TEAM_POLICY: &str = "marlin-team-policy";
+    pub const TEAM_LEARNED_POLICY: &str = "marlin-team-learned-policy";
+    /// `infer`'s reward.npz on a network.
+    pub const REWARD: &str = "marlin-reward";
+    pub const MAZE_REWARD: &str = "marlin-maze-reward";
+    /// The measurements of a solved sensory code.
+    pub const CODING: &str = "marlin-coding";
+}
+
+/// What an unwritten digest reads as, until [`seal_file`] fills it in.
+const UNSEALED: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl Seal {
+    pub fn new(format: &str, version: u32, metadata: Option<&str>) -> Self {
+        Seal {
+            format: format.into(),
+            format_version: version,
+            sha256: UNSEALED.into(),
+            metadata_sha256: metadata.map(|m| sha256_hex(m.as_bytes())),
+        }
+    }
+
+    /// The comment to write before the file's digest is known (same length
+    /// as the final one).
+    pub fn placeholder(&self) -> String {
+        serde_json::to_string(&Seal {
+            sha256: UNSEALED.into(),
+            ..self.clone()
+        })
+        .expect("a seal serialises")
+    }
+}
+
+/// A value's compact JSON: what a metadata seal covers. Parsing the pretty
+/// file and writing it compactly gives the same text (serde_json's floats
+/// round-trip), so readers recompute it from what they parsed.
+pub fn canonical_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("metadata serialises")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// SHA-256 of the first `len` bytes of `file`.
+fn digest_prefix(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut hasher = Sha256::new();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file.take(len));
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        hasher.update(buf);
+        let k = buf.len();
+        reader.consume(k);
+    }
+    let read = reader.into_inner().limit();
+    if read != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the file ended early",
+        ));
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Fill in the digest of a finished archive whose comment is `placeholder`
+/// (the last bytes of the file), in place.
+pub fn seal_file(file: &mut std::fs::File, placeholder: &str) -> Result<()> {
+    let len = file.seek(SeekFrom::End(0))?;
+    let body = len
+        .checked_sub(placeholder.len() as u64)
+        .context("archive shorter than its comment")?;
+    let digest = digest_prefix(file, body)?;
+    let at = placeholder
+        .find(&format!("\"sha256\":\"{UNSEALED}\""))
+        .context("the placeholder has no digest field")?
+        + "\"sha256\":\"".len();
+    file.seek(SeekFrom::Start(body + at as u64))?;
+    file.write_all(digest.as_bytes())?;
+    file.flush()?;
+    Ok(())
+}
+
+/// Check the seal of the .npz at `path`, if it has one: it must be one of
+/// `formats`, of a version this marlin reads (1 to `max_version`), its bytes
+/// must match their digest and, when `metadata` (the compact JSON of what was
+/// read from the metadata file) is given and the seal covers metadata, that
+/// too. Returns the seal, or None for an archive marlin did not write.
+pub fn check_seal(
+    path: &Path,
+    formats: &[&str],
+    max_version: u32,
+    metadata: Option<&str>,
+) -> std::result::Result<Option<Seal>, String> {
+    let damaged = |e: &dyn std::fmt::Display| {
+        format!(
+            "not a readable .npz archive: truncated or damaged ({e}); allowed: an .npz file as numpy or marlin write it"
+        )
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let comment = {
+        let archive = zip::ZipArchive::new(&mut file).map_err(|e| damaged(&e))?;
+        archive.comment().to_vec()
+    };
+    // Unsealed: no comment, or one another tool wrote. Anything that looks
+    // like a seal (a JSON object, or naming marlin) must be a whole one, so a
+    // damaged seal never passes for no seal.
+    if !(comment.starts_with(b"{") || comment.windows(6).any(|w| w == b"marlin")) {
+        return Ok(None);
+    }
+    let seal: Seal = std::str::from_utf8(&comment)
+        .ok()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .ok_or_else(|| damaged(&"its marlin seal is unreadable"))?;
+    if !formats.contains(&seal.format.as_str()) {
+        return Err(format!(
+            "a {} file; allowed here: {}",
+            seal.format,
+            formats.join(" or ")
+        ));
+    }
+    if seal.format_version == 0 || seal.format_version > max_version {
+        return Err(format!(
+            "{} format version {}; this marlin reads versions 1 to {max_version} (a newer marlin wrote it?)",
+            seal.format, seal.format_version
+        ));
+    }
+    let len = file.seek(SeekFrom::End(0)).map_err(|e| damaged(&e))?;
+    let body = len - comment.len() as u64;
+    let mut tail = vec![0; comment.len()];
+    file.seek(SeekFrom::Start(body))
+        .and_then(|_| file.read_exact(&mut tail))
+        .map_err(|e| damaged(&e))?;
+    if tail != comment {
+        return Err(damaged(&"bytes after its end"));
+    }
+    let digest = digest_prefix(&mut file, body).map_err(|e| damaged(&e))?;
+    if digest != seal.sha256 {
+        return Err(format!(
+            "corrupted: its content does not match the SHA-256 marlin sealed it with \
+             (sealed {}…, now {}…); the file was damaged or changed after marlin wrote it",
+            &seal.sha256[..seal.sha256.len().min(12)],
+            &digest[..12]
+        ));
+    }
+    if let (Some(sealed), Some(meta)) = (&seal.metadata_sha256, metadata)
+        && sha256_hex(meta.as_bytes()) != *sealed
+    {
+        return Err(
+            "its metadata file (the .json beside it) does not match the one marlin wrote with it: \
+             damaged, edited, or from another run"
+                .into(),
+        );
+    }
+    Ok(Some(seal))
+}
+
+/// Open an .npz for reading after [`check_seal`].
+pub fn open_npz(
+    path: &Path,
+    formats: &[&str],
+    max_version: u32,
+    metadata: Option<&str>,
+) -> std::result::Result<NpzReader<std::fs::File>, String> {
+    check_seal(path, formats, max_version, metadata)?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    NpzReader::new(file).map_err(|e| format!("not a readable .npz archive ({e})"))
 }

@@ -3,7 +3,7 @@
 //! See `ARCHITECTURE.md` for the bird's-eye view. Modules, in dependency
 //! order: [`model`] (pure data) ← [`solver`] (exact math) ← [`maze`] and
 //! [`coding`] (worlds), and [`infer`] (inverse RL); [`rng`] ← [`topology`] ← [`agents`] ← [`learn`] ← [`runtime`] ←
-//! [`record`] (the simulator); [`files`] (I/O plumbing); [`scenario`]
+//! [`record`] (the simulator); [`files`] (I/O plumbing) ← [`checkpoint`] (saved runs, Ctrl-C); [`scenario`]
 //! (files → networks); [`report`] (figures and the HTML report); [`commands`] (what each
 //! subcommand does) ← [`cli`] (arguments).
 
@@ -11,6 +11,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod agents;
+pub mod checkpoint;
 pub mod cli;
 pub mod coding;
 pub mod commands;

@@ -208,6 +208,26 @@ fn corrupt_or_impossible_records_are_refused() {
     let mut m = json(&meta);
     m["map"][1] = serde_json::json!("#S#.#...#");
     std::fs::write(&meta, m.to_string()).unwrap();
+    // marlin sealed the record with its metadata: the edit is caught as such…
+    let err = run_bad(marlin().arg("infer").arg(&npz));
+    assert!(err.contains("does not match"), "{err}");
+    // …and a record without a seal (rewritten by the user's own code) is
+    // checked step by step against the map.
+    let mut arrays = ndarray_npy::NpzReader::new(std::fs::File::open(&npz).unwrap()).unwrap();
+    let names = arrays.names().unwrap();
+    let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(d.join("unsealed.npz")).unwrap());
+    for name in names {
+        let name = name.trim_end_matches(".npy").to_string();
+        if name == "reward" {
+            let a: ndarray::Array2<f64> = arrays.by_name(&name).unwrap();
+            w.add_array(name, &a).unwrap();
+        } else {
+            let a: ndarray::Array2<i64> = arrays.by_name(&name).unwrap();
+            w.add_array(name, &a).unwrap();
+        }
+    }
+    w.finish().unwrap();
+    std::fs::rename(d.join("unsealed.npz"), &npz).unwrap();
     let err = run_bad(marlin().arg("infer").arg(&npz));
     assert!(err.contains("cannot lead") || err.contains("allowed"), "{err}");
     m["format_version"] = serde_json::json!(99);

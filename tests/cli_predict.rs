@@ -119,9 +119,11 @@ fn cutting_the_recurrent_connections_is_predicted_with_partially_observed_best_r
     let d = dir.path();
     let sc = marlin::scenario::Scenario::load(std::path::Path::new("scenarios/toy8.toml")).unwrap();
     let r = sc.reward.tabulate(8);
-    let mut npz = marlin::files::Npz::new();
-    npz.add("r", ndarray::Array2::from_shape_vec((2, 256), r).unwrap());
-    npz.write(&d.join("reward.npz")).unwrap();
+    // Written as a user's own code would: an archive without marlin's seal.
+    let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(d.join("reward.npz")).unwrap());
+    npz.add_array("r", &ndarray::Array2::from_shape_vec((2, 256), r).unwrap())
+        .unwrap();
+    npz.finish().unwrap();
     let ok = marlin()
         .args([
             "-q",

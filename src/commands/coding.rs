@@ -22,7 +22,7 @@ use crate::scenario::CodingScenario;
 use crate::solver::{self, SolveOptions};
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, Array3};
-use ndarray_npy::{NpzReader, WriteNpyExt};
+use ndarray_npy::WriteNpyExt;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -150,7 +150,7 @@ fn write_code(sc: &CodingScenario, task: &CodingTask, sol: &CodingSolution, s: &
     write_text(&out.join("network.toml"), &network_toml(sc, task, net))?;
     let rho = &sol.solution.eval.rho;
     let tuning = coding::tuning(net, &sol.solution.policy, rho);
-    let mut npz = Npz::new();
+    let mut npz = Npz::new(crate::files::formats::CODING);
     npz.add("rates", Array2::from_shape_fn((n, xs), |(k, x)| s.rates[k][x]))
         .add("tuning", Array3::from_shape_fn((n, xs, n), |(k, x, o)| tuning[k][x][o]))
         .add("posterior", Array1::from(sol.posterior.clone()))
@@ -604,6 +604,8 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
         out: Some(out.join("simulate")),
         quiet,
         actors: None,
+        checkpoint_every: None,
+        resume: None,
     })?;
 
     // Decentralised learners on the fixed point's reward (frozen: learning
@@ -912,8 +914,8 @@ fn centred_pairs(truth: &[f64], r: &[f64], visits: &[u64], n: usize, xs: usize) 
 
 /// `r` and `visits` from `marlin infer`'s reward.npz.
 fn read_inferred(path: &Path) -> Result<(Vec<f64>, Vec<u64>)> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut npz = NpzReader::new(file).with_context(|| format!("reading {}", path.display()))?;
+    let mut npz = crate::files::open_npz(path, &[crate::files::formats::REWARD], 1, None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let r: Array2<f64> = npz.by_name("r.npy").with_context(|| format!("{}: r", path.display()))?;
     let v: Array2<i64> = npz
         .by_name("visits.npy")

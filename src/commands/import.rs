@@ -44,6 +44,8 @@ pub struct ImportArgs {
 /// What `import` did (`import.json`).
 #[derive(Serialize, Debug)]
 pub struct ImportSummary {
+    /// What the import changed or dropped (merged spikes, spikes outside the window).
+    pub warnings: Vec<String>,
     pub spikes_file: String,
     pub stimulus_file: Option<String>,
     pub bin_seconds: f64,
@@ -297,12 +299,22 @@ pub fn run_import(args: &ImportArgs) -> Result<ImportSummary> {
         binning: "bin t = [start + t·bin, start + (t+1)·bin); σ_k(t) = 1 if neuron k spiked in the bin (several \
                   spikes count once); x(t) = the stimulus in effect at the bin's start; actor unknown (−1); reward \
                   unknown (NaN)",
+        warnings: Vec::new(),
     };
+    let mut summary = summary;
     if merged > 0 {
-        tracing::warn!(
+        summary.warnings.push(format!(
             "{merged} spikes fell in a bin where their neuron had already spiked and were merged; a narrower --bin \
              keeps them"
-        );
+        ));
+    }
+    if outside > 0 {
+        summary
+            .warnings
+            .push(format!("{outside} spikes lay outside [start, end) and were dropped"));
+    }
+    for w in &summary.warnings {
+        tracing::warn!("{w}");
     }
     rec.write(&args.out, &meta)?;
     write_json(&args.out.join("import.json"), &summary)?;

@@ -12,10 +12,9 @@ use crate::files::{Npz, write_json, write_text};
 use crate::infer::likelihood::{self, Features, FitOptions, Responses};
 use crate::infer::{EdgeCounts, TabularOptions, centred_correlation, invert_tabular, project_on_counts};
 use crate::model::{CodingCost, InputProcess, Network, Observes, UpdateScheme, spike_count};
-use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
+use crate::record::TrajectoryMeta;
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, ArrayD};
-use ndarray_npy::NpzReader;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -214,93 +213,41 @@ struct Record {
     actor_known: bool,
 }
 
-/// Read and validate a trajectory.
+/// Read a trajectory (format, seal, shapes and ranges: `record::read`) and
+/// check it can be inverted: few enough neurons, all recorded, dense.
 fn read(path: &Path) -> Result<Record, BadInput> {
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
-    let json = path.with_file_name("trajectory.json");
-    let meta: TrajectoryMeta = serde_json::from_str(
-        &std::fs::read_to_string(&json)
-            .map_err(|e| bad(format!("needs its metadata {} beside it ({e})", json.display())))?,
-    )
-    .map_err(|e| bad(format!("{} is not trajectory metadata ({e})", json.display())))?;
-    if meta.format != FORMAT {
-        return Err(bad(format!("format {:?}; allowed: {FORMAT:?}", meta.format)));
-    }
-    if meta.format_version == 0 || meta.format_version > FORMAT_VERSION {
-        return Err(bad(format!(
-            "format version {}; this marlin reads versions 1 to {FORMAT_VERSION} (a newer marlin wrote it?)",
-            meta.format_version
-        )));
-    }
-    if !["asynchronous", "synchronous", "random_partial"].contains(&meta.update.as_str()) {
-        return Err(bad(format!(
-            "update scheme {:?}; allowed: \"asynchronous\", \"synchronous\", \"random_partial\"",
-            meta.update
-        )));
-    }
-    if !(meta.act_probability > 0.0 && meta.act_probability <= 1.0) {
-        return Err(bad(format!(
-            "act_probability {}; allowed: 0 < q ≤ 1",
-            meta.act_probability
-        )));
-    }
-    let n = meta.n;
-    if n > MAX_TABULAR_INFER {
-        return Err(bad(format!(
-            "{n} neurons; inference tabulates the state space and allows at most {MAX_TABULAR_INFER} \
-             ({MAX_PARAMETRIC_INFER} for parametric rewards)"
-        )));
-    }
-    if meta.inputs == 0 || meta.input_values.len() != meta.inputs {
-        return Err(bad(format!(
-            "{} input values for inputs = {}",
-            meta.input_values.len(),
-            meta.inputs
-        )));
-    }
-    if meta.recorded_neurons != (0..n).collect::<Vec<_>>() {
-        return Err(bad("inference needs every neuron recorded, in order 0..n".into()));
-    }
-    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-    let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
-    let x: Array1<i64> = npz.by_name("x").map_err(|e| bad(format!("no int64 array `x` ({e})")))?;
-    let actor: Array1<i64> = npz
-        .by_name("actor")
-        .map_err(|e| bad(format!("no int64 array `actor` ({e})")))?;
-    let spikes: Array2<u8> = npz
-        .by_name("spikes")
-        .map_err(|e| bad(format!("no uint8 array `spikes` [T, n] (dense form needed) ({e})")))?;
-    let t = x.len();
-    if actor.len() != t || spikes.shape() != [t, n] {
-        return Err(bad(format!(
-            "inconsistent shapes: x [{t}], actor [{}], spikes {:?}; allowed: [T], [T], [T, {n}]",
-            actor.len(),
-            spikes.shape()
-        )));
-    }
-    if t < 2 {
+    let fits = |meta: &TrajectoryMeta| {
+        let n = meta.n;
+        if n > MAX_TABULAR_INFER {
+            return Err(format!(
+                "{n} neurons; inference tabulates the state space and allows at most {MAX_TABULAR_INFER} \
+                 ({MAX_PARAMETRIC_INFER} for parametric rewards)"
+            ));
+        }
+        if meta.recorded_neurons != (0..n).collect::<Vec<_>>() {
+            return Err("inference needs every neuron recorded, in order 0..n".into());
+        }
+        Ok(())
+    };
+    let tr = crate::record::read(path, fits).map_err(bad)?;
+    let spikes = tr.spikes.ok_or_else(|| {
+        bad("no uint8 array `spikes` [T, n]: inference needs the dense form (--record-format dense)".into())
+    })?;
+    if tr.x.len() < 2 {
         return Err(bad("fewer than 2 ticks".into()));
-    }
-    if let Some(v) = x.iter().find(|&&v| v < 0 || v as usize >= meta.inputs) {
-        return Err(bad(format!("`x` holds {v}; allowed: 0 to {}", meta.inputs - 1)));
-    }
-    if let Some(v) = actor.iter().find(|&&v| v < -1 || v >= n as i64) {
-        return Err(bad(format!("`actor` holds {v}; allowed: -1 to {}", n - 1)));
-    }
-    if let Some(v) = spikes.iter().find(|&&v| v > 1) {
-        return Err(bad(format!("`spikes` holds {v}; allowed: 0 or 1")));
     }
     let sigma = spikes
         .rows()
         .into_iter()
         .map(|row| crate::record::state_index(&row.to_vec()))
         .collect();
-    let actor_known = meta.update == "asynchronous" && actor.iter().any(|&a| a >= 0);
+    let actor_known = tr.meta.update == "asynchronous" && tr.actor.iter().any(|&a| a >= 0);
     Ok(Record {
-        meta,
-        x: x.iter().map(|&v| v as usize).collect(),
+        meta: tr.meta,
+        x: tr.x,
         sigma,
-        actor: actor.to_vec(),
+        actor: tr.actor,
         actor_known,
     })
 }
@@ -910,7 +857,7 @@ fn write_outputs(args: &InferArgs, cx: &Shared, inf: &Inferred, count_title: &st
         .truth
         .as_ref()
         .map(|t| centred_correlation(&inf.r, t, n, xs, |s| inf.visits[s] >= min_visits));
-    let mut npz = Npz::new();
+    let mut npz = Npz::new(crate::files::formats::REWARD);
     let grid = |v: Vec<f64>| Array2::from_shape_vec((xs, c), v).expect("state grid");
     let counts_grid = |v: Vec<f64>| Array2::from_shape_vec((xs, n + 1), v).expect("count grid");
     npz.add("r", grid(inf.r.clone()))

@@ -19,7 +19,6 @@ use crate::scenario::MazeScenario;
 use crate::solver::mdp::{self as mdp, ActionPrior, MdpSolution};
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array2};
-use ndarray_npy::NpzReader;
 use rand::Rng;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -166,7 +165,7 @@ pub fn solve(
 
 fn write_policy(path: &Path, maze: &Maze, sol: &MdpSolution, lambda: f64) -> Result<()> {
     let ns = maze.states();
-    let mut npz = Npz::new();
+    let mut npz = Npz::new(crate::files::formats::MAZE_POLICY);
     npz.add("pi", Array2::from_shape_vec((ns, ACTIONS.len()), sol.pi.clone())?)
         .add("lambda", Array1::from(vec![lambda]))
         .add("h", Array1::from(sol.h.clone()))
@@ -196,8 +195,7 @@ fn grid_array(maze: &Maze, values: &[f64]) -> Result<Array2<f64>> {
 /// and the λ it was solved for (`lambda` [1], if present).
 fn read_policy(path: &Path, maze: &Maze) -> Result<(Vec<f64>, Option<f64>), BadInput> {
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-    let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
+    let mut npz = crate::files::open_npz(path, &[crate::files::formats::MAZE_POLICY], 1, None).map_err(bad)?;
     let pi: Array2<f64> = npz
         .by_name("pi")
         .map_err(|e| bad(format!("no float64 array `pi` [states, 5] ({e})")))?;
@@ -540,7 +538,7 @@ pub fn infer(path: &Path, lambda: Option<f64>, out: &Path) -> Result<MazeInferSu
     let prior = meta.prior.clone();
     let results = estimate(&maze, &counts, lambda.unwrap_or(1.0), prior.as_deref());
     let (plugin, corrected) = demonstrated_information(&counts);
-    let mut npz = Npz::new();
+    let mut npz = Npz::new(crate::files::formats::MAZE_REWARD);
     let ns = maze.states();
     npz.add(
         "row",
@@ -684,8 +682,7 @@ fn read_reward(path: &Path, model: &str, maze: &Maze) -> Result<(Vec<f64>, bool)
         ));
     }
     let in_lambda_units = meta["summary"]["lambda"].is_null();
-    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-    let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
+    let mut npz = crate::files::open_npz(path, &[crate::files::formats::MAZE_REWARD], 1, None).map_err(bad)?;
     let r: Array1<f64> = npz.by_name(&format!("reward_{model}")).map_err(|e| {
         bad(format!(
             "no float64 array `reward_{model}` ({e}); allowed models: {}",

@@ -36,9 +36,12 @@ impl From<crate::scenario::ScenarioError> for BadInput {
     }
 }
 
-/// Exit code for an error: 2 for bad input, 1 otherwise.
+/// Exit code for an error: 2 for bad input, 130 for a run stopped by Ctrl-C
+/// after saving its checkpoint, 1 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    if err
+    if err.chain().any(|e| e.is::<crate::checkpoint::Interrupted>()) {
+        130
+    } else if err
         .chain()
         .any(|e| e.is::<BadInput>() || e.is::<crate::scenario::ScenarioError>())
     {

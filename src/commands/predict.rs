@@ -12,7 +12,6 @@ use crate::solver::{self, Policy, SolveOptions};
 use crate::topology::TopologySpec;
 use anyhow::{Context, Result};
 use ndarray::Array2;
-use ndarray_npy::NpzReader;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -233,8 +232,7 @@ struct RewardFile {
 
 fn read_reward(path: &Path, model: &str, n: usize, xs: usize) -> Result<RewardFile, BadInput> {
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-    let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
+    let mut npz = crate::files::open_npz(path, &[crate::files::formats::REWARD], 1, None).map_err(bad)?;
     let c = 1usize << n;
     let mut notes = Vec::new();
     let table: Vec<f64> = match model {

@@ -3,8 +3,10 @@
 
 use super::BadInput;
 use crate::agents::{ConstantPolicy, FullStatePolicy, Neuron, Policy};
+use crate::record::stream::Mark;
 use crate::record::stream::{Finish, RecorderActor, SpikeForm, StreamingObserver};
 use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
+use crate::rng::Stream;
 use crate::runtime::sparse::SparseEngine;
 use crate::runtime::transport::Ranks;
 use crate::runtime::{Engine, Layout, NoObserver, Observer, RunState, RunTotals, RuntimeNetwork, run_on};
@@ -12,12 +14,12 @@ use crate::scenario::Scenario;
 use actix::Actor;
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array3};
-use ndarray_npy::NpzReader;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SimulateArgs {
     pub scenario: PathBuf,
     /// policy.npz written by `marlin solve`.
@@ -35,6 +37,75 @@ pub struct SimulateArgs {
     /// `Some(k)`: run on the actor engine with k agents per shard actor
     /// (1 = one actor per neuron); `None`: the barrier engine (fast).
     pub actors: Option<usize>,
+    /// Save a checkpoint at least this often (seconds of wall time; default
+    /// [`CHECKPOINT_SECONDS`](super::train::CHECKPOINT_SECONDS)).
+    pub checkpoint_every: Option<f64>,
+    /// Continue the run whose output folder this is, from its checkpoint.
+    pub resume: Option<PathBuf>,
+}
+
+/// What `simulate` saves in its checkpoint: the arguments, the run's state,
+/// every neuron's stream, the totals and where the partial recording stood.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    /// The arguments (paths absolute, out resolved).
+    args: SimulateArgs,
+    /// SHA-256 of the scenario and of the policy file: a resume refuses
+    /// changed inputs.
+    inputs_sha256: Vec<String>,
+    state: RunState,
+    streams: Vec<Stream>,
+    totals: RunTotals,
+    recording: Mark,
+    previous: Vec<u8>,
+    /// The trajectory's metadata as the run began (paths as the user gave
+    /// them, so a resumed run writes the same bytes), as JSON: its optional
+    /// fields are skipped when empty, which bincode cannot represent.
+    meta: String,
+    /// Wall time spent before the checkpoint.
+    seconds: f64,
+}
+
+/// The files a run reads (scenario, policy), whose digests a checkpoint keeps.
+fn input_files(args: &SimulateArgs) -> Vec<PathBuf> {
+    std::iter::once(args.scenario.clone())
+        .chain(args.policy.clone())
+        .collect()
+}
+
+/// The saved arguments and state of the run in `dir`, for `--resume`
+/// (threads, shards, quiet and the checkpoint interval may change).
+fn resume(dir: &Path, given: &SimulateArgs) -> Result<(SimulateArgs, Saved), BadInput> {
+    let path = crate::checkpoint::path(dir, "simulate");
+    let saved: Saved = crate::checkpoint::load_for_resume(&path, dir, "simulate").map_err(BadInput)?;
+    let digests = input_files(&saved.args)
+        .iter()
+        .map(|p| crate::checkpoint::sha256_file(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(BadInput)?;
+    if let Some((p, _)) = input_files(&saved.args)
+        .iter()
+        .zip(&digests)
+        .zip(&saved.inputs_sha256)
+        .find(|((_, now), then)| now != then)
+        .map(|(a, _)| a)
+    {
+        return Err(BadInput(format!(
+            "cannot resume from {}: {} changed since the checkpoint was saved; allowed: the same file",
+            dir.display(),
+            p.display()
+        )));
+    }
+    let mut args = saved.args.clone();
+    args.threads = given.threads.or(args.threads);
+    args.shards = given.shards.or(args.shards);
+    args.checkpoint_every = given.checkpoint_every.or(args.checkpoint_every);
+    args.quiet = given.quiet;
+    // The folder may have moved since: results go where the checkpoint is.
+    args.out = Some(dir.to_path_buf());
+    crate::checkpoint::clean_leftovers(dir);
+    tracing::info!("resuming {} at tick {}", dir.display(), saved.state.tick);
+    Ok((args, saved))
 }
 
 /// Ticks per recorded chunk handed to the writer actor.
@@ -51,8 +122,7 @@ pub struct SimulateReport {
 /// Per-neuron full-state policies and priors from a solver `policy.npz`.
 pub fn load_policy(path: &Path, n: usize, inputs: usize) -> Result<(Vec<FullStatePolicy>, Vec<f64>), BadInput> {
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-    let mut npz = NpzReader::new(file).map_err(|e| bad(format!("not a readable .npz archive ({e})")))?;
+    let mut npz = crate::files::open_npz(path, &[crate::files::formats::POLICY], 1, None).map_err(bad)?;
     let p: Array3<f64> = npz
         .by_name("p_fire")
         .map_err(|e| bad(format!("no float64 array `p_fire` of shape [X, 2^n, n] ({e})")))?;
@@ -87,6 +157,23 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
 pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<SimulateReport> {
     let ranks = ranks.filter(|r| r.size() > 1);
     let writes = ranks.is_none_or(|r| r.rank() == 0);
+    if ranks.is_some() && (args.resume.is_some() || args.checkpoint_every.is_some()) {
+        return Err(BadInput(
+            "checkpoints are not written under MPI yet (each rank would save its block): drop --resume and \
+             --checkpoint-every, or run in one process"
+                .into(),
+        )
+        .into());
+    }
+    crate::checkpoint::check_interval(args.checkpoint_every).map_err(BadInput)?;
+    let (args, saved) = match &args.resume {
+        Some(dir) => {
+            let (a, s) = resume(dir, args)?;
+            (a, Some(s))
+        }
+        None => (args.clone(), None),
+    };
+    let args = &args;
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
     check_memory(&scenario, args)?;
     let t_build = std::time::Instant::now();
@@ -204,6 +291,10 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
             .into(),
         controlled_input: scenario.motor.as_ref().map(|m| m.describe()),
     };
+    let meta = match &saved {
+        Some(s) => serde_json::from_str(&s.meta).context("the checkpoint's trajectory metadata")?,
+        None => meta,
+    };
     let t_engine = std::time::Instant::now();
     let mut sparse = match &logistic {
         Some(ln) => Some(
@@ -223,14 +314,26 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
         net: &net,
         layout,
         engine: Engine::new(layout, args.actors),
-        seed: scenario.seed,
         ticks: args.ticks,
         quiet: args.quiet || !writes,
         ranks,
     };
+    let start = match &saved {
+        Some(s) => Start {
+            state: s.state.clone(),
+            totals: s.totals.clone(),
+            streams: Some(s.streams.clone()),
+        },
+        None => Start {
+            state: RunState::initial(&net, scenario.seed),
+            totals: RunTotals::default(),
+            streams: None,
+        },
+    };
     let system = actix::System::new();
     if !writes {
-        let (totals, _) = system.block_on(how.run(agents, sparse.as_mut(), NoObserver))?;
+        let (totals, _) =
+            system.block_on(how.run(agents, sparse.as_mut(), NoObserver, start, &mut |_, _, _, _| Ok(())))?;
         return Ok(SimulateReport {
             totals,
             out,
@@ -239,16 +342,79 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
     }
     // The writer actor appends chunks on its own arbiter while the tick
     // threads run; the trajectory is assembled when the run is over.
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let base = SimulateArgs {
+        scenario: absolute(&args.scenario),
+        policy: args.policy.as_deref().map(absolute),
+        out: Some(absolute(&out)),
+        resume: None,
+        ..args.clone()
+    };
+    let inputs_sha256 = match &saved {
+        Some(s) => s.inputs_sha256.clone(),
+        None => input_files(args)
+            .iter()
+            .map(|p| crate::checkpoint::sha256_file(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(BadInput)?,
+    };
+    let checkpoint = crate::checkpoint::path(&out, "simulate");
+    let before = saved.as_ref().map_or(0.0, |s| s.seconds);
+    let every = args.checkpoint_every.unwrap_or(super::train::CHECKPOINT_SECONDS);
+    let mut last_save = std::time::Instant::now();
+    let mut save = |st: &RunState, totals: &RunTotals, o: &mut StreamingObserver, streams: &dyn Fn() -> Vec<Stream>| {
+        let stop = crate::checkpoint::stop_requested();
+        if !stop && last_save.elapsed().as_secs_f64() < every {
+            return Ok(());
+        }
+        let recording = o.sync()?;
+        let saved = Saved {
+            args: base.clone(),
+            inputs_sha256: inputs_sha256.clone(),
+            state: st.clone(),
+            streams: streams(),
+            totals: totals.clone(),
+            recording,
+            previous: o.previous().to_vec(),
+            meta: crate::files::canonical_json(&meta),
+            seconds: before + t0.elapsed().as_secs_f64(),
+        };
+        crate::checkpoint::save(&checkpoint, &saved)?;
+        tracing::debug!(tick = st.tick, "checkpoint saved");
+        last_save = std::time::Instant::now();
+        if stop {
+            return Err(crate::checkpoint::Interrupted {
+                command: "simulate",
+                tick: st.tick,
+                out: out.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    };
     let totals = system.block_on(async {
         let arbiter = actix::Arbiter::new();
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let writer = RecorderActor::new(&out, record.len(), args.form, in_flight.clone())?;
+        let writer = match &saved {
+            Some(s) => RecorderActor::resume(&out, record.len(), args.form, in_flight.clone(), &s.recording)?,
+            None => RecorderActor::new(&out, record.len(), args.form, in_flight.clone())?,
+        };
         let addr = RecorderActor::start_in_arbiter(&arbiter.handle(), move |_| writer);
-        let observer = StreamingObserver::new(record.clone(), args.form, CHUNK_TICKS, addr.clone(), in_flight);
-        let (totals, mut observer) = how.run(agents, sparse.as_mut(), observer).await?;
+        let mut observer = StreamingObserver::new(record.clone(), args.form, CHUNK_TICKS, addr.clone(), in_flight);
+        if let Some(s) = &saved {
+            observer.resume_from(s.previous.clone());
+        }
+        let ran = how.run(agents, sparse.as_mut(), observer, start, &mut save).await;
+        let (totals, mut observer) = match ran {
+            Ok(r) => r,
+            Err(e) => {
+                arbiter.stop();
+                return Err(e);
+            }
+        };
         observer.flush();
         let finish = Finish {
-            meta,
+            meta: meta.clone(),
             input_values: net.input.values.clone(),
             initial_spikes: RunState::initial(&net, scenario.seed).frame_bits(&record),
         };
@@ -260,10 +426,11 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
         written.with_context(|| format!("writing the trajectory to {}", out.display()))?;
         anyhow::Ok(totals)
     })?;
+    crate::checkpoint::remove(&out);
     Ok(SimulateReport {
         totals,
         out,
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds: before + t0.elapsed().as_secs_f64(),
     })
 }
 
@@ -275,69 +442,215 @@ enum Agents {
     Logistic,
 }
 
+/// Where a simulation starts: the scenario's tick 0, or a checkpoint.
+struct Start {
+    state: RunState,
+    totals: RunTotals,
+    /// Every neuron's random stream at the checkpoint.
+    streams: Option<Vec<Stream>>,
+}
+
+/// Called after every block but the last with the state, the totals so far,
+/// the observer and the neurons' streams: saves a checkpoint when one is due,
+/// and returns [`Interrupted`](crate::checkpoint::Interrupted) on Ctrl-C.
+type AfterBlock<'h, O> = &'h mut dyn FnMut(&RunState, &RunTotals, &mut O, &dyn Fn() -> Vec<Stream>) -> Result<()>;
+
+/// A simulation's neurons on whichever engine runs them, a block of ticks
+/// at a time.
+trait Blocks<O: Observer> {
+    async fn step(&mut self, state: RunState, ticks: u64, observer: O) -> Result<(RunState, RunTotals, O)>;
+    /// Every neuron's random stream, in neuron order.
+    fn streams(&self) -> Vec<Stream>;
+    fn set_streams(&mut self, streams: &[Stream]) -> Result<(), String>;
+}
+
+fn set_agent_streams<P: Policy>(agents: &mut [Neuron<P>], streams: &[Stream]) -> Result<(), String> {
+    if streams.len() != agents.len() {
+        return Err(format!("{} random streams for {} neurons", streams.len(), agents.len()));
+    }
+    for (a, s) in agents.iter_mut().zip(streams) {
+        a.rng = s.clone();
+    }
+    Ok(())
+}
+
+/// Agents on the barrier or actor engine (one process).
+struct OnEngine<'a, P: Policy> {
+    net: &'a RuntimeNetwork,
+    agents: Option<Vec<Neuron<P>>>,
+    engine: Engine,
+}
+
+impl<P: Policy + Clone + Unpin + 'static, O: Observer + Unpin + 'static> Blocks<O> for OnEngine<'_, P> {
+    async fn step(&mut self, state: RunState, ticks: u64, observer: O) -> Result<(RunState, RunTotals, O)> {
+        let agents = self.agents.take().expect("agents are back after every block");
+        let (a, next, totals, o) = self
+            .engine
+            .run_async(self.net, agents, state, ticks, observer)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.agents = Some(a);
+        Ok((next, totals, o))
+    }
+    fn streams(&self) -> Vec<Stream> {
+        self.agents.iter().flatten().map(|a| a.rng.clone()).collect()
+    }
+    fn set_streams(&mut self, streams: &[Stream]) -> Result<(), String> {
+        set_agent_streams(self.agents.as_mut().expect("agents"), streams)
+    }
+}
+
+/// Agents as one MPI rank's block, on this thread's barrier engine (so the
+/// collectives stay on this thread).
+struct OnRanks<'a, P: Policy> {
+    net: &'a RuntimeNetwork,
+    agents: Vec<Neuron<P>>,
+    layout: Layout,
+    ranks: &'a Ranks,
+}
+
+impl<P: Policy + Clone + 'static, O: Observer> Blocks<O> for OnRanks<'_, P> {
+    async fn step(&mut self, state: RunState, ticks: u64, mut observer: O) -> Result<(RunState, RunTotals, O)> {
+        let (next, totals) = run_on(
+            self.net,
+            &mut self.agents,
+            self.layout,
+            state,
+            ticks,
+            &mut observer,
+            Some(self.ranks),
+        );
+        Ok((next, totals, observer))
+    }
+    fn streams(&self) -> Vec<Stream> {
+        self.agents.iter().map(|a| a.rng.clone()).collect()
+    }
+    fn set_streams(&mut self, streams: &[Stream]) -> Result<(), String> {
+        set_agent_streams(&mut self.agents, streams)
+    }
+}
+
+impl<O: Observer> Blocks<O> for SparseEngine<'_> {
+    async fn step(&mut self, state: RunState, ticks: u64, mut observer: O) -> Result<(RunState, RunTotals, O)> {
+        let (next, totals) = self.run(state, ticks, &mut observer);
+        Ok((next, totals, observer))
+    }
+    fn streams(&self) -> Vec<Stream> {
+        SparseEngine::streams(self)
+    }
+    fn set_streams(&mut self, streams: &[Stream]) -> Result<(), String> {
+        SparseEngine::set_streams(self, streams)
+    }
+}
+
 /// How a simulation runs.
 struct How<'a> {
     net: &'a RuntimeNetwork,
     layout: Layout,
     engine: Engine,
-    seed: u64,
     ticks: u64,
     quiet: bool,
     ranks: Option<&'a Ranks>,
 }
 
 impl How<'_> {
-    /// Run the whole simulation with `observer`: agents on the chosen engine
-    /// (the barrier engine's threads directly under MPI, so collectives stay
-    /// on this thread), fixed neurons on the sparse engine.
+    /// Run the simulation from `start` with `observer`: agents on the chosen
+    /// engine (the barrier engine's threads directly under MPI), fixed
+    /// neurons on the sparse engine.
     async fn run<O: Observer + Unpin + 'static>(
         &self,
         agents: Agents,
         sparse: Option<&mut SparseEngine<'_>>,
         observer: O,
+        start: Start,
+        after: AfterBlock<'_, O>,
     ) -> Result<(RunTotals, O)> {
-        let (net, layout, ranks) = (self.net, self.layout, self.ranks);
-        match (agents, ranks) {
-            (Agents::Logistic, _) => {
+        match agents {
+            Agents::Logistic => {
                 let engine = sparse.expect("fixed neurons come with their engine");
-                Ok(self.in_blocks(observer, |st, k, o| engine.run(st, k, o)))
+                self.in_blocks(engine, observer, start, after).await
             }
-            (Agents::Solver(mut a), Some(r)) => {
-                Ok(self.in_blocks(observer, |st, k, o| run_on(net, &mut a, layout, st, k, o, Some(r))))
+            Agents::Solver(a) => self.agents(a, observer, start, after).await,
+            Agents::Untrained(a) => self.agents(a, observer, start, after).await,
+        }
+    }
+
+    /// Agents on this rank's threads under MPI, else on the chosen engine.
+    async fn agents<P: Policy + Clone + Unpin + 'static, O: Observer + Unpin + 'static>(
+        &self,
+        agents: Vec<Neuron<P>>,
+        observer: O,
+        start: Start,
+        after: AfterBlock<'_, O>,
+    ) -> Result<(RunTotals, O)> {
+        let (net, layout) = (self.net, self.layout);
+        match self.ranks {
+            Some(ranks) => {
+                let mut b = OnRanks {
+                    net,
+                    agents,
+                    layout,
+                    ranks,
+                };
+                self.in_blocks(&mut b, observer, start, after).await
             }
-            (Agents::Untrained(mut a), Some(r)) => {
-                Ok(self.in_blocks(observer, |st, k, o| run_on(net, &mut a, layout, st, k, o, Some(r))))
-            }
-            (Agents::Solver(a), None) => {
-                simulate(net, a, self.engine, self.seed, self.ticks, observer, self.quiet).await
-            }
-            (Agents::Untrained(a), None) => {
-                simulate(net, a, self.engine, self.seed, self.ticks, observer, self.quiet).await
+            None => {
+                let mut b = OnEngine {
+                    net,
+                    agents: Some(agents),
+                    engine: self.engine,
+                };
+                self.in_blocks(&mut b, observer, start, after).await
             }
         }
     }
 
-    /// Run from the scenario's start in blocks (so a progress bar can
-    /// follow) with `step(state, ticks, observer)`, on this thread.
-    fn in_blocks<O: Observer>(
+    /// Run from `start` to the last tick in blocks of a fixed grid (1 % of
+    /// the run, at most 2²⁰ ticks: a progress bar follows, checkpoints fall
+    /// on block ends, and a resumed run adds its totals block by block
+    /// exactly as an uninterrupted one).
+    async fn in_blocks<O: Observer, B: Blocks<O>>(
         &self,
-        mut observer: O,
-        mut step: impl FnMut(RunState, u64, &mut dyn Observer) -> (RunState, RunTotals),
-    ) -> (RunTotals, O) {
-        let mut state = RunState::initial(self.net, self.seed);
-        let mut totals = RunTotals::default();
-        let bar = super::progress_bar(Some(self.ticks), self.quiet, TICKS_BAR);
-        let block = (self.ticks / 100).clamp(1, 1 << 20);
-        while state.tick < self.ticks {
-            let todo = block.min(self.ticks - state.tick);
-            let (next, t) = step(state, todo, &mut observer);
-            state = next;
-            totals.absorb(&t);
-            bar.set_position(state.tick);
-        }
-        bar.finish_and_clear();
-        (totals, observer)
+        b: &mut B,
+        observer: O,
+        start: Start,
+        after: AfterBlock<'_, O>,
+    ) -> Result<(RunTotals, O)> {
+        in_blocks(b, start, self.ticks, self.quiet, observer, after).await
     }
+}
+
+async fn in_blocks<O: Observer, B: Blocks<O>>(
+    b: &mut B,
+    start: Start,
+    ticks: u64,
+    quiet: bool,
+    mut observer: O,
+    after: AfterBlock<'_, O>,
+) -> Result<(RunTotals, O)> {
+    if let Some(s) = &start.streams {
+        b.set_streams(s)
+            .map_err(|e| anyhow::anyhow!("the checkpoint does not fit this network: {e}"))?;
+    }
+    let (mut state, mut totals) = (start.state, start.totals);
+    let bar = super::progress_bar(Some(ticks), quiet, TICKS_BAR);
+    bar.set_position(state.tick);
+    let block = (ticks / 100).clamp(1, 1 << 20);
+    while state.tick < ticks {
+        let todo = block.min(ticks - state.tick);
+        let (next, t, o) = b.step(state, todo, observer).await?;
+        (state, observer) = (next, o);
+        totals.absorb(&t);
+        bar.set_position(state.tick);
+        if state.tick < ticks
+            && let Err(e) = after(&state, &totals, &mut observer, &|| b.streams())
+        {
+            bar.abandon();
+            return Err(e);
+        }
+    }
+    bar.finish_and_clear();
+    Ok((totals, observer))
 }
 
 const TICKS_BAR: &str = "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec}";
@@ -382,27 +695,22 @@ fn make_agents<P: Policy>(scenario: &Scenario, policies: Vec<P>, prior: &[f64]) 
 /// can follow), inside the running actix system; the observer comes back.
 pub async fn simulate<P: Policy + Clone + Unpin + 'static, O: Observer + Unpin + 'static>(
     net: &RuntimeNetwork,
-    mut agents: Vec<Neuron<P>>,
+    agents: Vec<Neuron<P>>,
     engine: Engine,
     seed: u64,
     ticks: u64,
-    mut observer: O,
+    observer: O,
     quiet: bool,
 ) -> Result<(RunTotals, O)> {
-    let mut state = RunState::initial(net, seed);
-    let mut totals = RunTotals::default();
-    let bar = super::progress_bar(Some(ticks), quiet, TICKS_BAR);
-    let block = (ticks / 100).clamp(1, 1 << 20);
-    while state.tick < ticks {
-        let todo = block.min(ticks - state.tick);
-        let (a, next, t, o) = engine
-            .run_async(net, agents, state, todo, observer)
-            .await
-            .map_err(|e| anyhow::anyhow!("a runtime actor stopped: {e}"))?;
-        (agents, state, observer) = (a, next, o);
-        totals.absorb(&t);
-        bar.set_position(state.tick);
-    }
-    bar.finish_and_clear();
-    Ok((totals, observer))
+    let mut b = OnEngine {
+        net,
+        agents: Some(agents),
+        engine,
+    };
+    let start = Start {
+        state: RunState::initial(net, seed),
+        totals: RunTotals::default(),
+        streams: None,
+    };
+    in_blocks(&mut b, start, ticks, quiet, observer, &mut |_, _, _, _| Ok(())).await
 }

@@ -66,6 +66,10 @@ struct Summary<'a> {
     single: Option<&'a SolveRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sweep: Option<&'a [SolveRecord]>,
+    /// A sweep's warnings, each with its λ (a single solve's sit at the top
+    /// level already, with its record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Vec<String>>,
 }
 
 /// The λ values `solve` is asked for: `--sweep-lambda`, `--lambda` (not
@@ -175,6 +179,12 @@ pub fn run(args: &SolveArgs) -> Result<Vec<SolveRecord>> {
         state_indexing: "s = x·2^n + σ; bit k of σ is neuron k",
         single: (!sweeping).then(|| &records[0]),
         sweep: sweeping.then_some(records.as_slice()),
+        warnings: sweeping.then(|| {
+            records
+                .iter()
+                .flat_map(|r| r.warnings.iter().map(move |w| format!("λ = {}: {w}", r.lambda)))
+                .collect()
+        }),
     };
     write_json(&out.join("summary.json"), &summary).context("writing summary.json")?;
     Ok(records)
@@ -213,7 +223,7 @@ pub fn write_policy(path: &Path, net: &Network, sol: &Solution) -> Result<()> {
     let xs = net.input.len();
     let c = net.configs();
     let shape2 = |v: &[f64]| Array2::from_shape_vec((xs, c), v.to_vec()).expect("state table shape");
-    let mut npz = Npz::new();
+    let mut npz = Npz::new(crate::files::formats::POLICY);
     npz.add(
         "p_fire",
         Array3::from_shape_vec((xs, c, net.n), sol.policy.fire.clone()).expect("policy shape"),

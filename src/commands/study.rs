@@ -100,12 +100,15 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         out: Some(out.join("simulate")),
         quiet: args.quiet,
         actors: None,
+        checkpoint_every: None,
+        resume: None,
     })?;
 
     let asynchronous = scenario.update == crate::model::UpdateScheme::Asynchronous;
     let mut inferred = serde_json::Value::Null;
     let mut predictions = Vec::new();
     let mut predict_dirs = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     // Asynchronous records with actors: tabular inversion; others: maximum
     // likelihood of the (input, count) reward, which solves at every step.
     let can_infer = if asynchronous {
@@ -143,6 +146,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
                 out: Some(dir.clone()),
             })?;
             predict_dirs.push((p.clone(), dir));
+            warnings.extend(pred.warnings.iter().map(|w| format!("predict {p}: {w}")));
             predictions.push(json!({
                 "perturbation": p,
                 "tv_pred_truth": pred.tv_pred_truth,
@@ -154,6 +158,13 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         say("inference skipped: the network is too large to tabulate for inference");
     }
     let s = &solved[0];
+    warnings.splice(0..0, s.warnings.iter().map(|w| format!("solve: {w}")));
+    if let Some(tr) = &trained {
+        warnings.extend(tr.warnings.iter().map(|w| format!("train: {w}")));
+    }
+    if let Some(list) = inferred["warnings"].as_array() {
+        warnings.extend(list.iter().filter_map(|w| w.as_str()).map(|w| format!("infer: {w}")));
+    }
     let t = sim.totals.ticks as f64;
     let summary = json!({
         "scenario": scenario.name,
@@ -188,6 +199,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         })},
         "predict": predictions,
         "report": out.join("report.html").display().to_string(),
+        "warnings": warnings,
     });
     write_json(&out.join("summary.json"), &summary)?;
     let html = report(&scenario, &out, &summary, &predict_dirs)?;

@@ -79,7 +79,7 @@ pub fn solve(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<(TeamSolveRec
     let maze = &sc.maze;
     let (ns, m, na) = (maze.states(), spec.agents, ACTIONS.len());
     let total = t.joint.states;
-    let mut npz = Npz::new();
+    let mut npz = Npz::new(crate::files::formats::TEAM_POLICY);
     npz.add(
         "pi",
         Array3::from_shape_vec((total, m, na), sol.pi.clone()).expect("policy shape"),
@@ -238,7 +238,7 @@ pub fn train(
     let seconds = t0.elapsed().as_secs_f64();
     let na = ACTIONS.len();
     let rows = learners.walkers[0].logits.len() / na;
-    let mut npz = Npz::new();
+    let mut npz = Npz::new(crate::files::formats::TEAM_LEARNED_POLICY);
     npz.add(
         "logits",
         Array3::from_shape_fn((agents, rows, na), |(k, o, a)| learners.walkers[k].logits[o * na + a]),

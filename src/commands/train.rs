@@ -12,12 +12,12 @@ use crate::learn::{
 };
 use crate::model::{CodingCost, Network};
 use crate::rng::{Domain, stream};
-use crate::runtime::{Engine, Layout, NoObserver, RunState, RuntimeNetwork, run, tabulate};
+use crate::runtime::{Engine, Layout, NoObserver, RunState, RunTotals, RuntimeNetwork, run, tabulate};
 use crate::scenario::Scenario;
 use crate::solver::{self, Policy, SolveOptions};
 use anyhow::{Context, Result};
 use ndarray::{Array, Array1, Array2, Array3};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Largest network scored exactly at every checkpoint.
@@ -27,7 +27,7 @@ pub const MAX_TABLE_PER_AGENT: usize = 1 << 22;
 /// Largest total of tabular entries over all agents (8 bytes each: 2 GiB).
 pub const MAX_TABLE_TOTAL: usize = 1 << 28;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TrainArgs {
     pub scenario: PathBuf,
     pub ticks: Option<u64>,
@@ -42,10 +42,25 @@ pub struct TrainArgs {
     pub actors: Option<usize>,
     pub out: Option<PathBuf>,
     pub quiet: bool,
+    /// Save a checkpoint at least this often (seconds of wall time; also at
+    /// every evaluation checkpoint). Default [`CHECKPOINT_SECONDS`].
+    pub checkpoint_every: Option<f64>,
+    /// Continue the run whose output folder this is, from its checkpoint.
+    pub resume: Option<PathBuf>,
+}
+
+/// Default wall-time interval between saved checkpoints.
+pub const CHECKPOINT_SECONDS: f64 = 60.0;
+
+/// Ticks per block of a training run: the grid on which it can stop, save
+/// and resume (fixed by the network alone, so a resumed run splits its work
+/// exactly as an uninterrupted one: same sums, same bits).
+pub fn block_ticks(n: usize) -> u64 {
+    ((1u64 << 22) / n.max(1) as u64).clamp(256, 1 << 20)
 }
 
 /// An exact score of a set of policies.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Exact {
     pub g: f64,
     pub mean_reward: f64,
@@ -54,12 +69,12 @@ pub struct Exact {
     pub ratio: Option<f64>,
     /// The evaluation's own warnings (e.g. a stationary distribution that
     /// did not converge).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub warnings: Vec<String>,
 }
 
 /// The state of learning at one checkpoint.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub tick: u64,
     /// ⟨r⟩ over the ticks since the previous checkpoint (NaN at tick 0).
@@ -74,7 +89,7 @@ pub struct Checkpoint {
 }
 
 /// Means of a learned logistic network's parameters over living neurons.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WeightSummary {
     pub mean_bias: f64,
     pub mean_input_weight: f64,
@@ -85,7 +100,7 @@ pub struct WeightSummary {
 }
 
 /// One trained (rule, policy) combination.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LearnerRun {
     pub label: String,
     pub rule: Rule,
@@ -109,7 +124,7 @@ impl LearnerRun {
 }
 
 /// The untrained network (every neuron firing at its prior, state-blind).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Untrained {
     pub running_reward: f64,
     pub ticks: u64,
@@ -130,6 +145,74 @@ pub struct TrainSummary {
     pub untrained: Untrained,
     pub learning: LearningSpec,
     pub runs: Vec<LearnerRun>,
+    /// Every run's warnings (with its label) and the untrained network's.
+    pub warnings: Vec<String>,
+}
+
+/// What `train` saves in its checkpoint: enough to continue where it was
+/// and end with the same bits as a run never interrupted.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    /// The arguments of the run (scenario as an absolute path, out resolved).
+    args: TrainArgs,
+    /// SHA-256 of the scenario file: a resume refuses a changed scenario.
+    scenario_sha256: String,
+    untrained: Untrained,
+    /// (rule, policy) combinations done, in order.
+    finished: Vec<LearnerRun>,
+    /// The combination under way.
+    current: Option<InProgress>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InProgress {
+    label: String,
+    state: RunState,
+    /// bincode of the `Vec<LearningNeuron<L>>` of the combination's `L`.
+    agents: Vec<u8>,
+    checkpoints: Vec<Checkpoint>,
+    /// Totals since the last evaluation checkpoint.
+    interval: RunTotals,
+    seconds: f64,
+}
+
+fn sha256_file(path: &Path) -> Result<String, BadInput> {
+    crate::checkpoint::sha256_file(path).map_err(BadInput)
+}
+
+/// The arguments and saved progress of the run in `dir`, for `--resume`:
+/// the saved arguments, except what never changes results (threads,
+/// shards, quiet, checkpoint interval) when given again.
+fn resume(dir: &Path, given: &TrainArgs) -> Result<(TrainArgs, Saved), BadInput> {
+    let path = crate::checkpoint::path(dir, "train");
+    let saved: Saved = crate::checkpoint::load_for_resume(&path, dir, "train").map_err(BadInput)?;
+    let now = sha256_file(&saved.args.scenario)?;
+    if now != saved.scenario_sha256 {
+        return Err(BadInput(format!(
+            "cannot resume from {}: the scenario {} changed since the checkpoint was saved; allowed: the same file",
+            dir.display(),
+            saved.args.scenario.display()
+        )));
+    }
+    let mut args = saved.args.clone();
+    args.threads = given.threads.or(args.threads);
+    args.shards = given.shards.or(args.shards);
+    args.checkpoint_every = given.checkpoint_every.or(args.checkpoint_every);
+    args.quiet = given.quiet;
+    // The folder may have moved since: results go where the checkpoint is.
+    args.out = Some(dir.to_path_buf());
+    args.resume = Some(dir.to_path_buf());
+    crate::checkpoint::clean_leftovers(dir);
+    tracing::info!(
+        "resuming {} after {} finished combination(s){}",
+        dir.display(),
+        saved.finished.len(),
+        saved
+            .current
+            .as_ref()
+            .map_or(String::new(), |c| format!(", {} at tick {}", c.label, c.state.tick))
+    );
+    Ok((args, saved))
 }
 
 /// Everything a training run shares across (rule, policy) combinations.
@@ -143,9 +226,21 @@ struct Setup<'a> {
     engine: Engine,
     seed: u64,
     quiet: bool,
+    /// Where the checkpoint goes, and how often (seconds).
+    checkpoint: PathBuf,
+    checkpoint_every: f64,
 }
 
 pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
+    let (args, saved) = match &args.resume {
+        Some(dir) => {
+            let (a, s) = resume(dir, args)?;
+            (a, Some(s))
+        }
+        None => (args.clone(), None),
+    };
+    let args = &args;
+    crate::checkpoint::check_interval(args.checkpoint_every).map_err(BadInput)?;
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
     let mut spec = scenario.learning.clone();
     if let Some(t) = args.ticks {
@@ -185,6 +280,25 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let layout = Layout::for_network(n, args.shards, args.threads);
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("train"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut saved = match saved {
+        Some(s) => s,
+        None => Saved {
+            args: TrainArgs {
+                scenario: absolute(&args.scenario),
+                out: Some(absolute(&out)),
+                ..args.clone()
+            },
+            scenario_sha256: sha256_file(&args.scenario)?,
+            untrained: Untrained {
+                running_reward: f64::NAN,
+                ticks: 0,
+                exact: None,
+            },
+            finished: Vec::new(),
+            current: None,
+        },
+    };
     let setup = Setup {
         scenario: &scenario,
         spec: &spec,
@@ -195,20 +309,32 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         engine: Engine::new(layout, args.actors),
         seed,
         quiet: args.quiet,
+        checkpoint: crate::checkpoint::path(&out, "train"),
+        checkpoint_every: args.checkpoint_every.unwrap_or(CHECKPOINT_SECONDS),
     };
-    let untrained = setup.untrained();
+    if saved.untrained.ticks == 0 {
+        saved.untrained = setup.untrained();
+        crate::checkpoint::save(&setup.checkpoint, &saved)?;
+    }
     let several = spec.rules.len() * spec.policies.len() > 1;
-    let mut runs = Vec::new();
-    for &rule in &spec.rules {
-        for &policy in &spec.policies {
+    let combinations = spec
+        .rules
+        .iter()
+        .flat_map(|&r| spec.policies.iter().map(move |&p| (r, p)));
+    for (i, (rule, policy)) in combinations.enumerate() {
+        if i < saved.finished.len() {
+            continue;
+        }
+        {
             let label = format!("{}_{}", rule.name(), policy.name());
             let dir = if several { out.join(&label) } else { out.clone() };
             tracing::info!("training {label} for {} ticks", spec.ticks);
+            let saved = &mut saved;
             let run = match policy {
-                PolicyKind::Tabular => setup.train(rule, policy, &label, &dir, |k, obs_len| {
+                PolicyKind::Tabular => setup.train(rule, policy, &label, &dir, saved, |k, obs_len| {
                     TabularLogits::new(obs_len.expect("checked table size")[k], 0.0)
                 })?,
-                PolicyKind::Logistic => setup.train(rule, policy, &label, &dir, |k, _| {
+                PolicyKind::Logistic => setup.train(rule, policy, &label, &dir, saved, |k, _| {
                     // all-to-all: one weight per neuron (the own one unused)
                     let topology = &setup.net.topology;
                     LogisticLearner::new(
@@ -221,9 +347,23 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
                     )
                 })?,
             };
-            runs.push(run);
+            saved.finished.push(run);
+            saved.current = None;
+            crate::checkpoint::save(&setup.checkpoint, &saved)?;
         }
     }
+    crate::checkpoint::remove(&out);
+    let untrained = saved.untrained;
+    let runs = saved.finished;
+    let warnings: Vec<String> = untrained
+        .exact
+        .iter()
+        .flat_map(|e| e.warnings.iter().map(|w| format!("untrained, exact evaluation: {w}")))
+        .chain(
+            runs.iter()
+                .flat_map(|r| r.warnings.iter().map(move |w| format!("{}: {w}", r.label))),
+        )
+        .collect();
     let summary = TrainSummary {
         scenario: scenario.name.clone(),
         n,
@@ -234,6 +374,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         optimum_note,
         untrained,
         learning: spec.clone(),
+        warnings,
         runs,
     };
     write_json(&out.join("learning.json"), &summary).context("writing learning.json")?;
@@ -347,13 +488,19 @@ impl Setup<'_> {
     }
 
     /// Train one (rule, policy) combination; `make(k, table_lens)` builds
-    /// neuron k's initial parameters.
-    fn train<L: Learnable + Export + Unpin + 'static>(
+    /// neuron k's initial parameters. Runs on the grid of [`block_ticks`],
+    /// saving the checkpoint (`saved.current`) at every evaluation
+    /// checkpoint, at least every `checkpoint_every` seconds, and when a
+    /// stop is requested (then returns [`Interrupted`](crate::checkpoint::Interrupted)).
+    /// Continues from `saved.current` when it holds this combination.
+    #[allow(clippy::too_many_arguments)]
+    fn train<L: Learnable + Export + Unpin + Serialize + serde::de::DeserializeOwned + 'static>(
         &self,
         rule: Rule,
         policy: PolicyKind,
         label: &str,
         dir: &Path,
+        saved: &mut Saved,
         make: impl Fn(usize, Option<&[usize]>) -> L,
     ) -> Result<LearnerRun> {
         let spec = self.spec;
@@ -363,33 +510,47 @@ impl Setup<'_> {
         let lens: Option<Vec<usize>> =
             (policy == PolicyKind::Tabular).then(|| (0..n).map(|k| table_len(net, k).expect("checked")).collect());
         let (priors, prior_rate) = self.priors();
-        let mut agents: Vec<LearningNeuron<L>> = (0..n)
-            .map(|k| LearningNeuron {
-                id: k,
-                params: make(k, lens.as_deref()),
-                prior: priors[k],
-                prior_rate,
-                trace_decay: spec.trace_decay,
-                caught_up: 0.0,
-                rng: stream(self.seed, Domain::Agent, k as u64),
-            })
-            .collect();
-        let rate = match policy {
-            PolicyKind::Tabular => spec.tabular_rate,
-            PolicyKind::Logistic => spec.logistic_rate,
-        };
-        let config = TeacherConfig {
-            rule,
-            lambda: self.scenario.lambda,
-            own_cost: spec.own_cost,
-            rate,
-            decay_ticks: spec.rate_decay_ticks,
-            baseline_rate: spec.baseline_rate,
-            critic_rate: spec.critic_rate,
-        };
-        let critic = Critic::new(spec.critic.expect("set by run_train"), n, net.input.len());
-        let mut state = RunState::initial(net, self.seed);
-        state.teacher = Some(Teacher::new(config, Some(critic)));
+        let policy_file = dir.join("learned_policy.npz");
+        let (mut agents, mut state, mut checkpoints, mut interval, seconds_before) =
+            match saved.current.take().filter(|c| c.label == label) {
+                Some(c) => {
+                    let (agents, _): (Vec<LearningNeuron<L>>, usize) =
+                        bincode::serde::decode_from_slice(&c.agents, bincode::config::standard())
+                            .map_err(|e| anyhow::anyhow!("the checkpoint's agents do not decode: {e}"))?;
+                    (agents, c.state, c.checkpoints, c.interval, c.seconds)
+                }
+                None => {
+                    let agents: Vec<LearningNeuron<L>> = (0..n)
+                        .map(|k| LearningNeuron {
+                            id: k,
+                            params: make(k, lens.as_deref()),
+                            prior: priors[k],
+                            prior_rate,
+                            trace_decay: spec.trace_decay,
+                            caught_up: 0.0,
+                            rng: stream(self.seed, Domain::Agent, k as u64),
+                        })
+                        .collect();
+                    let rate = match policy {
+                        PolicyKind::Tabular => spec.tabular_rate,
+                        PolicyKind::Logistic => spec.logistic_rate,
+                    };
+                    let config = TeacherConfig {
+                        rule,
+                        lambda: self.scenario.lambda,
+                        own_cost: spec.own_cost,
+                        rate,
+                        decay_ticks: spec.rate_decay_ticks,
+                        baseline_rate: spec.baseline_rate,
+                        critic_rate: spec.critic_rate,
+                    };
+                    let critic = Critic::new(spec.critic.expect("set by run_train"), n, net.input.len());
+                    let mut state = RunState::initial(net, self.seed);
+                    state.teacher = Some(Teacher::new(config, Some(critic)));
+                    let first = self.checkpoint(&agents, &state, 0, None);
+                    (agents, state, vec![first], RunTotals::default(), 0.0)
+                }
+            };
 
         let bar = super::progress_bar(
             Some(spec.ticks),
@@ -397,33 +558,71 @@ impl Setup<'_> {
             "{prefix} {bar:30} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec} {msg}",
         );
         bar.set_prefix(label.to_string());
-        let policy_file = dir.join("learned_policy.npz");
-        let mut checkpoints = vec![self.checkpoint(&agents, &state, 0, None)];
+        bar.set_position(state.tick);
         let t0 = std::time::Instant::now();
-        let mut done = 0u64;
-        for i in 1..=spec.checkpoints {
-            let until = spec.ticks * i as u64 / spec.checkpoints as u64;
-            let ticks = until - done;
-            if ticks == 0 {
-                continue;
-            }
+        let mut last_save = std::time::Instant::now();
+        let block = block_ticks(n);
+        let evaluations: Vec<u64> = (1..=spec.checkpoints)
+            .map(|i| spec.ticks * i as u64 / spec.checkpoints as u64)
+            .collect();
+        while state.tick < spec.ticks {
+            let done = state.tick;
+            let next_eval = *evaluations.iter().find(|&&e| e > done).expect("the last is spec.ticks");
+            let until = next_eval.min((done / block + 1) * block);
             let (a, next, totals, _) = self
                 .engine
-                .run(net, agents, state, ticks, NoObserver)
-                .map_err(|e| anyhow::anyhow!("a runtime actor stopped: {e}"))?;
+                .run(net, agents, state, until - done, NoObserver)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             agents = a;
             state = next;
-            done = until;
-            let running = (totals.reward / ticks as f64, totals.info / ticks as f64);
-            let cp = self.checkpoint(&agents, &state, done, Some(running));
-            bar.set_position(done);
-            bar.set_message(format!("⟨r⟩ {:.3}", running.0));
-            tracing::debug!(tick = done, reward = running.0, exact = ?cp.exact.as_ref().map(|e| e.g), "checkpoint");
-            checkpoints.push(cp);
-            self.save(&agents, &state, &policy_file)?;
+            interval.reward += totals.reward;
+            interval.info += totals.info;
+            interval.spikes += totals.spikes;
+            interval.ticks += until - done;
+            bar.set_position(until);
+            let evaluated = until == next_eval;
+            if evaluated {
+                let ticks = interval.ticks as f64;
+                let running = (interval.reward / ticks, interval.info / ticks);
+                let cp = self.checkpoint(&agents, &state, until, Some(running));
+                bar.set_message(format!("⟨r⟩ {:.3}", running.0));
+                tracing::debug!(tick = until, reward = running.0, exact = ?cp.exact.as_ref().map(|e| e.g), "checkpoint");
+                checkpoints.push(cp);
+                interval = RunTotals::default();
+                self.save(&agents, &state, &policy_file)?;
+            }
+            let stop = crate::checkpoint::stop_requested();
+            if evaluated || stop || last_save.elapsed().as_secs_f64() >= self.checkpoint_every {
+                saved.current = Some(InProgress {
+                    label: label.to_string(),
+                    state: state.clone(),
+                    agents: bincode::serde::encode_to_vec(&agents, bincode::config::standard())?,
+                    checkpoints: checkpoints.clone(),
+                    interval: interval.clone(),
+                    seconds: seconds_before + t0.elapsed().as_secs_f64(),
+                });
+                crate::checkpoint::save(&self.checkpoint, &*saved)?;
+                tracing::debug!(tick = until, "checkpoint saved");
+                last_save = std::time::Instant::now();
+            }
+            if stop {
+                bar.abandon();
+                return Err(crate::checkpoint::Interrupted {
+                    command: "train",
+                    tick: until,
+                    out: self
+                        .checkpoint
+                        .parent()
+                        .and_then(Path::parent)
+                        .unwrap_or(Path::new("."))
+                        .to_path_buf(),
+                }
+                .into());
+            }
         }
+        saved.current = None;
         bar.finish_and_clear();
-        let seconds = t0.elapsed().as_secs_f64();
+        let seconds = seconds_before + t0.elapsed().as_secs_f64();
         let settled = settle(&agents, &state);
         let weights = L::weight_summary(&settled, net);
         if let Some(w) = &weights {
@@ -492,7 +691,7 @@ impl Setup<'_> {
     fn save<L: Learnable + Export>(&self, agents: &[LearningNeuron<L>], state: &RunState, path: &Path) -> Result<()> {
         let net = &self.net;
         let settled = settle(agents, state);
-        let mut npz = Npz::new();
+        let mut npz = Npz::new(crate::files::formats::POLICY);
         let xs = net.input.len();
         if net.n <= 16 {
             let fire = tabulate(net, &settled);

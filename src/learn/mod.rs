@@ -17,7 +17,7 @@ pub use teacher::{Critic, CriticKind, Teacher, TeacherConfig};
 
 use crate::agents::{Agent, Broadcast, LogisticPolicy, Observation};
 use crate::rng::Stream;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Logits are kept within ±`MAX_LOGIT` (π within about 10⁻¹³ of 0 and 1),
 /// so log-ratios stay finite.
@@ -28,7 +28,7 @@ pub const PRIOR_FLOOR: f64 = 1e-6;
 const TRACE_FLOOR: f64 = 1e-8;
 
 /// Which signal drives the agents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// Three-factor / REINFORCE: `ř_t − ĝ`.
@@ -47,7 +47,7 @@ impl Rule {
 }
 
 /// How each agent parametrises its policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyKind {
     /// One logit per observation ([`Observation::table_index`]).
@@ -129,7 +129,7 @@ pub trait Learnable: Send + Clone {
 }
 
 /// One logit per observation, with a sparse trace.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TabularLogits {
     pub logits: Vec<f64>,
     trace: Vec<(usize, f64)>,
@@ -180,7 +180,7 @@ impl Learnable for TabularLogits {
 
 /// A logistic unit (bias, input weight, synapses) with a dense trace laid
 /// out as `[bias, input_weight, weights...]`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogisticLearner {
     pub unit: LogisticPolicy,
     trace: Vec<f64>,
@@ -260,7 +260,7 @@ impl Learnable for LogisticLearner {
 
 /// A neuron that learns: its policy parameters `L`, its running prior, its
 /// own RNG stream, and where it last caught up with the broadcast signal.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LearningNeuron<L: Learnable> {
     pub id: usize,
     pub params: L,

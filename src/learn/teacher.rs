@@ -10,10 +10,10 @@
 
 use super::Rule;
 use crate::agents::Broadcast;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The critic's representation of V̂.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CriticKind {
     /// One value per global state `s = x·2ⁿ + σ` (n ≤ [`MAX_TABULAR_CRITIC`]).
@@ -45,7 +45,7 @@ impl CriticKind {
 }
 
 /// V̂ over the global state.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Critic {
     pub kind: CriticKind,
     pub n: usize,
@@ -79,7 +79,7 @@ impl Critic {
 }
 
 /// The teacher's fixed settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TeacherConfig {
     pub rule: Rule,
     pub lambda: f64,
@@ -105,7 +105,7 @@ impl TeacherConfig {
 }
 
 /// The control plane's learning state.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Teacher {
     pub config: TeacherConfig,
     /// ĝ, the running average of ř.

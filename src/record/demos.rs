@@ -9,11 +9,10 @@
 //! can be read without its scenario), goal letters and rewards, slip, λ and
 //! the cost. Readers check every shape, range and move against the map.
 
-use crate::files::{Npz, write_json};
+use crate::files::{Npz, canonical_json, open_npz, write_json};
 use crate::maze::{ACTIONS, Maze};
 use anyhow::Result;
 use ndarray::{Array2, ArrayView2};
-use ndarray_npy::NpzReader;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -82,7 +81,7 @@ pub fn write(dir: &Path, meta: &DemoMeta, maze: &Maze, demos: &Demonstrations) -
     let reward = maze.reward();
     let grid = |f: &dyn Fn(usize) -> f64| -> Vec<f64> { demos.states.iter().flatten().map(|&s| f(s)).collect() };
     let as_i64 = |v: Vec<f64>| v.into_iter().map(|x| x as i64).collect::<Vec<i64>>();
-    let mut npz = Npz::new();
+    let mut npz = Npz::sealed(FORMAT, FORMAT_VERSION, Some(&canonical_json(meta)));
     npz.add(
         "state",
         Array2::from_shape_vec((t, l + 1), as_i64(grid(&|s| s as f64)))?,
@@ -138,8 +137,7 @@ pub fn read(path: &Path) -> Result<(DemoMeta, Maze, Demonstrations), String> {
         ));
     }
     let maze = meta.maze().map_err(|e| format!("{}: {e}", json.display()))?;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let mut npz = NpzReader::new(file).map_err(|e| format!("not a readable .npz archive ({e})"))?;
+    let mut npz = open_npz(path, &[FORMAT], FORMAT_VERSION, Some(&canonical_json(&meta)))?;
     let state: Array2<i64> = npz
         .by_name("state")
         .map_err(|e| format!("no int64 array `state` [T, L+1] ({e})"))?;

@@ -1,6 +1,6 @@
 //! Recording: the observer that keeps a trajectory, and the trajectory file
 //! format (`trajectory.npz` + `trajectory.json`) that inverse RL and numpy
-//! users read.
+//! users read, and its reader.
 //!
 //! Format version 1. `trajectory.npz` holds `x` `int64[T]` (input index at
 //! tick t), `spikes` `uint8[T, m]` (σ_t of the m recorded neurons, 0/1),
@@ -12,7 +12,7 @@
 pub mod demos;
 pub mod stream;
 
-use crate::files::{Npz, write_json};
+use crate::files::{Npz, canonical_json, open_npz, write_json};
 use crate::runtime::{Observer, TickRecord};
 use anyhow::Result;
 use ndarray::{Array1, Array2};
@@ -59,6 +59,130 @@ pub struct TrajectoryMeta {
     pub controlled_input: Option<String>,
 }
 
+/// A trajectory as read back: metadata and the arrays every form has, with
+/// `spikes` in the dense form (None for an event record).
+#[derive(Clone, Debug)]
+pub struct Trajectory {
+    pub meta: TrajectoryMeta,
+    pub x: Vec<usize>,
+    pub actor: Vec<i64>,
+    pub reward: Vec<f64>,
+    pub spikes: Option<Array2<u8>>,
+}
+
+/// Read `trajectory.npz` with the `trajectory.json` beside it and validate
+/// everything the format promises: the metadata (format, version, update
+/// scheme, q, inputs), the seal when marlin wrote the file (a truncated,
+/// damaged or mismatched file is an error, never data), the arrays' types
+/// and shapes, and every index's range. `fits` sees the metadata before any
+/// array is loaded (a caller's size limits). Errors say what is wrong and
+/// what is allowed; the caller names the file.
+pub fn read(path: &Path, fits: impl Fn(&TrajectoryMeta) -> Result<(), String>) -> Result<Trajectory, String> {
+    let json = path.with_file_name("trajectory.json");
+    let text =
+        std::fs::read_to_string(&json).map_err(|e| format!("needs its metadata {} beside it ({e})", json.display()))?;
+    let meta: TrajectoryMeta =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not trajectory metadata ({e})", json.display()))?;
+    if meta.format != FORMAT {
+        return Err(format!("format {:?}; allowed: {FORMAT:?}", meta.format));
+    }
+    if meta.format_version == 0 || meta.format_version > FORMAT_VERSION {
+        return Err(format!(
+            "format version {}; this marlin reads versions 1 to {FORMAT_VERSION} (a newer marlin wrote it?)",
+            meta.format_version
+        ));
+    }
+    if !["asynchronous", "synchronous", "random_partial"].contains(&meta.update.as_str()) {
+        return Err(format!(
+            "update scheme {:?}; allowed: \"asynchronous\", \"synchronous\", \"random_partial\"",
+            meta.update
+        ));
+    }
+    if !(meta.act_probability > 0.0 && meta.act_probability <= 1.0) {
+        return Err(format!("act_probability {}; allowed: 0 < q ≤ 1", meta.act_probability));
+    }
+    if meta.inputs == 0 || meta.input_values.len() != meta.inputs {
+        return Err(format!(
+            "{} input values for inputs = {}; allowed: inputs ≥ 1 values",
+            meta.input_values.len(),
+            meta.inputs
+        ));
+    }
+    let (n, m) = (meta.n, meta.recorded_neurons.len());
+    if let Some(k) = meta.recorded_neurons.iter().find(|&&k| k >= n) {
+        return Err(format!("recorded neuron {k}; allowed: 0 to {}", n.saturating_sub(1)));
+    }
+    fits(&meta)?;
+    // Refuse before loading what cannot fit: the arrays take about the
+    // file's size, and their converted copies as much again.
+    let size = std::fs::metadata(path).map_err(|e| format!("cannot open: {e}"))?.len();
+    let available = crate::files::available_memory();
+    if size.saturating_mul(2) > available / 10 * 8 {
+        return Err(format!(
+            "{} MiB of arrays need about {} MiB to read; this machine has {} MiB available (allowed: at most \
+             80 % of it) — record fewer ticks or neurons (--record-neurons), or the events form",
+            size >> 20,
+            (size * 2) >> 20,
+            available >> 20
+        ));
+    }
+    let mut npz = open_npz(path, &[FORMAT], FORMAT_VERSION, Some(&canonical_json(&meta)))?;
+    let x: Array1<i64> = npz.by_name("x").map_err(|e| format!("no int64 array `x` ({e})"))?;
+    let actor: Array1<i64> = npz
+        .by_name("actor")
+        .map_err(|e| format!("no int64 array `actor` ({e})"))?;
+    let reward: Option<Array1<f64>> = npz.by_name("reward").ok();
+    let spikes: Option<Array2<u8>> = match npz.by_name("spikes") {
+        Ok(s) => Some(s),
+        Err(_)
+            if npz
+                .names()
+                .is_ok_and(|names| names.iter().any(|k| k.starts_with("event_"))) =>
+        {
+            None
+        }
+        Err(e) => return Err(format!("no uint8 array `spikes` [T, {m}] ({e})")),
+    };
+    let t = x.len();
+    let reward = reward.map(|r| r.to_vec()).unwrap_or_default();
+    if actor.len() != t || !(reward.is_empty() || reward.len() == t) {
+        return Err(format!(
+            "inconsistent lengths: x [{t}], actor [{}], reward [{}]; allowed: all [T]",
+            actor.len(),
+            reward.len()
+        ));
+    }
+    if let Some(s) = &spikes
+        && s.shape() != [t, m]
+    {
+        return Err(format!(
+            "`spikes` has shape {:?}; allowed: [{t}, {m}] (ticks × recorded neurons)",
+            s.shape()
+        ));
+    }
+    if let Some(v) = x.iter().find(|&&v| v < 0 || v as usize >= meta.inputs) {
+        return Err(format!("`x` holds {v}; allowed: 0 to {}", meta.inputs - 1));
+    }
+    if let Some(v) = actor.iter().find(|&&v| v < -1 || v >= n as i64) {
+        return Err(format!("`actor` holds {v}; allowed: -1 to {}", n as i64 - 1));
+    }
+    if let Some(v) = spikes.iter().flatten().find(|&&v| v > 1) {
+        return Err(format!("`spikes` holds {v}; allowed: 0 or 1"));
+    }
+    if let Some(v) = reward.iter().find(|v| v.is_infinite()) {
+        return Err(format!(
+            "`reward` holds {v}; allowed: finite numbers, or NaN where unknown"
+        ));
+    }
+    Ok(Trajectory {
+        meta,
+        x: x.iter().map(|&v| v as usize).collect(),
+        actor: actor.to_vec(),
+        reward,
+        spikes,
+    })
+}
+
 /// An observer that keeps every tick of a subset of neurons in memory.
 pub struct Recorder {
     neurons: Vec<usize>,
@@ -88,7 +212,7 @@ impl Recorder {
     pub fn write(&self, dir: &Path, meta: &TrajectoryMeta) -> Result<()> {
         let t = self.ticks();
         let m = self.neurons.len();
-        let mut npz = Npz::new();
+        let mut npz = Npz::sealed(FORMAT, FORMAT_VERSION, Some(&canonical_json(meta)));
         npz.add("x", Array1::from(self.x.clone()))
             .add("spikes", Array2::from_shape_vec((t, m), self.spikes.clone())?)
             .add("actor", Array1::from(self.actor.clone()))

@@ -10,6 +10,7 @@
 //! change of a recorded neuron's state, plus `initial_spikes`).
 
 use super::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
+use crate::files::{Seal, canonical_json, seal_file};
 use crate::runtime::{Observer, TickRecord};
 use actix::prelude::*;
 use anyhow::{Context as _, Result};
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub const MAX_IN_FLIGHT: usize = 4;
 
 /// How spikes are recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SpikeForm {
     /// `spikes` uint8[T, m].
     Dense,
@@ -53,6 +54,21 @@ pub struct Finish {
     pub input_values: Vec<f64>,
     pub initial_spikes: Vec<u8>,
 }
+
+/// Where the recording stood at a checkpoint: the column files' lengths
+/// (bytes) and the ticks and events they hold, all on disk.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Mark {
+    pub ticks: u64,
+    pub events: u64,
+    pub lengths: Vec<u64>,
+}
+
+/// Put everything received so far on disk and answer with the [`Mark`]
+/// (through a channel, so a synchronous caller can wait for it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Sync(pub std::sync::mpsc::Sender<Result<Mark, String>>);
 
 const COLUMNS: [&str; 7] = [
     "x",
@@ -100,6 +116,69 @@ impl RecorderActor {
         })
     }
 
+    /// A writer that continues the partial recording in `dir` from `mark`
+    /// (a checkpoint's): each column file is cut back to its length there
+    /// (a killed run may have written past it) and appended to.
+    pub fn resume(
+        dir: &Path,
+        neurons: usize,
+        form: SpikeForm,
+        in_flight: Arc<AtomicUsize>,
+        mark: &Mark,
+    ) -> Result<Self> {
+        let columns = COLUMNS
+            .iter()
+            .zip(&mark.lengths)
+            .map(|(c, &len)| {
+                let p = dir.join(format!(".trajectory.{c}.part"));
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .with_context(|| format!("the partial recording {} is missing", p.display()))?;
+                let have = f.metadata()?.len();
+                anyhow::ensure!(
+                    have >= len,
+                    "the partial recording {} holds {have} bytes, fewer than the {len} its checkpoint saved",
+                    p.display()
+                );
+                f.set_len(len)?;
+                std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0))?;
+                Ok(BufWriter::new(f))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        anyhow::ensure!(
+            columns.len() == COLUMNS.len(),
+            "the checkpoint's recording mark is incomplete"
+        );
+        Ok(RecorderActor {
+            dir: dir.to_path_buf(),
+            columns,
+            ticks: mark.ticks,
+            events: mark.events,
+            neurons,
+            form,
+            in_flight,
+            error: None,
+        })
+    }
+
+    fn sync(&mut self) -> Result<Mark, String> {
+        if let Some(e) = &self.error {
+            return Err(format!("recording failed earlier: {e}"));
+        }
+        let mut lengths = Vec::with_capacity(COLUMNS.len());
+        for c in &mut self.columns {
+            c.flush().map_err(|e| e.to_string())?;
+            c.get_ref().sync_data().map_err(|e| e.to_string())?;
+            lengths.push(c.get_ref().metadata().map_err(|e| e.to_string())?.len());
+        }
+        Ok(Mark {
+            ticks: self.ticks,
+            events: self.events,
+            lengths,
+        })
+    }
+
     fn part(&self, c: &str) -> PathBuf {
         self.dir.join(format!(".trajectory.{c}.part"))
     }
@@ -136,9 +215,14 @@ impl RecorderActor {
             c.flush()?;
         }
         let (t, m, e) = (self.ticks, self.neurons as u64, self.events);
+        let mut meta = f.meta;
+        meta.ticks = t;
+        meta.format = FORMAT.into();
+        meta.format_version = FORMAT_VERSION;
+        let seal = Seal::new(FORMAT, FORMAT_VERSION, Some(&canonical_json(&meta))).placeholder();
         let path = self.dir.join("trajectory.npz");
         crate::files::write_atomic(&path, |file| {
-            let mut zip = zip::ZipWriter::new(BufWriter::new(file));
+            let mut zip = zip::ZipWriter::new(BufWriter::new(&mut *file));
             let opts = zip::write::SimpleFileOptions::default()
                 .compression_method(zip::CompressionMethod::Stored)
                 .large_file(t * m.max(8) > u32::MAX as u64 / 2);
@@ -161,18 +245,15 @@ impl RecorderActor {
                 &f.input_values,
                 &[f.input_values.len() as u64],
             )?;
-            let ids: Vec<i64> = f.meta.recorded_neurons.iter().map(|&k| k as i64).collect();
+            let ids: Vec<i64> = meta.recorded_neurons.iter().map(|&k| k as i64).collect();
             write_small(&mut zip, opts, "neurons", &ids, &[m])?;
+            zip.set_comment(seal.clone());
             zip.finish()?.flush()?;
-            Ok(())
+            seal_file(file, &seal)
         })?;
         for c in COLUMNS {
             let _ = std::fs::remove_file(self.part(c));
         }
-        let mut meta = f.meta;
-        meta.ticks = t;
-        meta.format = FORMAT.into();
-        meta.format_version = FORMAT_VERSION;
         crate::files::write_json(&self.dir.join("trajectory.json"), &meta)
     }
 }
@@ -271,6 +352,13 @@ impl Handler<Chunk> for RecorderActor {
     }
 }
 
+impl Handler<Sync> for RecorderActor {
+    type Result = ();
+    fn handle(&mut self, s: Sync, _: &mut Context<Self>) {
+        let _ = s.0.send(self.sync());
+    }
+}
+
 impl Handler<Finish> for RecorderActor {
     type Result = Result<()>;
     fn handle(&mut self, f: Finish, _: &mut Context<Self>) -> Result<()> {
@@ -307,6 +395,29 @@ impl StreamingObserver {
             addr,
             in_flight,
         }
+    }
+
+    /// Continue after a checkpoint whose last recorded spikes were
+    /// `previous` (the events form records changes against them).
+    pub fn resume_from(&mut self, previous: Vec<u8>) {
+        assert_eq!(previous.len(), self.neurons.len(), "one state per recorded neuron");
+        self.previous = previous;
+    }
+
+    /// The last recorded spikes (what a checkpoint saves for [`Self::resume_from`]).
+    pub fn previous(&self) -> &[u8] {
+        &self.previous
+    }
+
+    /// Ship the buffered ticks and wait until the writer has everything on
+    /// disk: the [`Mark`] a checkpoint saves.
+    pub fn sync(&mut self) -> Result<Mark> {
+        self.flush();
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.addr.do_send(Sync(tx));
+        rx.recv()
+            .map_err(|_| anyhow::anyhow!("the recorder stopped"))?
+            .map_err(|e| anyhow::anyhow!("recording: {e}"))
     }
 
     /// Ship the buffered ticks (waits while the writer is behind).

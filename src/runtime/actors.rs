@@ -77,12 +77,14 @@ impl<A: Agent + Unpin + 'static> Handler<Step> for ShardActor<A> {
 
     fn handle(&mut self, m: Step, _: &mut Context<Self>) -> Self::Result {
         let mut words = Vec::new();
+        let acting = std::cell::Cell::new(usize::MAX);
         let tick = Tick {
             t: m.t,
             x: m.x,
             frame: &m.frame,
             actor: m.actor,
             broadcast: m.broadcast.as_ref(),
+            acting: &acting,
         };
         let (delta, info) = step_shard(
             &self.net,

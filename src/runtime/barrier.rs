@@ -2,13 +2,18 @@
 //! then yield, so oversubscribed runs (more threads than cores) still make
 //! progress. Measured on this machine: ≈ 0.8 µs per tick for 2 threads,
 //! against ≈ 23 µs for a thread wake-up (MEASUREMENTS.md).
+//!
+//! A thread that fails (an agent panicked) [`poison`](SpinBarrier::poison)s
+//! the barrier: every thread waiting or arriving later returns `false`
+//! instead of spinning forever, so one fault never hangs the run.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 pub struct SpinBarrier {
     threads: usize,
     arrived: AtomicUsize,
     generation: AtomicUsize,
+    poisoned: AtomicBool,
 }
 
 impl SpinBarrier {
@@ -17,13 +22,19 @@ impl SpinBarrier {
             threads,
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
+            poisoned: AtomicBool::new(false),
         }
     }
 
-    /// Block until all `threads` have called `wait` for this generation.
-    pub fn wait(&self) {
+    /// Block until all `threads` have called `wait` for this generation;
+    /// `false` if the barrier is poisoned (a thread gave up).
+    #[must_use]
+    pub fn wait(&self) -> bool {
+        if self.poisoned.load(Ordering::Acquire) {
+            return false;
+        }
         if self.threads == 1 {
-            return;
+            return true;
         }
         let generation = self.generation.load(Ordering::Acquire);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
@@ -32,6 +43,9 @@ impl SpinBarrier {
         } else {
             let mut spins = 0u32;
             while self.generation.load(Ordering::Acquire) == generation {
+                if self.poisoned.load(Ordering::Relaxed) {
+                    return false;
+                }
                 if spins < 2000 {
                     std::hint::spin_loop();
                     spins += 1;
@@ -40,6 +54,12 @@ impl SpinBarrier {
                 }
             }
         }
+        true
+    }
+
+    /// Release every waiting thread with `false`, now and from now on.
+    pub fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
     }
 }
 
@@ -57,13 +77,27 @@ mod tests {
                 s.spawn(|| {
                     for round in 1..=200u64 {
                         counter.fetch_add(1, Ordering::SeqCst);
-                        b.wait();
+                        assert!(b.wait());
                         assert!(counter.load(Ordering::SeqCst) >= 3 * round);
-                        b.wait();
+                        assert!(b.wait());
                     }
                 });
             }
         });
         assert_eq!(counter.load(Ordering::SeqCst), 600);
+    }
+
+    #[test]
+    fn poisoning_releases_the_waiting_threads() {
+        let b = SpinBarrier::new(3);
+        std::thread::scope(|s| {
+            let waiting: Vec<_> = (0..2).map(|_| s.spawn(|| b.wait())).collect();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            b.poison();
+            for w in waiting {
+                assert!(!w.join().unwrap(), "a waiting thread passed a poisoned barrier");
+            }
+        });
+        assert!(!b.wait(), "arrivals after the poisoning do not wait");
     }
 }

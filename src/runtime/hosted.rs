@@ -13,7 +13,7 @@
 //! rest of the control plane.
 
 use super::transport::SharedMemory;
-use super::{AgentHost, Ctx, Layout, NoObserver, Observer, Plan, RunState, RunTotals, RuntimeNetwork};
+use super::{AgentHost, Ctx, Fault, Layout, NoObserver, Observer, Plan, RunError, RunState, RunTotals, RuntimeNetwork};
 use crate::agents::Agent;
 use actix::prelude::*;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ struct Span<O> {
 }
 
 impl<O: Observer + 'static> Message for Span<O> {
-    type Result = (RunState, RunTotals, Option<O>);
+    type Result = (Result<(RunState, RunTotals), Fault>, Option<O>);
 }
 
 impl<A: Agent + Unpin + 'static, O: Observer + 'static> Handler<Span<O>> for HostActor<A> {
@@ -58,11 +58,11 @@ impl<A: Agent + Unpin + 'static, O: Observer + 'static> Handler<Span<O>> for Hos
         let mut observer = m.observer;
         let mut host = AgentHost::new(&mut self.agents, self.first);
         let shards = self.shards.clone();
-        let (state, totals) = match observer.as_mut() {
+        let ran = match observer.as_mut() {
             Some(o) => ctx.team_loop(&mut host, shards, m.state, m.start_count, m.end, o, true),
             None => ctx.team_loop(&mut host, shards, m.state, m.start_count, m.end, &mut NoObserver, false),
         };
-        MessageResult((state, totals, observer))
+        MessageResult((ran, observer))
     }
 }
 
@@ -94,7 +94,7 @@ pub async fn run_hosted<A, O>(
     state: RunState,
     ticks: u64,
     observer: O,
-) -> Result<HostedRun<A, O>, MailboxError>
+) -> Result<HostedRun<A, O>, RunError>
 where
     A: Agent + Unpin + 'static,
     O: Observer + Unpin + 'static,
@@ -138,12 +138,26 @@ where
             })
         })
         .collect();
+    // A host whose agent panicked releases the others (the transport is
+    // abandoned); every span answers, and the first panic is the error.
+    let mut results = Vec::with_capacity(spans.len());
+    for span in spans {
+        results.push(span.await);
+    }
     let mut lead = None;
-    for (j, span) in spans.into_iter().enumerate() {
-        let done = span.await?;
+    let mut ran = Vec::with_capacity(results.len());
+    for (j, r) in results.into_iter().enumerate() {
+        let (state, o) = r?;
         if j == 0 {
-            lead = Some(done);
+            lead = Some((state.clone(), o));
         }
+        ran.push(state);
+    }
+    if let Err(fault) = super::first_fault(ran) {
+        for a in &arbiters {
+            a.stop();
+        }
+        return Err(fault.into());
     }
     let mut agents = Vec::with_capacity(net.n);
     for h in &hosts {
@@ -152,6 +166,7 @@ where
     for a in &arbiters {
         a.stop();
     }
-    let (state, totals, observer) = lead.expect("host 0 ran");
+    let (ran, observer) = lead.expect("host 0 ran");
+    let (state, totals) = ran.expect("no fault");
     Ok((agents, state, totals, observer.expect("host 0 hands the observer back")))
 }

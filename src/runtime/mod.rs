@@ -157,7 +157,7 @@ impl Observer for NoObserver {
 }
 
 /// Where a run starts (and where it ended).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunState {
     pub tick: u64,
     pub x: usize,
@@ -197,7 +197,7 @@ impl RunState {
 }
 
 /// Totals of a run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct RunTotals {
     pub ticks: u64,
     pub reward: f64,
@@ -249,7 +249,7 @@ impl Engine {
         state: RunState,
         ticks: u64,
         observer: O,
-    ) -> Result<hosted::HostedRun<A, O>, actix::MailboxError>
+    ) -> Result<hosted::HostedRun<A, O>, RunError>
     where
         A: Agent + Unpin + 'static,
         O: Observer + Unpin + 'static,
@@ -265,20 +265,25 @@ impl Engine {
         state: RunState,
         ticks: u64,
         observer: O,
-    ) -> Result<hosted::HostedRun<A, O>, actix::MailboxError>
+    ) -> Result<hosted::HostedRun<A, O>, RunError>
     where
         A: Agent + Unpin + 'static,
         O: Observer + Unpin + 'static,
     {
         match self {
             Engine::Hosted(layout) => hosted::run_hosted(net, agents, layout, state, ticks, observer).await,
-            Engine::Actors(layout) => actors::run_actors(net, agents, layout, state, ticks, observer).await,
+            Engine::Actors(layout) => Ok(actors::run_actors(net, agents, layout, state, ticks, observer).await?),
         }
     }
 }
 
 /// Run `ticks` ticks from `state`, calling `observer` for each tick. Returns
 /// the state after the last tick and the run's totals.
+///
+/// # Panics
+/// When an agent panics: after every thread has stopped (none is left
+/// waiting), with the [`Fault`] (agent and tick) as the message. The hosted
+/// engine ([`Engine::run`]) returns the fault as an error instead.
 pub fn run<A: Agent>(
     net: &RuntimeNetwork,
     agents: &mut [A],
@@ -295,6 +300,7 @@ pub fn run<A: Agent>(
 /// holds all n, the others are left untouched — and exchanges each tick's
 /// spikes and aggregates with the other ranks. Every rank ends with the
 /// same state and totals; the observer sees every tick on every rank.
+/// Panics as [`run`] does.
 pub fn run_on<A: Agent>(
     net: &RuntimeNetwork,
     agents: &mut [A],
@@ -329,10 +335,12 @@ pub fn run_on<A: Agent>(
         None => {
             let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
             drive(net, &mut hosts, &plan, &transport, &alive_list, state, ticks, observer)
+                .unwrap_or_else(|f| panic!("{f}"))
         }
         Some(r) => {
             let transport = transport::ClusterTransport::new(&state.frame, state.tick, plan.shards, plan.threads, r);
             drive(net, &mut hosts, &plan, &transport, &alive_list, state, ticks, observer)
+                .unwrap_or_else(|f| panic!("{f}"))
         }
     }
 }
@@ -349,7 +357,7 @@ fn drive<H: Host + Send, T: Transport>(
     state: RunState,
     ticks: u64,
     observer: &mut dyn Observer,
-) -> (RunState, RunTotals) {
+) -> Result<(RunState, RunTotals), Fault> {
     let start_count: u64 = state.frame.iter().map(|w| w.count_ones() as u64).sum();
     let ctx = Ctx {
         net,
@@ -379,9 +387,13 @@ fn drive<H: Host + Send, T: Transport>(
             observer,
             true,
         );
-        for w in workers {
-            w.join().expect("a runtime thread panicked");
-        }
+        // Workers catch their panics, so joining cannot fail.
+        let mut results: Vec<_> = workers
+            .into_iter()
+            .map(|w| w.join().expect("tick threads catch their panics").map(|_| ()))
+            .collect();
+        results.insert(0, result.as_ref().map(|_| ()).map_err(Clone::clone));
+        first_fault(results)?;
         result
     })
 }
@@ -449,7 +461,10 @@ struct Ctx<'a, T: Transport> {
 }
 
 impl<T: Transport> Ctx<'_, T> {
-    /// The tick loop of one thread of the team.
+    /// The tick loop of one thread of the team. A panic in any tick is
+    /// caught: the transport is abandoned (the other threads stop at their
+    /// next exchange instead of waiting forever) and the fault names the
+    /// tick and the agent deciding.
     #[allow(clippy::too_many_arguments)]
     fn team_loop<H: Host>(
         &self,
@@ -460,59 +475,107 @@ impl<T: Transport> Ctx<'_, T> {
         end: u64,
         observer: &mut dyn Observer,
         leader: bool,
-    ) -> (RunState, RunTotals) {
-        let net = self.net;
+    ) -> Result<(RunState, RunTotals), Fault> {
         let mut totals = RunTotals::default();
+        let acting = std::cell::Cell::new(usize::MAX);
         if let Some(teacher) = st.teacher.as_mut() {
             teacher.start(st.x, self.transport.frame(st.tick), count as usize);
         }
         while st.tick < end {
             let t = st.tick;
-            let actor = draw_actor(net, self.alive_list, &mut st.clock);
-            let transport = self.transport;
-            let frame = transport.frame(t);
-            let broadcast = st.teacher.as_ref().map(|te| te.broadcast(t));
-            let reward = net.reward.evaluate(net.n, st.x, frame, count as usize);
-            if leader {
-                observer.record(&TickRecord {
-                    t,
-                    x: st.x,
-                    frame,
-                    actor,
-                    reward,
-                });
+            let ticked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.tick(
+                    host,
+                    &my_shards,
+                    &mut st,
+                    &mut count,
+                    &mut totals,
+                    observer,
+                    leader,
+                    &acting,
+                )
+            }));
+            match ticked {
+                Ok(true) => {}
+                Ok(false) => return Err(Fault::Abandoned),
+                Err(payload) => {
+                    self.transport.abandon();
+                    let agent = Some(acting.get()).filter(|&k| k != usize::MAX);
+                    return Err(Fault::Panic {
+                        tick: t,
+                        agent,
+                        message: panic_message(&*payload),
+                    });
+                }
             }
-            totals.reward += reward;
-            totals.spikes += count;
-            for s in my_shards.clone() {
-                let range = self.plan.shard(s);
-                let mut emit = |w, bits, mask| transport.publish_bits(t, w, bits, mask);
-                let tick = Tick {
-                    t,
-                    x: st.x,
-                    frame,
-                    actor,
-                    broadcast: broadcast.as_ref(),
-                };
-                let (delta, info) = host.step(net, range, &tick, &mut emit);
-                transport.publish_totals(t, s, delta, info);
-            }
-            // Replicated control plane: every thread computes the same values.
-            let (delta, info) = transport.exchange(t);
-            count = (count as i64 + delta) as u64;
-            let info = info as f64 / FIXED;
-            totals.info += info;
-            st.x = next_input(net, st.x, transport.frame(t + 1), &mut st.environment);
-            if let Some(teacher) = st.teacher.as_mut() {
-                // Frame t+1 is complete (exchanged) and stays unwritten
-                // until the exchange of tick t+1.
-                teacher.step(t, reward, info, st.x, transport.frame(t + 1), count as usize);
-            }
-            st.tick += 1;
         }
         totals.ticks = st.tick;
         st.frame = self.transport.final_frame(st.tick);
-        (st, totals)
+        Ok((st, totals))
+    }
+
+    /// One tick of one thread; false when the run was abandoned.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn tick<H: Host>(
+        &self,
+        host: &mut H,
+        my_shards: &std::ops::Range<usize>,
+        st: &mut RunState,
+        count: &mut u64,
+        totals: &mut RunTotals,
+        observer: &mut dyn Observer,
+        leader: bool,
+        acting: &std::cell::Cell<usize>,
+    ) -> bool {
+        let net = self.net;
+        let t = st.tick;
+        let actor = draw_actor(net, self.alive_list, &mut st.clock);
+        let transport = self.transport;
+        let frame = transport.frame(t);
+        let broadcast = st.teacher.as_ref().map(|te| te.broadcast(t));
+        let reward = net.reward.evaluate(net.n, st.x, frame, *count as usize);
+        if leader {
+            observer.record(&TickRecord {
+                t,
+                x: st.x,
+                frame,
+                actor,
+                reward,
+            });
+        }
+        totals.reward += reward;
+        totals.spikes += *count;
+        for s in my_shards.clone() {
+            let range = self.plan.shard(s);
+            let mut emit = |w, bits, mask| transport.publish_bits(t, w, bits, mask);
+            let tick = Tick {
+                t,
+                x: st.x,
+                frame,
+                actor,
+                broadcast: broadcast.as_ref(),
+                acting,
+            };
+            let (delta, info) = host.step(net, range, &tick, &mut emit);
+            acting.set(usize::MAX);
+            transport.publish_totals(t, s, delta, info);
+        }
+        // Replicated control plane: every thread computes the same values.
+        let Some((delta, info)) = transport.exchange(t) else {
+            return false;
+        };
+        *count = (*count as i64 + delta) as u64;
+        let info = info as f64 / FIXED;
+        totals.info += info;
+        st.x = next_input(net, st.x, transport.frame(t + 1), &mut st.environment);
+        if let Some(teacher) = st.teacher.as_mut() {
+            // Frame t+1 is complete (exchanged) and stays unwritten
+            // until the exchange of tick t+1.
+            teacher.step(t, reward, info, st.x, transport.frame(t + 1), *count as usize);
+        }
+        st.tick += 1;
+        true
     }
 }
 
@@ -543,6 +606,54 @@ pub(crate) struct Tick<'a> {
     pub actor: i64,
     /// The learning signal, when agents learn.
     pub broadcast: Option<&'a Broadcast>,
+    /// The agent deciding now (set before each decision), so a panic can
+    /// be blamed on it; `usize::MAX` outside decisions.
+    pub acting: &'a std::cell::Cell<usize>,
+}
+
+/// Why an actor-hosted run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the run stopped: {0}")]
+    Fault(#[from] Fault),
+    #[error("a runtime actor stopped: {0}")]
+    Mailbox(#[from] actix::MailboxError),
+}
+
+/// Why a run stopped before its last tick.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Fault {
+    /// An agent (or the runtime around it) panicked.
+    #[error("{} panicked at tick {tick}: {message}", agent.map_or("the runtime (outside any agent)".to_string(), |k| format!("agent {k}")))]
+    Panic {
+        tick: u64,
+        agent: Option<usize>,
+        message: String,
+    },
+    /// Another thread of the run failed first.
+    #[error("stopped because another thread of the run failed")]
+    Abandoned,
+}
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// The first real fault of several threads' results (a panic before the
+/// threads it stopped).
+pub(crate) fn first_fault<T>(results: Vec<Result<T, Fault>>) -> Result<Vec<T>, Fault> {
+    if let Some(p) = results.iter().find_map(|r| match r {
+        Err(f @ Fault::Panic { .. }) => Some(f.clone()),
+        _ => None,
+    }) {
+        return Err(p);
+    }
+    results.into_iter().collect()
 }
 
 /// A thread's contiguous run of agents, the first of which is agent `first`.
@@ -700,6 +811,7 @@ impl<'e> WordWriter<'e> {
 /// the agent learns from it, and it reports log(π(a|o)/p(a)) in fixed point.
 #[inline]
 fn decide<A: Agent>(net: &RuntimeNetwork, agent: &mut A, k: usize, tick: &Tick, own: bool) -> (bool, i64) {
+    tick.acting.set(k);
     let obs = net.observation(k, tick.t, tick.x, tick.frame, own);
     let broadcast = tick.broadcast;
     if let Some(b) = broadcast {

@@ -501,6 +501,28 @@ impl<'a> SparseEngine<'a> {
         b as u64
     }
 
+    /// The random streams of this engine's neurons, in neuron order (what a
+    /// checkpoint saves).
+    pub fn streams(&self) -> Vec<Stream> {
+        self.hosts.iter().flat_map(|h| h.rng.iter().cloned()).collect()
+    }
+
+    /// Continue with `streams` (from [`Self::streams`] of the same network
+    /// and ranks, in any layout).
+    pub fn set_streams(&mut self, streams: &[Stream]) -> Result<(), String> {
+        let have: usize = self.hosts.iter().map(|h| h.rng.len()).sum();
+        if streams.len() != have {
+            return Err(format!("{} random streams for {have} neurons", streams.len()));
+        }
+        let mut rest = streams;
+        for h in &mut self.hosts {
+            let (mine, after) = rest.split_at(h.rng.len());
+            h.rng.clone_from_slice(mine);
+            rest = after;
+        }
+        Ok(())
+    }
+
     /// Run `ticks` ticks from `state`, calling `observer` for each tick.
     /// Returns the state after the last tick and the run's totals.
     pub fn run(&mut self, state: RunState, ticks: u64, observer: &mut dyn Observer) -> (RunState, RunTotals) {
@@ -516,10 +538,12 @@ impl<'a> SparseEngine<'a> {
             None => {
                 let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
                 drive(net, &mut self.hosts, plan, &transport, alive, state, ticks, observer)
+                    .unwrap_or_else(|f| panic!("{f}"))
             }
             Some(r) => {
                 let transport = ClusterTransport::new(&state.frame, state.tick, plan.shards, plan.threads, r);
                 drive(net, &mut self.hosts, plan, &transport, alive, state, ticks, observer)
+                    .unwrap_or_else(|f| panic!("{f}"))
             }
         }
     }

@@ -25,8 +25,12 @@ pub trait Transport: Sync {
     /// A shard's aggregates for tick t: change of the spike count and the
     /// acting agents' log-ratios in fixed point.
     fn publish_totals(&self, t: u64, shard: usize, delta: i64, info: i64);
-    /// Wait for every shard of tick t; the summed (delta, info).
-    fn exchange(&self, t: u64) -> (i64, i64);
+    /// Wait for every shard of tick t; the summed (delta, info), or None
+    /// when the run was [abandoned](Transport::abandon).
+    fn exchange(&self, t: u64) -> Option<(i64, i64)>;
+    /// A thread failed: release every thread waiting in `exchange` (they
+    /// get None) so the run stops instead of hanging.
+    fn abandon(&self);
     /// σ after the last tick (`t` = the tick count reached).
     fn final_frame(&self, t: u64) -> Vec<u64>;
 }
@@ -103,12 +107,18 @@ impl Transport for SharedMemory {
         slot.info.store(info, Ordering::Relaxed);
     }
 
-    fn exchange(&self, t: u64) -> (i64, i64) {
-        self.barrier.wait();
+    fn exchange(&self, t: u64) -> Option<(i64, i64)> {
+        if !self.barrier.wait() {
+            return None;
+        }
         let base = (t % 2) as usize * self.shards;
-        self.slots[base..base + self.shards].iter().fold((0, 0), |(d, i), s| {
+        Some(self.slots[base..base + self.shards].iter().fold((0, 0), |(d, i), s| {
             (d + s.delta.load(Ordering::Relaxed), i + s.info.load(Ordering::Relaxed))
-        })
+        }))
+    }
+
+    fn abandon(&self) {
+        self.barrier.poison();
     }
 
     fn final_frame(&self, t: u64) -> Vec<u64> {
@@ -120,9 +130,10 @@ impl Transport for SharedMemory {
 }
 
 impl SharedMemory {
-    /// Wait at the threads' barrier (outside [`Transport::exchange`]).
-    fn wait(&self) {
-        self.barrier.wait();
+    /// Wait at the threads' barrier (outside [`Transport::exchange`]);
+    /// false when abandoned.
+    fn wait(&self) -> bool {
+        self.barrier.wait()
     }
 
     /// Overwrite word `word` of σ_t; only between two barriers, while no
@@ -223,8 +234,11 @@ impl Transport for ClusterTransport<'_> {
         self.local.publish_totals(t, shard, delta, info);
     }
 
-    fn exchange(&self, t: u64) -> (i64, i64) {
-        let (delta, info) = self.local.exchange(t);
+    fn exchange(&self, t: u64) -> Option<(i64, i64)> {
+        // A failed thread of this rank releases the others here; the rank
+        // then exits with the error and the MPI launcher ends the job (the
+        // other ranks, blocked in a collective, cannot be released otherwise).
+        let (delta, info) = self.local.exchange(t)?;
         if std::thread::current().id() == self.leader {
             let mut guard = self.buffers.lock().expect("the leader's buffers");
             let (mine, all) = &mut *guard;
@@ -240,11 +254,17 @@ impl Transport for ClusterTransport<'_> {
             self.totals[1].store(sum[1], Ordering::Relaxed);
         }
         // Nobody reads frame t+1 or the totals before the leader is done.
-        self.local.wait();
-        (
+        if !self.local.wait() {
+            return None;
+        }
+        Some((
             self.totals[0].load(Ordering::Relaxed),
             self.totals[1].load(Ordering::Relaxed),
-        )
+        ))
+    }
+
+    fn abandon(&self) {
+        self.local.abandon();
     }
 
     fn final_frame(&self, t: u64) -> Vec<u64> {
@@ -265,7 +285,7 @@ mod tests {
         tr.publish_bits(0, 1, 7, u64::MAX);
         tr.publish_totals(0, 0, -1, 5);
         tr.publish_totals(0, 1, 0, 7);
-        assert_eq!(tr.exchange(0), (-1, 12));
+        assert_eq!(tr.exchange(0), Some((-1, 12)));
         assert_eq!(tr.frame(1), &[0b1101, 7]);
         assert_eq!(tr.final_frame(1), vec![0b1101, 7]);
         // Odd starting ticks put the start frame in the odd buffer.

@@ -1,0 +1,182 @@
+//! Checkpoint files and stopping cleanly: what lets a long `train` or
+//! `simulate` survive being killed.
+//!
+//! A checkpoint is one file, `checkpoint/<name>.ckpt` in the run's output
+//! folder: an 8-byte magic, the format version, the payload's length and
+//! SHA-256, then the payload (bincode of whatever the command saves —
+//! agents, learner state, RNG states, tick, partial results). It is written
+//! through [`files::write_atomic`](crate::files::write_atomic), so a kill at
+//! any moment leaves either the previous checkpoint or the new one, never a
+//! mixture; a damaged or truncated file is reported, never decoded.
+//!
+//! [`stop_requested`] is the Ctrl-C flag: the CLI installs the handler, long
+//! loops poll it between blocks of ticks, save a checkpoint and return
+//! [`Interrupted`].
+//!
+//! Payloads are bincode, which is not self-describing: a saved type must
+//! not skip fields (`skip_serializing_if`); save such values as JSON text.
+//!
+//! Fault injection for the tests: with `MARLIN_FAULT_ABORT_IN_CHECKPOINT=k`
+//! in the environment, the process aborts (as a SIGKILL would stop it: no
+//! unwinding, no cleanup) halfway through writing its k-th checkpoint.
+
+use crate::files::write_atomic;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+const MAGIC: &[u8; 8] = b"MARLINCK";
+/// The checkpoint format version this marlin writes and reads.
+pub const VERSION: u32 = 1;
+const HEADER: usize = 8 + 4 + 8 + 32;
+
+/// Where `name`'s checkpoint lives in the output folder `out`.
+pub fn path(out: &Path, name: &str) -> PathBuf {
+    out.join("checkpoint").join(format!("{name}.ckpt"))
+}
+
+static WRITES: AtomicUsize = AtomicUsize::new(0);
+
+/// Save `value` as the checkpoint at `path`, atomically.
+pub fn save<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let payload = bincode::serde::encode_to_vec(value, bincode::config::standard())?;
+    let mut bytes = Vec::with_capacity(HEADER + payload.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&Sha256::digest(&payload));
+    bytes.extend_from_slice(&payload);
+    let nth = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
+    let abort_at = std::env::var("MARLIN_FAULT_ABORT_IN_CHECKPOINT")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    write_atomic(path, |f| {
+        if abort_at == Some(nth) {
+            f.write_all(&bytes[..bytes.len() / 2])?;
+            f.flush()?;
+            std::process::abort();
+        }
+        f.write_all(&bytes)?;
+        Ok(())
+    })
+}
+
+/// Read the checkpoint at `path`: errors say whether it is missing, not a
+/// checkpoint, of another version, truncated or damaged.
+pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read the checkpoint ({e})", path.display()))?;
+    let bad = |what: String| format!("{}: {what}", path.display());
+    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
+        return Err(bad(if bytes.starts_with(MAGIC) || bytes.len() < 8 {
+            "truncated: shorter than a checkpoint's header".into()
+        } else {
+            "not a marlin checkpoint".into()
+        }));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(bad(format!(
+            "checkpoint format version {version}; this marlin reads version {VERSION}"
+        )));
+    }
+    let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let payload = &bytes[HEADER..];
+    if payload.len() as u64 != len {
+        return Err(bad(format!(
+            "truncated or damaged: {} bytes of payload, the header says {len}",
+            payload.len()
+        )));
+    }
+    if Sha256::digest(payload).as_slice() != &bytes[20..52] {
+        return Err(bad("damaged: the payload does not match its SHA-256".into()));
+    }
+    let (value, used) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
+        .map_err(|e| bad(format!("not a checkpoint of this command or marlin version ({e})")))?;
+    if used != payload.len() {
+        return Err(bad(
+            "not a checkpoint of this command or marlin version (trailing bytes)".into(),
+        ));
+    }
+    Ok(value)
+}
+
+/// Load the checkpoint of `command` at `path` in the output folder `dir`
+/// for `--resume`, with the messages a user needs: no checkpoint there
+/// (and why that happens), or why it cannot be read.
+pub fn load_for_resume<T: DeserializeOwned>(path: &Path, dir: &Path, command: &str) -> Result<T, String> {
+    if !path.exists() {
+        return Err(format!(
+            "cannot resume from {}: it holds no checkpoint ({} is missing): the run stopped before saving its \
+             first, finished (a finished run removes it), or this is not the output folder of `marlin {command}`; \
+             allowed: the folder of an interrupted run — else start the run again",
+            dir.display(),
+            path.display()
+        ));
+    }
+    load(path).map_err(|e| {
+        format!(
+            "cannot resume from {}: {e}; allowed: the output folder of an interrupted `marlin {command}` run",
+            dir.display()
+        )
+    })
+}
+
+/// Check a `--checkpoint-every` interval (seconds).
+pub fn check_interval(seconds: Option<f64>) -> Result<(), String> {
+    match seconds {
+        Some(e) if !(e.is_finite() && e >= 0.0) => Err(format!("--checkpoint-every {e}; allowed: seconds ≥ 0")),
+        _ => Ok(()),
+    }
+}
+
+/// SHA-256 (hex) of a file: checkpoints keep their inputs' digests so a
+/// resume refuses changed inputs.
+pub fn sha256_file(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read ({e})", path.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Remove the checkpoint folder of a run that finished (its results are
+/// written; a partial state would only mislead a later `--resume`).
+pub fn remove(out: &Path) {
+    let _ = std::fs::remove_dir_all(out.join("checkpoint"));
+}
+
+/// Remove what a killed run may have left in the checkpoint folder of
+/// `out`: temporary files of writes that never finished.
+pub fn clean_leftovers(out: &Path) {
+    let Ok(dir) = std::fs::read_dir(out.join("checkpoint")) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Ask long runs to stop at their next block boundary (after a checkpoint).
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether a stop was requested (Ctrl-C).
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// A run that stopped on request after saving its checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted at tick {tick}; the checkpoint is saved — continue with: marlin {command} --resume {}", out.display())]
+pub struct Interrupted {
+    pub command: &'static str,
+    pub tick: u64,
+    pub out: PathBuf,
+}
