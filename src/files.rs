@@ -392,6 +392,31 @@ pub fn check_seal(
     Ok(Some(seal))
 }
 
+/// Refuse an .npz whose arrays, once read and copied `copies` times, would
+/// not fit in memory (its members' uncompressed sizes, from the archive's
+/// directory: a compressed file can hold far more than its own size).
+pub fn check_npz_fits(path: &Path, copies: u64) -> std::result::Result<(), String> {
+    let damaged = |e: zip::result::ZipError| format!("not a readable .npz archive: truncated or damaged ({e})");
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(damaged)?;
+    let mut size = 0u64;
+    for i in 0..archive.len() {
+        size = size.saturating_add(archive.by_index_raw(i).map_err(damaged)?.size());
+    }
+    let need = size.saturating_mul(copies);
+    let available = available_memory();
+    if need > available / 10 * 8 {
+        return Err(format!(
+            "its arrays take {} MiB and need about {} MiB to read; this machine has {} MiB available (allowed: \
+             at most 80 % of it)",
+            size >> 20,
+            need >> 20,
+            available >> 20
+        ));
+    }
+    Ok(())
+}
+
 /// Open an .npz for reading after [`check_seal`].
 pub fn open_npz(
     path: &Path,

@@ -233,3 +233,44 @@ fn every_summary_carries_a_warnings_list() {
         assert!(j["warnings"].is_array(), "{file} has no warnings list: {j}");
     }
 }
+
+#[test]
+fn python_checks_the_seal_and_a_compressed_numpy_archive_is_read() {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED: python3 with numpy is not available (.ci/run installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = simulate(dir.path(), 500);
+    let t = read(&out).unwrap();
+    // The README's seal check, done independently by Python's zipfile and
+    // hashlib; then the same arrays rewritten with np.savez_compressed.
+    let script = "import hashlib, json, sys, zipfile\n\
+                  import numpy as np\n\
+                  p = sys.argv[1]\n\
+                  raw = open(p, 'rb').read()\n\
+                  comment = zipfile.ZipFile(p).comment\n\
+                  seal = json.loads(comment)\n\
+                  assert seal['format'] == 'marlin-trajectory', seal\n\
+                  assert hashlib.sha256(raw[: len(raw) - len(comment)]).hexdigest() == seal['sha256']\n\
+                  d = np.load(p)\n\
+                  np.savez_compressed(p + '.c.npz', **{k: d[k] for k in d.keys()})\n";
+    let p = out.join("trajectory.npz");
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&p)
+        .status()
+        .unwrap();
+    assert!(status.success(), "Python's check of the seal failed");
+    let sealed_len = std::fs::metadata(&p).unwrap().len();
+    std::fs::rename(out.join("trajectory.npz.c.npz"), &p).unwrap();
+    let len = std::fs::metadata(&p).unwrap().len();
+    assert!(len < sealed_len / 2, "not compressed: {len} bytes against {sealed_len}");
+    let back = read(&out).expect("a compressed archive without a seal is read");
+    assert_eq!(back.x, t.x);
+    assert_eq!(back.spikes, t.spikes);
+}

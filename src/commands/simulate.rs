@@ -78,23 +78,14 @@ fn input_files(args: &SimulateArgs) -> Vec<PathBuf> {
 fn resume(dir: &Path, given: &SimulateArgs) -> Result<(SimulateArgs, Saved), BadInput> {
     let path = crate::checkpoint::path(dir, "simulate");
     let saved: Saved = crate::checkpoint::load_for_resume(&path, dir, "simulate").map_err(BadInput)?;
-    let digests = input_files(&saved.args)
-        .iter()
-        .map(|p| crate::checkpoint::sha256_file(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(BadInput)?;
-    if let Some((p, _)) = input_files(&saved.args)
-        .iter()
-        .zip(&digests)
-        .zip(&saved.inputs_sha256)
-        .find(|((_, now), then)| now != then)
-        .map(|(a, _)| a)
-    {
-        return Err(BadInput(format!(
-            "cannot resume from {}: {} changed since the checkpoint was saved; allowed: the same file",
-            dir.display(),
-            p.display()
-        )));
+    for (p, then) in input_files(&saved.args).iter().zip(&saved.inputs_sha256) {
+        if crate::checkpoint::sha256_file(p).map_err(BadInput)? != *then {
+            return Err(BadInput(format!(
+                "cannot resume from {}: {} changed since the checkpoint was saved; allowed: the same file",
+                dir.display(),
+                p.display()
+            )));
+        }
     }
     let mut args = saved.args.clone();
     args.threads = given.threads.or(args.threads);
@@ -122,6 +113,7 @@ pub struct SimulateReport {
 /// Per-neuron full-state policies and priors from a solver `policy.npz`.
 pub fn load_policy(path: &Path, n: usize, inputs: usize) -> Result<(Vec<FullStatePolicy>, Vec<f64>), BadInput> {
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
+    crate::files::check_npz_fits(path, 2).map_err(bad)?;
     let mut npz = crate::files::open_npz(path, &[crate::files::formats::POLICY], 1, None).map_err(bad)?;
     let p: Array3<f64> = npz
         .by_name("p_fire")
@@ -359,6 +351,14 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
             .map_err(BadInput)?,
     };
     let checkpoint = crate::checkpoint::path(&out, "simulate");
+    if saved.is_none() && checkpoint.exists() {
+        tracing::warn!(
+            "{} holds the checkpoint of an interrupted run; this run replaces it (`marlin simulate --resume {}` \
+             would have continued it)",
+            out.display(),
+            out.display()
+        );
+    }
     let before = saved.as_ref().map_or(0.0, |s| s.seconds);
     let every = args.checkpoint_every.unwrap_or(super::train::CHECKPOINT_SECONDS);
     let mut last_save = std::time::Instant::now();

@@ -281,6 +281,14 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("train"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if saved.is_none() && crate::checkpoint::path(&out, "train").exists() {
+        tracing::warn!(
+            "{} holds the checkpoint of an interrupted run; this run replaces it (`marlin train --resume {}` \
+             would have continued it)",
+            out.display(),
+            out.display()
+        );
+    }
     let mut saved = match saved {
         Some(s) => s,
         None => Saved {
@@ -325,32 +333,30 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         if i < saved.finished.len() {
             continue;
         }
-        {
-            let label = format!("{}_{}", rule.name(), policy.name());
-            let dir = if several { out.join(&label) } else { out.clone() };
-            tracing::info!("training {label} for {} ticks", spec.ticks);
-            let saved = &mut saved;
-            let run = match policy {
-                PolicyKind::Tabular => setup.train(rule, policy, &label, &dir, saved, |k, obs_len| {
-                    TabularLogits::new(obs_len.expect("checked table size")[k], 0.0)
-                })?,
-                PolicyKind::Logistic => setup.train(rule, policy, &label, &dir, saved, |k, _| {
-                    // all-to-all: one weight per neuron (the own one unused)
-                    let topology = &setup.net.topology;
-                    LogisticLearner::new(
-                        if topology.all_to_all {
-                            n
-                        } else {
-                            topology.partners(k).len()
-                        },
-                        0.0,
-                    )
-                })?,
-            };
-            saved.finished.push(run);
-            saved.current = None;
-            crate::checkpoint::save(&setup.checkpoint, &saved)?;
-        }
+        let label = format!("{}_{}", rule.name(), policy.name());
+        let dir = if several { out.join(&label) } else { out.clone() };
+        tracing::info!("training {label} for {} ticks", spec.ticks);
+        let saved = &mut saved;
+        let run = match policy {
+            PolicyKind::Tabular => setup.train(rule, policy, &label, &dir, saved, |k, obs_len| {
+                TabularLogits::new(obs_len.expect("checked table size")[k], 0.0)
+            })?,
+            PolicyKind::Logistic => setup.train(rule, policy, &label, &dir, saved, |k, _| {
+                // all-to-all: one weight per neuron (the own one unused)
+                let topology = &setup.net.topology;
+                LogisticLearner::new(
+                    if topology.all_to_all {
+                        n
+                    } else {
+                        topology.partners(k).len()
+                    },
+                    0.0,
+                )
+            })?,
+        };
+        saved.finished.push(run);
+        saved.current = None;
+        crate::checkpoint::save(&setup.checkpoint, &*saved)?;
     }
     crate::checkpoint::remove(&out);
     let untrained = saved.untrained;

@@ -113,19 +113,10 @@ pub fn read(path: &Path, fits: impl Fn(&TrajectoryMeta) -> Result<(), String>) -
         return Err(format!("recorded neuron {k}; allowed: 0 to {}", n.saturating_sub(1)));
     }
     fits(&meta)?;
-    // Refuse before loading what cannot fit: the arrays take about the
-    // file's size, and their converted copies as much again.
-    let size = std::fs::metadata(path).map_err(|e| format!("cannot open: {e}"))?.len();
-    let available = crate::files::available_memory();
-    if size.saturating_mul(2) > available / 10 * 8 {
-        return Err(format!(
-            "{} MiB of arrays need about {} MiB to read; this machine has {} MiB available (allowed: at most \
-             80 % of it) — record fewer ticks or neurons (--record-neurons), or the events form",
-            size >> 20,
-            (size * 2) >> 20,
-            available >> 20
-        ));
-    }
+    // Refuse before loading what cannot fit: the arrays, and their
+    // converted copies as much again.
+    crate::files::check_npz_fits(path, 2)
+        .map_err(|e| format!("{e} — record fewer ticks or neurons (--record-neurons), or the events form"))?;
     let mut npz = open_npz(path, &[FORMAT], FORMAT_VERSION, Some(&canonical_json(&meta)))?;
     let x: Array1<i64> = npz.by_name("x").map_err(|e| format!("no int64 array `x` ({e})"))?;
     let actor: Array1<i64> = npz
