@@ -43,23 +43,23 @@ static WRITES: AtomicUsize = AtomicUsize::new(0);
 /// Save `value` as the checkpoint at `path`, atomically.
 pub fn save<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let payload = bincode::serde::encode_to_vec(value, bincode::config::standard())?;
-    let mut bytes = Vec::with_capacity(HEADER + payload.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&Sha256::digest(&payload));
-    bytes.extend_from_slice(&payload);
+    let mut header = Vec::with_capacity(HEADER);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    header.extend_from_slice(&Sha256::digest(&payload));
     let nth = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
     let abort_at = std::env::var("MARLIN_FAULT_ABORT_IN_CHECKPOINT")
         .ok()
         .and_then(|v| v.parse::<usize>().ok());
     write_atomic(path, |f| {
+        f.write_all(&header)?;
         if abort_at == Some(nth) {
-            f.write_all(&bytes[..bytes.len() / 2])?;
+            f.write_all(&payload[..payload.len() / 2])?;
             f.flush()?;
             std::process::abort();
         }
-        f.write_all(&bytes)?;
+        f.write_all(&payload)?;
         Ok(())
     })
 }
@@ -136,7 +136,7 @@ pub fn check_interval(seconds: Option<f64>) -> Result<(), String> {
 /// resume refuses changed inputs.
 pub fn sha256_file(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read ({e})", path.display()))?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::files::sha256_hex(&bytes))
 }
 
 /// Remove the checkpoint folder of a run that finished (its results are

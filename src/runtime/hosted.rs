@@ -142,18 +142,10 @@ where
     // abandoned); every span answers, and the first panic is the error.
     let mut results = Vec::with_capacity(spans.len());
     for span in spans {
-        results.push(span.await);
+        results.push(span.await?);
     }
-    let mut lead = None;
-    let mut ran = Vec::with_capacity(results.len());
-    for (j, r) in results.into_iter().enumerate() {
-        let (state, o) = r?;
-        if j == 0 {
-            lead = Some((state.clone(), o));
-        }
-        ran.push(state);
-    }
-    if let Err(fault) = super::first_fault(ran) {
+    let all: Vec<_> = results.iter().map(|(ran, _)| ran).collect();
+    if let Some(fault) = super::first_fault(&all) {
         for a in &arbiters {
             a.stop();
         }
@@ -166,7 +158,7 @@ where
     for a in &arbiters {
         a.stop();
     }
-    let (ran, observer) = lead.expect("host 0 ran");
+    let (ran, observer) = results.swap_remove(0);
     let (state, totals) = ran.expect("no fault");
     Ok((agents, state, totals, observer.expect("host 0 hands the observer back")))
 }

@@ -388,13 +388,15 @@ fn drive<H: Host + Send, T: Transport>(
             true,
         );
         // Workers catch their panics, so joining cannot fail.
-        let mut results: Vec<_> = workers
+        let workers: Vec<_> = workers
             .into_iter()
-            .map(|w| w.join().expect("tick threads catch their panics").map(|_| ()))
+            .map(|w| w.join().expect("tick threads catch their panics"))
             .collect();
-        results.insert(0, result.as_ref().map(|_| ()).map_err(Clone::clone));
-        first_fault(results)?;
-        result
+        let all: Vec<_> = std::iter::once(&result).chain(&workers).collect();
+        match first_fault(&all) {
+            Some(f) => Err(f),
+            None => result,
+        }
     })
 }
 
@@ -644,16 +646,15 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
-/// The first real fault of several threads' results (a panic before the
-/// threads it stopped).
-pub(crate) fn first_fault<T>(results: Vec<Result<T, Fault>>) -> Result<Vec<T>, Fault> {
-    if let Some(p) = results.iter().find_map(|r| match r {
-        Err(f @ Fault::Panic { .. }) => Some(f.clone()),
-        _ => None,
-    }) {
-        return Err(p);
-    }
-    results.into_iter().collect()
+/// The fault to report among several threads' results: the panic, rather
+/// than the threads it stopped.
+pub(crate) fn first_fault<T>(results: &[&Result<T, Fault>]) -> Option<Fault> {
+    let faults = results.iter().filter_map(|r| r.as_ref().err());
+    faults
+        .clone()
+        .find(|f| matches!(f, Fault::Panic { .. }))
+        .or_else(|| faults.clone().next())
+        .cloned()
 }
 
 /// A thread's contiguous run of agents, the first of which is agent `first`.
