@@ -102,13 +102,7 @@ fn run_infers_the_log_posterior_and_predicts_the_split() {
 /// numpy reads what `solve` writes, with the documented shapes.
 #[test]
 fn numpy_loads_the_code() {
-    if Command::new("python3")
-        .arg("-c")
-        .arg("import numpy")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
+    if !cli_common::numpy_available() {
         panic!("numpy is required (the CI script installs it)");
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,8 @@
 //! `marlin infer` end to end: simulate the optimal toy, infer its reward;
 //! inconsistent trajectories are rejected with a clear message.
 
+mod cli_common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -239,11 +241,7 @@ fn a_reward_the_counts_cannot_express_is_flagged_as_misfit() {
 
 #[test]
 fn numpy_reads_the_trajectory_and_reward_files_with_the_same_numbers() {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
+    if !cli_common::numpy_available() {
         eprintln!("SKIPPED: python3 with numpy is not available (.ci/run installs it)");
         return;
     }

@@ -236,11 +236,7 @@ fn every_summary_carries_a_warnings_list() {
 
 #[test]
 fn python_checks_the_seal_and_a_compressed_numpy_archive_is_read() {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
+    if !cli_common::numpy_available() {
         eprintln!("SKIPPED: python3 with numpy is not available (.ci/run installs it)");
         return;
     }
