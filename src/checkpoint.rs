@@ -18,13 +18,14 @@
 //!
 //! Fault injection for the tests: with `MARLIN_FAULT_ABORT_IN_CHECKPOINT=k`
 //! in the environment, the process aborts (as a SIGKILL would stop it: no
-//! unwinding, no cleanup) halfway through writing its k-th checkpoint.
+//! unwinding, no cleanup) in the middle of writing its k-th checkpoint
+//! (part of the payload on disk, the header not yet written).
 
 use crate::files::write_atomic;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -40,28 +41,62 @@ pub fn path(out: &Path, name: &str) -> PathBuf {
 
 static WRITES: AtomicUsize = AtomicUsize::new(0);
 
-/// Save `value` as the checkpoint at `path`, atomically.
+/// Save `value` as the checkpoint at `path`, atomically. The payload is
+/// encoded straight into the file (hashed on the way) and the header filled
+/// in last, so a save holds no copy of the state in memory.
 pub fn save<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
-    let payload = bincode::serde::encode_to_vec(value, bincode::config::standard())?;
-    let mut header = Vec::with_capacity(HEADER);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    header.extend_from_slice(&Sha256::digest(&payload));
     let nth = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
-    let abort_at = std::env::var("MARLIN_FAULT_ABORT_IN_CHECKPOINT")
+    let abort = std::env::var("MARLIN_FAULT_ABORT_IN_CHECKPOINT")
         .ok()
-        .and_then(|v| v.parse::<usize>().ok());
+        .and_then(|v| v.parse::<usize>().ok())
+        == Some(nth);
     write_atomic(path, |f| {
+        f.write_all(&[0; HEADER])?;
+        let (len, digest) = {
+            let mut w = Digesting {
+                inner: std::io::BufWriter::with_capacity(1 << 20, &mut *f),
+                hasher: Sha256::new(),
+                len: 0,
+                abort,
+            };
+            bincode::serde::encode_into_std_write(value, &mut w, bincode::config::standard())?;
+            w.inner.flush()?;
+            (w.len, w.hasher.finalize_reset())
+        };
+        let mut header = Vec::with_capacity(HEADER);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&len.to_le_bytes());
+        header.extend_from_slice(&digest);
+        f.seek(SeekFrom::Start(0))?;
         f.write_all(&header)?;
-        if abort_at == Some(nth) {
-            f.write_all(&payload[..payload.len() / 2])?;
-            f.flush()?;
-            std::process::abort();
-        }
-        f.write_all(&payload)?;
         Ok(())
     })
+}
+
+/// Passes the payload on to the file, counting and hashing it; with the
+/// fault hook armed, the process aborts once part of it is on disk.
+struct Digesting<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+    abort: bool,
+}
+
+impl<W: Write> Write for Digesting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let k = self.inner.write(buf)?;
+        self.hasher.update(&buf[..k]);
+        self.len += k as u64;
+        if self.abort && self.len >= 16 {
+            self.inner.flush()?;
+            std::process::abort();
+        }
+        Ok(k)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Read the checkpoint at `path`: errors say whether it is missing, not a

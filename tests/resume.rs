@@ -1,6 +1,6 @@
 //! Checkpoint and resume of `marlin train` and `marlin simulate`: a run
 //! killed with SIGKILL at pseudo-random moments (fixed seed), or aborted
-//! halfway through writing a checkpoint, or stopped with Ctrl-C, and then
+//! in the middle of writing a checkpoint, or stopped with Ctrl-C, and then
 //! resumed, ends with the same bits as a run never interrupted —
 //! learned_policy.npz and the trajectory byte for byte, learning.json in
 //! every field but wall time. Damaged checkpoints and changed inputs are
