@@ -207,6 +207,37 @@ pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed)
 }
 
+static SAVING: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks a run that saves checkpoints and stops on request while it lives;
+/// without one, a stop request has nobody to honour it and the process
+/// should simply exit ([`saving`]).
+pub struct Saving(());
+
+impl Saving {
+    pub fn new() -> Self {
+        SAVING.fetch_add(1, Ordering::SeqCst);
+        Saving(())
+    }
+}
+
+impl Default for Saving {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Saving {
+    fn drop(&mut self) {
+        SAVING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether a run that honours stop requests (a live [`Saving`]) is going.
+pub fn saving() -> bool {
+    SAVING.load(Ordering::SeqCst) > 0
+}
+
 /// A run that stopped on request after saving its checkpoint.
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted at tick {tick}; the checkpoint is saved — continue with: marlin {command} --resume {}", out.display())]
@@ -214,4 +245,27 @@ pub struct Interrupted {
     pub command: &'static str,
     pub tick: u64,
     pub out: PathBuf,
+}
+
+/// The output folder a checkpoint at `checkpoint` (from [`path`]) belongs to.
+pub fn folder_of(checkpoint: &Path) -> PathBuf {
+    checkpoint
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+/// `err`, the failure of a run that saves checkpoints at `checkpoint`: when
+/// one is there (the run got past its first save), the error says so and
+/// how to continue from it.
+pub fn left_resumable(err: anyhow::Error, command: &str, checkpoint: &Path) -> anyhow::Error {
+    if !checkpoint.exists() || err.chain().any(|e| e.is::<Interrupted>()) {
+        return err;
+    }
+    let out = folder_of(checkpoint);
+    err.context(format!(
+        "{command} stopped; its last checkpoint is usable — continue with: marlin {command} --resume {}",
+        out.display()
+    ))
 }

@@ -278,10 +278,11 @@ pub enum RecordFormat {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    // Ctrl-C: long runs save a checkpoint at their next block and stop; a
-    // second Ctrl-C stops at once.
+    // Ctrl-C (and SIGTERM, as batch schedulers send before a time limit):
+    // runs that checkpoint save at their next block and stop; a second
+    // signal, or one while nothing checkpoints, stops at once.
     let _ = ctrlc::set_handler(|| {
-        if crate::checkpoint::stop_requested() {
+        if crate::checkpoint::stop_requested() || !crate::checkpoint::saving() {
             eprintln!("\nstopped");
             std::process::exit(130);
         }
@@ -300,13 +301,25 @@ pub fn main() -> i32 {
     let ranks = world.as_ref().map(|w| w as &Ranks);
     #[cfg(not(feature = "mpi"))]
     let ranks = None;
-    match run(&cli, ranks) {
-        Ok(()) => 0,
-        Err(e) => {
+    // A rank that fails or panics while the others run would leave them
+    // waiting in a collective: under MPI it ends the whole job instead.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&cli, ranks)));
+    let code = match ran {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
             eprintln!("error: {e:#}");
             commands::exit_code(&e)
         }
+        Err(_) => 101, // the panic hook printed the message
+    };
+    #[cfg(feature = "mpi")]
+    if code != 0
+        && code != 130 // every rank stops together after a checkpoint
+        && let Some(w) = world.as_ref().filter(|w| w.distributed())
+    {
+        w.abort(code);
     }
+    code
 }
 
 fn init_logging(verbose: u8, quiet: bool) {

@@ -64,6 +64,7 @@ fn run_infers_the_log_posterior_and_predicts_the_split() {
             .arg(&out),
     );
     let s = json(&out.join("summary.json"));
+    assert!(s["warnings"].is_array(), "{s}");
     let code = &s["solve"];
     assert_eq!(code["cell_types"].as_array().unwrap().len(), 1, "{code}");
     assert_eq!(code["posterior_monotone"], true);

@@ -68,6 +68,7 @@ fn solve_simulate_infer_predict() {
         .map(|r| r["info_bits"].as_f64().unwrap())
         .collect();
     assert!(info[0] > info[1], "information falls with λ: {info:?}");
+    assert!(json(&d.join("solve/summary.json"))["warnings"].is_array());
     for l in ["0.05", "1"] {
         let svg = std::fs::read_to_string(d.join(format!("solve/lambda_{l}/maze.svg"))).unwrap();
         assert!(svg.contains("<svg") && svg.contains("visit density"));
@@ -247,6 +248,7 @@ fn a_team_is_solved_trained_and_studied() {
     let out = dir.path().join("out");
     run_ok(marlin().arg("-q").arg("run").arg(&path).arg("--out").arg(&out));
     let s = json(&out.join("summary.json"));
+    assert!(s["warnings"].is_array(), "{s}");
     let g_star = s["solve"]["g"].as_f64().unwrap();
     assert!(g_star > 0.0 && s["solve"]["converged"] == true, "{}", s["solve"]);
     let joint = &s["train"][0];

@@ -1,7 +1,9 @@
 //! Distributed runs under `mpirun` (cargo feature `mpi`): two ranks write
 //! the trajectory one process writes, bit for bit, on the sparse engine and
-//! on the agent engine, with any threads and shards per rank; what cannot
-//! run distributed is refused. The test builds marlin with `--features mpi`
+//! on the agent engine, with any threads and shards per rank; checkpoints
+//! written by any number of ranks resume on any other, a panicking agent
+//! on one rank ends the job with a usable checkpoint; what cannot run
+//! distributed is refused. The test builds marlin with `--features mpi`
 //! (into target/mpi) and needs Open MPI (`apt-get install openmpi-bin
 //! libopenmpi-dev libclang-dev`, which `.ci/run` installs); without
 //! `mpirun` it says SKIPPED.
@@ -152,4 +154,105 @@ fn what_cannot_run_distributed_is_refused() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("at most 1 MPI ranks"), "{err}");
+}
+
+/// `mpirun` with an extra environment variable (a fault hook).
+fn mpirun_with(bin: &Path, ranks: usize, args: &[&str], var: (&str, &str)) -> Output {
+    Command::new("mpirun")
+        .args(["--oversubscribe", "-np", &ranks.to_string(), "-x", var.0])
+        .arg(bin)
+        .args(args)
+        .env(var.0, var.1)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_btl", "self,vader")
+        .output()
+        .expect("mpirun runs")
+}
+
+#[test]
+fn distributed_runs_checkpoint_and_resume_on_any_layout() {
+    let Some(bin) = mpi_marlin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = dir.path().join("fixed.toml");
+    std::fs::write(&fixed, FIXED).unwrap();
+    let agents = dir.path().join("agents.toml");
+    std::fs::write(
+        &agents,
+        FIXED.replace("update = \"synchronous\"", "update = \"random_partial\"\nq = 0.2"),
+    )
+    .unwrap();
+    let args = |scenario: &Path, out: &Path, extra: &[&str]| -> Vec<String> {
+        let (s, o) = (scenario.to_str().unwrap(), out.to_str().unwrap());
+        let mut a = vec![
+            "-q",
+            "simulate",
+            s,
+            "--ticks",
+            "3000",
+            "--checkpoint-every",
+            "0",
+            "--out",
+            o,
+        ];
+        a.extend(extra);
+        a.into_iter().map(String::from).collect()
+    };
+    let resume = |out: &Path, extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["-q", "simulate", "--resume", out.to_str().unwrap()];
+        a.extend(extra);
+        a.into_iter().map(String::from).collect()
+    };
+    let run = |ranks: usize, a: &[String], var: Option<(&str, &str)>| -> Output {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        match (ranks, var) {
+            (1, None) => Command::new(bin).args(&a).output().unwrap(),
+            (1, Some((k, v))) => Command::new(bin).args(&a).env(k, v).output().unwrap(),
+            (r, None) => mpirun(bin, r, &a),
+            (r, Some(v)) => mpirun_with(bin, r, &a, v),
+        }
+    };
+    for (name, scenario, extra) in [("fixed", &fixed, &[][..]), ("agents", &agents, &["--untrained"][..])] {
+        let reference = dir.path().join(format!("{name}_reference"));
+        ok(run(1, &args(scenario, &reference, extra), None));
+        let want = npz(&reference);
+        // (ranks of the run, the checkpoint write it aborts in, ranks and
+        // layout of the resumed run)
+        let cases: [(usize, &str, usize, &[&str]); 3] = [
+            (2, "5", 2, &["--threads", "2"]),
+            (2, "40", 1, &[]),
+            (1, "20", 3, &["--shards", "2"]),
+        ];
+        for (i, (ranks, nth, again, layout)) in cases.into_iter().enumerate() {
+            let out = dir.path().join(format!("{name}{i}"));
+            let fault = ("MARLIN_FAULT_ABORT_IN_CHECKPOINT", nth);
+            let o = run(ranks, &args(scenario, &out, extra), Some(fault));
+            assert!(!o.status.success(), "{name} case {i}: the fault did not stop the run");
+            assert!(!out.join("trajectory.npz").exists());
+            ok(run(again, &resume(&out, layout), None));
+            assert!(
+                npz(&out) == want,
+                "{name} case {i}: {ranks} ranks stopped, resumed on {again}: another trajectory"
+            );
+            assert!(
+                !out.join("checkpoint").exists(),
+                "the finished run removes its checkpoint"
+            );
+        }
+    }
+    // A panicking agent on rank 1 ends the whole job with its name and tick;
+    // rank 0's last checkpoint resumes.
+    let reference = dir.path().join("agents_reference");
+    let out = dir.path().join("panicked");
+    let o = run(
+        2,
+        &args(&agents, &out, &["--untrained"]),
+        Some(("MARLIN_FAULT_PANIC_AT", "900:2000")),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    assert!(stderr.contains("agent 900 panicked at tick 2000"), "{stderr}");
+    assert!(stderr.contains("continue with: marlin simulate --resume"), "{stderr}");
+    ok(run(2, &resume(&out, &[]), None));
+    assert!(npz(&out) == npz(&reference), "resumed after a panic on rank 1");
 }

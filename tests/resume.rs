@@ -129,7 +129,7 @@ fn killed_runs_resume_to_the_bits_of_an_uninterrupted_run() {
 }
 
 #[test]
-fn a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint_usable() {
+fn a_kill_in_a_checkpoint_write_or_a_panicking_agent_leaves_a_usable_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let want = reference(dir.path());
     for nth in [2, 5] {
@@ -161,6 +161,18 @@ fn a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint_usable() {
             "the finished run removes its checkpoint"
         );
     }
+    // A panicking agent stops the run with its name and tick; the last
+    // checkpoint is usable.
+    let out = dir.path().join("panicked");
+    let done = train(&out).env("MARLIN_FAULT_PANIC_AT", "5:700000").output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("agent 5 panicked at tick 700000"), "{stderr}");
+    assert!(stderr.contains("continue with: marlin train --resume"), "{stderr}");
+    assert!(checkpoint(&out).exists(), "no checkpoint left after the panic");
+    assert!(!out.join("learning.json").exists(), "a failed run wrote its summary");
+    run_ok(&mut resume(&out));
+    assert_eq!(result(&out), want, "resumed after a panicking agent");
 }
 
 #[test]
@@ -363,6 +375,22 @@ fn a_simulation_aborted_in_a_checkpoint_write_or_stopped_by_ctrl_c_resumes() {
         .unwrap();
     assert!(!status.success());
     run_ok(resume_simulate(&out).args(["--threads", "2"]));
+    assert!(std::fs::read(out.join("trajectory.npz")).unwrap() == want);
+
+    // An agent that panics (on two threads: the other one must not hang)
+    // stops the run with its name and tick, writes no trajectory and leaves
+    // a usable checkpoint.
+    let out = dir.path().join("panicked");
+    let done = simulate(toy, 2_000_000, &["--untrained", "--threads", "2"], &out)
+        .env("MARLIN_FAULT_PANIC_AT", "6:1500000")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("agent 6 panicked at tick 1500000"), "{stderr}");
+    assert!(stderr.contains("continue with: marlin simulate --resume"), "{stderr}");
+    assert!(!out.join("trajectory.npz").exists(), "a failed run wrote a trajectory");
+    run_ok(&mut resume_simulate(&out));
     assert!(std::fs::read(out.join("trajectory.npz")).unwrap() == want);
 
     let out = dir.path().join("interrupted");

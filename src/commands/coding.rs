@@ -610,6 +610,7 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
 
     // Decentralised learners on the fixed point's reward (frozen: learning
     // the posterior online as well is not built).
+    let mut train_warnings = Vec::new();
     let trained = if sc.study.train_ticks > 0 {
         say("training decentralised learners on the code's reward");
         let t = super::train::run_train(&super::train::TrainArgs {
@@ -621,6 +622,7 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
             quiet,
             ..Default::default()
         })?;
+        train_warnings = t.warnings.clone();
         let run = &t.runs[0];
         let g = run.final_exact().map(|e| e.g);
         let g0 = t.untrained.exact.as_ref().map(|e| e.g);
@@ -700,6 +702,20 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
         prediction_figures.push((spec.clone(), path));
         predictions.push(pred);
     }
+    let infer_warnings = count_summary.warnings.iter().chain(&tabular_summary.warnings);
+    let predict_warnings = predictions.iter().flat_map(|p| {
+        let all = p.truth.warnings.iter().chain(&p.predicted_objective.warnings);
+        all.chain(&p.predicted_table.warnings)
+            .map(move |w| format!("predict {}: {w}", p.perturbation))
+    });
+    let warnings: Vec<String> = code
+        .warnings
+        .iter()
+        .map(|w| format!("solve: {w}"))
+        .chain(train_warnings.iter().map(|w| format!("train: {w}")))
+        .chain(infer_warnings.map(|w| format!("infer: {w}")))
+        .chain(predict_warnings)
+        .collect();
     let summary = serde_json::json!({
         "scenario": sc.name,
         "output": out.display().to_string(),
@@ -709,9 +725,9 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
         "train": trained,
         "infer": assessed,
         "infer_tabular": tabular,
-        "infer_warnings": count_summary.warnings.iter().chain(&tabular_summary.warnings).collect::<Vec<_>>(),
         "predict": predictions,
         "seconds": t0.elapsed().as_secs_f64(),
+        "warnings": warnings,
     });
     write_json(&out.join("summary.json"), &summary)?;
     write_text(

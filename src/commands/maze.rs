@@ -157,7 +157,15 @@ pub fn solve(
         )?;
         write_json(
             &out.join("summary.json"),
-            &serde_json::json!({"scenario": sc.name, "world": "maze", "sweep": records}),
+            &serde_json::json!({
+                "scenario": sc.name,
+                "world": "maze",
+                "sweep": records,
+                "warnings": records
+                    .iter()
+                    .flat_map(|r| r.warnings.iter().map(move |w| format!("λ = {}: {w}", r.lambda)))
+                    .collect::<Vec<_>>(),
+            }),
         )?;
     }
     Ok(records)

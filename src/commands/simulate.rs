@@ -9,7 +9,7 @@ use crate::record::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
 use crate::rng::Stream;
 use crate::runtime::sparse::SparseEngine;
 use crate::runtime::transport::Ranks;
-use crate::runtime::{Engine, Layout, NoObserver, Observer, RunState, RunTotals, RuntimeNetwork, run_on};
+use crate::runtime::{Engine, Layout, NoObserver, Observer, RunState, RunTotals, RuntimeNetwork, try_run_on};
 use crate::scenario::Scenario;
 use actix::Actor;
 use anyhow::{Context, Result};
@@ -149,14 +149,6 @@ pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {
 pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<SimulateReport> {
     let ranks = ranks.filter(|r| r.size() > 1);
     let writes = ranks.is_none_or(|r| r.rank() == 0);
-    if ranks.is_some() && (args.resume.is_some() || args.checkpoint_every.is_some()) {
-        return Err(BadInput(
-            "checkpoints are not written under MPI yet (each rank would save its block): drop --resume and \
-             --checkpoint-every, or run in one process"
-                .into(),
-        )
-        .into());
-    }
     crate::checkpoint::check_interval(args.checkpoint_every).map_err(BadInput)?;
     let (args, saved) = match &args.resume {
         Some(dir) => {
@@ -322,10 +314,32 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
             streams: None,
         },
     };
+    let _saving = crate::checkpoint::Saving::new();
     let system = actix::System::new();
+    let every = args.checkpoint_every.unwrap_or(super::train::CHECKPOINT_SECONDS);
+    let mut last_save = std::time::Instant::now();
     if !writes {
-        let (totals, _) =
-            system.block_on(how.run(agents, sparse.as_mut(), NoObserver, start, &mut |_, _, _, _| Ok(())))?;
+        // Ranks other than 0 take part in every decision to save and send
+        // their streams; rank 0 writes.
+        let mut save = |st: &RunState, _: &RunTotals, _: &mut NoObserver, streams: &dyn Fn() -> Vec<Stream>| {
+            let (save, stop) = agree(ranks, false);
+            if save {
+                gather_streams(ranks, n, streams());
+            }
+            if stop {
+                return Err(crate::checkpoint::Interrupted {
+                    command: "simulate",
+                    tick: st.tick,
+                    out: out.clone(),
+                }
+                .into());
+            }
+            Ok(())
+        };
+        let checkpoint = crate::checkpoint::path(&out, "simulate");
+        let (totals, _) = system
+            .block_on(how.run(agents, sparse.as_mut(), NoObserver, start, &mut save))
+            .map_err(|e| crate::checkpoint::left_resumable(e, "simulate", &checkpoint))?;
         return Ok(SimulateReport {
             totals,
             out,
@@ -360,19 +374,18 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
         );
     }
     let before = saved.as_ref().map_or(0.0, |s| s.seconds);
-    let every = args.checkpoint_every.unwrap_or(super::train::CHECKPOINT_SECONDS);
-    let mut last_save = std::time::Instant::now();
     let mut save = |st: &RunState, totals: &RunTotals, o: &mut StreamingObserver, streams: &dyn Fn() -> Vec<Stream>| {
-        let stop = crate::checkpoint::stop_requested();
-        if !stop && last_save.elapsed().as_secs_f64() < every {
+        let (save, stop) = agree(ranks, last_save.elapsed().as_secs_f64() >= every);
+        if !save {
             return Ok(());
         }
+        let streams = gather_streams(ranks, n, streams());
         let recording = o.sync()?;
         let saved = Saved {
             args: base.clone(),
             inputs_sha256: inputs_sha256.clone(),
             state: st.clone(),
-            streams: streams(),
+            streams,
             totals: totals.clone(),
             recording,
             previous: o.previous().to_vec(),
@@ -409,7 +422,7 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
             Ok(r) => r,
             Err(e) => {
                 arbiter.stop();
-                return Err(e);
+                return Err(crate::checkpoint::left_resumable(e, "simulate", &checkpoint));
             }
         };
         observer.flush();
@@ -459,8 +472,10 @@ type AfterBlock<'h, O> = &'h mut dyn FnMut(&RunState, &RunTotals, &mut O, &dyn F
 /// at a time.
 trait Blocks<O: Observer> {
     async fn step(&mut self, state: RunState, ticks: u64, observer: O) -> Result<(RunState, RunTotals, O)>;
-    /// Every neuron's random stream, in neuron order.
+    /// The random streams of the neurons this process runs (all of them,
+    /// or this MPI rank's block), in neuron order.
     fn streams(&self) -> Vec<Stream>;
+    /// Continue with every neuron's stream (n of them, in neuron order).
     fn set_streams(&mut self, streams: &[Stream]) -> Result<(), String>;
 }
 
@@ -472,6 +487,39 @@ fn set_agent_streams<P: Policy>(agents: &mut [Neuron<P>], streams: &[Stream]) ->
         a.rng = s.clone();
     }
     Ok(())
+}
+
+/// Whether to save a checkpoint now and whether to stop after it: `due`
+/// (rank 0's clock says a checkpoint is due; the other ranks pass false) or
+/// a stop requested on any rank. Under MPI every rank takes the same
+/// decision (one sum over the ranks per block).
+fn agree(ranks: Option<&Ranks>, due: bool) -> (bool, bool) {
+    let stop = crate::checkpoint::stop_requested();
+    match ranks {
+        None => (due || stop, stop),
+        Some(r) => {
+            let [due, stop] = r.all_sum([due as i64, stop as i64]);
+            (due > 0 || stop > 0, stop > 0)
+        }
+    }
+}
+
+/// Every neuron's stream, from this process's block `mine` (all n in one
+/// process; under MPI each rank's block, gathered in rank order).
+fn gather_streams(ranks: Option<&Ranks>, n: usize, mine: Vec<Stream>) -> Vec<Stream> {
+    let Some(r) = ranks else {
+        return mine;
+    };
+    let counts: Vec<usize> = (0..r.size())
+        .map(|k| 4 * crate::runtime::transport::rank_neurons(n, k, r.size()).len())
+        .collect();
+    let words: Vec<u64> = mine.iter().flat_map(crate::rng::to_words).collect();
+    assert_eq!(words.len(), counts[r.rank()], "a rank sends its own block's streams");
+    let mut all = vec![0u64; 4 * n];
+    r.all_gather_words(&words, &mut all, &counts);
+    all.chunks_exact(4)
+        .map(|w| crate::rng::from_words(w.try_into().expect("4 words")))
+        .collect()
 }
 
 /// Agents on the barrier or actor engine (one process).
@@ -511,7 +559,7 @@ struct OnRanks<'a, P: Policy> {
 
 impl<P: Policy + Clone + 'static, O: Observer> Blocks<O> for OnRanks<'_, P> {
     async fn step(&mut self, state: RunState, ticks: u64, mut observer: O) -> Result<(RunState, RunTotals, O)> {
-        let (next, totals) = run_on(
+        let (next, totals) = try_run_on(
             self.net,
             &mut self.agents,
             self.layout,
@@ -519,11 +567,13 @@ impl<P: Policy + Clone + 'static, O: Observer> Blocks<O> for OnRanks<'_, P> {
             ticks,
             &mut observer,
             Some(self.ranks),
-        );
+        )
+        .map_err(|f| anyhow::anyhow!("the run stopped on MPI rank {}: {f}", self.ranks.rank()))?;
         Ok((next, totals, observer))
     }
     fn streams(&self) -> Vec<Stream> {
-        self.agents.iter().map(|a| a.rng.clone()).collect()
+        let block = crate::runtime::transport::rank_neurons(self.net.n, self.ranks.rank(), self.ranks.size());
+        self.agents[block].iter().map(|a| a.rng.clone()).collect()
     }
     fn set_streams(&mut self, streams: &[Stream]) -> Result<(), String> {
         set_agent_streams(&mut self.agents, streams)

@@ -379,6 +379,7 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
         "train": trained,
         "scaling": scaling,
         "seconds": t0.elapsed().as_secs_f64(),
+        "warnings": solved.as_ref().map_or(&[][..], |s| &s.0.warnings[..]),
     });
     write_json(&out.join("summary.json"), &summary)?;
     Ok(summary)

@@ -320,6 +320,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         checkpoint: crate::checkpoint::path(&out, "train"),
         checkpoint_every: args.checkpoint_every.unwrap_or(CHECKPOINT_SECONDS),
     };
+    let _saving = crate::checkpoint::Saving::new();
     if saved.untrained.ticks == 0 {
         saved.untrained = setup.untrained();
         crate::checkpoint::save(&setup.checkpoint, &saved)?;
@@ -578,7 +579,7 @@ impl Setup<'_> {
             let (a, next, totals, _) = self
                 .engine
                 .run(net, agents, state, until - done, NoObserver)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| crate::checkpoint::left_resumable(anyhow::anyhow!("{e}"), "train", &self.checkpoint))?;
             agents = a;
             state = next;
             interval.reward += totals.reward;
@@ -616,12 +617,7 @@ impl Setup<'_> {
                 return Err(crate::checkpoint::Interrupted {
                     command: "train",
                     tick: until,
-                    out: self
-                        .checkpoint
-                        .parent()
-                        .and_then(Path::parent)
-                        .unwrap_or(Path::new("."))
-                        .to_path_buf(),
+                    out: crate::checkpoint::folder_of(&self.checkpoint),
                 }
                 .into());
             }

@@ -9,7 +9,7 @@
 //! can be read without its scenario), goal letters and rewards, slip, λ and
 //! the cost. Readers check every shape, range and move against the map.
 
-use crate::files::{Npz, canonical_json, open_npz, write_json};
+use crate::files::{Npz, canonical_json, open_npz, write_sealed_json};
 use crate::maze::{ACTIONS, Maze};
 use anyhow::Result;
 use ndarray::{Array2, ArrayView2};
@@ -103,7 +103,7 @@ pub fn write(dir: &Path, meta: &DemoMeta, maze: &Maze, demos: &Demonstrations) -
     )
     .add("reward", Array2::from_shape_vec((t, l + 1), grid(&|s| reward[s]))?);
     npz.write(&dir.join("demonstrations.npz"))?;
-    write_json(&dir.join("demonstrations.json"), meta)
+    write_sealed_json(&dir.join("demonstrations.json"), meta)
 }
 
 /// Whether a JSON file beside `npz` says this is a maze record.

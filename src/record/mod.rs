@@ -12,7 +12,7 @@
 pub mod demos;
 pub mod stream;
 
-use crate::files::{Npz, canonical_json, open_npz, write_json};
+use crate::files::{Npz, canonical_json, open_npz, write_sealed_json};
 use crate::runtime::{Observer, TickRecord};
 use anyhow::Result;
 use ndarray::{Array1, Array2};
@@ -214,7 +214,7 @@ impl Recorder {
                 Array1::from(self.neurons.iter().map(|&k| k as i64).collect::<Vec<_>>()),
             );
         npz.write(&dir.join("trajectory.npz"))?;
-        write_json(&dir.join("trajectory.json"), meta)
+        write_sealed_json(&dir.join("trajectory.json"), meta)
     }
 }
 

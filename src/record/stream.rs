@@ -254,7 +254,7 @@ impl RecorderActor {
         for c in COLUMNS {
             let _ = std::fs::remove_file(self.part(c));
         }
-        crate::files::write_json(&self.dir.join("trajectory.json"), &meta)
+        crate::files::write_sealed_json(&self.dir.join("trajectory.json"), &meta)
     }
 }
 

@@ -310,6 +310,21 @@ pub fn run_on<A: Agent>(
     observer: &mut dyn Observer,
     ranks: Option<&transport::Ranks>,
 ) -> (RunState, RunTotals) {
+    try_run_on(net, agents, layout, state, ticks, observer, ranks).unwrap_or_else(|f| panic!("{f}"))
+}
+
+/// [`run_on`], returning a panicking agent's [`Fault`] instead of panicking
+/// (after every thread of this process stopped; under MPI the other ranks
+/// still wait for this one, so the caller must end the job).
+pub fn try_run_on<A: Agent>(
+    net: &RuntimeNetwork,
+    agents: &mut [A],
+    layout: Layout,
+    state: RunState,
+    ticks: u64,
+    observer: &mut dyn Observer,
+    ranks: Option<&transport::Ranks>,
+) -> Result<(RunState, RunTotals), Fault> {
     assert_eq!(agents.len(), net.n, "one agent per neuron");
     let block = ranks.map_or(0..net.n, |r| transport::rank_neurons(net.n, r.rank(), r.size()));
     assert!(
@@ -335,12 +350,10 @@ pub fn run_on<A: Agent>(
         None => {
             let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
             drive(net, &mut hosts, &plan, &transport, &alive_list, state, ticks, observer)
-                .unwrap_or_else(|f| panic!("{f}"))
         }
         Some(r) => {
             let transport = transport::ClusterTransport::new(&state.frame, state.tick, plan.shards, plan.threads, r);
             drive(net, &mut hosts, &plan, &transport, &alive_list, state, ticks, observer)
-                .unwrap_or_else(|f| panic!("{f}"))
         }
     }
 }
@@ -678,9 +691,29 @@ impl<A: Agent> Host for AgentHost<'_, A> {
         tick: &Tick,
         emit: &mut dyn FnMut(usize, u64, u64),
     ) -> (i64, i64) {
+        if let Some((k, t)) = injected_panic()
+            && t == tick.t
+            && range.contains(&k)
+        {
+            tick.acting.set(k);
+            panic!("injected fault (MARLIN_FAULT_PANIC_AT={k}:{t})");
+        }
         let local = &mut self.agents[range.start - self.first..range.end - self.first];
         step_shard(net, local, range, tick, emit)
     }
+}
+
+/// Fault injection for the tests: with `MARLIN_FAULT_PANIC_AT=k:t` in the
+/// environment, agent k panics at tick t wherever it runs (any engine,
+/// thread or rank), as a bug in an agent would. Read once; one comparison
+/// per shard and tick otherwise.
+fn injected_panic() -> Option<(usize, u64)> {
+    static AT: std::sync::OnceLock<Option<(usize, u64)>> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| {
+        let v = std::env::var("MARLIN_FAULT_PANIC_AT").ok()?;
+        let (k, t) = v.split_once(':')?;
+        Some((k.trim().parse().ok()?, t.trim().parse().ok()?))
+    })
 }
 
 /// The clock's draw: the acting neuron (asynchronous) or −1 (all may act).

@@ -56,6 +56,19 @@ impl MpiWorld {
     }
 }
 
+impl MpiWorld {
+    /// Whether other ranks run beside this one.
+    pub fn distributed(&self) -> bool {
+        self.size > 1
+    }
+
+    /// End the whole job with `code` (MPI_Abort): the other ranks may be
+    /// waiting in a collective for this one and would otherwise hang.
+    pub fn abort(&self, code: i32) -> ! {
+        self.world.abort(code)
+    }
+}
+
 impl Collectives for MpiWorld {
     fn rank(&self) -> usize {
         self.rank

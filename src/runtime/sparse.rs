@@ -501,16 +501,26 @@ impl<'a> SparseEngine<'a> {
         b as u64
     }
 
-    /// The random streams of this engine's neurons, in neuron order (what a
-    /// checkpoint saves).
+    /// The neurons this engine runs: all of them, or this rank's block.
+    pub fn neurons(&self) -> std::ops::Range<usize> {
+        self.plan.agents.clone()
+    }
+
+    /// The random streams of this engine's neurons ([`Self::neurons`]), in
+    /// neuron order (what a checkpoint saves).
     pub fn streams(&self) -> Vec<Stream> {
         self.hosts.iter().flat_map(|h| h.rng.iter().cloned()).collect()
     }
 
-    /// Continue with `streams` (from [`Self::streams`] of the same network
-    /// and ranks, in any layout).
+    /// Continue with `streams`: this engine's neurons' (from
+    /// [`Self::streams`] of the same network and ranks, in any layout) or
+    /// every neuron's, of which it takes its own.
     pub fn set_streams(&mut self, streams: &[Stream]) -> Result<(), String> {
         let have: usize = self.hosts.iter().map(|h| h.rng.len()).sum();
+        let streams = match streams.len() == self.net.n {
+            true => &streams[self.neurons()],
+            false => streams,
+        };
         if streams.len() != have {
             return Err(format!("{} random streams for {have} neurons", streams.len()));
         }

@@ -4,6 +4,8 @@
 //!
 //! A leaf module: it knows nothing of networks or solvers.
 
+pub mod non_finite;
+
 use anyhow::{Context, Result};
 use ndarray::{Array, Dimension};
 use ndarray_npy::{NpzReader, WritableElement, WriteNpyExt};
@@ -60,10 +62,46 @@ pub fn write_text(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, |f| Ok(f.write_all(text.as_bytes())?))
 }
 
-/// Write a value as pretty JSON, atomically.
+/// Write a value as pretty JSON, atomically. JSON has no NaN or ∞ (they
+/// are written as `null`): every non-finite number in `value` is listed,
+/// with its path, in the object's `warnings` list (made if missing) and
+/// logged, so it cannot pass for an absent value. Use [`write_sealed_json`]
+/// for metadata that an archive's seal covers.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    write_text(path, &(text + "\n"))
+    let bad = non_finite::paths(value);
+    if bad.is_empty() {
+        return write_text(path, &(serde_json::to_string_pretty(value)? + "\n"));
+    }
+    let notes: Vec<String> = bad
+        .iter()
+        .map(|p| format!("non-finite number (NaN or ±∞, written as null) at {p}"))
+        .collect();
+    for n in &notes {
+        tracing::warn!("{}: {n}", path.display());
+    }
+    let mut v = serde_json::to_value(value)?;
+    if let Some(object) = v.as_object_mut() {
+        let list = object
+            .entry("warnings")
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let Some(list) = list.as_array_mut() {
+            list.extend(notes.into_iter().map(serde_json::Value::String));
+        }
+    }
+    write_text(path, &(serde_json::to_string_pretty(&v)? + "\n"))
+}
+
+/// Write metadata as pretty JSON, atomically and exactly as given (a seal
+/// covers its compact form, [`canonical_json`]); non-finite numbers are
+/// logged.
+pub fn write_sealed_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    for p in non_finite::paths(value) {
+        tracing::warn!(
+            "{}: non-finite number (NaN or ±∞, written as null) at {p}",
+            path.display()
+        );
+    }
+    write_text(path, &(serde_json::to_string_pretty(value)? + "\n"))
 }
 
 /// Adds one array to an open archive member.
@@ -428,4 +466,54 @@ pub fn open_npz(
     check_seal(path, formats, max_version, metadata)?;
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     NpzReader::new(file).map_err(|e| format!("not a readable .npz archive ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(serde::Serialize)]
+    struct Summary {
+        g: f64,
+        runs: Vec<f64>,
+        warnings: Vec<String>,
+    }
+
+    #[test]
+    fn non_finite_numbers_are_listed_in_the_written_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |name: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap()
+        };
+        let s = Summary {
+            g: 0.5,
+            runs: vec![1.0, f64::NAN, f64::INFINITY],
+            warnings: vec!["solver did not converge".into()],
+        };
+        super::write_json(&dir.path().join("a.json"), &s).unwrap();
+        let a = read("a.json");
+        assert_eq!(a["runs"], serde_json::json!([1.0, null, null]));
+        assert_eq!(
+            a["warnings"],
+            serde_json::json!([
+                "solver did not converge",
+                "non-finite number (NaN or ±∞, written as null) at runs[1]",
+                "non-finite number (NaN or ±∞, written as null) at runs[2]"
+            ])
+        );
+        // Without non-finite numbers, the value is written as it is.
+        let s = Summary { runs: vec![1.0], ..s };
+        super::write_json(&dir.path().join("b.json"), &s).unwrap();
+        assert_eq!(
+            read("b.json")["warnings"],
+            serde_json::json!(["solver did not converge"])
+        );
+        // An object without a warnings list gets one.
+        super::write_json(&dir.path().join("c.json"), &serde_json::json!({"x": 1})).unwrap();
+        assert!(read("c.json").get("warnings").is_none());
+        let m: std::collections::BTreeMap<&str, f64> = [("x", f64::NEG_INFINITY)].into();
+        super::write_json(&dir.path().join("d.json"), &m).unwrap();
+        assert_eq!(
+            read("d.json")["warnings"],
+            serde_json::json!(["non-finite number (NaN or ±∞, written as null) at x"])
+        );
+    }
 }
