@@ -181,9 +181,10 @@ fn ei(c: &mut Criterion) {
     }
 }
 
-/// The plain loop of the sparse engine's synchronous work (its table built
-/// once, by `push_table`): the same push table by presynaptic neuron, f32 sums, per-neuron streams, sigmoid, the
-/// neuron's draw and its log-ratio — no shards, barrier, reward or observer.
+/// The plain loops of the sparse engine's work (the table built once, by
+/// `push_table`): the same push table by presynaptic neuron, exact
+/// fixed-point sums, per-neuron streams, sigmoid, the neuron's draw and its
+/// log-ratio — no shards, barrier, reward, observer or prefetching.
 fn push_table(n: usize, topo: &Topology) -> (Vec<usize>, Vec<u32>) {
     let mut offsets = vec![0usize; n + 1];
     for &j in &topo.pre {
@@ -203,14 +204,20 @@ fn push_table(n: usize, topo: &Topology) -> (Vec<usize>, Vec<u32>) {
     (offsets, targets)
 }
 
-fn plain_push(n: usize, (offsets, targets): &(Vec<usize>, Vec<u32>), w_src: &[f32], ticks: u64, seed: u64) -> u64 {
+fn plain_push(
+    n: usize,
+    (offsets, targets): &(Vec<usize>, Vec<u32>),
+    (w_src, inverse): (&[i32], f64),
+    ticks: u64,
+    seed: u64,
+) -> u64 {
     let mut rngs: Vec<Stream> = (0..n).map(|k| stream(seed, Domain::Agent, k as u64)).collect();
     let mut cur = vec![0u64; n.div_ceil(64)];
     let mut next = vec![0u64; n.div_ceil(64)];
-    let mut acc = vec![0f32; n];
+    let mut acc = vec![0i32; n];
     let (mut spikes, mut info) = (0u64, 0i64);
     for _ in 0..ticks {
-        acc.fill(0.0);
+        acc.fill(0);
         for (wi, &word) in cur.iter().enumerate() {
             let mut bits = word;
             while bits != 0 {
@@ -223,7 +230,7 @@ fn plain_push(n: usize, (offsets, targets): &(Vec<usize>, Vec<u32>), w_src: &[f3
         }
         next.fill(0);
         for i in 0..n {
-            let p = 1.0 / (1.0 + (-(-0.6 + acc[i] as f64)).exp());
+            let p = 1.0 / (1.0 + (-(-0.6 + acc[i] as f64 * inverse)).exp());
             let fire = rngs[i].random::<f64>() < p;
             let lr = if fire {
                 (p / 0.27f64).ln()
@@ -241,6 +248,44 @@ fn plain_push(n: usize, (offsets, targets): &(Vec<usize>, Vec<u32>), w_src: &[f3
     spikes + (info == i64::MIN) as u64
 }
 
+/// The asynchronous work as a plain loop: the clock draws a neuron, which
+/// reads its running sum, draws, and on a change adds ± its weight at its
+/// targets.
+fn plain_async(
+    n: usize,
+    (offsets, targets): &(Vec<usize>, Vec<u32>),
+    (w_src, inverse): (&[i32], f64),
+    updates: u64,
+    seed: u64,
+) -> u64 {
+    let mut rngs: Vec<Stream> = (0..n).map(|k| stream(seed, Domain::Agent, k as u64)).collect();
+    let mut clock = stream(seed, Domain::Clock, 0);
+    let mut frame = vec![0u64; n.div_ceil(64)];
+    let mut acc = vec![0i32; n];
+    let (mut spikes, mut info) = (0u64, 0i64);
+    for _ in 0..updates {
+        let k = clock.random_range(0..n);
+        let p = 1.0 / (1.0 + (-(-0.6 + acc[k] as f64 * inverse)).exp());
+        let fire = rngs[k].random::<f64>() < p;
+        let lr = if fire {
+            (p / 0.27f64).ln()
+        } else {
+            ((1.0 - p) / 0.73f64).ln()
+        };
+        info += (lr * 4_294_967_296.0) as i64;
+        let own = frame[k / 64] >> (k % 64) & 1 == 1;
+        if fire != own {
+            frame[k / 64] ^= 1 << (k % 64);
+            let w = if fire { w_src[k] } else { -w_src[k] };
+            for &t in &targets[offsets[k]..offsets[k + 1]] {
+                acc[t as usize] += w;
+            }
+        }
+        spikes += fire as u64;
+    }
+    spikes + (info == i64::MIN) as u64
+}
+
 /// The sparse engine on the scale issue's benchmark network: synchronous
 /// (1 and 2 threads, against the plain loop), random-partial q = ½, and
 /// asynchronous (one neuron per tick), N = 10⁴ and 10⁵.
@@ -251,6 +296,9 @@ fn sparse(c: &mut Criterion) {
         let marlin::runtime::sparse::Weights::PerSource(w_src) = ln.weights.clone() else {
             unreachable!("the benchmark's Dale weights are per source")
         };
+        let fixed = ln.scale(&net).unwrap();
+        let w_src: Vec<i32> = w_src.iter().map(|&w| fixed.weight(w)).collect();
+        let inverse = 2f64.powi(-fixed.bits());
         let ticks = (2_000_000 / n as u64).max(10);
         let mut g = c.benchmark_group(format!("sparse_ei_k100_n{n}"));
         g.sample_size(10);
@@ -264,7 +312,7 @@ fn sparse(c: &mut Criterion) {
         }
         let table = push_table(n, &net.topology);
         g.bench_function("synchronous_plain_loop", |b| {
-            b.iter(|| black_box(plain_push(n, &table, &w_src, ticks, 7)))
+            b.iter(|| black_box(plain_push(n, &table, (&w_src, inverse), ticks, 7)))
         });
         net.update = UpdateScheme::RandomPartial { q: 0.5 };
         g.throughput(Throughput::Elements(ticks * n as u64 / 2));
@@ -280,6 +328,9 @@ fn sparse(c: &mut Criterion) {
         let warm = engine.run(RunState::initial(&net, 7), 20 * n as u64, &mut NoObserver).0;
         g.bench_function("asynchronous_1_thread", |b| {
             b.iter(|| black_box(engine.run(warm.clone(), updates, &mut NoObserver).1.spikes))
+        });
+        g.bench_function("asynchronous_plain_loop", |b| {
+            b.iter(|| black_box(plain_async(n, &table, (&w_src, inverse), updates, 7)))
         });
         g.finish();
     }

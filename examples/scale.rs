@@ -37,10 +37,11 @@ fn main() {
     };
     let activity = totals.spikes as f64 / (ticks as f64 * n as f64);
     // Per synapse: its id in the topology (CSR by target) and in the push
-    // table (CSR by source); per-source weights add nothing per synapse.
+    // table (CSR by source, one shard when asynchronous); per-source
+    // weights add nothing per synapse.
     let synapses = net.topology.pre.len() as u64;
     let total = net.topology.bytes() + ln.bytes() + engine.bytes();
-    let per_synapse = if update == UpdateScheme::Asynchronous { 4 } else { 8 };
+    let per_synapse = 8;
     let per_neuron = (total - synapses * per_synapse) as f64 / n as f64;
     let peak = std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -44,15 +44,7 @@ fn mpi_marlin() -> Option<&'static Path> {
 
 /// `mpirun -np ranks marlin args…` (root-safe, shared memory only).
 fn mpirun(bin: &Path, ranks: usize, args: &[&str]) -> Output {
-    Command::new("mpirun")
-        .args(["--oversubscribe", "-np", &ranks.to_string()])
-        .arg(bin)
-        .args(args)
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_btl", "self,vader")
-        .output()
-        .expect("mpirun runs")
+    mpirun_with(bin, ranks, args, ("MARLIN_NOTHING", ""))
 }
 
 fn ok(o: Output) {
@@ -156,7 +148,7 @@ fn what_cannot_run_distributed_is_refused() {
     assert!(err.contains("at most 1 MPI ranks"), "{err}");
 }
 
-/// `mpirun` with an extra environment variable (a fault hook).
+/// [`mpirun`] with an environment variable passed to every rank (a fault hook).
 fn mpirun_with(bin: &Path, ranks: usize, args: &[&str], var: (&str, &str)) -> Output {
     Command::new("mpirun")
         .args(["--oversubscribe", "-np", &ranks.to_string(), "-x", var.0])

@@ -14,27 +14,31 @@ use marlin::runtime::{Layout, RunState, RuntimeNetwork, run, run_on};
 use marlin::topology::{Topology, TopologySpec};
 
 /// An agent of the agent engine that computes the sparse engine's logit
-/// from its own observation: bias, input term, then its spiking partners'
-/// weights added in `f32` in ascending order.
+/// from its own observation, written independently: bias, input term, then
+/// its spiking partners' weights summed exactly in fixed point (each weight
+/// rounded to a multiple of 2^−b, summed as integers; b the largest up to
+/// 48 with max |w| × max in-degree × 2^b ≤ 2³⁰).
 #[derive(Clone)]
-struct F32Logistic {
+struct FixedLogistic {
     bias: f64,
     input_weight: f64,
+    /// 2^b.
+    scale: f64,
     /// Weight of each partner, aligned with the observation's `pre`.
     weights: Vec<f32>,
     prior: f64,
     rng: Stream,
 }
 
-impl Agent for F32Logistic {
+impl Agent for FixedLogistic {
     fn fire_probability(&self, obs: &Observation) -> f64 {
-        let mut acc = 0.0f32;
+        let mut acc = 0i64;
         for (&j, &w) in obs.pre.iter().zip(&self.weights) {
             if obs.spike(j as usize) {
-                acc += w;
+                acc += (w as f64 * self.scale).round() as i64;
             }
         }
-        let z = self.bias + obs.input.map_or(0.0, |u| self.input_weight * u) + acc as f64;
+        let z = self.bias + obs.input.map_or(0.0, |u| self.input_weight * u) + acc as f64 / self.scale;
         1.0 / (1.0 + (-z).exp())
     }
     fn rng(&mut self) -> &mut Stream {
@@ -81,14 +85,22 @@ fn neurons(net: &RuntimeNetwork, per_synapse: bool) -> LogisticNeurons {
     ln
 }
 
-fn agents(net: &RuntimeNetwork, ln: &LogisticNeurons, seed: u64) -> Vec<F32Logistic> {
+fn agents(net: &RuntimeNetwork, ln: &LogisticNeurons, seed: u64) -> Vec<FixedLogistic> {
+    let (Weights::PerSource(w) | Weights::PerSynapse(w)) = &ln.weights;
+    let max_w = w.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
+    let max_in = (0..net.n).map(|k| net.topology.partners(k).len()).max().unwrap() as f64;
+    let b = (0..=48)
+        .rev()
+        .find(|&b| max_w * max_in * 2f64.powi(b) <= 2f64.powi(30))
+        .unwrap();
     (0..net.n)
         .map(|k| {
             let lo = net.topology.offsets[k] as usize;
             let pre = net.topology.partners(k);
-            F32Logistic {
+            FixedLogistic {
                 bias: ln.bias[k],
                 input_weight: ln.input_weight[k],
+                scale: 2f64.powi(b),
                 weights: match &ln.weights {
                     Weights::PerSource(w) => pre.iter().map(|&j| w[j as usize]).collect(),
                     Weights::PerSynapse(w) => w[lo..lo + pre.len()].to_vec(),
@@ -217,6 +229,23 @@ fn networks_the_engine_cannot_run_are_refused_clearly() {
     short.bias.pop();
     let e = SparseEngine::new(&net, &short, Layout::single(), 1).err().unwrap();
     assert!(e.contains("bias has 299 entries") && e.contains("300"), "{e}");
+    // Sums are exact 32-bit fixed point: weights that could overflow them
+    // even at a resolution of ½, or that are not numbers, are refused.
+    for (w, says) in [(f32::NAN, "is NaN"), (f32::INFINITY, "is inf"), (3.0e7, "up to 2²⁹")] {
+        let mut bad = ln.clone();
+        bad.weights = Weights::PerSource(vec![0.1; net.n]);
+        if let Weights::PerSource(v) = &mut bad.weights {
+            v[7] = w;
+        }
+        let e = SparseEngine::new(&net, &bad, Layout::single(), 1).err().unwrap();
+        assert!(e.contains(says), "{e}");
+    }
+    let mut big = ln.clone();
+    big.weights = Weights::PerSource(vec![2.5e7; net.n]);
+    assert!(
+        SparseEngine::new(&net, &big, Layout::single(), 1).is_ok(),
+        "20 synapses of 2.5·10⁷ fit"
+    );
     net.topology = Topology::build(&TopologySpec::AllToAll, net.n, 1);
     let e = SparseEngine::new(&net, &ln, Layout::single(), 1).err().unwrap();
     assert!(e.contains("all_to_all"), "{e}");

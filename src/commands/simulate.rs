@@ -318,6 +318,18 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
     let system = actix::System::new();
     let every = args.checkpoint_every.unwrap_or(super::train::CHECKPOINT_SECONDS);
     let mut last_save = std::time::Instant::now();
+    // After a checkpoint: go on, or stop if one was requested.
+    let stopped = |stop: bool, st: &RunState| -> Result<()> {
+        match stop {
+            true => Err(crate::checkpoint::Interrupted {
+                command: "simulate",
+                tick: st.tick,
+                out: out.clone(),
+            }
+            .into()),
+            false => Ok(()),
+        }
+    };
     if !writes {
         // Ranks other than 0 take part in every decision to save and send
         // their streams; rank 0 writes.
@@ -326,15 +338,7 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
             if save {
                 gather_streams(ranks, n, streams());
             }
-            if stop {
-                return Err(crate::checkpoint::Interrupted {
-                    command: "simulate",
-                    tick: st.tick,
-                    out: out.clone(),
-                }
-                .into());
-            }
-            Ok(())
+            stopped(stop, st)
         };
         let checkpoint = crate::checkpoint::path(&out, "simulate");
         let (totals, _) = system
@@ -395,15 +399,7 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
         crate::checkpoint::save(&checkpoint, &saved)?;
         tracing::debug!(tick = st.tick, "checkpoint saved");
         last_save = std::time::Instant::now();
-        if stop {
-            return Err(crate::checkpoint::Interrupted {
-                command: "simulate",
-                tick: st.tick,
-                out: out.clone(),
-            }
-            .into());
-        }
-        Ok(())
+        stopped(stop, st)
     };
     let totals = system.block_on(async {
         let arbiter = actix::Arbiter::new();

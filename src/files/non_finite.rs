@@ -71,6 +71,15 @@ pub struct Compound<'a> {
     key: String,
 }
 
+/// Serializer methods for values that hold no number.
+macro_rules! ignore {
+    ($($method:ident: $t:ty),*) => {$(
+        fn $method(self, _: $t) -> Result<(), Error> {
+            Ok(())
+        }
+    )*};
+}
+
 impl<'a> ser::Serializer for &'a mut Walker {
     type Ok = ();
     type Error = Error;
@@ -82,33 +91,10 @@ impl<'a> ser::Serializer for &'a mut Walker {
     type SerializeStruct = Compound<'a>;
     type SerializeStructVariant = Compound<'a>;
 
-    fn serialize_bool(self, _: bool) -> Result<(), Error> {
-        Ok(())
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), Error> {
-        Ok(())
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), Error> {
-        Ok(())
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), Error> {
-        Ok(())
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), Error> {
-        Ok(())
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), Error> {
-        Ok(())
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), Error> {
-        Ok(())
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), Error> {
-        Ok(())
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), Error> {
-        Ok(())
-    }
+    ignore!(
+        serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64
+    );
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
         self.number(v as f64);
         Ok(())
@@ -117,15 +103,7 @@ impl<'a> ser::Serializer for &'a mut Walker {
         self.number(v);
         Ok(())
     }
-    fn serialize_char(self, _: char) -> Result<(), Error> {
-        Ok(())
-    }
-    fn serialize_str(self, _: &str) -> Result<(), Error> {
-        Ok(())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), Error> {
-        Ok(())
-    }
+    ignore!(serialize_char: char, serialize_str: &str, serialize_bytes: &[u8]);
     fn serialize_none(self) -> Result<(), Error> {
         Ok(())
     }

@@ -10,18 +10,25 @@
 //! - **Synchronous and random-partial updates push**: each shard keeps the
 //!   synapses onto its own neurons as a table by *presynaptic* neuron
 //!   (CSR by source), and every tick adds the weights of the neurons that
-//!   spiked into one single-precision accumulator per neuron — about
-//!   activity × K additions per neuron instead of K bit tests. No
-//!   allocation per tick, no locks; shards meet at the runtime's barrier.
-//! - **Asynchronous updates pull**: one neuron acts per tick, so the engine
-//!   runs on one thread with a single frame flipped in place and sums the
-//!   acting neuron's inputs from the topology (CSR by postsynaptic neuron).
+//!   spiked into one accumulator per neuron — about activity × K additions
+//!   per neuron instead of K bit tests. No allocation per tick, no locks;
+//!   shards meet at the runtime's barrier.
+//! - **Asynchronous updates are event-driven**: one neuron acts per tick,
+//!   so the engine runs on one thread with a single frame flipped in place
+//!   and keeps every neuron's synaptic sum up to date: when the acting
+//!   neuron changes state it adds or removes its weight at its targets
+//!   (the same table by source, over the whole network). A tick reads one
+//!   sum; a change costs the neuron's out-degree.
 //!
-//! Both visit a neuron's spiking partners in ascending order and add in
-//! `f32`, then form the logit in `f64` ([`LogisticNeurons::logit`]); the
-//! sum of every neuron is therefore the same number in every layout, and a
-//! run's trajectory is bit-identical for any number of shards, threads and
-//! MPI ranks.
+//! Synaptic sums are **exact**: a weight w is held in fixed point as
+//! round(w·2^b) and sums are 32-bit integers ([`SynapticScale`]: b is the
+//! largest, up to 48, with max |w| × max in-degree × 2^b ≤ 2³⁰, so no sum
+//! can overflow — b = 23 for the benchmark network, a resolution of
+//! 1.2·10⁻⁷), so every order of addition — push, pull, incremental — gives
+//! the same number, converted once to `f64` for the logit
+//! ([`LogisticNeurons::logit`]). A run's trajectory is therefore
+//! bit-identical for any number of shards, threads and MPI ranks, and
+//! whichever way the sums are formed; 4-byte sums keep the tables small.
 //! Randomness is drawn exactly as the agent engine draws it (the acting
 //! neuron's own stream: its act-or-not draw under random-partial updates,
 //! then its action), and the control plane — clock, environment, observer —
@@ -36,6 +43,51 @@ use crate::model::UpdateScheme;
 use crate::rng::{Domain, Stream, stream};
 use rand::Rng;
 use rayon::prelude::*;
+
+/// The fixed point of a network's synaptic weights and sums: w is held as
+/// the 32-bit integer round(w·2^b), with b the largest (up to 48) such that
+/// max |w| × max in-degree × 2^b ≤ 2³⁰, so that a sum of rounded weights
+/// stays below 2³¹ in magnitude.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SynapticScale {
+    bits: i32,
+    scale: f64,
+    inverse: f64,
+}
+
+impl SynapticScale {
+    /// The scale for weights up to `max_w` in magnitude on up to `max_in`
+    /// synapses per neuron; `None` when even b = 1 could overflow.
+    pub fn for_range(max_w: f64, max_in: usize) -> Option<Self> {
+        let m = max_w * max_in as f64;
+        let mut bits = 48;
+        while bits > 0 && m * 2f64.powi(bits) > 2f64.powi(30) {
+            bits -= 1;
+        }
+        (bits > 0).then(|| SynapticScale {
+            bits,
+            scale: 2f64.powi(bits),
+            inverse: 2f64.powi(-bits),
+        })
+    }
+
+    /// b: weights are multiples of 2^−b.
+    pub fn bits(self) -> i32 {
+        self.bits
+    }
+
+    /// A weight in fixed point.
+    #[inline]
+    pub fn weight(self, w: f32) -> i32 {
+        (w as f64 * self.scale).round() as i32
+    }
+
+    /// A fixed-point sum as a number (exact: a power-of-two scaling).
+    #[inline]
+    pub fn value(self, sum: i32) -> f64 {
+        sum as f64 * self.inverse
+    }
+}
 
 /// How the synaptic weights are stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,39 +164,56 @@ impl LogisticNeurons {
                 net.topology.pre.len()
             )),
             _ => Ok(()),
-        }
+        }?;
+        self.scale(net).map(|_| ())
     }
 
-    /// Neuron i's synaptic input `Σ_{j ∈ pre(i)} w_ij σ_j`, in `f32`, its
-    /// spiking partners taken in ascending order — the definition both
-    /// update paths implement.
-    pub fn synaptic_sum(&self, net: &RuntimeNetwork, i: usize, frame: &[u64]) -> f32 {
-        // Branch-free: a silent partner adds ±0.0, which leaves the sum
-        // unchanged bit for bit (it starts at +0.0 and never becomes −0.0),
-        // so this is the sum over spiking partners without a mispredicted
-        // branch per synapse.
-        let spike = |j: u32| (frame[j as usize / 64] >> (j % 64) & 1) as f32;
+    /// The fixed point of these neurons' synaptic sums on `net`: finite
+    /// weights whose sums fit.
+    pub fn scale(&self, net: &RuntimeNetwork) -> Result<SynapticScale, String> {
+        let (Weights::PerSource(w) | Weights::PerSynapse(w)) = &self.weights;
+        if let Some(v) = w.iter().find(|v| !v.is_finite()) {
+            return Err(format!("a synaptic weight is {v}; allowed: finite weights"));
+        }
+        let max_w = w.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
+        let max_in = (0..net.n).map(|i| net.topology.partners(i).len()).max().unwrap_or(0);
+        SynapticScale::for_range(max_w, max_in).ok_or_else(|| {
+            format!(
+                "synaptic weights up to {max_w} on up to {max_in} synapses per neuron could sum to {:.3e}; \
+                 allowed: |w| × in-degree up to 2²⁹ (sums are exact 32-bit fixed point)",
+                max_w * max_in as f64
+            )
+        })
+    }
+
+    /// Neuron i's synaptic input `Σ_{j ∈ pre(i)} w_ij σ_j` in the fixed
+    /// point `scale` (exact, so in any order) — the definition every update
+    /// path implements.
+    pub fn synaptic_sum(&self, net: &RuntimeNetwork, scale: SynapticScale, i: usize, frame: &[u64]) -> i32 {
+        let spike = |j: u32| (frame[j as usize / 64] >> (j % 64) & 1) as i32;
         let pre = net.topology.partners(i);
-        let mut acc = 0.0f32;
         match &self.weights {
-            Weights::PerSource(w) => {
-                for &j in pre {
-                    acc += w[j as usize] * spike(j);
-                }
-            }
+            Weights::PerSource(w) => pre.iter().map(|&j| scale.weight(w[j as usize]) * spike(j)).sum(),
             Weights::PerSynapse(w) => {
                 let lo = net.topology.offsets[i] as usize;
-                for (&j, &wj) in pre.iter().zip(&w[lo..lo + pre.len()]) {
-                    acc += wj * spike(j);
-                }
+                let row = pre.iter().zip(&w[lo..lo + pre.len()]);
+                row.map(|(&j, &wj)| scale.weight(wj) * spike(j)).sum()
             }
         }
-        acc
     }
 
-    /// `logit π_i(1 | x, σ)` from neuron i's synaptic sum.
+    /// Every neuron's weight in fixed point, for per-source weights.
+    fn fixed_per_source(&self, scale: SynapticScale) -> Option<Vec<i32>> {
+        match &self.weights {
+            Weights::PerSource(w) => Some(w.iter().map(|&v| scale.weight(v)).collect()),
+            Weights::PerSynapse(_) => None,
+        }
+    }
+
+    /// `logit π_i(1 | x, σ)` from neuron i's synaptic sum (its value,
+    /// [`SynapticScale::value`]).
     #[inline]
-    pub fn logit(&self, net: &RuntimeNetwork, i: usize, x: usize, synaptic: f32) -> f64 {
+    pub fn logit(&self, net: &RuntimeNetwork, i: usize, x: usize, synaptic: f64) -> f64 {
         let input = if net.receives_input[i] {
             self.input_weight[i] * net.input.values[x]
         } else {
@@ -162,10 +231,11 @@ impl LogisticNeurons {
     }
 }
 
-/// The logit from its three terms, added in this order by both update paths.
+/// The logit from its three terms, added in this order by every update
+/// path.
 #[inline]
-fn logit(bias: f64, input: f64, synaptic: f32) -> f64 {
-    bias + input + synaptic as f64
+fn logit(bias: f64, input: f64, synaptic: f64) -> f64 {
+    bias + input + synaptic
 }
 
 /// The synapses onto one shard's neurons, by presynaptic neuron.
@@ -176,16 +246,23 @@ struct PushShard {
     offsets: Vec<u32>,
     /// Postsynaptic neuron, as an index within the shard.
     targets: Vec<u32>,
-    /// Weights aligned with `targets` (empty for per-source weights).
-    weights: Vec<f32>,
-    /// This tick's synaptic sums of the shard's neurons.
-    acc: Vec<f32>,
+    /// Weights aligned with `targets`, in fixed point (empty for
+    /// per-source weights).
+    weights: Vec<i32>,
+    /// The synaptic sums of the shard's neurons (fixed point): this tick's,
+    /// or under asynchronous updates the running sums.
+    acc: Vec<i32>,
 }
 
 impl PushShard {
     /// Transpose the topology's rows `range` into a table by source, keeping
     /// targets ascending within each source.
-    fn build(net: &RuntimeNetwork, neurons: &LogisticNeurons, range: std::ops::Range<usize>) -> Result<Self, String> {
+    fn build(
+        net: &RuntimeNetwork,
+        neurons: &LogisticNeurons,
+        scale: SynapticScale,
+        range: std::ops::Range<usize>,
+    ) -> Result<Self, String> {
         let topo = &net.topology;
         let (lo, hi) = (topo.offsets[range.start] as usize, topo.offsets[range.end] as usize);
         if hi - lo > u32::MAX as usize {
@@ -204,12 +281,12 @@ impl PushShard {
             offsets[j + 1] += offsets[j];
         }
         let mut fill = offsets.clone();
-        let mut targets = vec![0u32; hi - lo];
+        let mut targets = huge_zeroed::<u32>(hi - lo);
         let per_synapse = match &neurons.weights {
             Weights::PerSynapse(w) => Some(w),
             Weights::PerSource(_) => None,
         };
-        let mut weights = vec![0.0f32; if per_synapse.is_some() { hi - lo } else { 0 }];
+        let mut weights = vec![0i32; if per_synapse.is_some() { hi - lo } else { 0 }];
         for i in range.clone() {
             let row = topo.offsets[i] as usize..topo.offsets[i + 1] as usize;
             for e in row {
@@ -218,7 +295,7 @@ impl PushShard {
                 fill[j] += 1;
                 targets[at] = (i - range.start) as u32;
                 if let Some(w) = per_synapse {
-                    weights[at] = w[e];
+                    weights[at] = scale.weight(w[e]);
                 }
             }
         }
@@ -227,45 +304,77 @@ impl PushShard {
             offsets,
             targets,
             weights,
-            acc: vec![0.0; range.len()],
+            acc: huge_zeroed(range.len()),
         })
     }
 
-    /// This tick's synaptic sums: every spiking neuron of `frame`, in
-    /// ascending order, adds its weight to its targets in this shard.
-    fn accumulate(&mut self, frame: &[u64], per_source: Option<&[f32]>) {
-        self.acc.fill(0.0);
+    /// Add `sign` × neuron j's weights to its targets' sums.
+    #[inline]
+    fn spread(&mut self, j: usize, sign: i32, per_source: Option<&[i32]>) {
+        let (a, b) = (self.offsets[j] as usize, self.offsets[j + 1] as usize);
+        let targets = &self.targets[a..b];
         let acc = &mut self.acc[..];
+        match per_source {
+            Some(ws) => {
+                let wj = sign * ws[j];
+                for &t in targets {
+                    // SAFETY: `build` stores only targets below the shard's length.
+                    unsafe { *acc.get_unchecked_mut(t as usize) += wj };
+                }
+            }
+            None => {
+                for (&t, &wt) in targets.iter().zip(&self.weights[a..b]) {
+                    // SAFETY: as above.
+                    unsafe { *acc.get_unchecked_mut(t as usize) += sign * wt };
+                }
+            }
+        }
+    }
+
+    /// The synaptic sums of `frame`: every spiking neuron adds its weight
+    /// to its targets in this shard.
+    fn accumulate(&mut self, frame: &[u64], per_source: Option<&[i32]>) {
+        self.acc.fill(0);
         for (w, &word) in frame.iter().enumerate() {
             let mut bits = word;
             while bits != 0 {
                 let j = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                let (a, b) = (self.offsets[j] as usize, self.offsets[j + 1] as usize);
-                let targets = &self.targets[a..b];
-                match per_source {
-                    Some(ws) => {
-                        let wj = ws[j];
-                        for &t in targets {
-                            // SAFETY: `build` stores only targets below the shard's length.
-                            unsafe { *acc.get_unchecked_mut(t as usize) += wj };
-                        }
-                    }
-                    None => {
-                        for (&t, &wt) in targets.iter().zip(&self.weights[a..b]) {
-                            // SAFETY: as above.
-                            unsafe { *acc.get_unchecked_mut(t as usize) += wt };
-                        }
-                    }
-                }
+                self.spread(j, 1, per_source);
             }
         }
     }
 }
 
+/// A zeroed vector that the kernel may back with 2 MiB pages: a random
+/// access into tables of many megabytes otherwise misses the TLB as well
+/// as the cache (no effect on results).
+fn huge_zeroed<T: Clone + Default>(len: usize) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let bytes = len * std::mem::size_of::<T>();
+        let (from, to) = (
+            (v.as_ptr() as usize).next_multiple_of(PAGE),
+            (v.as_ptr() as usize + bytes) / PAGE * PAGE,
+        );
+        if to > from + (4 << 20) {
+            // SAFETY: advice on pages inside this vector's own allocation,
+            // before they are touched; it cannot change their contents.
+            unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
+        }
+    }
+    v.resize(len, T::default());
+    v
+}
+
 /// One thread's shards and its neurons' random streams.
 struct SparseHost<'a> {
     neurons: &'a LogisticNeurons,
+    /// Per-source weights in fixed point (`None`: per synapse, in the tables).
+    per_source: Option<std::sync::Arc<[i32]>>,
+    scale: SynapticScale,
     /// The thread's first neuron (its streams start there).
     first: usize,
     rng: Vec<Stream>,
@@ -284,11 +393,8 @@ impl Host for SparseHost<'_> {
         if range.is_empty() {
             return (0, 0);
         }
-        let neurons = self.neurons;
-        let per_source = match &neurons.weights {
-            Weights::PerSource(w) => Some(&w[..]),
-            Weights::PerSynapse(_) => None,
-        };
+        let (neurons, scale) = (self.neurons, self.scale);
+        let per_source = self.per_source.as_deref();
         let shard = self
             .shards
             .iter_mut()
@@ -323,7 +429,8 @@ impl Host for SparseHost<'_> {
                 let shift = (lo + i) % 64;
                 let rng = &mut rngs[i];
                 let fired = if alive[i] && q.is_none_or(|q| rng.random::<f64>() < q) {
-                    let p = sigmoid(logit(bias[i], if receives[i] { uw[i] * input } else { 0.0 }, acc[i]));
+                    let drive = if receives[i] { uw[i] * input } else { 0.0 };
+                    let p = sigmoid(logit(bias[i], drive, scale.value(acc[i])));
                     let fired = rng.random::<f64>() < p;
                     info += log_ratio_fixed(p, prior[i], fired);
                     fired
@@ -341,24 +448,38 @@ impl Host for SparseHost<'_> {
     }
 }
 
-/// Ask the cache for neuron `k`'s presynaptic row and stream (a hint; no
-/// effect on results).
+/// Ask the cache for what neuron `k` reads when it acts: its synaptic sum,
+/// stream, parameters and the bounds of its targets (a hint; no effect on
+/// results).
 #[inline]
-fn prefetch_row(net: &RuntimeNetwork, k: usize, rng: &Stream) {
+fn prefetch_actor(field: &PushShard, neurons: &LogisticNeurons, k: usize, rng: &Stream) {
+    prefetch(&field.acc[k]);
+    prefetch(rng);
+    prefetch(&field.offsets[k]);
+    prefetch(&neurons.bias[k]);
+    prefetch(&neurons.prior[k]);
+}
+
+/// Ask the cache for neuron `k`'s targets (once its bounds are cached, see
+/// [`prefetch_actor`]).
+#[inline]
+fn prefetch_targets(field: &PushShard, k: usize) {
+    let targets = &field.targets[field.offsets[k] as usize..field.offsets[k + 1] as usize];
+    for line in targets.chunks(16) {
+        prefetch(&line[0]);
+    }
+}
+
+#[inline(always)]
+fn prefetch<T>(at: &T) {
     #[cfg(target_arch = "x86_64")]
-    {
+    // SAFETY: prefetching is a hint; the address is a live reference.
+    unsafe {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let row = net.topology.partners(k);
-        // SAFETY: prefetching is a hint; the addresses lie in live slices.
-        unsafe {
-            for line in row.chunks(16) {
-                _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8);
-            }
-            _mm_prefetch::<_MM_HINT_T0>(rng as *const Stream as *const i8);
-        }
+        _mm_prefetch::<_MM_HINT_T0>(at as *const T as *const i8);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (net, k, rng);
+    let _ = at;
 }
 
 /// `log(π(a)/p(a))` in the runtime's fixed point, as the agent engine forms it.
@@ -393,18 +514,17 @@ pub fn benchmark_network(n: usize, update: UpdateScheme, seed: u64) -> (RuntimeN
 /// the sparse engine with `shards` shards, before anything is built: the
 /// topology (8 B per neuron, 4 per synapse, 4 more with edge-list weights),
 /// the parameters (24 B per neuron; weights 4 B per neuron, or per synapse),
-/// each neuron's stream (32 B) and, unless asynchronous, the push tables
-/// (4 B per neuron per shard, 4 per synapse, 4 more per synapse for
-/// per-synapse weights, and a 4 B accumulator per neuron). Matches
-/// [`SparseEngine::bytes`] + [`LogisticNeurons::bytes`] + the topology's.
+/// each neuron's stream (32 B), the fixed-point weights (4 B per neuron, or
+/// per synapse in the push tables) and the push tables (4 B per neuron per
+/// shard — one shard when asynchronous —, 4 per synapse, and a 4 B sum per
+/// neuron). Matches [`SparseEngine::bytes`] + [`LogisticNeurons::bytes`] +
+/// the topology's.
 pub fn estimate_bytes(n: u64, synapses: u64, per_synapse_weights: bool, shards: u64, asynchronous: bool) -> u64 {
     let w = if per_synapse_weights { 4 * synapses } else { 4 * n };
     let topology = 8 * (n + 1) + 4 * synapses + if per_synapse_weights { 4 * synapses } else { 0 };
-    let push = if asynchronous {
-        0
-    } else {
-        shards * 4 * (n + 1) + 4 * synapses + if per_synapse_weights { 4 * synapses } else { 0 } + 4 * n
-    };
+    let shards = if asynchronous { 1 } else { shards };
+    let fixed = if per_synapse_weights { 4 * synapses } else { 4 * n };
+    let push = shards * 4 * (n + 1) + 4 * synapses + fixed + 4 * n;
     topology + 24 * n + w + 32 * n + push
 }
 
@@ -417,6 +537,10 @@ pub struct SparseEngine<'a> {
     hosts: Vec<SparseHost<'a>>,
     alive_list: Vec<usize>,
     ranks: Option<&'a Ranks>,
+    /// Asynchronous updates: the frame whose synaptic sums the (single)
+    /// shard holds, so the next run continues from them when it starts
+    /// there (any other start rebuilds them).
+    synced: Option<Vec<u64>>,
 }
 
 impl<'a> SparseEngine<'a> {
@@ -445,6 +569,7 @@ impl<'a> SparseEngine<'a> {
         ranks: Option<&'a Ranks>,
     ) -> Result<Self, String> {
         neurons.check(net)?;
+        let scale = neurons.scale(net)?;
         let asynchronous = net.update == UpdateScheme::Asynchronous;
         let ranks = ranks.filter(|r| r.size() > 1);
         if let Some(r) = ranks {
@@ -459,20 +584,20 @@ impl<'a> SparseEngine<'a> {
         }
         let block = ranks.map_or(0..net.n, |r| rank_neurons(net.n, r.rank(), r.size()));
         let plan = Plan::within(block, if asynchronous { Layout::single() } else { layout });
+        let per_source: Option<std::sync::Arc<[i32]>> = neurons.fixed_per_source(scale).map(Into::into);
         let mut hosts = Vec::with_capacity(plan.threads);
         for j in 0..plan.threads {
             let agents = plan.thread_agents(j);
-            let shards = if asynchronous {
-                Vec::new()
-            } else {
-                plan.thread_shards[j]
-                    .clone()
-                    .into_par_iter()
-                    .map(|s| PushShard::build(net, neurons, plan.shard(s)))
-                    .collect::<Result<Vec<_>, _>>()?
-            };
+            // (Asynchronous: one shard, the whole network.)
+            let shards = plan.thread_shards[j]
+                .clone()
+                .into_par_iter()
+                .map(|s| PushShard::build(net, neurons, scale, plan.shard(s)))
+                .collect::<Result<Vec<_>, _>>()?;
             hosts.push(SparseHost {
                 neurons,
+                per_source: per_source.clone(),
+                scale,
                 first: agents.start,
                 rng: agents.map(|k| stream(seed, Domain::Agent, k as u64)).collect(),
                 shards,
@@ -485,6 +610,7 @@ impl<'a> SparseEngine<'a> {
             hosts,
             alive_list: net.alive_list(),
             ranks,
+            synced: None,
         })
     }
 
@@ -498,6 +624,8 @@ impl<'a> SparseEngine<'a> {
                 b += s.offsets.len() * 4 + s.targets.len() * 4 + s.weights.len() * 4 + s.acc.len() * 4;
             }
         }
+        // The per-source weights in fixed point, shared by the threads.
+        b += self.hosts[0].per_source.as_ref().map_or(0, |w| w.len() * 4);
         b as u64
     }
 
@@ -558,35 +686,52 @@ impl<'a> SparseEngine<'a> {
         }
     }
 
-    /// One neuron per tick: the clock draws it, it sums its spiking partners
-    /// (pull) and acts; the frame is flipped in place.
+    /// One neuron per tick: the clock draws it, it reads its synaptic sum
+    /// and acts; the frame is flipped in place, and a neuron that changes
+    /// state updates its targets' sums.
     fn run_asynchronous(&mut self, mut st: RunState, ticks: u64, observer: &mut dyn Observer) -> (RunState, RunTotals) {
         let (net, neurons) = (self.net, self.neurons);
         let host = &mut self.hosts[0];
+        let (per_source, scale) = (host.per_source.clone(), host.scale);
+        let per_source = per_source.as_deref();
+        let field = &mut host.shards[0];
+        if self.synced.as_deref() != Some(&st.frame[..]) {
+            field.accumulate(&st.frame, per_source);
+        }
         let mut count: u64 = st.frame.iter().map(|w| w.count_ones() as u64).sum();
         let mut totals = RunTotals::default();
         let end = st.tick + ticks;
         // The clock's draws are the agent engine's, taken a few ticks early
-        // so the coming actors' synapses and streams are fetched while this
-        // one acts (a random neuron's row is a cache miss on large networks).
-        const AHEAD: u64 = 8;
+        // so the coming actors' sums, streams and targets are fetched while
+        // this one acts (cache misses on large networks).
+        const AHEAD: u64 = 16;
         let mut pending = std::collections::VecDeque::with_capacity(AHEAD as usize);
         let mut drawn = st.tick;
         let alive_list = &self.alive_list;
-        let draw = |clock: &mut Stream, rngs: &[Stream], pending: &mut std::collections::VecDeque<i64>| {
-            let a = super::draw_actor(net, alive_list, clock);
-            prefetch_row(net, a as usize, &rngs[a as usize]);
-            pending.push_back(a);
-        };
+        let all_alive = alive_list.len() == net.n;
+        let draw =
+            |clock: &mut Stream, rngs: &[Stream], field: &PushShard, pending: &mut std::collections::VecDeque<i64>| {
+                // (With every neuron alive the list is the identity: skip
+                // reading it, a cache miss on large networks.)
+                let a = match all_alive {
+                    true => clock.random_range(0..alive_list.len()) as i64,
+                    false => super::draw_actor(net, alive_list, clock),
+                };
+                prefetch_actor(field, neurons, a as usize, &rngs[a as usize]);
+                pending.push_back(a);
+            };
         while drawn < end && drawn < st.tick + AHEAD {
-            draw(&mut st.clock, &host.rng, &mut pending);
+            draw(&mut st.clock, &host.rng, field, &mut pending);
             drawn += 1;
         }
         while let Some(actor) = pending.pop_front() {
             let t = st.tick;
             if drawn < end {
-                draw(&mut st.clock, &host.rng, &mut pending);
+                draw(&mut st.clock, &host.rng, field, &mut pending);
                 drawn += 1;
+            }
+            if let Some(&soon) = pending.get(AHEAD as usize / 2) {
+                prefetch_targets(field, soon as usize);
             }
             let reward = net.reward.evaluate(net.n, st.x, &st.frame, count as usize);
             observer.record(&TickRecord {
@@ -599,7 +744,7 @@ impl<'a> SparseEngine<'a> {
             totals.reward += reward;
             totals.spikes += count;
             let k = actor as usize;
-            let p = sigmoid(neurons.logit(net, k, st.x, neurons.synaptic_sum(net, k, &st.frame)));
+            let p = sigmoid(neurons.logit(net, k, st.x, scale.value(field.acc[k])));
             let fired = host.rng[k].random::<f64>() < p;
             totals.info += log_ratio_fixed(p, neurons.prior[k], fired) as f64 / FIXED;
             let bit = 1u64 << (k % 64);
@@ -607,11 +752,16 @@ impl<'a> SparseEngine<'a> {
             if fired != own {
                 st.frame[k / 64] ^= bit;
                 count = if fired { count + 1 } else { count - 1 };
+                field.spread(k, if fired { 1 } else { -1 }, per_source);
             }
             st.x = super::next_input(net, st.x, &st.frame, &mut st.environment);
             st.tick += 1;
         }
         totals.ticks = st.tick;
+        match &mut self.synced {
+            Some(f) => f.clone_from(&st.frame),
+            None => self.synced = Some(st.frame.clone()),
+        }
         (st, totals)
     }
 }
