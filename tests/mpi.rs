@@ -81,21 +81,25 @@ kind = "fixed_prior"
 prior = 0.3
 "#;
 
+/// FIXED (fixed neurons: the sparse engine), and for the agent engine the
+/// same network without [neurons], random-partial, in `dir`.
+fn scenarios(dir: &Path) -> (PathBuf, PathBuf) {
+    let fixed = dir.join("fixed.toml");
+    std::fs::write(&fixed, FIXED).unwrap();
+    let agents = dir.join("agents.toml");
+    let text = FIXED
+        .replace("update = \"synchronous\"", "update = \"random_partial\"\nq = 0.2")
+        .replace("[neurons]\nbias = -0.6\ninput_weight = 1.0\nweights = \"dale\"\nexcitatory_fraction = 0.8\nexcitatory_weight = 0.3\ninhibitory_weight = -1.0\n", "");
+    assert!(!text.contains("[neurons]"), "FIXED changed");
+    std::fs::write(&agents, text).unwrap();
+    (fixed, agents)
+}
+
 #[test]
 fn two_ranks_write_what_one_process_writes() {
     let Some(bin) = mpi_marlin() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let fixed = dir.path().join("fixed.toml");
-    std::fs::write(&fixed, FIXED).unwrap();
-    // The agent engine: untrained agents of a random-partial network.
-    let agents = dir.path().join("agents.toml");
-    std::fs::write(
-        &agents,
-        FIXED
-            .replace("update = \"synchronous\"", "update = \"random_partial\"\nq = 0.2")
-            .replace("[neurons]\nbias = -0.6\ninput_weight = 1.0\nweights = \"dale\"\nexcitatory_fraction = 0.8\nexcitatory_weight = 0.3\ninhibitory_weight = -1.0\n", ""),
-    )
-    .unwrap();
+    let (fixed, agents) = scenarios(dir.path());
     for (scenario, extra) in [(&fixed, &[][..]), (&agents, &["--untrained"][..])] {
         let s = scenario.to_str().unwrap();
         let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
@@ -166,14 +170,7 @@ fn mpirun_with(bin: &Path, ranks: usize, args: &[&str], var: (&str, &str)) -> Ou
 fn distributed_runs_checkpoint_and_resume_on_any_layout() {
     let Some(bin) = mpi_marlin() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let fixed = dir.path().join("fixed.toml");
-    std::fs::write(&fixed, FIXED).unwrap();
-    let agents = dir.path().join("agents.toml");
-    std::fs::write(
-        &agents,
-        FIXED.replace("update = \"synchronous\"", "update = \"random_partial\"\nq = 0.2"),
-    )
-    .unwrap();
+    let (fixed, agents) = scenarios(dir.path());
     let args = |scenario: &Path, out: &Path, extra: &[&str]| -> Vec<String> {
         let (s, o) = (scenario.to_str().unwrap(), out.to_str().unwrap());
         let mut a = vec![
