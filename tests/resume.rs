@@ -393,31 +393,65 @@ fn a_simulation_aborted_in_a_checkpoint_write_or_stopped_by_ctrl_c_resumes() {
     run_ok(&mut resume_simulate(&out));
     assert!(std::fs::read(out.join("trajectory.npz")).unwrap() == want);
 
-    let out = dir.path().join("interrupted");
-    let child = simulate(toy, 2_000_000, &["--untrained"], &out)
-        .stderr(Stdio::piped())
+    // Ctrl-C, and SIGTERM (what batch schedulers send): save and stop.
+    for signal in ["-INT", "-TERM"] {
+        let out = dir.path().join(format!("interrupted{signal}"));
+        let child = simulate(toy, 2_000_000, &["--untrained"], &out)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let ck = out.join("checkpoint").join("simulate.ckpt");
+        let t0 = Instant::now();
+        while !ck.exists() {
+            assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let done = child.wait_with_output().unwrap();
+        if done.status.code() != Some(0) {
+            let stderr = String::from_utf8_lossy(&done.stderr);
+            assert_eq!(done.status.code(), Some(130), "{signal}: {stderr}");
+            assert!(stderr.contains("marlin simulate --resume"), "{stderr}");
+            assert!(
+                !out.join("trajectory.npz").exists(),
+                "an interrupted run wrote a trajectory"
+            );
+            run_ok(&mut resume_simulate(&out));
+        }
+        assert!(std::fs::read(out.join("trajectory.npz")).unwrap() == want, "{signal}");
+    }
+}
+
+#[test]
+fn a_command_that_does_not_checkpoint_stops_at_the_first_ctrl_c() {
+    // Solving the 20-neuron toy takes most of a minute.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("solve");
+    let mut child = marlin()
+        .args(["-q", "solve", "scenarios/toy20.toml", "--out"])
+        .arg(&out)
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let ck = out.join("checkpoint").join("simulate.ckpt");
-    let t0 = Instant::now();
-    while !ck.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    std::thread::sleep(Duration::from_millis(500));
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    let done = child.wait_with_output().unwrap();
-    if done.status.code() != Some(0) {
-        let stderr = String::from_utf8_lossy(&done.stderr);
-        assert_eq!(done.status.code(), Some(130), "{stderr}");
-        assert!(stderr.contains("marlin simulate --resume"), "{stderr}");
-        assert!(
-            !out.join("trajectory.npz").exists(),
-            "an interrupted run wrote a trajectory"
-        );
-        run_ok(&mut resume_simulate(&out));
-    }
-    assert!(std::fs::read(out.join("trajectory.npz")).unwrap() == want);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("solve went on after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert!(!out.join("summary.json").exists(), "a stopped solve wrote its summary");
 }
