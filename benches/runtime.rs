@@ -230,14 +230,7 @@ fn plain_push(
         }
         next.fill(0);
         for i in 0..n {
-            let p = 1.0 / (1.0 + (-(-0.6 + acc[i] as f64 * inverse)).exp());
-            let fire = rngs[i].random::<f64>() < p;
-            let lr = if fire {
-                (p / 0.27f64).ln()
-            } else {
-                ((1.0 - p) / 0.73f64).ln()
-            };
-            info += (lr * 4_294_967_296.0) as i64;
+            let fire = act(&mut rngs[i], acc[i] as f64 * inverse, &mut info);
             if fire {
                 next[i / 64] |= 1 << (i % 64);
                 spikes += 1;
@@ -246,6 +239,22 @@ fn plain_push(
         std::mem::swap(&mut cur, &mut next);
     }
     spikes + (info == i64::MIN) as u64
+}
+
+/// One benchmark neuron acts on its synaptic input: it fires with
+/// sigmoid(−0.6 + input), drawn from its stream, and adds its log-ratio
+/// against the prior 0.27 to `info` in fixed point.
+#[inline]
+fn act(rng: &mut Stream, input: f64, info: &mut i64) -> bool {
+    let p = 1.0 / (1.0 + (-(-0.6 + input)).exp());
+    let fire = rng.random::<f64>() < p;
+    let lr = if fire {
+        (p / 0.27f64).ln()
+    } else {
+        ((1.0 - p) / 0.73f64).ln()
+    };
+    *info += (lr * 4_294_967_296.0) as i64;
+    fire
 }
 
 /// The asynchronous work as a plain loop: the clock draws a neuron, which
@@ -265,14 +274,7 @@ fn plain_async(
     let (mut spikes, mut info) = (0u64, 0i64);
     for _ in 0..updates {
         let k = clock.random_range(0..n);
-        let p = 1.0 / (1.0 + (-(-0.6 + acc[k] as f64 * inverse)).exp());
-        let fire = rngs[k].random::<f64>() < p;
-        let lr = if fire {
-            (p / 0.27f64).ln()
-        } else {
-            ((1.0 - p) / 0.73f64).ln()
-        };
-        info += (lr * 4_294_967_296.0) as i64;
+        let fire = act(&mut rngs[k], acc[k] as f64 * inverse, &mut info);
         let own = frame[k / 64] >> (k % 64) & 1 == 1;
         if fire != own {
             frame[k / 64] ^= 1 << (k % 64);

@@ -135,8 +135,9 @@ impl LogisticNeurons {
     }
 
     /// Whether these neurons fit `net`: one entry per neuron, weights
-    /// aligned with its topology, which must list partners (not all-to-all).
-    pub fn check(&self, net: &RuntimeNetwork) -> Result<(), String> {
+    /// aligned with its topology, which must list partners (not all-to-all),
+    /// and sums that fit their fixed point ([`Self::scale`], returned).
+    pub fn check(&self, net: &RuntimeNetwork) -> Result<SynapticScale, String> {
         let n = net.n;
         if net.topology.all_to_all {
             return Err(
@@ -165,7 +166,7 @@ impl LogisticNeurons {
             )),
             _ => Ok(()),
         }?;
-        self.scale(net).map(|_| ())
+        self.scale(net)
     }
 
     /// The fixed point of these neurons' synaptic sums on `net`: finite
@@ -568,8 +569,7 @@ impl<'a> SparseEngine<'a> {
         seed: u64,
         ranks: Option<&'a Ranks>,
     ) -> Result<Self, String> {
-        neurons.check(net)?;
-        let scale = neurons.scale(net)?;
+        let scale = neurons.check(net)?;
         let asynchronous = net.update == UpdateScheme::Asynchronous;
         let ranks = ranks.filter(|r| r.size() > 1);
         if let Some(r) = ranks {
