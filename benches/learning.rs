@@ -2,7 +2,10 @@
 //! same rule (actor–critic, THEORY §4) with the same streams and math:
 //! - the toy (n = 8, asynchronous), tabular policies, tabular critic;
 //! - N = 10⁴, random_in_degree K = 100, synchronous, logistic policies (one
-//!   weight per synapse), the (input, count) critic.
+//!   weight per synapse), the (input, count) critic: on the agent engine
+//!   against the plain loop of its algorithm (dense traces), and as a
+//!   `LogisticTeam` (arrays, one fused pass per update) against the plain
+//!   loop of that algorithm.
 //!
 //! Throughput: ticks per second (toy) and neuron-updates per second (10⁴).
 
@@ -12,6 +15,7 @@ use marlin::learn::{
 };
 use marlin::model::{InputProcess, RewardSpec, UpdateScheme};
 use marlin::rng::{Domain, Stream, stream};
+use marlin::runtime::learners::LogisticTeam;
 use marlin::runtime::{Layout, NoObserver, RunState, RuntimeNetwork, run};
 use marlin::scenario::Scenario;
 use marlin::topology::{Topology, TopologySpec};
@@ -150,6 +154,87 @@ fn large(c: &mut Criterion) {
             })
         });
     }
+    for threads in [1usize, 2] {
+        g.bench_function(format!("team_{threads}_threads"), |b| {
+            b.iter(|| {
+                let agents: Vec<_> = (0..n).map(|k| neuron(k, LogisticLearner::new(100, 0.0), 7)).collect();
+                let mut team = LogisticTeam::from_agents(&net, &agents, 0..n).unwrap();
+                let mut st = RunState::initial(&net, 7);
+                st.teacher = Some(Teacher::new(config(), Some(Critic::new(CriticKind::Counts, n, 2))));
+                let (st, _) = team
+                    .run(&net, Layout::threads(threads), st, ticks, &mut NoObserver, None)
+                    .unwrap();
+                black_box(st.teacher.unwrap().cumulative)
+            })
+        });
+    }
+    g.bench_function("plain_fused_loop", |b| {
+        b.iter(|| {
+            // What the team does, by hand: per neuron one pass over its 100
+            // synapses (catch-up of the traced weights, logit, new trace
+            // byte), bias and input weight, draw, log-ratio, prior; per
+            // tick: reward, input, TD, critic.
+            let mut rngs: Vec<Stream> = (0..n).map(|k| stream(7, Domain::Agent, k as u64)).collect();
+            let mut env = stream(7, Domain::Environment, 0);
+            let k_in = 100;
+            let mut w = vec![0.0f64; n * k_in];
+            let mut tr = vec![0u8; n * k_in];
+            let (mut bias, mut uw) = (vec![0.0f64; n], vec![0.0f64; n]);
+            let (mut grad, mut grad_in) = (vec![0.0f64; n], vec![0.0f64; n]);
+            let mut caught = vec![0.0f64; n];
+            let mut prior = vec![0.5f64; n];
+            let mut v = vec![0.0f64; 2 * (n + 1)];
+            let (mut cur, mut next) = (vec![0u64; n.div_ceil(64)], vec![0u64; n.div_ceil(64)]);
+            let (mut x, mut count, mut cum, mut g_hat) = (0usize, 0usize, 0.0f64, 0.0f64);
+            let values = [-1.0, 1.0];
+            for _ in 0..ticks {
+                let r = if count == [n / 4, n / 2][x] { 1.0 } else { 0.0 };
+                next.iter_mut().for_each(|w| *w = 0);
+                let (mut info, mut new_count) = (0.0, 0usize);
+                for i in 0..n {
+                    let d = cum - caught[i];
+                    bias[i] += d * grad[i];
+                    uw[i] += d * grad_in[i];
+                    caught[i] = cum;
+                    let mut z = bias[i] + uw[i] * values[x];
+                    let (wi, ti) = (&mut w[i * k_in..(i + 1) * k_in], &mut tr[i * k_in..(i + 1) * k_in]);
+                    for ((w, e), &j) in wi.iter_mut().zip(ti.iter_mut()).zip(topology.partners(i)) {
+                        *w += d * (grad[i] * *e as f64);
+                        let b = cur[j as usize / 64] >> (j % 64) & 1;
+                        z += *w * b as f64;
+                        *e = b as u8;
+                    }
+                    let p = sigmoid(z);
+                    let fire = rngs[i].random::<f64>() < p;
+                    info += if fire {
+                        (p / prior[i]).ln()
+                    } else {
+                        ((1.0 - p) / (1.0 - prior[i])).ln()
+                    };
+                    grad[i] = fire as u8 as f64 - p;
+                    grad_in[i] = grad[i] * values[x];
+                    prior[i] += PRIOR_RATE * (p - prior[i]);
+                    if fire {
+                        next[i / 64] |= 1 << (i % 64);
+                        new_count += 1;
+                    }
+                }
+                std::mem::swap(&mut cur, &mut next);
+                let s = x * (n + 1) + count;
+                if env.random::<f64>() < 0.01 {
+                    x = 1 - x;
+                }
+                count = new_count;
+                let net_r = r - LAMBDA * info;
+                let s2 = x * (n + 1) + count;
+                let delta = net_r - g_hat + v[s2] - v[s];
+                v[s] += CRITIC_RATE * delta;
+                g_hat += BASELINE_RATE * (net_r - g_hat);
+                cum += RATE * delta;
+            }
+            black_box((cum, count))
+        })
+    });
     g.bench_function("plain_loop", |b| {
         b.iter(|| {
             // Per neuron: catch up (θ += Δ·e over 102 parameters), logit over

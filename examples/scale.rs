@@ -1,11 +1,13 @@
 //! The scale issue's benchmark network on the sparse engine, measured once:
 //! topology build time, memory, and neuron-updates per second.
 //!
-//! `cargo run --release --example scale -- N UPDATE THREADS TICKS`
+//! `cargo run --release --example scale -- N UPDATE THREADS TICKS [learn]`
 //! (UPDATE: synchronous, random_partial:Q, asynchronous).
+use marlin::learn::{Critic, CriticKind, Rule, Teacher, TeacherConfig};
 use marlin::model::UpdateScheme;
-use marlin::runtime::sparse::{SparseEngine, benchmark_network};
-use marlin::runtime::{Layout, NoObserver, RunState};
+use marlin::runtime::learners::LogisticTeam;
+use marlin::runtime::sparse::{LogisticNeurons, SparseEngine, benchmark_network};
+use marlin::runtime::{Layout, NoObserver, RunState, RuntimeNetwork};
 use std::time::Instant;
 
 fn main() {
@@ -23,6 +25,9 @@ fn main() {
     let t0 = Instant::now();
     let (net, ln) = benchmark_network(n, update, 1);
     let build = t0.elapsed().as_secs_f64();
+    if args.get(5).is_some_and(|a| a == "learn") {
+        return learn(&net, &ln, update, threads, ticks, build);
+    }
     let t1 = Instant::now();
     let mut engine = SparseEngine::new(&net, &ln, Layout::threads(threads), 1).unwrap();
     let setup = t1.elapsed().as_secs_f64();
@@ -43,15 +48,7 @@ fn main() {
     let total = net.topology.bytes() + ln.bytes() + engine.bytes();
     let per_synapse = 8;
     let per_neuron = (total - synapses * per_synapse) as f64 / n as f64;
-    let peak = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0);
+    let peak = peak_mib();
     println!(
         "N {n} {update:?} threads {threads}: topology {build:.2} s, engine {setup:.2} s, {:.3e} neuron-updates/s, \
          {:.3e} synaptic events/s, activity {activity:.3}; tables {:.1} MiB = {per_neuron:.1} B/neuron + \
@@ -59,5 +56,64 @@ fn main() {
         updates / secs,
         updates * activity * 100.0 / secs,
         total as f64 / (1 << 20) as f64,
+    );
+}
+
+/// Peak resident size of this process, MiB.
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The same network learning (actor–critic, count critic, λ = 0.1 against
+/// the fixed prior 0.27, η = 0.02): every neuron a logistic learner with one
+/// weight per synapse, starting from the benchmark's weights.
+fn learn(net: &RuntimeNetwork, ln: &LogisticNeurons, update: UpdateScheme, threads: usize, ticks: u64, build: f64) {
+    let n = net.n;
+    let t1 = Instant::now();
+    let mut team = LogisticTeam::from_neurons(net, ln, 1, 0..n, 0.0).unwrap();
+    let setup = t1.elapsed().as_secs_f64();
+    let mut state = RunState::initial(net, 1);
+    state.teacher = Some(Teacher::new(
+        TeacherConfig {
+            rule: Rule::ActorCritic,
+            lambda: 0.1,
+            own_cost: false,
+            rate: 0.02,
+            decay_ticks: None,
+            baseline_rate: 1e-3,
+            critic_rate: 0.1,
+        },
+        Some(Critic::new(CriticKind::Counts, n, 1)),
+    ));
+    let layout = Layout::threads(threads);
+    let (state, _) = team
+        .run(net, layout, state, ticks / 10 + 1, &mut NoObserver, None)
+        .unwrap();
+    let t2 = Instant::now();
+    let (_, totals) = team.run(net, layout, state, ticks, &mut NoObserver, None).unwrap();
+    let secs = t2.elapsed().as_secs_f64();
+    let updates = match update {
+        UpdateScheme::Asynchronous => ticks as f64,
+        UpdateScheme::Synchronous => (ticks * n as u64) as f64,
+        UpdateScheme::RandomPartial { q } => q * (ticks * n as u64) as f64,
+    };
+    let activity = totals.spikes as f64 / (ticks as f64 * n as f64);
+    let bytes = net.topology.bytes() + team.bytes();
+    println!(
+        "N {n} {update:?} threads {threads}, learning: topology {build:.2} s, learners {setup:.2} s, \
+         {:.3e} neuron-updates/s, {:.3e} synaptic events/s, activity {activity:.3}; {:.1} MiB of topology and \
+         learners; peak RSS {:.0} MiB",
+        updates / secs,
+        updates * activity * 100.0 / secs,
+        bytes as f64 / (1 << 20) as f64,
+        peak_mib(),
     );
 }

@@ -187,3 +187,91 @@ fn the_actor_engine_learns_the_same_network() {
     assert!(barrier.0[3] > barrier.0[0], "it learned something");
     assert!(barrier.1 == actors.1, "learned_policy.npz byte for byte");
 }
+
+/// A small synchronous network with fixed `[neurons]` (Dale weights), for
+/// the array path of logistic learning.
+fn dale_scenario(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("dale.toml");
+    std::fs::write(
+        &path,
+        r#"
+name = "dale"
+seed = 4
+[network]
+neurons = 300
+update = "synchronous"
+topology = { kind = "random_in_degree", k = 20 }
+[neurons]
+bias = -0.6
+weights = "dale"
+excitatory_fraction = 0.8
+excitatory_weight = 0.25
+inhibitory_weight = -0.5
+[input]
+values = [-1.0, 1.0]
+switch_probability = 0.01
+[reward]
+kind = "target_count"
+targets = [60, 120]
+value = 1.0
+[cost]
+lambda = 0.05
+kind = "fixed_prior"
+prior = 0.3
+"#,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn logistic_learners_start_from_the_scenarios_neurons_and_every_engine_learns_the_same_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dale_scenario(dir.path());
+    let train = |name: &str, ticks: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let st = marlin()
+            .args(["-q", "train"])
+            .arg(&scenario)
+            .args([
+                "--ticks",
+                ticks,
+                "--checkpoints",
+                "2",
+                "--policy",
+                "logistic",
+                "--rule",
+                "reinforce",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{name}");
+        out.join("learned_policy.npz")
+    };
+    // After one tick (from all silent) the saved learners have taken one
+    // step on their bias and input weight only — no partner had spiked, so
+    // no synapse carries a trace: the scenario's weights, widened to f64.
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(train("one", "1", &[])).unwrap()).unwrap();
+    let bias: ndarray::Array1<f64> = npz.by_name("bias").unwrap();
+    assert!(bias.iter().all(|&b| (b + 0.6).abs() < 0.05), "bias {bias}");
+    let pre: ndarray::Array1<i64> = npz.by_name("synapse_pre").unwrap();
+    let w: ndarray::Array1<f64> = npz.by_name("synapse_weight").unwrap();
+    assert_eq!(w.len(), 300 * 20);
+    for (&j, &w) in pre.iter().zip(&w) {
+        let dale = if j < 240 { 0.25f32 } else { -0.5f32 } as f64;
+        assert_eq!(w, dale, "synapse from {j}");
+    }
+    // The arrays (default engine, 1 or 2 threads) and the actor engine's
+    // agents learn the same weights bit for bit.
+    let arrays = std::fs::read(train("arrays", "400", &["--threads", "1"])).unwrap();
+    let two = std::fs::read(train("two", "400", &["--threads", "2", "--shards", "5"])).unwrap();
+    let actors = std::fs::read(train("actors", "400", &["--actors", "64", "--threads", "2"])).unwrap();
+    assert!(arrays == two, "1 and 2 threads");
+    assert!(arrays == actors, "arrays and the actor engine");
+    let mut npz = ndarray_npy::NpzReader::new(std::io::Cursor::new(arrays)).unwrap();
+    let learned: ndarray::Array1<f64> = npz.by_name("synapse_weight").unwrap();
+    assert!(learned != w, "it learned something");
+}

@@ -4,7 +4,7 @@
 //! networks small enough, scored exactly against the solver's optimum g*.
 
 use super::BadInput;
-use crate::agents::{ConstantPolicy, Neuron, Observation};
+use crate::agents::{ConstantPolicy, LogisticPolicy, Neuron, Observation};
 use crate::files::{Npz, write_json, write_text};
 use crate::learn::{
     Critic, CriticKind, Learnable, LearningNeuron, LearningSpec, LogisticLearner, PolicyKind, Rule, TabularLogits,
@@ -12,7 +12,9 @@ use crate::learn::{
 };
 use crate::model::{CodingCost, Network};
 use crate::rng::{Domain, stream};
-use crate::runtime::{Engine, Layout, NoObserver, RunState, RunTotals, RuntimeNetwork, run, tabulate};
+use crate::runtime::learners::LogisticTeam;
+use crate::runtime::sparse::LogisticNeurons;
+use crate::runtime::{Engine, Layout, NoObserver, RunError, RunState, RunTotals, RuntimeNetwork, run, tabulate};
 use crate::scenario::Scenario;
 use crate::solver::{self, Policy, SolveOptions};
 use anyhow::{Context, Result};
@@ -77,12 +79,16 @@ pub struct Exact {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub tick: u64,
-    /// ⟨r⟩ over the ticks since the previous checkpoint (NaN at tick 0).
+    /// ⟨r⟩ over the ticks since the previous checkpoint (NaN, written
+    /// `null`, at tick 0).
+    #[serde(with = "crate::files::nan_is_null")]
     pub running_reward: f64,
     /// ⟨Σ_acting log(π/p̂)⟩ over the same ticks, nats per tick, against the
     /// agents' running priors.
+    #[serde(with = "crate::files::nan_is_null")]
     pub running_info: f64,
     /// running_reward − λ·running_info.
+    #[serde(with = "crate::files::nan_is_null")]
     pub running_g: f64,
     /// The current policies scored exactly (small networks).
     pub exact: Option<Exact>,
@@ -342,18 +348,12 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
             PolicyKind::Tabular => setup.train(rule, policy, &label, &dir, saved, |k, obs_len| {
                 TabularLogits::new(obs_len.expect("checked table size")[k], 0.0)
             })?,
-            PolicyKind::Logistic => setup.train(rule, policy, &label, &dir, saved, |k, _| {
-                // all-to-all: one weight per neuron (the own one unused)
-                let topology = &setup.net.topology;
-                LogisticLearner::new(
-                    if topology.all_to_all {
-                        n
-                    } else {
-                        topology.partners(k).len()
-                    },
-                    0.0,
-                )
-            })?,
+            PolicyKind::Logistic => {
+                let fixed = scenario.logistic_neurons(&setup.net);
+                setup.train(rule, policy, &label, &dir, saved, |k, _| {
+                    initial_logistic(&setup.net, fixed.as_ref(), k)
+                })?
+            }
         };
         saved.finished.push(run);
         saved.current = None;
@@ -388,6 +388,31 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let svg = learning_curve(&summary).map_err(|e| anyhow::anyhow!("drawing the learning curve: {e}"))?;
     write_text(&out.join("learning_curve.svg"), &svg)?;
     Ok(summary)
+}
+
+/// Neuron k's logistic learner before training: the scenario's fixed
+/// neuron when it has `[neurons]` (weights widened to `f64`), else bias and
+/// weights 0 (all-to-all: one weight per neuron, the own one unused).
+fn initial_logistic(net: &RuntimeNetwork, fixed: Option<&LogisticNeurons>, k: usize) -> LogisticLearner {
+    let topology = &net.topology;
+    let Some(f) = fixed.filter(|_| !topology.all_to_all) else {
+        return LogisticLearner::new(
+            if topology.all_to_all {
+                net.n
+            } else {
+                topology.in_degree(k)
+            },
+            0.0,
+        );
+    };
+    let row = topology.offsets[k] as usize..topology.offsets[k + 1] as usize;
+    let unit = LogisticPolicy {
+        bias: f.bias[k],
+        input_weight: f.input_weight[k],
+        weights: f.synapse_weights(net, row),
+    };
+    let params = unit.weights.len() + 2;
+    LogisticLearner::from_parts(unit, vec![0.0; params])
 }
 
 /// g* from the exact solver, or why there is none.
@@ -576,9 +601,7 @@ impl Setup<'_> {
             let done = state.tick;
             let next_eval = *evaluations.iter().find(|&&e| e > done).expect("the last is spec.ticks");
             let until = next_eval.min((done / block + 1) * block);
-            let (a, next, totals, _) = self
-                .engine
-                .run(net, agents, state, until - done, NoObserver)
+            let (a, next, totals) = L::run_block(self.engine, net, agents, state, until - done)
                 .map_err(|e| crate::checkpoint::left_resumable(anyhow::anyhow!("{e}"), "train", &self.checkpoint))?;
             agents = a;
             state = next;
@@ -736,8 +759,37 @@ fn settle<L: Learnable>(agents: &[LearningNeuron<L>], state: &RunState) -> Vec<L
         .collect()
 }
 
-/// How a parametrisation goes into learned_policy.npz and figures.
+/// One block of training on `engine`: the learners, the state after it and
+/// the block's totals.
+pub type Block<L> = (Vec<LearningNeuron<L>>, RunState, RunTotals);
+
+/// Run `ticks` ticks of `agents` on `engine` (the agent engines).
+fn run_agents<L: Learnable + Unpin + 'static>(
+    engine: Engine,
+    net: &RuntimeNetwork,
+    agents: Vec<LearningNeuron<L>>,
+    state: RunState,
+    ticks: u64,
+) -> Result<Block<L>, RunError> {
+    let (agents, state, totals, _) = engine.run(net, agents, state, ticks, NoObserver)?;
+    Ok((agents, state, totals))
+}
+
+/// How a parametrisation trains, goes into learned_policy.npz and figures.
 pub trait Export: Sized {
+    /// One block of training (the same bits whichever way it runs).
+    fn run_block(
+        engine: Engine,
+        net: &RuntimeNetwork,
+        agents: Vec<LearningNeuron<Self>>,
+        state: RunState,
+        ticks: u64,
+    ) -> Result<Block<Self>, RunError>
+    where
+        Self: Learnable + Unpin + 'static,
+    {
+        run_agents(engine, net, agents, state, ticks)
+    }
     fn export(agents: &[LearningNeuron<Self>], net: &RuntimeNetwork, npz: &mut Npz)
     where
         Self: Learnable;
@@ -791,6 +843,33 @@ fn synapses<'a>(a: &'a LearningNeuron<LogisticLearner>, net: &'a RuntimeNetwork)
 }
 
 impl Export for LogisticLearner {
+    /// On the hosted engine, as a [`LogisticTeam`] (arrays, one fused pass
+    /// per update, bit-identical to the agents) whenever the learners fit
+    /// one (a topology listing partners, γ_e = 0); as agents otherwise and
+    /// on the actor engine (`--actors`).
+    fn run_block(
+        engine: Engine,
+        net: &RuntimeNetwork,
+        agents: Vec<LearningNeuron<Self>>,
+        state: RunState,
+        ticks: u64,
+    ) -> Result<Block<Self>, RunError> {
+        let Engine::Hosted(layout) = engine else {
+            return run_agents(engine, net, agents, state, ticks);
+        };
+        match LogisticTeam::from_agents(net, &agents, 0..net.n) {
+            Ok(mut team) => {
+                drop(agents);
+                let (state, totals) = team.run(net, layout, state, ticks, &mut NoObserver, None)?;
+                Ok((team.to_agents(net), state, totals))
+            }
+            Err(why) => {
+                tracing::debug!("logistic learners run as agents: {why}");
+                run_agents(engine, net, agents, state, ticks)
+            }
+        }
+    }
+
     /// `bias` `[n]`, `input_weight` `[n]`, synapses as `synapse_post`,
     /// `synapse_pre`, `synapse_weight` `[S]`, and the dense `weights`
     /// `[n, n]` (w[post, pre]; 0 where no synapse) for n ≤ 2048.

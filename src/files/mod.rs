@@ -62,6 +62,25 @@ pub fn write_text(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, |f| Ok(f.write_all(text.as_bytes())?))
 }
 
+/// Serde for a number that is NaN by design where nothing was measured
+/// (e.g. a running average over no ticks): written as `null` (JSON) or an
+/// absent option (bincode), read back as NaN — so [`write_json`] does not
+/// flag it as a non-finite number.
+pub mod nan_is_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match v.is_nan() {
+            true => s.serialize_none(),
+            false => s.serialize_some(v),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
 /// Write a value as pretty JSON, atomically. JSON has no NaN or ∞ (they
 /// are written as `null`): every non-finite number in `value` is listed,
 /// with its path, in the object's `warnings` list (made if missing) and

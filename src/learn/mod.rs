@@ -199,6 +199,21 @@ impl LogisticLearner {
         }
     }
 
+    /// A unit with its eligibility trace laid out as `[bias, input_weight,
+    /// weights...]` (as [`Self::trace`] returns it).
+    ///
+    /// # Panics
+    /// When the trace's length is not the number of parameters.
+    pub fn from_parts(unit: LogisticPolicy, trace: Vec<f64>) -> Self {
+        assert_eq!(trace.len(), unit.weights.len() + 2, "one trace entry per parameter");
+        LogisticLearner { unit, trace }
+    }
+
+    /// The eligibility trace, `[bias, input_weight, weights...]`.
+    pub fn trace(&self) -> &[f64] {
+        &self.trace
+    }
+
     /// Calls `f(i, ∂logit/∂θ_i)` for every parameter with a non-zero
     /// derivative (θ laid out as the trace) of a unit with `synapses` weights.
     #[inline]

@@ -20,6 +20,7 @@
 pub mod actors;
 mod barrier;
 pub mod hosted;
+pub mod learners;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 pub mod sparse;
@@ -691,15 +692,22 @@ impl<A: Agent> Host for AgentHost<'_, A> {
         tick: &Tick,
         emit: &mut dyn FnMut(usize, u64, u64),
     ) -> (i64, i64) {
-        if let Some((k, t)) = injected_panic()
-            && t == tick.t
-            && range.contains(&k)
-        {
-            tick.acting.set(k);
-            panic!("injected fault (MARLIN_FAULT_PANIC_AT={k}:{t})");
-        }
+        check_injected_panic(&range, tick);
         let local = &mut self.agents[range.start - self.first..range.end - self.first];
         step_shard(net, local, range, tick, emit)
+    }
+}
+
+/// Panics as agent k would if the fault injection ([`injected_panic`])
+/// names one of the shard's agents at this tick.
+#[inline]
+pub(crate) fn check_injected_panic(range: &std::ops::Range<usize>, tick: &Tick) {
+    if let Some((k, t)) = injected_panic()
+        && t == tick.t
+        && range.contains(&k)
+    {
+        tick.acting.set(k);
+        panic!("injected fault (MARLIN_FAULT_PANIC_AT={k}:{t})");
     }
 }
 

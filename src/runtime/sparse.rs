@@ -203,6 +203,15 @@ impl LogisticNeurons {
         }
     }
 
+    /// The weights of the topology's synapses `edges` (indices into its
+    /// `pre`), widened to `f64` — where learners start from these neurons.
+    pub fn synapse_weights(&self, net: &RuntimeNetwork, edges: std::ops::Range<usize>) -> Vec<f64> {
+        match &self.weights {
+            Weights::PerSource(w) => net.topology.pre[edges].iter().map(|&j| w[j as usize] as f64).collect(),
+            Weights::PerSynapse(w) => w[edges].iter().map(|&v| v as f64).collect(),
+        }
+    }
+
     /// Every neuron's weight in fixed point, for per-source weights.
     fn fixed_per_source(&self, scale: SynapticScale) -> Option<Vec<i32>> {
         match &self.weights {
