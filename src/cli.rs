@@ -476,11 +476,11 @@ fn print_coding_study(s: &serde_json::Value) {
 fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
     let ranks = ranks.filter(|r| r.size() > 1);
     if let Some(r) = ranks
-        && !matches!(cli.command, Command::Simulate { .. })
+        && !matches!(cli.command, Command::Simulate { .. } | Command::Train { .. })
     {
         return Err(commands::BadInput(format!(
-            "launched on {} MPI ranks: only `marlin simulate` runs distributed (each rank a block of neurons); \
-             run this command without mpirun",
+            "launched on {} MPI ranks: only `marlin simulate` and `marlin train` (networks) run distributed \
+             (each rank a block of neurons); run this command without mpirun",
             r.size()
         ))
         .into());
@@ -868,6 +868,12 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 None => None,
             };
             if let Some(mut m) = maze {
+                if ranks.is_some() {
+                    return Err(commands::BadInput(
+                        "maze walkers train in one process: run `marlin train` on a maze without mpirun".into(),
+                    )
+                    .into());
+                }
                 if policy.is_some()
                     || shards.is_some()
                     || threads.is_some()
@@ -947,8 +953,8 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 checkpoint_every: *checkpoint_every,
                 resume: resume.clone(),
             };
-            let s = commands::train::run_train(&args)?;
-            if !cli.quiet {
+            let s = commands::train::run_train_on(&args, ranks)?;
+            if !cli.quiet && ranks.is_none_or(|r| r.rank() == 0) {
                 if let Some(g) = s.optimum_g {
                     println!("optimum g* = {g:.4} ({})", s.optimum_note);
                 }

@@ -245,3 +245,108 @@ fn distributed_runs_checkpoint_and_resume_on_any_layout() {
     ok(run(2, &resume(&out, &[]), None));
     assert!(npz(&out) == npz(&reference), "resumed after a panic on rank 1");
 }
+
+/// learning.json without what may differ between runs of the same training
+/// (wall time, output paths).
+fn learning(out: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("learning.json")).unwrap()).unwrap();
+    for r in v["runs"].as_array_mut().unwrap() {
+        let r = r.as_object_mut().unwrap();
+        for key in ["seconds", "ticks_per_second", "policy_file"] {
+            r.remove(key);
+        }
+    }
+    v
+}
+
+fn strs(a: &[String]) -> Vec<&str> {
+    a.iter().map(String::as_str).collect()
+}
+
+/// Every learned_policy.npz under `out`, by path.
+fn policies(out: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("learned_policy.npz"))
+        .filter(|p| p.exists())
+        .map(|p| {
+            (
+                p.display().to_string().replace(&out.display().to_string(), ""),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "policies were written under {}", out.display());
+    v
+}
+
+#[test]
+fn distributed_training_learns_what_one_process_learns_and_resumes_anywhere() {
+    let Some(bin) = mpi_marlin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (fixed, agents) = scenarios(dir.path());
+    // The agent path too: logistic learners with a decaying trace run as agents.
+    let decaying = dir.path().join("decaying.toml");
+    let text = std::fs::read_to_string(&agents).unwrap() + "[learning]\ntrace_decay = 0.5\n";
+    std::fs::write(&decaying, text).unwrap();
+    let args = |scenario: &Path, out: &Path, extra: &[&str]| -> Vec<String> {
+        let (s, o) = (scenario.to_str().unwrap(), out.to_str().unwrap());
+        let mut a = vec![
+            "-q",
+            "train",
+            s,
+            "--ticks",
+            "1200",
+            "--checkpoints",
+            "3",
+            "--policy",
+            "logistic",
+        ];
+        a.extend(["--rule", "reinforce,actor_critic", "--out", o]);
+        a.extend(extra);
+        a.into_iter().map(String::from).collect()
+    };
+    for (name, scenario) in [("arrays", &fixed), ("agents", &decaying)] {
+        let reference = dir.path().join(format!("{name}_one"));
+        ok(Command::new(bin)
+            .args(args(scenario, &reference, &[]))
+            .output()
+            .unwrap());
+        for (ranks, layout) in [(2, &[][..]), (3, &["--threads", "2"][..])] {
+            let out = dir.path().join(format!("{name}_{ranks}"));
+            ok(mpirun(bin, ranks, &strs(&args(scenario, &out, layout))));
+            assert!(
+                policies(&out) == policies(&reference),
+                "{name}, {ranks} ranks: learned policies"
+            );
+            assert_eq!(
+                learning(&out),
+                learning(&reference),
+                "{name}, {ranks} ranks: learning.json"
+            );
+        }
+    }
+    // Two ranks stopped in the middle of their 4th checkpoint write resume in
+    // one process (and one process's checkpoint on 2 ranks).
+    let reference = dir.path().join("arrays_one");
+    for (i, (ranks, again)) in [(2, 1), (1, 2)].into_iter().enumerate() {
+        let out = dir.path().join(format!("stopped{i}"));
+        let a = args(&fixed, &out, &[]);
+        let fault = ("MARLIN_FAULT_ABORT_IN_CHECKPOINT", "4");
+        let o = match ranks {
+            1 => Command::new(bin).args(&a).env(fault.0, fault.1).output().unwrap(),
+            r => mpirun_with(bin, r, &strs(&a), fault),
+        };
+        assert!(!o.status.success(), "case {i}: the fault did not stop the run");
+        assert!(!out.join("learning.json").exists());
+        let resume = ["-q", "train", "--resume", out.to_str().unwrap()];
+        match again {
+            1 => ok(Command::new(bin).args(resume).output().unwrap()),
+            r => ok(mpirun(bin, r, &resume)),
+        }
+        assert!(policies(&out) == policies(&reference), "case {i}: resumed policies");
+        assert_eq!(learning(&out), learning(&reference), "case {i}: resumed learning.json");
+    }
+}

@@ -109,3 +109,48 @@ pub(crate) fn figure(path: &std::path::Path, caption: &str) -> anyhow::Result<cr
         caption: caption.to_string(),
     })
 }
+
+/// Whether to save a checkpoint now and whether to stop after it: `due`
+/// (rank 0's clock says a checkpoint is due; the other ranks pass false) or
+/// a stop requested on any rank. Under MPI every rank takes the same
+/// decision (one sum over the ranks per block).
+pub(crate) fn agree(ranks: Option<&crate::runtime::transport::Ranks>, due: bool) -> (bool, bool) {
+    let stop = crate::checkpoint::stop_requested();
+    match ranks {
+        None => (due || stop, stop),
+        Some(r) => {
+            let [due, stop] = r.all_sum([due as i64, stop as i64]);
+            (due > 0 || stop > 0, stop > 0)
+        }
+    }
+}
+
+/// Every rank's `mine`, in rank order (one process: `[mine]`). Two
+/// all-gathers: the lengths, then the bytes packed in words.
+pub(crate) fn gather_bytes(ranks: Option<&crate::runtime::transport::Ranks>, mine: Vec<u8>) -> Vec<Vec<u8>> {
+    let Some(r) = ranks else {
+        return vec![mine];
+    };
+    let mut lens = vec![0u64; r.size()];
+    r.all_gather_words(&[mine.len() as u64], &mut lens, &vec![1; r.size()]);
+    let counts: Vec<usize> = lens.iter().map(|&l| (l as usize).div_ceil(8)).collect();
+    let words: Vec<u64> = mine
+        .chunks(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_le_bytes(w)
+        })
+        .collect();
+    let mut all = vec![0u64; counts.iter().sum()];
+    r.all_gather_words(&words, &mut all, &counts);
+    let mut at = 0;
+    lens.iter()
+        .zip(&counts)
+        .map(|(&len, &c)| {
+            let bytes: Vec<u8> = all[at..at + c].iter().flat_map(|w| w.to_le_bytes()).collect();
+            at += c;
+            bytes[..len as usize].to_vec()
+        })
+        .collect()
+}

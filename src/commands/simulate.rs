@@ -334,7 +334,7 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
         // Ranks other than 0 take part in every decision to save and send
         // their streams; rank 0 writes.
         let mut save = |st: &RunState, _: &RunTotals, _: &mut NoObserver, streams: &dyn Fn() -> Vec<Stream>| {
-            let (save, stop) = agree(ranks, false);
+            let (save, stop) = super::agree(ranks, false);
             if save {
                 gather_streams(ranks, n, streams());
             }
@@ -379,7 +379,7 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
     }
     let before = saved.as_ref().map_or(0.0, |s| s.seconds);
     let mut save = |st: &RunState, totals: &RunTotals, o: &mut StreamingObserver, streams: &dyn Fn() -> Vec<Stream>| {
-        let (save, stop) = agree(ranks, last_save.elapsed().as_secs_f64() >= every);
+        let (save, stop) = super::agree(ranks, last_save.elapsed().as_secs_f64() >= every);
         if !save {
             return Ok(());
         }
@@ -483,21 +483,6 @@ fn set_agent_streams<P: Policy>(agents: &mut [Neuron<P>], streams: &[Stream]) ->
         a.rng = s.clone();
     }
     Ok(())
-}
-
-/// Whether to save a checkpoint now and whether to stop after it: `due`
-/// (rank 0's clock says a checkpoint is due; the other ranks pass false) or
-/// a stop requested on any rank. Under MPI every rank takes the same
-/// decision (one sum over the ranks per block).
-fn agree(ranks: Option<&Ranks>, due: bool) -> (bool, bool) {
-    let stop = crate::checkpoint::stop_requested();
-    match ranks {
-        None => (due || stop, stop),
-        Some(r) => {
-            let [due, stop] = r.all_sum([due as i64, stop as i64]);
-            (due > 0 || stop > 0, stop > 0)
-        }
-    }
 }
 
 /// Every neuron's stream, from this process's block `mine` (all n in one

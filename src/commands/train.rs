@@ -14,7 +14,10 @@ use crate::model::{CodingCost, Network};
 use crate::rng::{Domain, stream};
 use crate::runtime::learners::LogisticTeam;
 use crate::runtime::sparse::LogisticNeurons;
-use crate::runtime::{Engine, Layout, NoObserver, RunError, RunState, RunTotals, RuntimeNetwork, run, tabulate};
+use crate::runtime::transport::Ranks;
+use crate::runtime::{
+    Engine, Layout, NoObserver, RunError, RunState, RunTotals, RuntimeNetwork, run_on, tabulate, try_run_on,
+};
 use crate::scenario::Scenario;
 use crate::solver::{self, Policy, SolveOptions};
 use anyhow::{Context, Result};
@@ -235,9 +238,30 @@ struct Setup<'a> {
     /// Where the checkpoint goes, and how often (seconds).
     checkpoint: PathBuf,
     checkpoint_every: f64,
+    /// The MPI ranks of a distributed run (each runs its block of neurons).
+    ranks: Option<&'a Ranks>,
+    /// Whether this process writes files (one process, or rank 0).
+    writes: bool,
 }
 
 pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
+    run_train_on(args, None)
+}
+
+/// [`run_train`] as one rank of an MPI job (`ranks`): every rank trains its
+/// block of neurons, the ranks exchange spikes and sums every tick, gather
+/// the learners at each evaluation and checkpoint, and rank 0 writes every
+/// file — the files a single process writes, bit for bit.
+pub fn run_train_on(args: &TrainArgs, ranks: Option<&Ranks>) -> Result<TrainSummary> {
+    let ranks = ranks.filter(|r| r.size() > 1);
+    let writes = ranks.is_none_or(|r| r.rank() == 0);
+    if ranks.is_some() && args.actors.is_some() {
+        return Err(BadInput(
+            "--actors runs the actor engine in one process; under MPI the ranks run the barrier engine: drop --actors"
+                .into(),
+        )
+        .into());
+    }
     let (args, saved) = match &args.resume {
         Some(dir) => {
             let (a, s) = resume(dir, args)?;
@@ -270,6 +294,9 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let seed = args.seed.unwrap_or(scenario.seed);
     let net = scenario.runtime_network();
     let n = net.n;
+    if let Some(r) = ranks {
+        crate::runtime::transport::check_ranks(n, r.size()).map_err(BadInput)?;
+    }
     if spec.policies.contains(&PolicyKind::Tabular) {
         check_tables(&net)?;
     }
@@ -285,9 +312,11 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let (optimum, optimum_note) = optimum(&scenario);
     let layout = Layout::for_network(n, args.shards, args.threads);
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("train"));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    if writes {
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    }
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    if saved.is_none() && crate::checkpoint::path(&out, "train").exists() {
+    if writes && saved.is_none() && crate::checkpoint::path(&out, "train").exists() {
         tracing::warn!(
             "{} holds the checkpoint of an interrupted run; this run replaces it (`marlin train --resume {}` \
              would have continued it)",
@@ -325,11 +354,13 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         quiet: args.quiet,
         checkpoint: crate::checkpoint::path(&out, "train"),
         checkpoint_every: args.checkpoint_every.unwrap_or(CHECKPOINT_SECONDS),
+        ranks,
+        writes,
     };
     let _saving = crate::checkpoint::Saving::new();
     if saved.untrained.ticks == 0 {
         saved.untrained = setup.untrained();
-        crate::checkpoint::save(&setup.checkpoint, &saved)?;
+        setup.save_checkpoint(&saved)?;
     }
     let several = spec.rules.len() * spec.policies.len() > 1;
     let combinations = spec
@@ -357,9 +388,8 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         };
         saved.finished.push(run);
         saved.current = None;
-        crate::checkpoint::save(&setup.checkpoint, &*saved)?;
+        setup.save_checkpoint(&*saved)?;
     }
-    crate::checkpoint::remove(&out);
     let untrained = saved.untrained;
     let runs = saved.finished;
     let warnings: Vec<String> = untrained
@@ -384,6 +414,10 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         warnings,
         runs,
     };
+    if !writes {
+        return Ok(summary);
+    }
+    crate::checkpoint::remove(&out);
     write_json(&out.join("learning.json"), &summary).context("writing learning.json")?;
     let svg = learning_curve(&summary).map_err(|e| anyhow::anyhow!("drawing the learning curve: {e}"))?;
     write_text(&out.join("learning_curve.svg"), &svg)?;
@@ -503,13 +537,14 @@ impl Setup<'_> {
         let mut agents: Vec<Neuron<ConstantPolicy>> =
             Neuron::team(priors.iter().map(|&p| ConstantPolicy(p)).collect(), &priors, self.seed);
         let ticks = self.spec.ticks.min(200_000);
-        let (_, totals) = run(
+        let (_, totals) = run_on(
             &self.net,
             &mut agents,
             self.layout,
             RunState::initial(&self.net, self.seed),
             ticks,
             &mut NoObserver,
+            self.ranks,
         );
         let exact = self.exact_net.as_ref().map(|_| tabulate(&self.net, &agents));
         Untrained {
@@ -538,7 +573,9 @@ impl Setup<'_> {
         let spec = self.spec;
         let net = &self.net;
         let n = net.n;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        if self.writes {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let lens: Option<Vec<usize>> =
             (policy == PolicyKind::Tabular).then(|| (0..n).map(|k| table_len(net, k).expect("checked")).collect());
         let (priors, prior_rate) = self.priors();
@@ -586,7 +623,7 @@ impl Setup<'_> {
 
         let bar = super::progress_bar(
             Some(spec.ticks),
-            self.quiet,
+            self.quiet || !self.writes,
             "{prefix} {bar:30} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec} {msg}",
         );
         bar.set_prefix(label.to_string());
@@ -601,7 +638,7 @@ impl Setup<'_> {
             let done = state.tick;
             let next_eval = *evaluations.iter().find(|&&e| e > done).expect("the last is spec.ticks");
             let until = next_eval.min((done / block + 1) * block);
-            let (a, next, totals) = L::run_block(self.engine, net, agents, state, until - done)
+            let (a, next, totals) = L::run_block(self.engine, net, agents, state, until - done, self.ranks)
                 .map_err(|e| crate::checkpoint::left_resumable(anyhow::anyhow!("{e}"), "train", &self.checkpoint))?;
             agents = a;
             state = next;
@@ -611,6 +648,13 @@ impl Setup<'_> {
             interval.ticks += until - done;
             bar.set_position(until);
             let evaluated = until == next_eval;
+            // Every rank takes the same decisions (evaluations fall on the
+            // same ticks; a save or stop due on one rank is agreed).
+            let due = evaluated || last_save.elapsed().as_secs_f64() >= self.checkpoint_every;
+            let (save, stop) = super::agree(self.ranks, due);
+            if save {
+                agents = self.gather(agents)?;
+            }
             if evaluated {
                 let ticks = interval.ticks as f64;
                 let running = (interval.reward / ticks, interval.info / ticks);
@@ -619,10 +663,11 @@ impl Setup<'_> {
                 tracing::debug!(tick = until, reward = running.0, exact = ?cp.exact.as_ref().map(|e| e.g), "checkpoint");
                 checkpoints.push(cp);
                 interval = RunTotals::default();
-                self.save(&agents, &state, &policy_file)?;
+                if self.writes {
+                    self.save(&agents, &state, &policy_file)?;
+                }
             }
-            let stop = crate::checkpoint::stop_requested();
-            if evaluated || stop || last_save.elapsed().as_secs_f64() >= self.checkpoint_every {
+            if save {
                 saved.current = Some(InProgress {
                     label: label.to_string(),
                     state: state.clone(),
@@ -631,7 +676,7 @@ impl Setup<'_> {
                     interval: interval.clone(),
                     seconds: seconds_before + t0.elapsed().as_secs_f64(),
                 });
-                crate::checkpoint::save(&self.checkpoint, &*saved)?;
+                self.save_checkpoint(&*saved)?;
                 tracing::debug!(tick = until, "checkpoint saved");
                 last_save = std::time::Instant::now();
             }
@@ -658,7 +703,9 @@ impl Setup<'_> {
                 &L::weight_rows(&settled, net),
             )
             .map_err(|e| anyhow::anyhow!("drawing the weight matrix: {e}"))?;
-            write_text(&dir.join("weights.svg"), &svg)?;
+            if self.writes {
+                write_text(&dir.join("weights.svg"), &svg)?;
+            }
             tracing::info!(
                 "{label}: mean input weight {:.3}, mean recurrent weight {:.3}",
                 w.mean_input_weight,
@@ -688,6 +735,38 @@ impl Setup<'_> {
             policy_file: policy_file.display().to_string(),
             warnings,
         })
+    }
+
+    /// Save the run's checkpoint (rank 0 of a distributed run; the others
+    /// hold the same state).
+    fn save_checkpoint(&self, saved: &Saved) -> Result<()> {
+        match self.writes {
+            true => crate::checkpoint::save(&self.checkpoint, saved),
+            false => Ok(()),
+        }
+    }
+
+    /// Every neuron's learner: under MPI each rank brings its own block up
+    /// to date (the others' entries are stale between gathers).
+    fn gather<L: Learnable + Serialize + serde::de::DeserializeOwned>(
+        &self,
+        agents: Vec<LearningNeuron<L>>,
+    ) -> Result<Vec<LearningNeuron<L>>> {
+        let Some(r) = self.ranks else {
+            return Ok(agents);
+        };
+        let n = self.net.n;
+        let block = crate::runtime::transport::rank_neurons(n, r.rank(), r.size());
+        let mine = bincode::serde::encode_to_vec(&agents[block], bincode::config::standard())?;
+        let mut all = Vec::with_capacity(n);
+        for (rank, bytes) in super::gather_bytes(Some(r), mine).into_iter().enumerate() {
+            let (part, _): (Vec<LearningNeuron<L>>, usize) =
+                bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+                    .map_err(|e| anyhow::anyhow!("rank {rank}'s learners do not decode: {e}"))?;
+            all.extend(part);
+        }
+        anyhow::ensure!(all.len() == n, "gathered {} learners for {n} neurons", all.len());
+        Ok(all)
     }
 
     fn checkpoint<L: Learnable>(
@@ -763,16 +842,27 @@ fn settle<L: Learnable>(agents: &[LearningNeuron<L>], state: &RunState) -> Vec<L
 /// the block's totals.
 pub type Block<L> = (Vec<LearningNeuron<L>>, RunState, RunTotals);
 
-/// Run `ticks` ticks of `agents` on `engine` (the agent engines).
+/// Run `ticks` ticks of `agents` on `engine` (the agent engines), or as
+/// this rank's block of a distributed run (`agents` holds all n; the
+/// others' entries are left as they are).
 fn run_agents<L: Learnable + Unpin + 'static>(
     engine: Engine,
     net: &RuntimeNetwork,
-    agents: Vec<LearningNeuron<L>>,
+    mut agents: Vec<LearningNeuron<L>>,
     state: RunState,
     ticks: u64,
+    ranks: Option<&Ranks>,
 ) -> Result<Block<L>, RunError> {
-    let (agents, state, totals, _) = engine.run(net, agents, state, ticks, NoObserver)?;
-    Ok((agents, state, totals))
+    match (ranks, engine) {
+        (Some(r), Engine::Hosted(layout)) => {
+            let (state, totals) = try_run_on(net, &mut agents, layout, state, ticks, &mut NoObserver, Some(r))?;
+            Ok((agents, state, totals))
+        }
+        _ => {
+            let (agents, state, totals, _) = engine.run(net, agents, state, ticks, NoObserver)?;
+            Ok((agents, state, totals))
+        }
+    }
 }
 
 /// How a parametrisation trains, goes into learned_policy.npz and figures.
@@ -784,11 +874,12 @@ pub trait Export: Sized {
         agents: Vec<LearningNeuron<Self>>,
         state: RunState,
         ticks: u64,
+        ranks: Option<&Ranks>,
     ) -> Result<Block<Self>, RunError>
     where
         Self: Learnable + Unpin + 'static,
     {
-        run_agents(engine, net, agents, state, ticks)
+        run_agents(engine, net, agents, state, ticks, ranks)
     }
     fn export(agents: &[LearningNeuron<Self>], net: &RuntimeNetwork, npz: &mut Npz)
     where
@@ -850,22 +941,28 @@ impl Export for LogisticLearner {
     fn run_block(
         engine: Engine,
         net: &RuntimeNetwork,
-        agents: Vec<LearningNeuron<Self>>,
+        mut agents: Vec<LearningNeuron<Self>>,
         state: RunState,
         ticks: u64,
+        ranks: Option<&Ranks>,
     ) -> Result<Block<Self>, RunError> {
         let Engine::Hosted(layout) = engine else {
-            return run_agents(engine, net, agents, state, ticks);
+            return run_agents(engine, net, agents, state, ticks, ranks);
         };
-        match LogisticTeam::from_agents(net, &agents, 0..net.n) {
+        let block = ranks.map_or(0..net.n, |r| {
+            crate::runtime::transport::rank_neurons(net.n, r.rank(), r.size())
+        });
+        match LogisticTeam::from_agents(net, &agents[block.clone()], block.clone()) {
             Ok(mut team) => {
-                drop(agents);
-                let (state, totals) = team.run(net, layout, state, ticks, &mut NoObserver, None)?;
-                Ok((team.to_agents(net), state, totals))
+                let (state, totals) = team.run(net, layout, state, ticks, &mut NoObserver, ranks)?;
+                for (a, learned) in agents[block].iter_mut().zip(team.to_agents(net)) {
+                    *a = learned;
+                }
+                Ok((agents, state, totals))
             }
             Err(why) => {
                 tracing::debug!("logistic learners run as agents: {why}");
-                run_agents(engine, net, agents, state, ticks)
+                run_agents(engine, net, agents, state, ticks, ranks)
             }
         }
     }
