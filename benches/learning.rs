@@ -198,8 +198,9 @@ fn large(c: &mut Criterion) {
                     caught[i] = cum;
                     let mut z = bias[i] + uw[i] * values[x];
                     let (wi, ti) = (&mut w[i * k_in..(i + 1) * k_in], &mut tr[i * k_in..(i + 1) * k_in]);
+                    let g_old = grad[i];
                     for ((w, e), &j) in wi.iter_mut().zip(ti.iter_mut()).zip(topology.partners(i)) {
-                        *w += d * (grad[i] * *e as f64);
+                        *w += d * (g_old * *e as f64);
                         let b = cur[j as usize / 64] >> (j % 64) & 1;
                         z += *w * b as f64;
                         *e = b as u8;

@@ -2,11 +2,14 @@
 //! topology build time, memory, and neuron-updates per second.
 //!
 //! `cargo run --release --example scale -- N UPDATE THREADS TICKS [learn]`
-//! (UPDATE: synchronous, random_partial:Q, asynchronous).
+//! (UPDATE: synchronous, random_partial:Q, asynchronous). Built with
+//! `--features mpi` and started by `mpirun -np R`, every rank runs its block
+//! of neurons and rank 0 prints (its own peak resident size).
 use marlin::learn::{Critic, CriticKind, Rule, Teacher, TeacherConfig};
 use marlin::model::UpdateScheme;
 use marlin::runtime::learners::LogisticTeam;
 use marlin::runtime::sparse::{LogisticNeurons, SparseEngine, benchmark_network};
+use marlin::runtime::transport::{Ranks, rank_neurons};
 use marlin::runtime::{Layout, NoObserver, RunState, RuntimeNetwork};
 use std::time::Instant;
 
@@ -22,14 +25,20 @@ fn main() {
     };
     let threads: usize = args.get(3).map_or(1, |s| s.parse().unwrap());
     let ticks: u64 = args.get(4).map_or(100, |s| s.parse().unwrap());
+    #[cfg(feature = "mpi")]
+    let world = marlin::runtime::mpi::MpiWorld::from_launcher().unwrap();
+    #[cfg(feature = "mpi")]
+    let ranks = world.as_ref().map(|w| w as &Ranks).filter(|r| r.size() > 1);
+    #[cfg(not(feature = "mpi"))]
+    let ranks: Option<&Ranks> = None;
     let t0 = Instant::now();
     let (net, ln) = benchmark_network(n, update, 1);
     let build = t0.elapsed().as_secs_f64();
     if args.get(5).is_some_and(|a| a == "learn") {
-        return learn(&net, &ln, update, threads, ticks, build);
+        return learn(&net, &ln, update, threads, ticks, build, ranks);
     }
     let t1 = Instant::now();
-    let mut engine = SparseEngine::new(&net, &ln, Layout::threads(threads), 1).unwrap();
+    let mut engine = SparseEngine::new_on(&net, &ln, Layout::threads(threads), 1, ranks).unwrap();
     let setup = t1.elapsed().as_secs_f64();
     let (state, _) = engine.run(RunState::initial(&net, 1), ticks / 10 + 1, &mut NoObserver);
     let t2 = Instant::now();
@@ -49,10 +58,14 @@ fn main() {
     let per_synapse = 8;
     let per_neuron = (total - synapses * per_synapse) as f64 / n as f64;
     let peak = peak_mib();
+    if ranks.is_some_and(|r| r.rank() > 0) {
+        return;
+    }
     println!(
-        "N {n} {update:?} threads {threads}: topology {build:.2} s, engine {setup:.2} s, {:.3e} neuron-updates/s, \
+        "N {n} {update:?} threads {threads}{}: topology {build:.2} s, engine {setup:.2} s, {:.3e} neuron-updates/s, \
          {:.3e} synaptic events/s, activity {activity:.3}; tables {:.1} MiB = {per_neuron:.1} B/neuron + \
          {per_synapse} B/synapse; peak RSS {peak:.0} MiB",
+        on_ranks(ranks),
         updates / secs,
         updates * activity * 100.0 / secs,
         total as f64 / (1 << 20) as f64,
@@ -75,10 +88,19 @@ fn peak_mib() -> f64 {
 /// The same network learning (actor–critic, count critic, λ = 0.1 against
 /// the fixed prior 0.27, η = 0.02): every neuron a logistic learner with one
 /// weight per synapse, starting from the benchmark's weights.
-fn learn(net: &RuntimeNetwork, ln: &LogisticNeurons, update: UpdateScheme, threads: usize, ticks: u64, build: f64) {
+fn learn(
+    net: &RuntimeNetwork,
+    ln: &LogisticNeurons,
+    update: UpdateScheme,
+    threads: usize,
+    ticks: u64,
+    build: f64,
+    ranks: Option<&Ranks>,
+) {
     let n = net.n;
     let t1 = Instant::now();
-    let mut team = LogisticTeam::from_neurons(net, ln, 1, 0..n, 0.0).unwrap();
+    let block = ranks.map_or(0..n, |r| rank_neurons(n, r.rank(), r.size()));
+    let mut team = LogisticTeam::from_neurons(net, ln, 1, block, 0.0).unwrap();
     let setup = t1.elapsed().as_secs_f64();
     let mut state = RunState::initial(net, 1);
     state.teacher = Some(Teacher::new(
@@ -95,10 +117,10 @@ fn learn(net: &RuntimeNetwork, ln: &LogisticNeurons, update: UpdateScheme, threa
     ));
     let layout = Layout::threads(threads);
     let (state, _) = team
-        .run(net, layout, state, ticks / 10 + 1, &mut NoObserver, None)
+        .run(net, layout, state, ticks / 10 + 1, &mut NoObserver, ranks)
         .unwrap();
     let t2 = Instant::now();
-    let (_, totals) = team.run(net, layout, state, ticks, &mut NoObserver, None).unwrap();
+    let (_, totals) = team.run(net, layout, state, ticks, &mut NoObserver, ranks).unwrap();
     let secs = t2.elapsed().as_secs_f64();
     let updates = match update {
         UpdateScheme::Asynchronous => ticks as f64,
@@ -107,13 +129,22 @@ fn learn(net: &RuntimeNetwork, ln: &LogisticNeurons, update: UpdateScheme, threa
     };
     let activity = totals.spikes as f64 / (ticks as f64 * n as f64);
     let bytes = net.topology.bytes() + team.bytes();
+    if ranks.is_some_and(|r| r.rank() > 0) {
+        return;
+    }
     println!(
-        "N {n} {update:?} threads {threads}, learning: topology {build:.2} s, learners {setup:.2} s, \
+        "N {n} {update:?} threads {threads}{}, learning: topology {build:.2} s, learners {setup:.2} s, \
          {:.3e} neuron-updates/s, {:.3e} synaptic events/s, activity {activity:.3}; {:.1} MiB of topology and \
          learners; peak RSS {:.0} MiB",
+        on_ranks(ranks),
         updates / secs,
         updates * activity * 100.0 / secs,
         bytes as f64 / (1 << 20) as f64,
         peak_mib(),
     );
+}
+
+/// ", R MPI ranks" under MPI.
+fn on_ranks(ranks: Option<&Ranks>) -> String {
+    ranks.map_or(String::new(), |r| format!(", {} MPI ranks", r.size()))
 }
