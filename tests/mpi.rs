@@ -132,7 +132,20 @@ fn what_cannot_run_distributed_is_refused() {
     let o = mpirun(bin, 2, &["solve", "scenarios/toy8.toml", "--out", "/nonexistent/never"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("only `marlin simulate` runs distributed"), "{err}");
+    assert!(err.contains("only `marlin simulate` and `marlin train`"), "{err}");
+    // Maze walkers train in one process; the toy's 8 neurons fit one rank.
+    let o = mpirun(
+        bin,
+        2,
+        &["train", "scenarios/maze_team.toml", "--out", "/nonexistent/never"],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("maze walkers train in one process"), "{err}");
+    let o = mpirun(bin, 2, &["train", "scenarios/toy8.toml", "--out", "/nonexistent/never"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("at most 1 MPI ranks"), "{err}");
     // The toy has 8 neurons: one word of 64, so one rank at most.
     let o = mpirun(
         bin,
