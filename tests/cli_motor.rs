@@ -230,6 +230,53 @@ fn the_network_drives_the_walker_and_its_goal_is_recovered_from_the_record() {
             .args(["--perturb", "input:0.1"]),
     );
     assert!(err.contains("maze walker"), "{err}");
+
+    // Moved walls: a wall between S and G opens, so the goal is two moves
+    // east. Predicted from the inferred reward, the network takes the new
+    // short way as the truth does; the naive network keeps its old detour.
+    let moved = dir.path().join("moved.txt");
+    std::fs::write(&moved, "#####\n#S.G#\n#...#\n#####\n").unwrap();
+    let predict = out.join("predict_walls");
+    run_ok(
+        marlin()
+            .args(["--quiet", "predict", "--scenario"])
+            .arg(&path)
+            .arg("--reward")
+            .arg(out.join("infer/reward.npz"))
+            .arg("--perturb")
+            .arg(format!("walls:{}", moved.display()))
+            .arg("--out")
+            .arg(&predict),
+    );
+    let p = json(&predict.join("prediction.json"));
+    let m = &p["motor"];
+    let f = |k: &str| m[k].as_f64().unwrap();
+    eprintln!("moved walls: {m}");
+    assert!(
+        f("mean_reward_truth") > 1.2 * exact_reward,
+        "the shorter way pays more: {} vs {exact_reward}",
+        f("mean_reward_truth")
+    );
+    assert!(
+        (f("mean_reward_predicted") - f("mean_reward_truth")).abs()
+            < 0.5 * (f("mean_reward_naive") - f("mean_reward_truth")).abs(),
+        "{m}"
+    );
+    assert!(f("tv_visits_predicted") < 0.5 * f("tv_visits_naive"), "{m}");
+    assert_eq!(m["visits_truth"].as_array().unwrap().len(), 6, "six free cells now");
+    assert!(p["notes"].to_string().contains("were walls before"), "{p}");
+    // A map of another size is refused, naming both sizes.
+    std::fs::write(&moved, "####\n#SG#\n####\n").unwrap();
+    let err = run_bad(
+        marlin()
+            .args(["predict", "--scenario"])
+            .arg(&path)
+            .arg("--reward")
+            .arg(out.join("infer/reward.npz"))
+            .arg("--perturb")
+            .arg(format!("walls:{}", moved.display())),
+    );
+    assert!(err.contains("3×4") && err.contains("4×5"), "{err}");
 }
 
 #[test]

@@ -6,8 +6,9 @@
 
 use super::BadInput;
 use crate::files::{write_json, write_text};
-use crate::model::{InputProcess, Network};
-use crate::scenario::Scenario;
+use crate::maze::Maze;
+use crate::model::{InputProcess, Network, RewardSpec};
+use crate::scenario::{MotorMaze, Scenario};
 use crate::solver::{self, Policy, SolveOptions};
 use crate::topology::TopologySpec;
 use anyhow::{Context, Result};
@@ -26,9 +27,47 @@ pub enum Perturbation {
     Input(InputProcess),
     /// A new topology: who observes whom (neurons keep whether they see the input).
     Topology(TopologySpec),
+    /// The maze a network drives, with its walls moved (same size, goal
+    /// letters and motor groups).
+    Walls { maze: Box<Maze>, per_direction: usize },
 }
 
 impl Perturbation {
+    /// `walls:FILE` for a network driving the maze `motor`: the map in FILE
+    /// (relative to the current directory).
+    pub fn motor_walls(motor: &MotorMaze, file: &str) -> Result<Self, BadInput> {
+        if file.is_empty() {
+            return Err(BadInput(
+                "--perturb walls: needs a map file (walls:FILE, the same maze with walls moved)".into(),
+            ));
+        }
+        let path = Path::new(file);
+        let maze = motor.read_map(path).map_err(BadInput::from)?;
+        let old = &motor.maze;
+        if (maze.width, maze.height) != (old.width, old.height) {
+            return Err(BadInput(format!(
+                "{}: the moved-walls map is {}×{} but the scenario's is {}×{}; allowed: the same size",
+                path.display(),
+                maze.height,
+                maze.width,
+                old.height,
+                old.width
+            )));
+        }
+        if maze.states() > crate::scenario::MAX_INPUTS {
+            return Err(BadInput(format!(
+                "{}: {} free cells; allowed: at most {}",
+                path.display(),
+                maze.states(),
+                crate::scenario::MAX_INPUTS
+            )));
+        }
+        Ok(Perturbation::Walls {
+            maze: Box::new(maze),
+            per_direction: motor.per_direction,
+        })
+    }
+
     /// Parse `kill:K[,K...]`, `lambda:L`, `input:P` (switching probability),
     /// `input:a,b;c,d` (transition matrix rows separated by `;`) or
     /// `topology:none | all_to_all | ring:K | random_in_degree:K | erdos_renyi:P`.
@@ -144,6 +183,10 @@ impl Perturbation {
             Perturbation::Kill(ks) => net.kill(ks),
             Perturbation::Lambda(l) => net.lambda = *l,
             Perturbation::Input(p) => net.input = p.clone(),
+            Perturbation::Walls { maze, per_direction } => {
+                net.input = maze.motor_input(*per_direction);
+                net.reward = RewardSpec::Input(maze.reward()).tabulate(net.n);
+            }
             Perturbation::Topology(spec) => {
                 let sees_input: Vec<bool> = match &net.observes {
                     Some(o) => o.iter().map(|ob| ob.input).collect(),
@@ -190,6 +233,9 @@ pub struct PredictArgs {
 
 #[derive(Serialize, Debug)]
 pub struct Prediction {
+    /// A network driving a maze walker: the walker's outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub motor: Option<MotorOutcome>,
     pub perturbation: String,
     pub reward_model: String,
     /// `[x][c]` = P(spike count c | input x) after the perturbation.
@@ -208,6 +254,88 @@ pub struct Prediction {
     pub truth_converged: bool,
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
+}
+
+/// What a perturbation does to the walker a network drives: the reward it
+/// collects and where it spends its time (per free cell of the perturbed
+/// maze), for the truth, the prediction (its policies under the true
+/// reward) and the naive prediction.
+#[derive(Clone, Debug, Serialize)]
+pub struct MotorOutcome {
+    pub mean_reward_truth: f64,
+    pub mean_reward_predicted: f64,
+    pub mean_reward_naive: f64,
+    /// Total variation between visit densities over cells.
+    pub tv_visits_predicted: f64,
+    pub tv_visits_naive: f64,
+    pub visits_truth: Vec<f64>,
+    pub visits_predicted: Vec<f64>,
+    pub visits_naive: Vec<f64>,
+}
+
+/// The walker's stationary probability per cell (x), from ρ over (x, σ).
+fn visit_density(rho: &[f64], cells: usize) -> Vec<f64> {
+    let per = rho.len() / cells;
+    rho.chunks(per).map(|c| c.iter().sum()).collect()
+}
+
+/// A table over (cell, σ) of the maze `old` carried to the maze `new` by
+/// cell position; cells `old` did not have get the median entry (noted).
+fn remap_cells(table: &[f64], old: &Maze, new: &Maze, n: usize, notes: &mut Vec<String>) -> Vec<f64> {
+    let c = 1usize << n;
+    let mut sorted: Vec<f64> = table.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    let mut filled = 0;
+    let out = new
+        .cells
+        .iter()
+        .flat_map(|&cell| match old.state_of[cell] {
+            Some(x) => table[x * c..(x + 1) * c].to_vec(),
+            None => {
+                filled += 1;
+                vec![median; c]
+            }
+        })
+        .collect();
+    if filled > 0 {
+        notes.push(format!(
+            "{filled} cells of the moved-walls maze were walls before: the inferred reward there is the median \
+             inferred reward {median:.4}"
+        ));
+    }
+    out
+}
+
+/// Per-neuron policies over (cell, σ) of `old` carried to `new` by cell
+/// position; a new cell gets, for each σ, the old policy averaged over the
+/// old cells with weights ρ(cell, σ) (plainly where ρ is 0).
+fn remap_policy(policy: &Policy, rho: &[f64], old: &Maze, new: &Maze) -> Policy {
+    let n = policy.n;
+    let c = 1usize << n;
+    let xs_old = old.states();
+    let average: Vec<f64> = (0..c)
+        .flat_map(|sigma| {
+            let w: Vec<f64> = (0..xs_old).map(|x| rho[x * c + sigma]).collect();
+            let total: f64 = w.iter().sum();
+            (0..n).map(move |k| {
+                let p = |x: usize| policy.fire[(x * c + sigma) * n + k];
+                match total > 0.0 {
+                    true => (0..xs_old).map(|x| w[x] * p(x)).sum::<f64>() / total,
+                    false => (0..xs_old).map(p).sum::<f64>() / xs_old as f64,
+                }
+            })
+        })
+        .collect();
+    let fire = new
+        .cells
+        .iter()
+        .flat_map(|&cell| match old.state_of[cell] {
+            Some(x) => policy.fire[x * c * n..(x + 1) * c * n].to_vec(),
+            None => average.clone(),
+        })
+        .collect();
+    Policy { n, fire }
 }
 
 /// Baseline distance above which a prediction is flagged as untrustworthy.
@@ -325,7 +453,10 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
     let base = scenario.network().map_err(BadInput::from)?;
     let (n, xs) = (base.n, base.input.len());
-    let perturbation = Perturbation::parse(&args.perturb, n, &base.input.values)?;
+    let perturbation = match (&scenario.motor, args.perturb.split_once(':')) {
+        (Some(m), Some(("walls", file))) => Perturbation::motor_walls(m, file.trim())?,
+        _ => Perturbation::parse(&args.perturb, n, &base.input.values)?,
+    };
     if let (Perturbation::Input(_), Some(m)) = (&perturbation, &scenario.motor) {
         return Err(BadInput(format!(
             "--perturb {}: the input of {} is a maze walker the network moves ({} cells), not a chain to replace; \
@@ -352,7 +483,10 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     let mut perturbed = base.clone();
     perturbation.apply(&mut perturbed, scenario.seed);
     let mut inferred = perturbed.clone();
-    inferred.reward = r_hat.clone();
+    inferred.reward = match (&perturbation, &scenario.motor) {
+        (Perturbation::Walls { maze, .. }, Some(m)) => remap_cells(&r_hat, &m.maze, maze, n, &mut notes),
+        _ => r_hat.clone(),
+    };
     let mut unperturbed = base.clone();
     unperturbed.reward = r_hat;
     let (truth, predicted, baseline) = match args.equilibrium {
@@ -399,8 +533,13 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
              another reward model, or (several optima) a different equilibrium"
         ));
     }
-    // Naive: the old policies, perturbation applied, no re-optimisation.
-    let mut old_policy: Policy = old.policy.clone();
+    // Naive: the old policies, perturbation applied, no re-optimisation
+    // (moved walls: each cell's old policy; a new cell's is the old policy
+    // averaged over the cells, weighted by their stationary probability).
+    let mut old_policy: Policy = match (&perturbation, &scenario.motor) {
+        (Perturbation::Walls { maze, .. }, Some(m)) => remap_policy(&old.policy, &old.eval.rho, &m.maze, maze),
+        _ => old.policy.clone(),
+    };
     for s in 0..perturbed.states() {
         for k in 0..n {
             if !perturbed.alive[k] {
@@ -408,7 +547,11 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
             }
         }
     }
-    if let Some(obs) = perturbed.observes.as_ref().filter(|_| !perturbed.fully_observed()) {
+    if let Some(obs) = perturbed
+        .observes
+        .as_ref()
+        .filter(|_| !perturbed.fully_observed() && !matches!(perturbation, Perturbation::Walls { .. }))
+    {
         // Neurons that now see less keep their old policy averaged over what
         // they no longer see (under the old stationary distribution).
         let states = perturbed.states();
@@ -432,7 +575,25 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     if matches!(perturbation, Perturbation::Lambda(_)) {
         notes.push("naive prediction for a new λ: the old policies, unchanged".into());
     }
+    let motor = scenario.motor.as_ref().map(|_| {
+        let visits = |e: &solver::Evaluation| visit_density(&e.rho, perturbed.input.len());
+        // The prediction's policies under the true (perturbed) reward.
+        let pred_true = solver::evaluate_with_prior(&perturbed, &predicted.policy, &predicted.eval.prior, opts);
+        let tv = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(u, v)| (u - v).abs()).sum::<f64>() / 2.0;
+        let (v_truth, v_pred, v_naive) = (visits(&truth.eval), visits(&pred_true), visits(&naive));
+        MotorOutcome {
+            mean_reward_truth: truth.eval.mean_reward,
+            mean_reward_predicted: pred_true.mean_reward,
+            mean_reward_naive: naive.mean_reward,
+            tv_visits_predicted: tv(&v_pred, &v_truth),
+            tv_visits_naive: tv(&v_naive, &v_truth),
+            visits_truth: v_truth,
+            visits_predicted: v_pred,
+            visits_naive: v_naive,
+        }
+    });
     let result = Prediction {
+        motor,
         perturbation: args.perturb.clone(),
         reward_model: args.model.clone(),
         predicted: predicted.eval.count_distribution(&inferred),

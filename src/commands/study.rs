@@ -45,16 +45,31 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             format!("kill:{first_alive}"),
         ],
         Some(list) => {
+            // A moved-walls map (a network driving a maze) is named relative
+            // to the scenario's folder.
+            let folder = scenario.path.parent().unwrap_or(Path::new("."));
+            let mut specs = Vec::with_capacity(list.len());
             for p in list {
-                super::predict::Perturbation::parse(&p.value, net.n, &net.input.values).map_err(|e| {
+                let spec = match (&scenario.motor, p.value.split_once(':')) {
+                    (Some(_), Some(("walls", f))) if !f.trim().is_empty() => {
+                        format!("walls:{}", folder.join(f.trim()).display())
+                    }
+                    _ => p.value.clone(),
+                };
+                let checked = match (&scenario.motor, spec.split_once(':')) {
+                    (Some(m), Some(("walls", f))) => super::predict::Perturbation::motor_walls(m, f),
+                    _ => super::predict::Perturbation::parse(&spec, net.n, &net.input.values),
+                };
+                checked.map_err(|e| {
                     let place = p.at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
                     BadInput(format!(
                         "{}{place}: `study.perturbations`: {e}",
                         scenario.path.display()
                     ))
                 })?;
+                specs.push(spec);
             }
-            list.iter().map(|p| p.value.clone()).collect()
+            specs
         }
     };
     let ticks = args.ticks.unwrap_or(plan.ticks);
@@ -130,7 +145,12 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         inferred = serde_json::to_value(&inf)?;
         for (i, p) in perturbations.iter().enumerate() {
             say(&format!("predicting the response to {p}"));
-            let dir = out.join(format!("predict/{i}_{}", p.replace([':', ','], "_")));
+            // (A moved-walls map by its file name, not its whole path.)
+            let short = match p.split_once(':') {
+                Some(("walls", f)) => format!("walls_{}", Path::new(f).file_name().unwrap_or_default().display()),
+                _ => p.replace([':', ','], "_"),
+            };
+            let dir = out.join(format!("predict/{i}_{short}"));
             let pred = run_predict(&PredictArgs {
                 // Partially observed networks have several equilibria: predict
                 // from the recorded one (README, Predicting adaptation).
@@ -152,6 +172,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
                 "tv_pred_truth": pred.tv_pred_truth,
                 "tv_naive_truth": pred.tv_naive_truth,
                 "tv_baseline": pred.tv_baseline,
+                "motor": pred.motor,
             }));
         }
     } else {

@@ -152,31 +152,37 @@ impl MazeScenario {
     /// Read another map (a `walls:` perturbation) with this scenario's goal
     /// letters and slip; errors name `file`, row and column.
     pub fn read_map(&self, file: &Path) -> Result<Maze, ScenarioError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ScenarioError {
-            file: file.to_path_buf(),
-            line: None,
-            column: None,
-            key: None,
-            message: format!("cannot read the map: {e}"),
-        })?;
-        Maze::parse(&text, &self.goals, self.maze.slip).map_err(|e| {
-            let (line, column) = match (e.row, e.column) {
-                (Some(r), c) => {
-                    let rows = map_rows(&text);
-                    let (_, lead, raw) = rows[r - 1];
-                    (Some(raw + 1), c.map(|c| lead + c))
-                }
-                _ => (None, None),
-            };
-            ScenarioError {
-                file: file.to_path_buf(),
-                line,
-                column,
-                key: None,
-                message: e.message,
-            }
-        })
+        read_map(file, &self.goals, self.maze.slip)
     }
+}
+
+/// A map file (a maze with its walls moved) with the goal letters and slip
+/// of a scenario's maze; errors at the file's line and column.
+pub fn read_map(file: &Path, goals: &[(char, f64)], slip: f64) -> Result<Maze, ScenarioError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ScenarioError {
+        file: file.to_path_buf(),
+        line: None,
+        column: None,
+        key: None,
+        message: format!("cannot read the map: {e}"),
+    })?;
+    Maze::parse(&text, goals, slip).map_err(|e| {
+        let (line, column) = match (e.row, e.column) {
+            (Some(r), c) => {
+                let rows = map_rows(&text);
+                let (_, lead, raw) = rows[r - 1];
+                (Some(raw + 1), c.map(|c| lead + c))
+            }
+            _ => (None, None),
+        };
+        ScenarioError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            key: None,
+            message: e.message,
+        }
+    })
 }
 
 /// Whether a parsed TOML document is a maze scenario.

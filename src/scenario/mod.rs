@@ -471,6 +471,12 @@ pub struct MotorMaze {
 }
 
 impl MotorMaze {
+    /// The same maze with its walls moved, from a map file (same goal
+    /// letters and slip).
+    pub fn read_map(&self, file: &std::path::Path) -> Result<crate::maze::Maze, ScenarioError> {
+        maze::read_map(file, &self.goals, self.maze.slip)
+    }
+
     /// One line for records and reports.
     pub fn describe(&self) -> String {
         format!(
