@@ -120,6 +120,51 @@ fn toy(c: &mut Criterion) {
     g.finish();
 }
 
+/// The plain loops' control plane at N = 10⁴ (what the runtime's clock,
+/// environment and critic do): input, spike count, the (input, count)
+/// critic, the baseline ĝ and the cumulative signal.
+struct PlainPlane {
+    env: Stream,
+    v: Vec<f64>,
+    x: usize,
+    count: usize,
+    g_hat: f64,
+    cum: f64,
+}
+
+impl PlainPlane {
+    fn new(n: usize) -> Self {
+        PlainPlane {
+            env: stream(7, Domain::Environment, 0),
+            v: vec![0.0; 2 * (n + 1)],
+            x: 0,
+            count: 0,
+            g_hat: 0.0,
+            cum: 0.0,
+        }
+    }
+
+    /// r(s_t): 1 at the input's target count.
+    fn reward(&self, n: usize) -> f64 {
+        if self.count == [n / 4, n / 2][self.x] { 1.0 } else { 0.0 }
+    }
+
+    /// After the neurons acted: input step, TD error, critic, baseline, signal.
+    fn end_tick(&mut self, n: usize, r: f64, info: f64, new_count: usize) {
+        let s = self.x * (n + 1) + self.count;
+        if self.env.random::<f64>() < 0.01 {
+            self.x = 1 - self.x;
+        }
+        self.count = new_count;
+        let net_r = r - LAMBDA * info;
+        let s2 = self.x * (n + 1) + self.count;
+        let delta = net_r - self.g_hat + self.v[s2] - self.v[s];
+        self.v[s] += CRITIC_RATE * delta;
+        self.g_hat += BASELINE_RATE * (net_r - self.g_hat);
+        self.cum += RATE * delta;
+    }
+}
+
 fn large(c: &mut Criterion) {
     let n = 10_000usize;
     let topology = Topology::build(&TopologySpec::RandomInDegree { k: 100 }, n, 7);
@@ -175,7 +220,6 @@ fn large(c: &mut Criterion) {
             // byte), bias and input weight, draw, log-ratio, prior; per
             // tick: reward, input, TD, critic.
             let mut rngs: Vec<Stream> = (0..n).map(|k| stream(7, Domain::Agent, k as u64)).collect();
-            let mut env = stream(7, Domain::Environment, 0);
             let k_in = 100;
             let mut w = vec![0.0f64; n * k_in];
             let mut tr = vec![0u8; n * k_in];
@@ -183,12 +227,11 @@ fn large(c: &mut Criterion) {
             let (mut grad, mut grad_in) = (vec![0.0f64; n], vec![0.0f64; n]);
             let mut caught = vec![0.0f64; n];
             let mut prior = vec![0.5f64; n];
-            let mut v = vec![0.0f64; 2 * (n + 1)];
             let (mut cur, mut next) = (vec![0u64; n.div_ceil(64)], vec![0u64; n.div_ceil(64)]);
-            let (mut x, mut count, mut cum, mut g_hat) = (0usize, 0usize, 0.0f64, 0.0f64);
+            let mut plane = PlainPlane::new(n);
             let values = [-1.0, 1.0];
             for _ in 0..ticks {
-                let r = if count == [n / 4, n / 2][x] { 1.0 } else { 0.0 };
+                let (r, x, cum) = (plane.reward(n), plane.x, plane.cum);
                 next.iter_mut().for_each(|w| *w = 0);
                 let (mut info, mut new_count) = (0.0, 0usize);
                 for i in 0..n {
@@ -221,19 +264,9 @@ fn large(c: &mut Criterion) {
                     }
                 }
                 std::mem::swap(&mut cur, &mut next);
-                let s = x * (n + 1) + count;
-                if env.random::<f64>() < 0.01 {
-                    x = 1 - x;
-                }
-                count = new_count;
-                let net_r = r - LAMBDA * info;
-                let s2 = x * (n + 1) + count;
-                let delta = net_r - g_hat + v[s2] - v[s];
-                v[s] += CRITIC_RATE * delta;
-                g_hat += BASELINE_RATE * (net_r - g_hat);
-                cum += RATE * delta;
+                plane.end_tick(n, r, info, new_count);
             }
-            black_box((cum, count))
+            black_box((plane.cum, plane.count))
         })
     });
     g.bench_function("plain_loop", |b| {
@@ -242,18 +275,16 @@ fn large(c: &mut Criterion) {
             // its 100 partners and the input, draw, log-ratio, trace (reset,
             // then the gradient), prior; per tick: reward, input, TD, critic.
             let mut rngs: Vec<Stream> = (0..n).map(|k| stream(7, Domain::Agent, k as u64)).collect();
-            let mut env = stream(7, Domain::Environment, 0);
             let k_in = 100;
             let mut theta = vec![0.0f64; n * (k_in + 2)];
             let mut trace = vec![0.0f64; n * (k_in + 2)];
             let mut caught = vec![0.0f64; n];
             let mut prior = vec![0.5f64; n];
-            let mut v = vec![0.0f64; 2 * (n + 1)];
             let (mut cur, mut next) = (vec![0u64; n.div_ceil(64)], vec![0u64; n.div_ceil(64)]);
-            let (mut x, mut count, mut cum, mut g_hat) = (0usize, 0usize, 0.0f64, 0.0f64);
+            let mut plane = PlainPlane::new(n);
             let values = [-1.0, 1.0];
             for _ in 0..ticks {
-                let r = if count == [n / 4, n / 2][x] { 1.0 } else { 0.0 };
+                let (r, x, cum) = (plane.reward(n), plane.x, plane.cum);
                 next.iter_mut().for_each(|w| *w = 0);
                 let (mut info, mut new_count) = (0.0, 0usize);
                 for i in 0..n {
@@ -296,19 +327,9 @@ fn large(c: &mut Criterion) {
                     }
                 }
                 std::mem::swap(&mut cur, &mut next);
-                let s = x * (n + 1) + count;
-                if env.random::<f64>() < 0.01 {
-                    x = 1 - x;
-                }
-                count = new_count;
-                let net_r = r - LAMBDA * info;
-                let s2 = x * (n + 1) + count;
-                let delta = net_r - g_hat + v[s2] - v[s];
-                v[s] += CRITIC_RATE * delta;
-                g_hat += BASELINE_RATE * (net_r - g_hat);
-                cum += RATE * delta;
+                plane.end_tick(n, r, info, new_count);
             }
-            black_box((cum, count))
+            black_box((plane.cum, plane.count))
         })
     });
     g.finish();

@@ -44,11 +44,7 @@ fn main() {
     let t2 = Instant::now();
     let (_, totals) = engine.run(state, ticks, &mut NoObserver);
     let secs = t2.elapsed().as_secs_f64();
-    let updates = match update {
-        UpdateScheme::Asynchronous => ticks as f64,
-        UpdateScheme::Synchronous => (ticks * n as u64) as f64,
-        UpdateScheme::RandomPartial { q } => q * (ticks * n as u64) as f64,
-    };
+    let updates = updates(update, ticks, n);
     let activity = totals.spikes as f64 / (ticks as f64 * n as f64);
     // Per synapse: its id in the topology (CSR by target) and in the push
     // table (CSR by source, one shard when asynchronous); per-source
@@ -122,11 +118,7 @@ fn learn(
     let t2 = Instant::now();
     let (_, totals) = team.run(net, layout, state, ticks, &mut NoObserver, ranks).unwrap();
     let secs = t2.elapsed().as_secs_f64();
-    let updates = match update {
-        UpdateScheme::Asynchronous => ticks as f64,
-        UpdateScheme::Synchronous => (ticks * n as u64) as f64,
-        UpdateScheme::RandomPartial { q } => q * (ticks * n as u64) as f64,
-    };
+    let updates = updates(update, ticks, n);
     let activity = totals.spikes as f64 / (ticks as f64 * n as f64);
     let bytes = net.topology.bytes() + team.bytes();
     if ranks.is_some_and(|r| r.rank() > 0) {
@@ -147,4 +139,13 @@ fn learn(
 /// ", R MPI ranks" under MPI.
 fn on_ranks(ranks: Option<&Ranks>) -> String {
     ranks.map_or(String::new(), |r| format!(", {} MPI ranks", r.size()))
+}
+
+/// Neuron-updates in `ticks` ticks of `n` neurons (expected, for random-partial).
+fn updates(update: UpdateScheme, ticks: u64, n: usize) -> f64 {
+    match update {
+        UpdateScheme::Asynchronous => ticks as f64,
+        UpdateScheme::Synchronous => (ticks * n as u64) as f64,
+        UpdateScheme::RandomPartial { q } => q * (ticks * n as u64) as f64,
+    }
 }

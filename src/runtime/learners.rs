@@ -27,8 +27,8 @@
 //! with γ_e > 0 stay on the agent engine.
 
 use super::sparse::LogisticNeurons;
-use super::transport::{ClusterTransport, Ranks, SharedMemory, rank_neurons};
-use super::{Fault, Host, Layout, Observer, Plan, RunState, RunTotals, RuntimeNetwork, Tick, drive, word_mask};
+use super::transport::{Ranks, rank_neurons};
+use super::{Fault, Host, Layout, Observer, Plan, RunState, RunTotals, RuntimeNetwork, Tick, drive_on, word_mask};
 use crate::agents::{Broadcast, LogisticPolicy};
 use crate::learn::{LearningNeuron, LogisticLearner, PRIOR_FLOOR, sigmoid};
 use crate::model::UpdateScheme;
@@ -239,17 +239,7 @@ impl LogisticTeam {
         };
         let plan = Plan::within(block, layout);
         let mut hosts = self.split(net, &plan);
-        let alive = net.alive_list();
-        match ranks {
-            None => {
-                let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
-                drive(net, &mut hosts, &plan, &transport, &alive, state, ticks, observer)
-            }
-            Some(r) => {
-                let transport = ClusterTransport::new(&state.frame, state.tick, plan.shards, plan.threads, r);
-                drive(net, &mut hosts, &plan, &transport, &alive, state, ticks, observer)
-            }
-        }
+        drive_on(net, &mut hosts, &plan, &net.alive_list(), state, ticks, observer, ranks)
     }
 
     /// One host per thread of `plan`, each over its own neurons' slices.

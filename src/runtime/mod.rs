@@ -346,15 +346,30 @@ pub fn try_run_on<A: Agent>(
         .enumerate()
         .map(|(j, part)| AgentHost::new(part, plan.thread_agents(j).start))
         .collect();
-    let alive_list = net.alive_list();
+    drive_on(net, &mut hosts, &plan, &net.alive_list(), state, ticks, observer, ranks)
+}
+
+/// [`drive`] over this process's transport: shared memory alone, or one
+/// rank's share of a distributed run.
+#[allow(clippy::too_many_arguments)]
+fn drive_on<H: Host + Send>(
+    net: &RuntimeNetwork,
+    hosts: &mut [H],
+    plan: &Plan,
+    alive_list: &[usize],
+    state: RunState,
+    ticks: u64,
+    observer: &mut dyn Observer,
+    ranks: Option<&transport::Ranks>,
+) -> Result<(RunState, RunTotals), Fault> {
     match ranks {
         None => {
             let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
-            drive(net, &mut hosts, &plan, &transport, &alive_list, state, ticks, observer)
+            drive(net, hosts, plan, &transport, alive_list, state, ticks, observer)
         }
         Some(r) => {
             let transport = transport::ClusterTransport::new(&state.frame, state.tick, plan.shards, plan.threads, r);
-            drive(net, &mut hosts, &plan, &transport, &alive_list, state, ticks, observer)
+            drive(net, hosts, plan, &transport, alive_list, state, ticks, observer)
         }
     }
 }

@@ -34,9 +34,9 @@
 //! then its action), and the control plane — clock, environment, observer —
 //! is the agent engine's.
 
-use super::transport::{ClusterTransport, Ranks, SharedMemory, check_ranks, rank_neurons};
+use super::transport::{Ranks, check_ranks, rank_neurons};
 use super::{
-    FIXED, Host, Layout, Observer, Plan, RunState, RunTotals, RuntimeNetwork, Tick, TickRecord, drive, word_mask,
+    FIXED, Host, Layout, Observer, Plan, RunState, RunTotals, RuntimeNetwork, Tick, TickRecord, drive_on, word_mask,
 };
 use crate::learn::sigmoid;
 use crate::model::UpdateScheme;
@@ -681,18 +681,8 @@ impl<'a> SparseEngine<'a> {
             return self.run_asynchronous(state, ticks, observer);
         }
         let (net, plan, alive) = (self.net, &self.plan, &self.alive_list);
-        match self.ranks {
-            None => {
-                let transport = SharedMemory::new(&state.frame, state.tick, plan.shards, plan.threads);
-                drive(net, &mut self.hosts, plan, &transport, alive, state, ticks, observer)
-                    .unwrap_or_else(|f| panic!("{f}"))
-            }
-            Some(r) => {
-                let transport = ClusterTransport::new(&state.frame, state.tick, plan.shards, plan.threads, r);
-                drive(net, &mut self.hosts, plan, &transport, alive, state, ticks, observer)
-                    .unwrap_or_else(|f| panic!("{f}"))
-            }
-        }
+        drive_on(net, &mut self.hosts, plan, alive, state, ticks, observer, self.ranks)
+            .unwrap_or_else(|f| panic!("{f}"))
     }
 
     /// One neuron per tick: the clock draws it, it reads its synaptic sum
