@@ -15,7 +15,8 @@
 //! it is stored as one number per neuron and one byte per synapse.
 //!
 //! The arithmetic is the agent's, operation for operation (the logit adds
-//! bias, input drive and the spiking partners' weights in partner order;
+//! bias, input drive and the spiking partners' weights in partner order —
+//! a silent partner adds ±0.0, which can change only the sign of a zero;
 //! the catch-up adds d·e with d the difference of cumulative signals), so a
 //! team's run is **bit-identical** to the agent engine's run of the same
 //! learners — trajectories, learned weights, streams — for any layout and
@@ -211,8 +212,8 @@ impl LogisticTeam {
         self.neurons.clone()
     }
 
-    /// Bytes held: 65 per neuron (seven numbers and a stream) and 9 per
-    /// synapse (weight and trace byte), beside the topology.
+    /// Bytes held: 88 per neuron (seven numbers and a 32-byte stream) and 9
+    /// per synapse (weight and trace byte), beside the topology.
     pub fn bytes(&self) -> u64 {
         (self.neurons.len() * (7 * 8 + std::mem::size_of::<Stream>()) + self.weights.len() * 9) as u64
     }
