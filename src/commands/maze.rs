@@ -828,17 +828,7 @@ pub fn predict(
         MazePerturbation::Lambda(l) => (old.clone(), *l),
         MazePerturbation::Walls(f) => {
             let m = sc.read_map(f).map_err(BadInput::from)?;
-            if (m.width, m.height) != (old.width, old.height) {
-                return Err(BadInput(format!(
-                    "{}: the moved-walls map is {}×{} but the scenario's is {}×{}; allowed: the same size",
-                    f.display(),
-                    m.height,
-                    m.width,
-                    old.height,
-                    old.width
-                ))
-                .into());
-            }
+            crate::scenario::maze::check_same_size(f, &m, old).map_err(BadInput)?;
             (m, sc.lambda)
         }
     };

@@ -43,17 +43,7 @@ impl Perturbation {
         }
         let path = Path::new(file);
         let maze = motor.read_map(path).map_err(BadInput::from)?;
-        let old = &motor.maze;
-        if (maze.width, maze.height) != (old.width, old.height) {
-            return Err(BadInput(format!(
-                "{}: the moved-walls map is {}×{} but the scenario's is {}×{}; allowed: the same size",
-                path.display(),
-                maze.height,
-                maze.width,
-                old.height,
-                old.width
-            )));
-        }
+        crate::scenario::maze::check_same_size(path, &maze, &motor.maze).map_err(BadInput)?;
         if maze.states() > crate::scenario::MAX_INPUTS {
             return Err(BadInput(format!(
                 "{}: {} free cells; allowed: at most {}",

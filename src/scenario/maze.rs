@@ -156,6 +156,22 @@ impl MazeScenario {
     }
 }
 
+/// Whether the moved-walls map `new` (read from `file`) has the size of the
+/// scenario's maze `old`: walls may move, the grid may not.
+pub fn check_same_size(file: &Path, new: &Maze, old: &Maze) -> Result<(), String> {
+    if (new.width, new.height) == (old.width, old.height) {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: the moved-walls map is {}×{} but the scenario's is {}×{}; allowed: the same size",
+        file.display(),
+        new.height,
+        new.width,
+        old.height,
+        old.width
+    ))
+}
+
 /// A map file (a maze with its walls moved) with the goal letters and slip
 /// of a scenario's maze; errors at the file's line and column.
 pub fn read_map(file: &Path, goals: &[(char, f64)], slip: f64) -> Result<Maze, ScenarioError> {
