@@ -33,6 +33,16 @@ pub enum Perturbation {
 }
 
 impl Perturbation {
+    /// `spec` for the network `net` of `scenario`: [`Self::motor_walls`]
+    /// for `walls:FILE` when the network drives a maze, [`Self::parse`]
+    /// otherwise.
+    pub fn for_scenario(scenario: &Scenario, net: &Network, spec: &str) -> Result<Self, BadInput> {
+        match (&scenario.motor, spec.split_once(':')) {
+            (Some(m), Some(("walls", file))) => Perturbation::motor_walls(m, file.trim()),
+            _ => Perturbation::parse(spec, net.n, &net.input.values),
+        }
+    }
+
     /// `walls:FILE` for a network driving the maze `motor`: the map in FILE
     /// (relative to the current directory).
     pub fn motor_walls(motor: &MotorMaze, file: &str) -> Result<Self, BadInput> {
@@ -443,10 +453,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
     let base = scenario.network().map_err(BadInput::from)?;
     let (n, xs) = (base.n, base.input.len());
-    let perturbation = match (&scenario.motor, args.perturb.split_once(':')) {
-        (Some(m), Some(("walls", file))) => Perturbation::motor_walls(m, file.trim())?,
-        _ => Perturbation::parse(&args.perturb, n, &base.input.values)?,
-    };
+    let perturbation = Perturbation::for_scenario(&scenario, &base, &args.perturb)?;
     if let (Perturbation::Input(_), Some(m)) = (&perturbation, &scenario.motor) {
         return Err(BadInput(format!(
             "--perturb {}: the input of {} is a maze walker the network moves ({} cells), not a chain to replace; \

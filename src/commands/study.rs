@@ -56,11 +56,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
                     }
                     _ => p.value.clone(),
                 };
-                let checked = match (&scenario.motor, spec.split_once(':')) {
-                    (Some(m), Some(("walls", f))) => super::predict::Perturbation::motor_walls(m, f),
-                    _ => super::predict::Perturbation::parse(&spec, net.n, &net.input.values),
-                };
-                checked.map_err(|e| {
+                super::predict::Perturbation::for_scenario(&scenario, &net, &spec).map_err(|e| {
                     let place = p.at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
                     BadInput(format!(
                         "{}{place}: `study.perturbations`: {e}",
