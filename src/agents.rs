@@ -10,6 +10,19 @@
 
 use crate::rng::Stream;
 
+/// Fixed-point scale of the per-tick log-ratio sums (2⁻³² resolution), so
+/// they add up identically in any order — over shards, threads and ranks.
+pub const FIXED: f64 = 4_294_967_296.0;
+
+/// `v` in fixed point ([`FIXED`]), rounded half away from zero (written
+/// out: `f64::round` is a library call on baseline x86-64, and this runs
+/// once per neuron update).
+#[inline]
+pub fn to_fixed(v: f64) -> i64 {
+    let scaled = v * FIXED;
+    (scaled + 0.5f64.copysign(scaled)) as i64
+}
+
 /// What one agent sees at tick t: the input (if it receives it), its own
 /// state and its presynaptic partners' states — nothing else.
 pub struct Observation<'a> {

@@ -13,6 +13,7 @@ use crate::files::{Npz, write_json};
 use crate::learn::walkers::{WalkerLearning, WalkerTeam, WalkerView};
 use crate::maze::{ACTIONS, Maze};
 use crate::report::{self, MapScale};
+use crate::runtime::walkers;
 use crate::scenario::MazeScenario;
 use crate::scenario::maze::TeamSpec;
 use crate::solver::mdp::ActionPrior;
@@ -193,6 +194,11 @@ pub fn train(
     let learning = WalkerLearning {
         agents,
         view,
+        topology: spec
+            .topology
+            .as_ref()
+            .filter(|_| view == WalkerView::Topology)
+            .map(|t| crate::topology::Topology::build(t, agents, sc.seed)),
         goal: spec.goal,
         lambda: sc.lambda,
         critic: spec.critic,
@@ -220,7 +226,13 @@ pub fn train(
     let block = (spec.ticks / CHECKPOINTS).max(1);
     while learners.tick < spec.ticks {
         let todo = block.min(spec.ticks - learners.tick);
-        let st = learners.run(todo);
+        let st = walkers::run(
+            &mut learners,
+            walkers::layout_for(agents, None),
+            todo,
+            &mut |_: &walkers::WalkerTick| {},
+            None,
+        )?;
         let exact = optimum.map(|(t, gs)| {
             let e = t.evaluate(&learners.joint_policy(), sc.lambda, &ActionPrior::Marginal, &sc.solver);
             (e.g, e.g / gs)

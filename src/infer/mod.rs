@@ -16,6 +16,7 @@
 
 pub mod likelihood;
 pub mod mdp;
+pub mod team;
 
 use crate::model::spike_count;
 

@@ -108,11 +108,15 @@ pub fn write(dir: &Path, meta: &DemoMeta, maze: &Maze, demos: &Demonstrations) -
 
 /// Whether a JSON file beside `npz` says this is a maze record.
 pub fn is_demonstrations(npz: &Path) -> bool {
+    json_format(npz).is_some_and(|f| f == FORMAT)
+}
+
+/// The `format` of the JSON file beside `npz`, if it has one.
+pub fn json_format(npz: &Path) -> Option<String> {
     std::fs::read_to_string(npz.with_extension("json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(|f| f == FORMAT))
-        .unwrap_or(false)
+        .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(str::to_string))
 }
 
 /// Read and check a record: the JSON beside the archive, every array's

@@ -11,6 +11,7 @@
 
 pub mod demos;
 pub mod stream;
+pub mod team_demos;
 
 use crate::files::{Npz, canonical_json, open_npz, write_sealed_json};
 use crate::runtime::{Observer, TickRecord};

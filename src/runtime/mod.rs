@@ -25,6 +25,7 @@ pub mod learners;
 pub mod mpi;
 pub mod sparse;
 pub mod transport;
+pub mod walkers;
 
 use crate::agents::{Agent, Broadcast, Observation};
 use crate::learn::Teacher;
@@ -34,9 +35,7 @@ use crate::topology::Topology;
 use rand::Rng;
 use transport::{SharedMemory, Transport};
 
-/// Fixed-point scale of the per-tick log-ratio sums (2⁻³² resolution), so
-/// they add up identically in any order.
-const FIXED: f64 = 4_294_967_296.0;
+pub(crate) use crate::agents::{FIXED, to_fixed};
 
 /// What the runtime needs to know about a network (no tabulation: any size).
 #[derive(Clone, Debug)]
@@ -881,15 +880,6 @@ fn decide<A: Agent>(net: &RuntimeNetwork, agent: &mut A, k: usize, tick: &Tick, 
         agent.learn(&obs, fired, p, lr, b);
     }
     (fired, to_fixed(lr))
-}
-
-/// `v` in the runtime's fixed point, rounded half away from zero (written
-/// out: `f64::round` is a library call on baseline x86-64, and this runs
-/// once per neuron update).
-#[inline]
-pub(crate) fn to_fixed(v: f64) -> i64 {
-    let scaled = v * FIXED;
-    (scaled + 0.5f64.copysign(scaled)) as i64
 }
 
 /// `log(π(a)/p(a))` of an action drawn with firing probability `p` against

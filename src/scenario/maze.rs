@@ -57,6 +57,7 @@ struct TeamSection {
     ticks: Option<Spanned<i64>>,
     learning_rate: Option<Spanned<f64>>,
     sweep_agents: Option<Spanned<Vec<i64>>>,
+    topology: Option<Spanned<super::Topology>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -113,6 +114,8 @@ pub struct TeamSpec {
     pub learning_rate: f64,
     /// Team sizes `marlin run` trains (own view) to report scaling.
     pub sweep_agents: Vec<usize>,
+    /// Who sees whom (view = "topology"), over the walkers.
+    pub topology: Option<crate::topology::TopologySpec>,
 }
 
 impl Default for TeamSpec {
@@ -125,6 +128,7 @@ impl Default for TeamSpec {
             ticks: 2_000_000,
             learning_rate: 0.5,
             sweep_agents: Vec::new(),
+            topology: None,
         }
     }
 }
@@ -340,7 +344,35 @@ fn team_spec(cx: &Cx, section: &Spanned<TeamSection>) -> Result<TeamSpec, Scenar
         spec.goal = [TeamGoal::AllOnGoals, TeamGoal::Meet][word(v, "team.goal", &["all_on_goals", "meet"])?];
     }
     if let Some(v) = &t.view {
-        spec.view = [WalkerView::Own, WalkerView::Joint][word(v, "team.view", &["own", "joint"])?];
+        spec.view = [WalkerView::Own, WalkerView::Joint, WalkerView::Topology]
+            [word(v, "team.view", &["own", "joint", "topology"])?];
+    }
+    match (&t.topology, spec.view) {
+        (Some(top), WalkerView::Topology) => {
+            spec.topology = Some(super::topology_spec_for(
+                cx,
+                top,
+                spec.agents,
+                "team.topology",
+                "walkers",
+            )?);
+        }
+        (None, WalkerView::Topology) => {
+            return Err(cx.err(
+                t.view.as_ref().expect("the view was read").span(),
+                "team.view",
+                "view = \"topology\" needs team.topology (e.g. topology = { kind = \"ring\", k = 1 }); \
+                 allowed without it: \"own\", \"joint\"",
+            ));
+        }
+        (Some(top), _) => {
+            return Err(cx.err(
+                top.span(),
+                "team.topology",
+                "a topology applies with view = \"topology\" only",
+            ));
+        }
+        (None, _) => {}
     }
     if let Some(v) = &t.rule {
         spec.critic = word(v, "team.rule", &["actor_critic", "reinforce"])? == 0;

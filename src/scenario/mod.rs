@@ -801,14 +801,25 @@ impl Cx<'_> {
 
 /// Check a topology table against the network size.
 fn topology_spec(cx: &Cx, t: &Spanned<Topology>, n: usize) -> Result<TopologySpec, ScenarioError> {
-    let key = "network.topology";
+    topology_spec_for(cx, t, n, "network.topology", "neurons")
+}
+
+/// Check a topology table (at `key`) against the number of agents, named
+/// `unit` in messages.
+fn topology_spec_for(
+    cx: &Cx,
+    t: &Spanned<Topology>,
+    n: usize,
+    key: &str,
+    unit: &str,
+) -> Result<TopologySpec, ScenarioError> {
     let span = t.span();
     let degree = |k: i64, max: usize, what: &str| -> Result<usize, ScenarioError> {
         if k < 1 || k as usize > max {
             return Err(cx.err(
                 span.clone(),
                 key,
-                format!("{what} = {k}; allowed: 1 to {max} for {n} neurons"),
+                format!("{what} = {k}; allowed: 1 to {max} for {n} {unit}"),
             ));
         }
         Ok(k as usize)
@@ -847,7 +858,7 @@ fn topology_spec(cx: &Cx, t: &Spanned<Topology>, n: usize) -> Result<TopologySpe
                     span,
                     key,
                     format!(
-                        "lattice2d {width}×{height} has {} sites; allowed: width × height = network.neurons = {n}",
+                        "lattice2d {width}×{height} has {} sites; allowed: width × height = the {n} {unit}",
                         width * height
                     ),
                 ));
