@@ -377,19 +377,6 @@ fn print_maze_study(s: &serde_json::Value) {
     println!("  → {}", s["output"].as_str().unwrap_or("?"));
 }
 
-/// The single-walker commands (simulate, infer, predict) on a team maze.
-fn refuse_team(m: &crate::scenario::MazeScenario) -> Result<(), commands::BadInput> {
-    match &m.team {
-        Some(t) if t.agents > 1 => Err(commands::BadInput(format!(
-            "{}: a team of {} walkers can be solved (`marlin solve`), trained (`marlin train`) and studied \
-             (`marlin run`); recording and inverse RL of teams are not built yet",
-            m.path.display(),
-            t.agents
-        ))),
-        _ => Ok(()),
-    }
-}
-
 fn print_team_study(s: &serde_json::Value) {
     let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
@@ -404,6 +391,38 @@ fn print_team_study(s: &serde_json::Value) {
             "  solve     g* = {:.4}, team reward {:.4}/step",
             f(&s["solve"]["g"]),
             f(&s["solve"]["mean_reward"])
+        );
+    }
+    let inf = &s["inverse"]["infer"];
+    if !inf.is_null() {
+        println!(
+            "  infer     {} demonstrations × {} steps: {}/{} of the top-ranked joint states rewarded, correlation \
+             with the true reward {:.3}{}",
+            inf["trajectories"],
+            inf["steps"],
+            inf["top_rewarded"],
+            inf["rewarded_states"],
+            f(&inf["correlation_with_truth"]),
+            if inf["notes"].as_array().is_some_and(|n| n
+                .iter()
+                .any(|n| n.as_str().is_some_and(|n| n.contains("never demonstrated"))))
+            {
+                " (some moves never demonstrated: weakly identified)"
+            } else {
+                ""
+            }
+        );
+    }
+    for p in s["inverse"]["predict"].as_array().into_iter().flatten() {
+        println!(
+            "  predict   {}: total variation from the truth {:.4} (naive {:.4}); team reward truth {:.4}, predicted \
+             {:.4}, naive {:.4}/step",
+            p["perturbation"].as_str().unwrap_or("?"),
+            f(&p["tv_pred_truth"]),
+            f(&p["tv_naive_truth"]),
+            f(&p["team_rate_truth"]),
+            f(&p["team_rate_pred"]),
+            f(&p["team_rate_naive"])
         );
     }
     for r in s["train"].as_array().into_iter().flatten() {
@@ -775,10 +794,9 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     )
                     .into());
                 }
-                refuse_team(&m)?;
                 if ranks.is_some() {
                     return Err(commands::BadInput(
-                        "maze demonstrations are a single walker: run them without mpirun".into(),
+                        "maze demonstrations are recorded in one process: run them without mpirun".into(),
                     )
                     .into());
                 }
@@ -789,21 +807,24 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     .into());
                 }
                 let dir = out.clone().unwrap_or_else(|| m.output.join("simulate"));
-                let r = commands::maze::simulate(
-                    &m,
-                    policy.as_deref(),
-                    trajectories.unwrap_or(m.study.trajectories),
-                    ticks.expect("required without --resume") as usize,
-                    &dir,
-                )?;
+                let n = trajectories.unwrap_or(m.study.trajectories);
+                let steps = ticks.expect("required without --resume") as usize;
+                let (r, file) = if m.team.is_some() {
+                    let r = commands::team_irl::simulate(&m, policy.as_deref(), n, steps, &dir)?;
+                    (r, "team_demonstrations.npz")
+                } else {
+                    let r = commands::maze::simulate(&m, policy.as_deref(), n, steps, &dir)?;
+                    (r, "demonstrations.npz")
+                };
                 if !cli.quiet {
                     println!(
-                        "{} demonstrations of {} steps in {:.2} s: goal rate {:.4}/step → {}",
+                        "{} demonstrations of {} steps in {:.2} s: {} rate {:.4}/step → {}",
                         r.trajectories,
                         r.steps,
                         r.seconds,
+                        if m.team.is_some() { "team reward" } else { "goal" },
                         r.mean_reward,
-                        dir.join("demonstrations.npz").display()
+                        dir.join(file).display()
                     );
                 }
                 return Ok(());
@@ -1004,6 +1025,58 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             bootstrap,
             out,
         } => {
+            if crate::record::team_demos::is_team_demonstrations(trajectory) {
+                if reward_model.is_some() || scenario.is_some() || *bootstrap > 0 {
+                    return Err(commands::BadInput(
+                        "a team record is inverted directly and its truth comes from the map and team goal it \
+                         carries: --reward-model, --scenario and --bootstrap do not apply"
+                            .into(),
+                    )
+                    .into());
+                }
+                let dir = out.clone().unwrap_or_else(|| {
+                    trajectory
+                        .parent()
+                        .and_then(|p| p.parent())
+                        .unwrap_or(std::path::Path::new("."))
+                        .join("infer")
+                });
+                let s = commands::team_irl::infer(trajectory, *lambda, &dir)?;
+                if !cli.quiet {
+                    println!(
+                        "{} demonstrations of {} steps by {} walkers, {}/{} joint states visited, I(S;A_k) ≈ {} \
+                         bits/step (plug-in):",
+                        s.trajectories,
+                        s.steps,
+                        s.agents,
+                        s.visited_states,
+                        s.joint_states,
+                        s.info_bits
+                            .iter()
+                            .map(|b| format!("{b:.3}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    println!(
+                        "  argmax at {:?}{}; {}/{} of the top-ranked joint states rewarded; correlation with the \
+                         true reward {}",
+                        s.argmax_cells,
+                        if s.argmax_is_rewarded {
+                            " (rewarded)"
+                        } else {
+                            " (not rewarded)"
+                        },
+                        s.top_rewarded,
+                        s.rewarded_states,
+                        s.correlation_with_truth.map_or("-".into(), |c| format!("{c:.3}"))
+                    );
+                    for n in &s.notes {
+                        println!("  note: {n}");
+                    }
+                    println!("  → {}", dir.display());
+                }
+                return Ok(());
+            }
             if crate::record::demos::is_demonstrations(trajectory) {
                 if reward_model.is_some() || scenario.is_some() || *bootstrap > 0 {
                     return Err(commands::BadInput(
@@ -1071,7 +1144,38 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             out,
         } => {
             if let World::Maze(m) = World::load(scenario).map_err(commands::BadInput::from)? {
-                refuse_team(&m)?;
+                if m.team.is_some() {
+                    if reward_model != "count" || equilibrium != "best" {
+                        return Err(commands::BadInput(
+                            "a team is predicted from its team_reward.npz: --reward-model and --equilibrium do not \
+                             apply"
+                                .into(),
+                        )
+                        .into());
+                    }
+                    let dir = out.clone().unwrap_or_else(|| m.output.join("predict"));
+                    let p = commands::team_irl::predict(&m, reward, perturb, std::path::Path::new("."), &dir)?;
+                    if !cli.quiet {
+                        println!(
+                            "{} ({} walkers): mean total variation from the true policies — prediction {:.4}, naive \
+                             {:.4}; team reward truth {:.4}, predicted {:.4}, naive {:.4}/step; the inferred reward \
+                             reproduces the unperturbed optimum to {:.4} → {}",
+                            p.perturbation,
+                            p.agents,
+                            p.tv_pred_truth,
+                            p.tv_naive_truth,
+                            p.team_rate_truth,
+                            p.team_rate_pred,
+                            p.team_rate_naive,
+                            p.tv_baseline,
+                            dir.display()
+                        );
+                        for w in &p.warnings {
+                            println!("  warning: {w}");
+                        }
+                    }
+                    return Ok(());
+                }
                 let model = if reward_model == "count" {
                     commands::maze::DEFAULT_MODEL
                 } else {

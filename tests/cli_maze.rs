@@ -265,15 +265,15 @@ fn a_team_is_solved_trained_and_studied() {
     ] {
         assert!(out.join(f).exists(), "{f}");
     }
-    // Commands for one walker refuse a team clearly.
-    let err = run_bad(
-        marlin()
-            .arg("simulate")
-            .arg(&path)
-            .args(["--ticks", "50", "--untrained", "--out"])
-            .arg(dir.path().join("sim")),
+    // The mutual-information optimum uses two moves: the study says the
+    // inference is weakly identified, and the prediction warns.
+    let inf = &s["inverse"]["infer"];
+    assert!(
+        inf["notes"][0].as_str().unwrap().contains("never demonstrated"),
+        "{inf}"
     );
-    assert!(err.contains("team of 2 walkers"), "{err}");
+    let p = &s["inverse"]["predict"][0];
+    assert!(p["warnings"][0].as_str().unwrap().contains("weakly identified"), "{p}");
     // Too many walkers for the exact solver: refused with the way out.
     std::fs::write(&path, text.replace("agents = 2", "agents = 9")).unwrap();
     let err = run_bad(marlin().arg("solve").arg(&path).arg("--out").arg(dir.path().join("s9")));
@@ -282,6 +282,160 @@ fn a_team_is_solved_trained_and_studied() {
     std::fs::write(&path, text.replace("goal = \"all_on_goals\"", "goal = \"together\"")).unwrap();
     let err = run_bad(marlin().arg("validate").arg(&path));
     assert!(err.contains("team.goal") && err.contains("\"meet\""), "{err}");
+    // Topology views: the topology is required, checked against the team, and only with that view.
+    std::fs::write(&path, text.replace("view = \"joint\"", "view = \"topology\"")).unwrap();
+    let err = run_bad(marlin().arg("validate").arg(&path));
+    assert!(
+        err.contains("team.view") && err.contains("needs team.topology"),
+        "{err}"
+    );
+    let ring = |k: usize| format!("view = \"topology\"\ntopology = {{ kind = \"ring\", k = {k} }}");
+    std::fs::write(&path, text.replace("view = \"joint\"", &ring(3))).unwrap();
+    let err = run_bad(marlin().arg("validate").arg(&path));
+    assert!(err.contains("team.topology") && err.contains("for 2 walkers"), "{err}");
+    let joint_ring = "view = \"joint\"\ntopology = { kind = \"ring\", k = 1 }";
+    std::fs::write(&path, text.replace("view = \"joint\"", joint_ring)).unwrap();
+    let err = run_bad(marlin().arg("validate").arg(&path));
+    assert!(err.contains("view = \"topology\" only"), "{err}");
+    // Walkers that see their topology's partners learn on the runtime.
+    let partners = "view = \"topology\"\ntopology = { kind = \"random_in_degree\", k = 1 }";
+    std::fs::write(&path, text.replace("view = \"joint\"", partners)).unwrap();
+    let out = dir.path().join("ring");
+    run_ok(marlin().args(["-q", "train"]).arg(&path).arg("--out").arg(&out));
+    let s = json(&out.join("learning.json"));
+    assert_eq!(s["view"], "topology");
+    assert!(s["mean_reward"].as_f64().unwrap() > 0.0, "{s}");
+}
+
+#[test]
+fn a_team_is_recorded_inverted_and_predicted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for f in ["maze_team_soft.toml", "maze_team_walls.txt"] {
+        std::fs::copy(format!("scenarios/{f}"), d.join(f)).unwrap();
+    }
+    let sc = d.join("maze_team_soft.toml");
+    run_ok(
+        marlin()
+            .args(["-q", "solve"])
+            .arg(&sc)
+            .arg("--out")
+            .arg(d.join("solve")),
+    );
+    let policy = d.join("solve/team_policy.npz");
+    let stdout = run_ok(
+        marlin()
+            .arg("simulate")
+            .arg(&sc)
+            .arg("--policy")
+            .arg(&policy)
+            .args(["--ticks", "50", "--trajectories", "1000", "--out"])
+            .arg(d.join("sim")),
+    );
+    assert!(stdout.contains("team_demonstrations.npz"), "{stdout}");
+    let record = d.join("sim/team_demonstrations.npz");
+    // numpy-facing shapes: [T, L+1, m] states, [T, L, m] moves.
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(&record).unwrap()).unwrap();
+    let state: ndarray::Array3<i64> = npz.by_name("state").unwrap();
+    let action: ndarray::Array3<i64> = npz.by_name("action").unwrap();
+    assert_eq!((state.dim(), action.dim()), ((1000, 51, 2), (1000, 50, 2)));
+    run_ok(
+        marlin()
+            .args(["-q", "infer"])
+            .arg(&record)
+            .arg("--out")
+            .arg(d.join("infer")),
+    );
+    let inf = json(&d.join("infer/infer.json"));
+    assert_eq!(inf["lambda_known"], true, "{inf}");
+    assert_eq!(inf["argmax_is_rewarded"], true, "{inf}");
+    assert_eq!(inf["top_rewarded"], inf["rewarded_states"], "{inf}");
+    assert!(inf["correlation_with_truth"].as_f64().unwrap() > 0.9, "{inf}");
+    assert!(d.join("infer/reward_walker_1.svg").exists());
+    let reward = d.join("infer/team_reward.npz");
+    for spec in ["lambda:0.5", "walls:maze_team_walls.txt"] {
+        let out = d.join(format!("predict_{}", &spec[..4]));
+        run_ok(
+            marlin()
+                .current_dir(d)
+                .args(["-q", "predict", "--reward"])
+                .arg(&reward)
+                .arg("--scenario")
+                .arg(&sc)
+                .args(["--perturb", spec, "--out"])
+                .arg(&out),
+        );
+        let p = json(&out.join("prediction.json"));
+        let (pred, naive) = (
+            p["tv_pred_truth"].as_f64().unwrap(),
+            p["tv_naive_truth"].as_f64().unwrap(),
+        );
+        assert!(pred < 0.5 * naive, "{spec}: prediction {pred} vs naive {naive}");
+        let (rt, rp) = (
+            p["team_rate_truth"].as_f64().unwrap(),
+            p["team_rate_pred"].as_f64().unwrap(),
+        );
+        assert!(
+            (rp - rt).abs() < 0.2 * rt,
+            "{spec}: team reward predicted {rp} vs true {rt}"
+        );
+    }
+    // Bad inputs: a single walker's policy for a team, a truncated record,
+    // a team reward for another team.
+    run_ok(
+        marlin()
+            .args(["-q", "solve", "scenarios/maze.toml", "--out"])
+            .arg(d.join("single")),
+    );
+    let err = run_bad(
+        marlin()
+            .arg("simulate")
+            .arg(&sc)
+            .arg("--policy")
+            .arg(d.join("single/policy.npz"))
+            .args(["--ticks", "5", "--out"])
+            .arg(d.join("bad")),
+    );
+    assert!(
+        err.contains("policy.npz") && err.contains("marlin-team-policy"),
+        "{err}"
+    );
+    assert!(!d.join("bad").exists());
+    let bytes = std::fs::read(&record).unwrap();
+    std::fs::write(&record, &bytes[..bytes.len() / 2]).unwrap();
+    let err = run_bad(marlin().arg("infer").arg(&record).arg("--out").arg(d.join("bad")));
+    assert!(err.contains("team_demonstrations.npz"), "{err}");
+    assert!(!d.join("bad").exists());
+    let three = std::fs::read_to_string(&sc)
+        .unwrap()
+        .replace("agents = 2", "agents = 3");
+    std::fs::write(d.join("three.toml"), three).unwrap();
+    let err = run_bad(
+        marlin()
+            .args(["predict", "--reward"])
+            .arg(&reward)
+            .arg("--scenario")
+            .arg(d.join("three.toml"))
+            .args(["--perturb", "lambda:0.5", "--out"])
+            .arg(d.join("bad")),
+    );
+    assert!(err.contains("joint states"), "{err}");
+    // Untrained walkers need no exact solve: nine of them are recorded.
+    let nine = std::fs::read_to_string(&sc)
+        .unwrap()
+        .replace("agents = 2", "agents = 9");
+    std::fs::write(d.join("nine.toml"), nine).unwrap();
+    run_ok(
+        marlin()
+            .args(["-q", "simulate"])
+            .arg(d.join("nine.toml"))
+            .args(["--untrained", "--ticks", "20", "--trajectories", "3", "--out"])
+            .arg(d.join("nine")),
+    );
+    let mut npz =
+        ndarray_npy::NpzReader::new(std::fs::File::open(d.join("nine/team_demonstrations.npz")).unwrap()).unwrap();
+    let state: ndarray::Array3<i64> = npz.by_name("state").unwrap();
+    assert_eq!(state.dim(), (3, 21, 9));
 }
 
 #[test]

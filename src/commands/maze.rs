@@ -863,12 +863,9 @@ pub fn predict(
     Ok(p)
 }
 
-/// `marlin run` on a maze: solve (the study's λ sweep), record
-/// demonstrations at the scenario's λ, infer with every estimator,
-/// predict every perturbation. Returns the summary written.
-pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::Value> {
-    let t0 = std::time::Instant::now();
-    // Check the perturbations before any stage runs.
+/// The study's perturbations (default: λ doubled), each checked — and its
+/// walls map read — before any stage runs.
+pub fn study_perturbations(sc: &MazeScenario) -> Result<Vec<String>> {
     let base = sc.path.parent().unwrap_or(Path::new("."));
     let specs: Vec<String> = match &sc.study.perturbations {
         Some(p) => p.iter().map(|s| s.value.clone()).collect(),
@@ -885,6 +882,16 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
             Ok(_) => {}
         }
     }
+    Ok(specs)
+}
+
+/// `marlin run` on a maze: solve (the study's λ sweep), record
+/// demonstrations at the scenario's λ, infer with every estimator,
+/// predict every perturbation. Returns the summary written.
+pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::Value> {
+    let t0 = std::time::Instant::now();
+    let base = sc.path.parent().unwrap_or(Path::new("."));
+    let specs = study_perturbations(sc)?;
     let mut lambdas = sc.study.sweep_lambda.clone();
     if !lambdas.contains(&sc.lambda) {
         lambdas.push(sc.lambda);

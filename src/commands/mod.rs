@@ -14,6 +14,7 @@ pub mod simulate;
 pub mod solve;
 pub mod study;
 pub mod team;
+pub mod team_irl;
 pub mod train;
 
 use std::fmt;

@@ -204,17 +204,13 @@ pub fn train(
         critic: spec.critic,
         ticks: spec.ticks,
         learning_rate: spec.learning_rate,
+        fixed_prior: match &sc.cost {
+            ActionPrior::Fixed(p) => Some(p.clone()),
+            ActionPrior::Marginal => None,
+        },
         seed: sc.seed,
         ..WalkerLearning::default()
     };
-    if let ActionPrior::Fixed(_) = sc.cost {
-        return Err(BadInput(
-            "team learning pays the mutual-information cost (each walker's running marginal); a fixed prior is \
-             not supported by the learners yet"
-                .into(),
-        )
-        .into());
-    }
     let mut learners = WalkerTeam::new(&sc.maze, learning.clone()).map_err(BadInput)?;
     let bar = super::progress_bar(
         Some(spec.ticks),
@@ -234,7 +230,7 @@ pub fn train(
             None,
         )?;
         let exact = optimum.map(|(t, gs)| {
-            let e = t.evaluate(&learners.joint_policy(), sc.lambda, &ActionPrior::Marginal, &sc.solver);
+            let e = t.evaluate(&learners.joint_policy(), sc.lambda, &sc.cost, &sc.solver);
             (e.g, e.g / gs)
         });
         checkpoints.push(TeamCheckpoint {
@@ -332,11 +328,9 @@ fn optimum(sc: &MazeScenario, agents: usize, spec: &TeamSpec, quiet: bool) -> Op
 /// and learned performance for each size of `team.sweep_agents`.
 pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::Value> {
     let spec = spec_of(sc);
-    // Refuse what cannot run before writing anything.
-    if let ActionPrior::Fixed(_) = sc.cost {
-        return Err(BadInput("team learning needs the mutual-information cost".into()).into());
-    }
     let t0 = std::time::Instant::now();
+    let specs = super::maze::study_perturbations(sc)?;
+    let base = sc.path.parent().unwrap_or(Path::new("."));
     let say = |m: &str| super::say(quiet, m);
     say("solving the team exactly");
     let solved = match world(sc, spec.agents, &spec) {
@@ -346,6 +340,32 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
             None
         }
     };
+    // Inverse RL and prediction need the optimum as the demonstrator.
+    let mut inverse = serde_json::Value::Null;
+    if solved.is_some() {
+        say(&format!(
+            "recording {} demonstrations of {} steps by the optimum",
+            sc.study.trajectories, sc.study.steps
+        ));
+        let sim = super::team_irl::simulate(
+            sc,
+            Some(&out.join("solve").join("team_policy.npz")),
+            sc.study.trajectories,
+            sc.study.steps,
+            &out.join("simulate"),
+        )?;
+        say("inferring the team reward");
+        let record = out.join("simulate").join("team_demonstrations.npz");
+        let inferred = super::team_irl::infer(&record, None, &out.join("infer"))?;
+        let mut predictions = Vec::new();
+        for (i, p) in specs.iter().enumerate() {
+            say(&format!("predicting {p}"));
+            let reward = out.join("infer").join("team_reward.npz");
+            let dir = out.join("predict").join(format!("{i}"));
+            predictions.push(super::team_irl::predict(sc, &reward, p, base, &dir)?);
+        }
+        inverse = serde_json::json!({ "simulate": sim, "infer": inferred, "predict": predictions });
+    }
     let optimum = solved.as_ref().map(|(r, t, _)| (t, r.g));
     let mut trained = Vec::new();
     let mut views = vec![spec.view];
@@ -388,6 +408,7 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
         "goal": spec.goal.name(),
         "lambda": sc.lambda,
         "solve": solved.as_ref().map(|s| &s.0),
+        "inverse": inverse,
         "train": trained,
         "scaling": scaling,
         "seconds": t0.elapsed().as_secs_f64(),

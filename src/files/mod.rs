@@ -287,6 +287,8 @@ pub mod formats {
     pub const MAZE_POLICY: &str = "marlin-maze-policy";
     pub const TEAM_POLICY: &str = "marlin-team-policy";
     pub const TEAM_LEARNED_POLICY: &str = "marlin-team-learned-policy";
+    /// `infer`'s team_reward.npz on a team record.
+    pub const TEAM_REWARD: &str = "marlin-team-reward";
     /// `infer`'s reward.npz on a network.
     pub const REWARD: &str = "marlin-reward";
     pub const MAZE_REWARD: &str = "marlin-maze-reward";

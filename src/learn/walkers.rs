@@ -147,7 +147,22 @@ pub struct WalkerLearning {
     pub baseline_rate: f64,
     /// Rate of the running marginals p̂_k.
     pub prior_rate: f64,
+    /// A fixed action prior (the fixed-prior coding cost: log π/p against
+    /// it, no running marginal); None: the mutual-information cost.
+    pub fixed_prior: Option<Vec<f64>>,
     pub seed: u64,
+}
+
+impl WalkerLearning {
+    /// The rate at which walkers' marginals follow their policies: 0 for
+    /// walkers that do not learn and under a fixed prior.
+    pub fn marginal_rate(&self, learning: bool) -> f64 {
+        if learning && self.fixed_prior.is_none() {
+            self.prior_rate
+        } else {
+            0.0
+        }
+    }
 }
 
 impl Default for WalkerLearning {
@@ -165,6 +180,7 @@ impl Default for WalkerLearning {
             critic_rate: 0.1,
             baseline_rate: 1e-3,
             prior_rate: 1e-4,
+            fixed_prior: None,
             seed: 1,
         }
     }
@@ -397,9 +413,22 @@ impl<'a> WalkerTeam<'a> {
     pub fn new(maze: &'a Maze, spec: WalkerLearning) -> Result<WalkerTeam<'a>, String> {
         let ns = maze.states();
         let sight = Sight::new(spec.view, ns, spec.agents, spec.topology.as_ref())?;
-        let (walkers, cells) = (0..spec.agents)
+        if let Some(p) = &spec.fixed_prior
+            && (p.len() != ACTIONS.len()
+                || p.iter().any(|x| x.is_nan() || *x <= 0.0)
+                || (p.iter().sum::<f64>() - 1.0).abs() > 1e-9)
+        {
+            return Err(format!(
+                "a fixed prior {p:?}; allowed: {} positive probabilities summing to 1",
+                ACTIONS.len()
+            ));
+        }
+        let (mut walkers, cells): (Vec<Walker>, Vec<usize>) = (0..spec.agents)
             .map(|k| Walker::new(maze, sight.rows(k).expect("checked by Sight::new"), spec.seed, k))
             .unzip();
+        if let Some(p) = &spec.fixed_prior {
+            walkers.iter_mut().for_each(|w| w.prior = p.clone());
+        }
         Ok(WalkerTeam {
             maze,
             teacher: Some(WalkerTeacher::new(&spec, ns)),
@@ -448,11 +477,7 @@ impl<'a> WalkerTeam<'a> {
     /// for each; returns the stretch's statistics.
     pub fn run_recorded(&mut self, ticks: u64, record: &mut StepRecord) -> Stretch {
         let m = self.spec.agents;
-        let prior_rate = if self.teacher.is_some() {
-            self.spec.prior_rate
-        } else {
-            0.0
-        };
+        let prior_rate = self.spec.marginal_rate(self.teacher.is_some());
         let mut actions = vec![0usize; m];
         let mut next = vec![0usize; m];
         let (mut total_r, mut total_info) = (0.0, 0.0);

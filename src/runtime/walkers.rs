@@ -105,11 +105,7 @@ pub fn run(
             sight: &team.sight,
         },
         plan: &plan,
-        prior_rate: if team.teacher.is_some() {
-            team.spec.prior_rate
-        } else {
-            0.0
-        },
+        prior_rate: team.spec.marginal_rate(team.teacher.is_some()),
     };
     let start = Start {
         tick: team.tick,
