@@ -114,7 +114,11 @@ fn killed_runs_resume_to_the_bits_of_an_uninterrupted_run() {
             child.kill().unwrap_or(());
             child.wait().unwrap();
         }
-        run_ok(&mut resume(&out));
+        // A run that finished before its kill landed has no checkpoint left
+        // (and its result must be the reference all the same).
+        if checkpoint(&out).exists() {
+            run_ok(&mut resume(&out));
+        }
         assert_eq!(
             result(&out),
             want,
