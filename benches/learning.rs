@@ -7,7 +7,13 @@
 //!   `LogisticTeam` (arrays, one fused pass per update) against the plain
 //!   loop of that algorithm.
 //!
-//! Throughput: ticks per second (toy) and neuron-updates per second (10⁴).
+//! - maze walkers (tabular policies, tabular or goal critic): two walkers
+//!   seeing the joint state on the actor runtime against the plain serial
+//!   loop of the same walkers (`WalkerTeam::run`), and 4 096 walkers seeing
+//!   their own cell on 1 and 2 threads.
+//!
+//! Throughput: ticks per second (toy, two walkers), neuron-updates per
+//! second (10⁴) and walker-steps per second (4 096 walkers).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use marlin::learn::{
@@ -335,5 +341,50 @@ fn large(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, toy, large);
+fn walkers(c: &mut Criterion) {
+    use marlin::learn::walkers::{WalkerLearning, WalkerTeam, WalkerView};
+    use marlin::maze::{Maze, TeamGoal};
+    use marlin::runtime::walkers::{self, WalkerTick};
+    let maze = Maze::parse("#######\n#S..#G#\n#.#...#\n#S...G#\n#######", &[('G', 1.0)], 0.0).unwrap();
+    let spec = |agents: usize, view: WalkerView| WalkerLearning {
+        agents,
+        view,
+        goal: TeamGoal::AllOnGoals,
+        ..WalkerLearning::default()
+    };
+    let ticks = 200_000u64;
+    let mut g = c.benchmark_group("learning_maze_team_2_walkers_joint");
+    g.throughput(Throughput::Elements(ticks));
+    g.bench_function("runtime", |b| {
+        b.iter(|| {
+            let mut team = WalkerTeam::new(&maze, spec(2, WalkerView::Joint)).unwrap();
+            let st = walkers::run(&mut team, Layout::single(), ticks, &mut |_: &WalkerTick| {}, None).unwrap();
+            black_box(st.g)
+        })
+    });
+    g.bench_function("plain_loop", |b| {
+        b.iter(|| {
+            let mut team = WalkerTeam::new(&maze, spec(2, WalkerView::Joint)).unwrap();
+            black_box(team.run(ticks).g)
+        })
+    });
+    g.finish();
+    let (agents, ticks) = (4096usize, 200u64);
+    let mut g = c.benchmark_group("learning_maze_4096_walkers_own");
+    g.throughput(Throughput::Elements(agents as u64 * ticks));
+    g.sample_size(10);
+    for threads in [1, 2] {
+        g.bench_function(format!("runtime_{threads}_threads"), |b| {
+            b.iter(|| {
+                let mut team = WalkerTeam::new(&maze, spec(agents, WalkerView::Own)).unwrap();
+                let layout = Layout::threads(threads);
+                let st = walkers::run(&mut team, layout, ticks, &mut |_: &WalkerTick| {}, None).unwrap();
+                black_box(st.g)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, toy, large, walkers);
 criterion_main!(benches);

@@ -417,10 +417,11 @@ pub fn run_train_on(args: &TrainArgs, ranks: Option<&Ranks>) -> Result<TrainSumm
     if !writes {
         return Ok(summary);
     }
-    crate::checkpoint::remove(&out);
     write_json(&out.join("learning.json"), &summary).context("writing learning.json")?;
     let svg = learning_curve(&summary).map_err(|e| anyhow::anyhow!("drawing the learning curve: {e}"))?;
     write_text(&out.join("learning_curve.svg"), &svg)?;
+    // Only now: a kill before this point leaves the checkpoint to resume from.
+    crate::checkpoint::remove(&out);
     Ok(summary)
 }
 

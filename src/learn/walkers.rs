@@ -303,15 +303,28 @@ impl Walker {
     }
 }
 
+/// What the team's critic tells apart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum CriticKey {
+    /// The joint state (when its table has at most [`MAX_TABLE`] entries).
+    Joint,
+    /// Which walkers stand on a goal (up to [`GOAL_SET_WALKERS`] walkers).
+    OnGoals,
+    /// How many walkers stand on a goal.
+    CountOnGoals,
+}
+
+/// Most walkers whose set on goals the critic tells apart (2¹⁶ entries).
+const GOAL_SET_WALKERS: usize = 16;
+
 /// The learning control plane of a team: the critic V̂, the baseline ĝ and
 /// the step size, replicated wherever walkers run (every thread and rank
 /// computes the same numbers from the same inputs).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WalkerTeacher {
-    /// V̂ over the joint state (or, when that is too large, over which
-    /// walkers stand on a goal).
+    /// V̂ over `key`'s index of the walkers' cells.
     critic: Vec<f64>,
-    joint: bool,
+    key: CriticKey,
     pub g_hat: f64,
     use_critic: bool,
     critic_rate: f64,
@@ -323,10 +336,15 @@ pub struct WalkerTeacher {
 
 impl WalkerTeacher {
     pub fn new(spec: &WalkerLearning, cells: usize) -> Self {
-        let joint_len = cells.checked_pow(spec.agents as u32).filter(|&o| o <= MAX_TABLE);
+        let m = spec.agents;
+        let (key, len) = match cells.checked_pow(m as u32).filter(|&o| o <= MAX_TABLE) {
+            Some(len) => (CriticKey::Joint, len),
+            None if m <= GOAL_SET_WALKERS => (CriticKey::OnGoals, 1 << m),
+            None => (CriticKey::CountOnGoals, m + 1),
+        };
         WalkerTeacher {
-            critic: vec![0.0; joint_len.unwrap_or(1 << spec.agents.min(24))],
-            joint: joint_len.is_some(),
+            critic: vec![0.0; len],
+            key,
             g_hat: 0.0,
             use_critic: spec.critic,
             critic_rate: spec.critic_rate,
@@ -338,14 +356,14 @@ impl WalkerTeacher {
     }
 
     fn key(&self, maze: &Maze, cells: &[usize]) -> usize {
-        if self.joint {
-            joint_index(cells, maze.states())
-        } else {
-            cells
+        match self.key {
+            CriticKey::Joint => joint_index(cells, maze.states()),
+            CriticKey::OnGoals => cells
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| maze.is_goal(**s))
-                .fold(0, |m, (k, _)| m | (1 << k.min(23)))
+                .fold(0, |m, (k, _)| m | (1 << k)),
+            CriticKey::CountOnGoals => cells.iter().filter(|s| maze.is_goal(**s)).count(),
         }
     }
 
