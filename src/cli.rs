@@ -895,16 +895,10 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     )
                     .into());
                 }
-                if policy.is_some()
-                    || shards.is_some()
-                    || threads.is_some()
-                    || actors.is_some()
-                    || checkpoints.is_some()
-                    || checkpoint_every.is_some()
-                {
+                if policy.is_some() || actors.is_some() || checkpoints.is_some() || checkpoint_every.is_some() {
                     return Err(commands::BadInput(
-                        "--policy, --shards, --threads, --actors, --checkpoints and --checkpoint-every apply to \
-                         networks; maze walkers learn tabular policies (set [team] in the scenario)"
+                        "--policy, --actors, --checkpoints and --checkpoint-every apply to networks; maze walkers \
+                         learn tabular policies (set [team] in the scenario)"
                             .into(),
                     )
                     .into());
@@ -926,7 +920,14 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 }
                 m.team = Some(spec);
                 let dir = out.clone().unwrap_or_else(|| m.output.join("train"));
-                let r = commands::team::train_scenario(&m, &dir, cli.quiet)?;
+                let layout = (threads.is_some() || shards.is_some()).then(|| {
+                    let threads = threads.unwrap_or(1);
+                    crate::runtime::Layout {
+                        shards: shards.unwrap_or(threads),
+                        threads,
+                    }
+                });
+                let r = commands::team::train_scenario(&m, layout, &dir, cli.quiet)?;
                 if !cli.quiet {
                     println!(
                         "{} walker(s), view {}, {} steps in {:.2} s: team reward {:.4}/step, running g = {:.4}{} → {}",

@@ -305,6 +305,27 @@ fn a_team_is_solved_trained_and_studied() {
     let s = json(&out.join("learning.json"));
     assert_eq!(s["view"], "topology");
     assert!(s["mean_reward"].as_f64().unwrap() > 0.0, "{s}");
+    // Thousands of walkers on two threads learn what one thread learns.
+    let many = text
+        .replace("agents = 2", "agents = 5000")
+        .replace("view = \"joint\"", "view = \"own\"")
+        .replace("ticks = 400_000", "ticks = 300");
+    std::fs::write(&path, many).unwrap();
+    let policy = |threads: &str| {
+        let out = dir.path().join(format!("many_{threads}"));
+        run_ok(
+            marlin()
+                .args(["-q", "train"])
+                .arg(&path)
+                .args(["--threads", threads, "--out"])
+                .arg(&out),
+        );
+        std::fs::read(out.join("learned_policy.npz")).unwrap()
+    };
+    assert!(
+        policy("1") == policy("2"),
+        "5000 walkers: 1 and 2 threads learned different tables"
+    );
 }
 
 #[test]

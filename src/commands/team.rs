@@ -13,7 +13,7 @@ use crate::files::{Npz, write_json};
 use crate::learn::walkers::{WalkerLearning, WalkerTeam, WalkerView};
 use crate::maze::{ACTIONS, Maze};
 use crate::report::{self, MapScale};
-use crate::runtime::walkers;
+use crate::runtime::{Layout, walkers};
 use crate::scenario::MazeScenario;
 use crate::scenario::maze::TeamSpec;
 use crate::solver::mdp::ActionPrior;
@@ -187,6 +187,7 @@ pub fn train(
     agents: usize,
     view: WalkerView,
     optimum: Option<(&Team, f64)>,
+    layout: Option<Layout>,
     out: &Path,
     quiet: bool,
 ) -> Result<TeamTrainRecord> {
@@ -224,7 +225,7 @@ pub fn train(
         let todo = block.min(spec.ticks - learners.tick);
         let st = walkers::run(
             &mut learners,
-            walkers::layout_for(agents, None),
+            layout.unwrap_or_else(|| walkers::layout_for(agents, None)),
             todo,
             &mut |_: &walkers::WalkerTick| {},
             None,
@@ -298,9 +299,10 @@ pub fn train(
     Ok(record)
 }
 
-/// `marlin train` on a maze: the scenario's team (or one walker), scored
-/// against the exact optimum when the joint world is small enough.
-pub fn train_scenario(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<TeamTrainRecord> {
+/// `marlin train` on a maze: the scenario's team (or one walker), on
+/// `layout` (default: one thread below 4096 walkers), scored against the
+/// exact optimum when the joint world is small enough.
+pub fn train_scenario(sc: &MazeScenario, layout: Option<Layout>, out: &Path, quiet: bool) -> Result<TeamTrainRecord> {
     let spec = spec_of(sc);
     let optimum = optimum(sc, spec.agents, &spec, quiet);
     train(
@@ -308,14 +310,31 @@ pub fn train_scenario(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<Team
         spec.agents,
         spec.view,
         optimum.as_ref().map(|(t, g)| (t, *g)),
+        layout,
         out,
         quiet,
     )
 }
 
-/// The joint world and its exact g*, when it can be tabulated.
+/// Largest joint world (joint states × joint moves) `train` solves to score
+/// its learners: two walkers in mazes of up to 63 cells. Three walkers in a
+/// 13-cell maze (2 197 × 125) took more than 10 minutes.
+pub const SCORE_LIMIT: usize = 100_000;
+
+/// The joint world and its exact g*, when it can be tabulated and solved
+/// quickly ([`SCORE_LIMIT`]).
 fn optimum(sc: &MazeScenario, agents: usize, spec: &TeamSpec, quiet: bool) -> Option<(Team, f64)> {
     let t = world(sc, agents, spec).ok()?;
+    if t.joint.states * t.joint.actions > SCORE_LIMIT {
+        if !quiet {
+            eprintln!(
+                "marlin: not scoring the learners exactly: the joint world of {agents} walkers has {} joint states × \
+                 {} joint moves, above {SCORE_LIMIT} (too slow to solve)",
+                t.joint.states, t.joint.actions
+            );
+        }
+        return None;
+    }
     if !quiet {
         eprintln!("marlin: solving the {agents}-walker team exactly to score the learners");
     }
@@ -375,13 +394,13 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
     for view in views {
         say(&format!("training {} walkers that see {}", spec.agents, view.name()));
         let dir = out.join(format!("train_{}", view.name()));
-        trained.push(train(sc, spec.agents, view, optimum, &dir, quiet)?);
+        trained.push(train(sc, spec.agents, view, optimum, None, &dir, quiet)?);
     }
     let mut scaling = Vec::new();
     for &m in &spec.sweep_agents {
         say(&format!("training {m} walkers (own view)"));
         let dir = out.join(format!("scaling/agents_{m}"));
-        scaling.push(train(sc, m, WalkerView::Own, None, &dir, quiet)?);
+        scaling.push(train(sc, m, WalkerView::Own, None, None, &dir, quiet)?);
     }
     if !scaling.is_empty() {
         let pts = |f: &dyn Fn(&TeamTrainRecord) -> f64| -> Vec<(f64, f64)> {

@@ -98,7 +98,7 @@ pub struct MazeStudy {
 }
 
 /// Most walkers in a team.
-pub const MAX_AGENTS: i64 = 64;
+pub const MAX_AGENTS: i64 = 1_000_000;
 
 /// A team of walkers (`[team]`): how many, what they are rewarded for, what
 /// each sees, and how they learn. Without `[team]` a maze has one walker.

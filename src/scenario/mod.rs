@@ -858,7 +858,7 @@ fn topology_spec_for(
                     span,
                     key,
                     format!(
-                        "lattice2d {width}×{height} has {} sites; allowed: width × height = the {n} {unit}",
+                        "lattice2d {width}×{height} has {} sites; allowed: width × height = the number of {unit} = {n}",
                         width * height
                     ),
                 ));
