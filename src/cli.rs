@@ -1026,6 +1026,16 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             bootstrap,
             out,
         } => {
+            // A maze record's default output: infer/ beside its simulate/ folder.
+            let demo_dir = || {
+                out.clone().unwrap_or_else(|| {
+                    trajectory
+                        .parent()
+                        .and_then(|p| p.parent())
+                        .unwrap_or(std::path::Path::new("."))
+                        .join("infer")
+                })
+            };
             if crate::record::team_demos::is_team_demonstrations(trajectory) {
                 if reward_model.is_some() || scenario.is_some() || *bootstrap > 0 {
                     return Err(commands::BadInput(
@@ -1035,13 +1045,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     )
                     .into());
                 }
-                let dir = out.clone().unwrap_or_else(|| {
-                    trajectory
-                        .parent()
-                        .and_then(|p| p.parent())
-                        .unwrap_or(std::path::Path::new("."))
-                        .join("infer")
-                });
+                let dir = demo_dir();
                 let s = commands::team_irl::infer(trajectory, *lambda, &dir)?;
                 if !cli.quiet {
                     println!(
@@ -1087,13 +1091,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     )
                     .into());
                 }
-                let dir = out.clone().unwrap_or_else(|| {
-                    trajectory
-                        .parent()
-                        .and_then(|p| p.parent())
-                        .unwrap_or(std::path::Path::new("."))
-                        .join("infer")
-                });
+                let dir = demo_dir();
                 let s = commands::maze::infer(trajectory, *lambda, &dir)?;
                 if !cli.quiet {
                     println!(

@@ -305,6 +305,21 @@ fn a_team_is_solved_trained_and_studied() {
     let s = json(&out.join("learning.json"));
     assert_eq!(s["view"], "topology");
     assert!(s["mean_reward"].as_f64().unwrap() > 0.0, "{s}");
+    // Partners in a line: the middle walker sees two, the ends one each.
+    let line = "view = \"topology\"\ntopology = { kind = \"lattice2d\", width = 3, height = 1 }";
+    let three = text
+        .replace("agents = 2", "agents = 3")
+        .replace("view = \"joint\"", line);
+    std::fs::write(&path, three).unwrap();
+    let out = dir.path().join("line");
+    let stdout = run_ok(marlin().arg("train").arg(&path).arg("--out").arg(&out));
+    assert!(stdout.contains("3 walker(s), view topology"), "{stdout}");
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(out.join("learned_policy.npz")).unwrap()).unwrap();
+    let rows: ndarray::Array1<i64> = npz.by_name("rows").unwrap();
+    assert_eq!(rows.to_vec(), vec![169, 2197, 169]);
+    let logits: ndarray::Array3<f64> = npz.by_name("logits").unwrap();
+    assert_eq!(logits.dim(), (3, 2197, 5));
+    assert!(logits[[0, 169, 0]].is_nan() && logits[[1, 2196, 4]].is_finite());
     // Thousands of walkers on two threads learn what one thread learns.
     let many = text
         .replace("agents = 2", "agents = 5000")

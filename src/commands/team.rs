@@ -246,12 +246,19 @@ pub fn train(
     bar.finish_and_clear();
     let seconds = t0.elapsed().as_secs_f64();
     let na = ACTIONS.len();
-    let rows = learners.walkers[0].logits.len() / na;
+    // Walkers of a topology may see different numbers of partners: their
+    // tables are padded with NaN to the largest, and `rows` says how many
+    // are theirs.
+    let rows: Vec<usize> = learners.walkers.iter().map(|w| w.logits.len() / na).collect();
+    let most = rows.iter().copied().max().unwrap_or(0);
     let mut npz = Npz::new(crate::files::formats::TEAM_LEARNED_POLICY);
     npz.add(
         "logits",
-        Array3::from_shape_fn((agents, rows, na), |(k, o, a)| learners.walkers[k].logits[o * na + a]),
+        Array3::from_shape_fn((agents, most, na), |(k, o, a)| {
+            learners.walkers[k].logits.get(o * na + a).copied().unwrap_or(f64::NAN)
+        }),
     )
+    .add("rows", Array1::from_iter(rows.iter().map(|&r| r as i64)))
     .add(
         "prior",
         Array2::from_shape_fn((agents, na), |(k, a)| learners.walkers[k].prior[a]),

@@ -10,7 +10,7 @@
 //! Inputs are validated before anything is written; outputs are written
 //! atomically.
 
-use super::maze::MazeSimulated;
+use super::maze::{MazeSimulated, marks};
 use super::team::{spec_of, world};
 use super::{BadInput, draw};
 use crate::files::{Npz, formats, write_json};
@@ -203,13 +203,6 @@ pub fn simulate(
         seconds: t0.elapsed().as_secs_f64(),
         out: out.to_path_buf(),
     })
-}
-
-fn marks(maze: &Maze) -> Vec<(usize, usize, bool)> {
-    maze.goals
-        .iter()
-        .map(|g| (g.0 / maze.width, g.0 % maze.width, true))
-        .collect()
 }
 
 /// What `infer` found in a team record (infer.json).

@@ -123,23 +123,7 @@ pub fn json_format(npz: &Path) -> Option<String> {
 /// shape, every index's range, and that each step is possible in the map.
 /// Errors say what is wrong and what is allowed (the caller names the file).
 pub fn read(path: &Path) -> Result<(DemoMeta, Maze, Demonstrations), String> {
-    let json = path.with_extension("json");
-    let text = std::fs::read_to_string(&json).map_err(|e| format!("cannot read {}: {e}", json.display()))?;
-    let meta: DemoMeta = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;
-    if meta.format != FORMAT {
-        return Err(format!(
-            "{}: format {:?}; allowed: {FORMAT:?}",
-            json.display(),
-            meta.format
-        ));
-    }
-    if meta.format_version == 0 || meta.format_version > FORMAT_VERSION {
-        return Err(format!(
-            "{}: format version {}; this marlin reads versions 1 to {FORMAT_VERSION}",
-            json.display(),
-            meta.format_version
-        ));
-    }
+    let (json, meta) = read_meta::<DemoMeta>(path, |m| m, FORMAT, FORMAT_VERSION)?;
     let maze = meta.maze().map_err(|e| format!("{}: {e}", json.display()))?;
     let mut npz = open_npz(path, &[FORMAT], FORMAT_VERSION, Some(&canonical_json(&meta)))?;
     let state: Array2<i64> = npz
@@ -165,6 +149,36 @@ pub fn read(path: &Path) -> Result<(DemoMeta, Maze, Demonstrations), String> {
         );
     }
     Ok((meta, maze, demos))
+}
+
+/// The JSON beside `path` (its path and content), checked to be of
+/// `format` at a version from 1 to `max_version`; `demo` finds the maze
+/// record's fields in it.
+pub fn read_meta<M: serde::de::DeserializeOwned>(
+    path: &Path,
+    demo: impl Fn(&M) -> &DemoMeta,
+    format: &str,
+    max_version: u32,
+) -> Result<(std::path::PathBuf, M), String> {
+    let json = path.with_extension("json");
+    let text = std::fs::read_to_string(&json).map_err(|e| format!("cannot read {}: {e}", json.display()))?;
+    let meta: M = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;
+    let d = demo(&meta);
+    if d.format != format {
+        return Err(format!(
+            "{}: format {:?}; allowed: {format:?}",
+            json.display(),
+            d.format
+        ));
+    }
+    if d.format_version == 0 || d.format_version > max_version {
+        return Err(format!(
+            "{}: format version {}; this marlin reads versions 1 to {max_version}",
+            json.display(),
+            d.format_version
+        ));
+    }
+    Ok((json, meta))
 }
 
 /// Every state a free cell, every action one of the five, every step one the

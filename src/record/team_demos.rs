@@ -12,7 +12,7 @@
 //! that every step is one the map allows: a walker's move, or — after a
 //! step where the team finished — a restart on a start cell.
 
-use super::demos::DemoMeta;
+use super::demos::{self, DemoMeta};
 use crate::files::{Npz, canonical_json, open_npz, write_sealed_json};
 use crate::maze::{ACTIONS, Maze, TeamGoal};
 use anyhow::Result;
@@ -106,23 +106,7 @@ pub fn is_team_demonstrations(npz: &Path) -> bool {
 /// Read and check a team record (errors say what is wrong and what is
 /// allowed; the caller names the file).
 pub fn read(path: &Path) -> Result<(TeamDemoMeta, Maze, TeamGoal, TeamDemonstrations), String> {
-    let json = path.with_extension("json");
-    let text = std::fs::read_to_string(&json).map_err(|e| format!("cannot read {}: {e}", json.display()))?;
-    let meta: TeamDemoMeta = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;
-    if meta.demo.format != FORMAT {
-        return Err(format!(
-            "{}: format {:?}; allowed: {FORMAT:?}",
-            json.display(),
-            meta.demo.format
-        ));
-    }
-    if meta.demo.format_version == 0 || meta.demo.format_version > FORMAT_VERSION {
-        return Err(format!(
-            "{}: format version {}; this marlin reads versions 1 to {FORMAT_VERSION}",
-            json.display(),
-            meta.demo.format_version
-        ));
-    }
+    let (json, meta) = demos::read_meta::<TeamDemoMeta>(path, |m| &m.demo, FORMAT, FORMAT_VERSION)?;
     let maze = meta.demo.maze().map_err(|e| format!("{}: {e}", json.display()))?;
     let goal = meta.goal().map_err(|e| format!("{}: {e}", json.display()))?;
     let mut npz = open_npz(path, &[FORMAT], FORMAT_VERSION, Some(&canonical_json(&meta)))?;

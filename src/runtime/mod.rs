@@ -415,17 +415,26 @@ fn drive<H: Host + Send, T: Transport>(
             observer,
             true,
         );
-        // Workers catch their panics, so joining cannot fail.
-        let workers: Vec<_> = workers
-            .into_iter()
-            .map(|w| w.join().expect("tick threads catch their panics"))
-            .collect();
-        let all: Vec<_> = std::iter::once(&result).chain(&workers).collect();
-        match first_fault(&all) {
-            Some(f) => Err(f),
-            None => result,
-        }
+        settle(result, workers)
     })
+}
+
+/// The leading thread's result once the workers are joined, or the fault
+/// that stopped the run (a panic rather than the threads it stopped).
+pub(crate) fn settle<T>(
+    lead: Result<T, Fault>,
+    workers: Vec<std::thread::ScopedJoinHandle<'_, Result<T, Fault>>>,
+) -> Result<T, Fault> {
+    // Workers catch their panics, so joining cannot fail.
+    let workers: Vec<_> = workers
+        .into_iter()
+        .map(|w| w.join().expect("tick threads catch their panics"))
+        .collect();
+    let all: Vec<_> = std::iter::once(&lead).chain(&workers).collect();
+    match first_fault(&all) {
+        Some(f) => Err(f),
+        None => lead,
+    }
 }
 
 /// How a layout splits the agents this process runs (all n, or an MPI

@@ -16,7 +16,7 @@
 //! [`WalkerTeam::run`] bit for bit whatever the shards, threads or ranks.
 
 use super::transport::{self, Ranks, SharedMemory, Transport};
-use super::{Fault, Layout, Plan, first_fault, panic_message};
+use super::{Fault, Layout, Plan, panic_message};
 use crate::agents::{FIXED, to_fixed};
 use crate::learn::walkers::{Stretch, Walker, WalkerTeacher, WalkerTeam};
 use std::cell::Cell;
@@ -187,15 +187,7 @@ impl Ctx<'_> {
                 })
                 .collect();
             let result = self.thread_loop(transport, lead, firsts[0], 0, start.clone(), ticks, Some(observer));
-            let workers: Vec<_> = workers
-                .into_iter()
-                .map(|w| w.join().expect("tick threads catch their panics"))
-                .collect();
-            let all: Vec<_> = std::iter::once(&result).chain(&workers).collect();
-            match first_fault(&all) {
-                Some(f) => Err(f),
-                None => result,
-            }
+            super::settle(result, workers)
         })
     }
 
