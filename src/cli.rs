@@ -498,8 +498,8 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
         && !matches!(cli.command, Command::Simulate { .. } | Command::Train { .. })
     {
         return Err(commands::BadInput(format!(
-            "launched on {} MPI ranks: only `marlin simulate` and `marlin train` (networks) run distributed \
-             (each rank a block of neurons); run this command without mpirun",
+            "launched on {} MPI ranks: only `marlin simulate` and `marlin train` run distributed (each rank a \
+             block of neurons, or of maze walkers); run this command without mpirun",
             r.size()
         ))
         .into());
@@ -889,12 +889,6 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 None => None,
             };
             if let Some(mut m) = maze {
-                if ranks.is_some() {
-                    return Err(commands::BadInput(
-                        "maze walkers train in one process: run `marlin train` on a maze without mpirun".into(),
-                    )
-                    .into());
-                }
                 if policy.is_some() || actors.is_some() || checkpoints.is_some() || checkpoint_every.is_some() {
                     return Err(commands::BadInput(
                         "--policy, --actors, --checkpoints and --checkpoint-every apply to networks; maze walkers \
@@ -927,8 +921,9 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                         threads,
                     }
                 });
-                let r = commands::team::train_scenario(&m, layout, &dir, cli.quiet)?;
-                if !cli.quiet {
+                let placement = commands::team::Placement { layout, ranks };
+                let r = commands::team::train_scenario(&m, placement, &dir, cli.quiet)?;
+                if !cli.quiet && ranks.is_none_or(|r| r.rank() == 0) {
                     println!(
                         "{} walker(s), view {}, {} steps in {:.2} s: team reward {:.4}/step, running g = {:.4}{} → {}",
                         r.agents,

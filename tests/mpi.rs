@@ -2,8 +2,9 @@
 //! the trajectory one process writes, bit for bit, on the sparse engine and
 //! on the agent engine, with any threads and shards per rank; checkpoints
 //! written by any number of ranks resume on any other, a panicking agent
-//! on one rank ends the job with a usable checkpoint; what cannot run
-//! distributed is refused. The test builds marlin with `--features mpi`
+//! on one rank ends the job with a usable checkpoint; maze walkers split
+//! over ranks learn what one process learns; what cannot run distributed
+//! is refused. The test builds marlin with `--features mpi`
 //! (into target/mpi) and needs Open MPI (`apt-get install openmpi-bin
 //! libopenmpi-dev libclang-dev`, which `.ci/run` installs); without
 //! `mpirun` it says SKIPPED.
@@ -133,15 +134,15 @@ fn what_cannot_run_distributed_is_refused() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("only `marlin simulate` and `marlin train`"), "{err}");
-    // Maze walkers train in one process; the toy's 8 neurons fit one rank.
+    // Two maze walkers fill two ranks at most; the toy's 8 neurons fit one rank.
     let o = mpirun(
         bin,
-        2,
+        3,
         &["train", "scenarios/maze_team.toml", "--out", "/nonexistent/never"],
     );
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("maze walkers train in one process"), "{err}");
+    assert!(err.contains("at most 2 MPI ranks"), "{err}");
     let o = mpirun(bin, 2, &["train", "scenarios/toy8.toml", "--out", "/nonexistent/never"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
@@ -362,4 +363,43 @@ fn distributed_training_learns_what_one_process_learns_and_resumes_anywhere() {
         assert!(policies(&out) == policies(&reference), "case {i}: resumed policies");
         assert_eq!(learning(&out), learning(&reference), "case {i}: resumed learning.json");
     }
+}
+
+/// Maze walkers split over ranks learn what one process learns: the same
+/// learned tables byte for byte and the same learning record.
+#[test]
+fn distributed_walkers_learn_what_one_process_learns() {
+    let Some(bin) = mpi_marlin() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one");
+    let st = Command::new(bin)
+        .args(["-q", "train", "scenarios/maze_team.toml", "--ticks", "100000", "--out"])
+        .arg(&one)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let two = dir.path().join("two");
+    let out = two.to_str().unwrap();
+    ok(mpirun(
+        bin,
+        2,
+        &[
+            "-q",
+            "train",
+            "scenarios/maze_team.toml",
+            "--ticks",
+            "100000",
+            "--out",
+            out,
+        ],
+    ));
+    let read = |d: &Path| std::fs::read(d.join("learned_policy.npz")).unwrap();
+    assert!(read(&one) == read(&two), "the learned tables differ");
+    let record = |d: &Path| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("learning.json")).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("seconds");
+        v
+    };
+    assert_eq!(record(&one), record(&two));
 }

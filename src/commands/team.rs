@@ -13,6 +13,7 @@ use crate::files::{Npz, write_json};
 use crate::learn::walkers::{WalkerLearning, WalkerTeam, WalkerView};
 use crate::maze::{ACTIONS, Maze};
 use crate::report::{self, MapScale};
+use crate::runtime::transport::Ranks;
 use crate::runtime::{Layout, walkers};
 use crate::scenario::MazeScenario;
 use crate::scenario::maze::TeamSpec;
@@ -187,11 +188,18 @@ pub fn train(
     agents: usize,
     view: WalkerView,
     optimum: Option<(&Team, f64)>,
-    layout: Option<Layout>,
+    placement: Placement,
     out: &Path,
     quiet: bool,
 ) -> Result<TeamTrainRecord> {
+    let Placement { layout, ranks } = placement;
     let spec = spec_of(sc);
+    if let Some(r) = ranks {
+        walkers::check_ranks(agents, r.size()).map_err(|e| BadInput(format!("{}: {e}", sc.path.display())))?;
+    }
+    // Under MPI every rank runs its block of walkers; rank 0 writes.
+    let writes = ranks.is_none_or(|r| r.rank() == 0);
+    let quiet = quiet || !writes;
     let learning = WalkerLearning {
         agents,
         view,
@@ -228,8 +236,9 @@ pub fn train(
             layout.unwrap_or_else(|| walkers::layout_for(agents, None)),
             todo,
             &mut |_: &walkers::WalkerTick| {},
-            None,
+            ranks,
         )?;
+        share_walkers(&mut learners, ranks);
         let exact = optimum.map(|(t, gs)| {
             let e = t.evaluate(&learners.joint_policy(), sc.lambda, &sc.cost, &sc.solver);
             (e.g, e.g / gs)
@@ -246,6 +255,24 @@ pub fn train(
     bar.finish_and_clear();
     let seconds = t0.elapsed().as_secs_f64();
     let na = ACTIONS.len();
+    let last = checkpoints.last().cloned().expect("at least one checkpoint");
+    let record = TeamTrainRecord {
+        agents,
+        view: view.name(),
+        rule: if spec.critic { "actor_critic" } else { "reinforce" },
+        ticks: spec.ticks,
+        seed: sc.seed,
+        g_optimum: optimum.map(|o| o.1),
+        running_g: last.running_g,
+        mean_reward: last.mean_reward,
+        exact_g: last.exact_g,
+        g_over_optimum: last.g_over_optimum,
+        checkpoints,
+        seconds,
+    };
+    if !writes {
+        return Ok(record);
+    }
     // Walkers of a topology may see different numbers of partners: their
     // tables are padded with NaN to the largest, and `rows` says how many
     // are theirs.
@@ -267,11 +294,16 @@ pub fn train(
     let series = vec![
         (
             "running g (per stretch)".to_string(),
-            checkpoints.iter().map(|c| (c.tick as f64, c.running_g)).collect(),
+            record
+                .checkpoints
+                .iter()
+                .map(|c| (c.tick as f64, c.running_g))
+                .collect(),
         ),
         (
             "exact g of the learned policies".to_string(),
-            checkpoints
+            record
+                .checkpoints
                 .iter()
                 .map(|c| (c.tick as f64, c.exact_g.unwrap_or(f64::NAN)))
                 .collect(),
@@ -287,21 +319,6 @@ pub fn train(
             optimum.map(|(_, g)| (g, "optimum g*")),
         ),
     )?;
-    let last = checkpoints.last().cloned().expect("at least one checkpoint");
-    let record = TeamTrainRecord {
-        agents,
-        view: view.name(),
-        rule: if spec.critic { "actor_critic" } else { "reinforce" },
-        ticks: spec.ticks,
-        seed: sc.seed,
-        g_optimum: optimum.map(|o| o.1),
-        running_g: last.running_g,
-        mean_reward: last.mean_reward,
-        exact_g: last.exact_g,
-        g_over_optimum: last.g_over_optimum,
-        checkpoints,
-        seconds,
-    };
     write_json(&out.join("learning.json"), &record)?;
     Ok(record)
 }
@@ -309,18 +326,54 @@ pub fn train(
 /// `marlin train` on a maze: the scenario's team (or one walker), on
 /// `layout` (default: one thread below 4096 walkers), scored against the
 /// exact optimum when the joint world is small enough.
-pub fn train_scenario(sc: &MazeScenario, layout: Option<Layout>, out: &Path, quiet: bool) -> Result<TeamTrainRecord> {
+pub fn train_scenario(sc: &MazeScenario, placement: Placement, out: &Path, quiet: bool) -> Result<TeamTrainRecord> {
+    let ranks = placement.ranks;
     let spec = spec_of(sc);
-    let optimum = optimum(sc, spec.agents, &spec, quiet);
+    if let Some(r) = ranks {
+        walkers::check_ranks(spec.agents, r.size()).map_err(|e| BadInput(format!("{}: {e}", sc.path.display())))?;
+    }
+    let optimum = optimum(sc, spec.agents, &spec, quiet || ranks.is_some_and(|r| r.rank() > 0));
     train(
         sc,
         spec.agents,
         spec.view,
         optimum.as_ref().map(|(t, g)| (t, *g)),
-        layout,
+        placement,
         out,
         quiet,
     )
+}
+
+/// Where a team's walkers run: the layout within this process (default:
+/// [`walkers::layout_for`]) and, under MPI, the ranks.
+#[derive(Clone, Copy, Default)]
+pub struct Placement<'a> {
+    pub layout: Option<Layout>,
+    pub ranks: Option<&'a Ranks>,
+}
+
+/// After a distributed stretch every rank holds up-to-date tables only for
+/// its own block of walkers: share every block's tables and marginals with
+/// every rank (for exact scores and the written policy; the other walkers'
+/// streams stay where they are run).
+fn share_walkers(team: &mut WalkerTeam, ranks: Option<&Ranks>) {
+    let Some(r) = ranks else { return };
+    let m = team.spec.agents;
+    let mine: Vec<u8> = team.walkers[walkers::rank_walkers(m, r.rank(), r.size())]
+        .iter()
+        .flat_map(|w| w.logits.iter().chain(&w.prior).flat_map(|x| x.to_le_bytes()))
+        .collect();
+    for (rank, bytes) in super::gather_bytes(ranks, mine).iter().enumerate() {
+        let mut values = bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")));
+        for k in walkers::rank_walkers(m, rank, r.size()) {
+            let w = &mut team.walkers[k];
+            for x in w.logits.iter_mut().chain(w.prior.iter_mut()) {
+                *x = values.next().expect("every rank sends its walkers' tables");
+            }
+        }
+    }
 }
 
 /// Largest joint world (joint states × joint moves) `train` solves to score
@@ -401,13 +454,21 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
     for view in views {
         say(&format!("training {} walkers that see {}", spec.agents, view.name()));
         let dir = out.join(format!("train_{}", view.name()));
-        trained.push(train(sc, spec.agents, view, optimum, None, &dir, quiet)?);
+        trained.push(train(
+            sc,
+            spec.agents,
+            view,
+            optimum,
+            Placement::default(),
+            &dir,
+            quiet,
+        )?);
     }
     let mut scaling = Vec::new();
     for &m in &spec.sweep_agents {
         say(&format!("training {m} walkers (own view)"));
         let dir = out.join(format!("scaling/agents_{m}"));
-        scaling.push(train(sc, m, WalkerView::Own, None, None, &dir, quiet)?);
+        scaling.push(train(sc, m, WalkerView::Own, None, Placement::default(), &dir, quiet)?);
     }
     if !scaling.is_empty() {
         let pts = |f: &dyn Fn(&TeamTrainRecord) -> f64| -> Vec<(f64, f64)> {
