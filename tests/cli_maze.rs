@@ -437,6 +437,28 @@ fn a_team_is_recorded_inverted_and_predicted() {
         "{err}"
     );
     assert!(!d.join("bad").exists());
+    // A team policy rewritten by the user's own code (no seal) with a
+    // broken visit distribution.
+    let mut arrays = ndarray_npy::NpzReader::new(std::fs::File::open(&policy).unwrap()).unwrap();
+    let pi: ndarray::Array3<f64> = arrays.by_name("pi").unwrap();
+    let mut rho: ndarray::Array1<f64> = arrays.by_name("rho").unwrap();
+    rho[3] = -0.5;
+    let edited = d.join("edited_policy.npz");
+    let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(&edited).unwrap());
+    w.add_array("pi", &pi).unwrap();
+    w.add_array("rho", &rho).unwrap();
+    w.finish().unwrap();
+    let err = run_bad(
+        marlin()
+            .arg("simulate")
+            .arg(&sc)
+            .arg("--policy")
+            .arg(&edited)
+            .args(["--ticks", "5", "--out"])
+            .arg(d.join("bad")),
+    );
+    assert!(err.contains("`rho`[3] = -0.5"), "{err}");
+    assert!(!d.join("bad").exists());
     let bytes = std::fs::read(&record).unwrap();
     std::fs::write(&record, &bytes[..bytes.len() / 2]).unwrap();
     let err = run_bad(marlin().arg("infer").arg(&record).arg("--out").arg(d.join("bad")));

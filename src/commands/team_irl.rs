@@ -68,6 +68,17 @@ fn read_team_policy(path: &Path, joint_states: usize, agents: usize) -> Result<T
     if rho.len() != joint_states {
         return Err(bad(format!("`rho` has {} entries; allowed: {joint_states}", rho.len())));
     }
+    let total: f64 = rho.sum();
+    if let Some((s, v)) = rho.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
+        return Err(bad(format!(
+            "`rho`[{s}] = {v}; allowed: a visit distribution (entries ≥ 0 summing to 1)"
+        )));
+    }
+    if (total - 1.0).abs() > 1e-6 {
+        return Err(bad(format!(
+            "`rho` sums to {total}; allowed: a visit distribution (entries ≥ 0 summing to 1)"
+        )));
+    }
     // Each walker's marginal Σ_s ρ(s) π_k(·|s): what the mutual-information cost measures against.
     let priors = (0..agents)
         .map(|k| {
