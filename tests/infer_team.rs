@@ -150,3 +150,26 @@ fn bad_inputs_are_refused() {
             .contains("prior")
     );
 }
+
+/// One agent's view of a team record is a one-agent record with the same
+/// steps and the same move counts.
+#[test]
+fn an_agents_moves_alone_are_a_one_agent_record() {
+    let mut counts = TeamCounts::new(4, 2, ACTIONS.len());
+    for (s, moves) in [(0, [1, 2]), (0, [1, 4]), (3, [0, 2]), (2, [1, 1])] {
+        counts.add(s, &moves);
+    }
+    for k in 0..2 {
+        let one = counts.agent(k);
+        assert_eq!(one.total(), 4.0);
+        let na = ACTIONS.len();
+        let raw: Vec<f64> = (0..na)
+            .map(|a| (0..4).map(|s| one.n[s * na + a]).sum::<f64>() / 4.0)
+            .collect();
+        assert_eq!(raw, counts.marginal(k));
+        assert_eq!((0..4).map(|s| one.visits(s)).collect::<Vec<_>>(), counts.visits);
+    }
+    assert_eq!(counts.agent(0).n[ACTIONS.len() + 1], 0.0);
+    assert_eq!(counts.agent(0).n[1], 2.0);
+    assert_eq!(counts.agent(1).n[2 * ACTIONS.len() + 1], 1.0);
+}

@@ -231,8 +231,10 @@ pub struct TeamInferSummary {
     pub lambda: f64,
     pub lambda_known: bool,
     /// Each walker's plug-in I(S; A_k) from the record, bits per step
-    /// (biased upwards by about (moves − 1)·(visited states)/(2·steps·ln 2)).
+    /// (biased upwards by about (moves − 1)·(visited states)/(2·steps·ln 2)),
+    /// and the same with that bias subtracted.
     pub info_bits: Vec<f64>,
+    pub info_bits_corrected: Vec<f64>,
     /// Pearson correlation between the inferred reward and the reward the
     /// map and team goal imply, over the visited joint states.
     pub correlation_with_truth: Option<f64>,
@@ -287,7 +289,9 @@ pub fn infer(path: &Path, lambda: Option<f64>, out: &Path) -> Result<TeamInferSu
     let top = order[..rewarded].iter().filter(|&&s| truth[s] > 0.0).count();
     let best = order[0];
     let argmax_cells: Vec<(usize, usize)> = (0..m).map(|k| maze.position(best / ns.pow(k as u32) % ns)).collect();
-    let info_bits = (0..m).map(|k| plug_in_information(&counts, k)).collect();
+    let (info_bits, info_bits_corrected) = (0..m)
+        .map(|k| super::maze::demonstrated_information(&counts.agent(k)))
+        .unzip();
     let unobserved = (0..m)
         .map(|k| counts.marginal(k).iter().filter(|&&p| p == 0.0).count())
         .sum::<usize>();
@@ -339,6 +343,7 @@ pub fn infer(path: &Path, lambda: Option<f64>, out: &Path) -> Result<TeamInferSu
         lambda: lam.unwrap_or(1.0),
         lambda_known: lam.is_some(),
         info_bits,
+        info_bits_corrected,
         correlation_with_truth: c.is_finite().then_some(c),
         rewarded_states: rewarded,
         top_rewarded: top,
@@ -351,23 +356,6 @@ pub fn infer(path: &Path, lambda: Option<f64>, out: &Path) -> Result<TeamInferSu
     };
     write_json(&out.join("infer.json"), &summary)?;
     Ok(summary)
-}
-
-/// Walker k's plug-in I(S; A_k) in bits from the counts.
-fn plug_in_information(counts: &TeamCounts, k: usize) -> f64 {
-    let (m, na) = (counts.agents, counts.actions);
-    let p = counts.marginal(k);
-    let total: f64 = counts.visits.iter().sum();
-    let mut info = 0.0;
-    for s in 0..counts.states {
-        for a in 0..na {
-            let n = counts.n[(s * m + k) * na + a];
-            if n > 0.0 {
-                info += n / total * (n / counts.visits[s] / p[a]).ln();
-            }
-        }
-    }
-    info / std::f64::consts::LN_2
 }
 
 /// A team prediction, as written to prediction.json.

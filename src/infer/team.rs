@@ -57,6 +57,17 @@ impl TeamCounts {
         }
     }
 
+    /// Agent k's moves alone, as a one-agent record over the joint states.
+    pub fn agent(&self, k: usize) -> super::mdp::ActionCounts {
+        let na = self.actions;
+        let mut c = super::mdp::ActionCounts::new(self.states, na);
+        for s in 0..self.states {
+            let at = (s * self.agents + k) * na;
+            c.n[s * na..(s + 1) * na].copy_from_slice(&self.n[at..at + na]);
+        }
+        c
+    }
+
     /// Agent k's empirical marginal over its moves.
     pub fn marginal(&self, k: usize) -> Vec<f64> {
         let na = self.actions;
