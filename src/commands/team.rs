@@ -132,7 +132,7 @@ pub fn solve(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<(TeamSolveRec
 }
 
 /// Walker k's marginal visit density over single-walker states.
-fn walker_density(rho: &[f64], ns: usize, k: usize) -> Vec<f64> {
+pub(crate) fn walker_density(rho: &[f64], ns: usize, k: usize) -> Vec<f64> {
     let mut d = vec![0.0; ns];
     let stride = ns.pow(k as u32);
     for (j, &p) in rho.iter().enumerate() {

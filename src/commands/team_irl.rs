@@ -543,10 +543,7 @@ pub fn predict(sc: &MazeScenario, reward_file: &Path, spec: &str, base: &Path, o
         seconds: t0.elapsed().as_secs_f64(),
     };
     for (name, sol) in [("truth", &truth), ("prediction", &pred)] {
-        let mut density = vec![0.0; ns_new];
-        for (j, r) in sol.eval.rho.iter().enumerate() {
-            density[j % ns_new] += r;
-        }
+        let density = super::team::walker_density(&sol.eval.rho, ns_new, 0);
         draw(
             &out.join(format!("{name}.svg")),
             report::maze_map(
