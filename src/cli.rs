@@ -462,6 +462,16 @@ fn print_coding_study(s: &serde_json::Value) {
     };
     println!("  solve     {}", code(&s["solve"]));
     println!("  simulate  {} ticks", s["simulate"]["ticks"]);
+    let t = &s["train"];
+    if !t.is_null() {
+        println!(
+            "  train     objective {:.4} learned, {:.4} refined by alternation, {:.4} solved; learned {}",
+            f(&t["g"]),
+            f(&t["refined"]["objective"]),
+            f(&t["solved_objective"]),
+            code(&t["learned"])
+        );
+    }
     println!(
         "  infer     correlation with log p(y | σ) {:.3} (tabular {:.3}), scale {:.3}, y(m) recovered: {}",
         f(&s["infer"]["correlation_with_truth"]),
@@ -881,13 +891,25 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             resume,
         } => {
             use crate::learn::{PolicyKind, Rule};
-            let maze = match scenario {
+            // A resumed coding run finds its task beside the code it solved.
+            let copy = resume
+                .as_ref()
+                .map(|d| d.join("code").join(commands::coding::CODING_SCENARIO))
+                .filter(|p| p.exists());
+            let (maze, coding) = match scenario.as_ref().or(copy.as_ref()) {
                 Some(s) => match World::load(s).map_err(commands::BadInput::from)? {
-                    World::Maze(m) => Some(m),
-                    _ => None,
+                    World::Maze(m) => (Some(m), None),
+                    World::Coding(c) => (None, Some(c)),
+                    _ => (None, None),
                 },
-                None => None,
+                None => (None, None),
             };
+            if coding.is_some() && ranks.is_some() {
+                return Err(commands::BadInput(
+                    "a sensory-coding network is small (≤ 12 neurons): run `marlin train` on it without mpirun".into(),
+                )
+                .into());
+            }
             if let Some(mut m) = maze {
                 if policy.is_some() || actors.is_some() || checkpoints.is_some() || checkpoint_every.is_some() {
                     return Err(commands::BadInput(
@@ -970,7 +992,13 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 checkpoint_every: *checkpoint_every,
                 resume: resume.clone(),
             };
-            let s = commands::train::run_train_on(&args, ranks)?;
+            let (s, learned) = match &coding {
+                Some(c) => {
+                    let (s, l) = commands::coding::train(c, &args)?;
+                    (s, Some(l))
+                }
+                None => (commands::train::run_train_on(&args, ranks)?, None),
+            };
             if !cli.quiet && ranks.is_none_or(|r| r.rank() == 0) {
                 if let Some(g) = s.optimum_g {
                     println!("optimum g* = {g:.4} ({})", s.optimum_note);
@@ -1009,6 +1037,21 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                             ))
                             .unwrap_or_default()
                     );
+                }
+                for (r, l) in s.runs.iter().zip(learned.iter().flatten()) {
+                    println!(
+                        "{:<15} learned code: objective {:.4} with its own posterior, I(Y;Σ) = {:.3} bits, {} cell \
+                         type(s); refined by alternation {:.4}; the solved code {:.4}",
+                        r.label,
+                        l.learned.objective,
+                        l.learned.information_y_bits,
+                        l.learned.cell_types.len(),
+                        l.refined.objective,
+                        l.solved_objective
+                    );
+                }
+                for w in &s.warnings {
+                    println!("warning: {w}");
                 }
             }
             Ok(())

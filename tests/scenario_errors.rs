@@ -461,19 +461,26 @@ fn edge_list_errors_name_the_edge_file_line() {
     assert_eq!(net.topology.partners(1), &[0]);
 }
 
+/// `[learning]` holding the one line `line` after the good scenario.
+fn with_learning(line: &str) -> String {
+    format!("{GOOD}[learning]\n{line}\n")
+}
+
+/// That one line is refused at its line, under `key`, mentioning `needles`.
+fn check_learning_line(line: &str, key: &str, needles: &[&str]) {
+    let err = parse(&with_learning(line)).expect_err(line);
+    let shown = err.to_string();
+    assert_eq!(err.line, Some(GOOD.lines().count() + 2), "{shown}");
+    assert_eq!(err.key.as_deref(), Some(key), "{shown}");
+    for n in needles {
+        assert!(shown.contains(n), "{shown:?} should mention {n:?}");
+    }
+}
+
 #[test]
 fn learning_section_errors_name_the_key_and_the_allowed_values() {
-    let with = |section: &str| format!("{GOOD}[learning]\n{section}\n");
-    let line = GOOD.lines().count() + 2;
-    let check = |section: &str, key: &str, needles: &[&str]| {
-        let err = parse(&with(section)).expect_err(section);
-        let shown = err.to_string();
-        assert_eq!(err.line, Some(line), "{shown}");
-        assert_eq!(err.key.as_deref(), Some(key), "{shown}");
-        for n in needles {
-            assert!(shown.contains(n), "{shown:?} should mention {n:?}");
-        }
-    };
+    let with = with_learning;
+    let check = check_learning_line;
     check(
         r#"rule = ["actor_critic", "sarsa"]"#,
         "learning.rule",
@@ -499,6 +506,48 @@ fn learning_section_errors_name_the_key_and_the_allowed_values() {
     assert_eq!(s.learning.policies, vec![marlin::learn::PolicyKind::Logistic]);
     assert!(s.learning.own_cost);
     assert_eq!(s.learning.ticks, 1000);
+    assert_eq!(s.learning.decoder, None);
+}
+
+#[test]
+fn decoder_errors_name_the_key_and_what_is_allowed() {
+    let with = |d: &str| with_learning(&format!("decoder = {d}"));
+    let check = |d: &str, key: &str, needles: &[&str]| check_learning_line(&format!("decoder = {d}"), key, needles);
+    // The good scenario has 2 input values.
+    check(
+        "{ feature = [0, 1, 1] }",
+        "learning.decoder.feature",
+        &["3 entries", "(2)"],
+    );
+    check(
+        "{ feature = [0, 2] }",
+        "learning.decoder.feature[1]",
+        &["got 2", "from 0 to 1"],
+    );
+    check("{ feature = [1, 1] }", "learning.decoder.feature", &["never changes"]);
+    check("{ feature = [0, 1], rate = 0 }", "learning.decoder.rate", &["(0, 1]"]);
+    check(
+        "{ feature = [0, 1], reliability = 0.3 }",
+        "learning.decoder.reliability",
+        &["[0.5, 1)"],
+    );
+    let big = with("{ feature = [0, 1] }")
+        .replace("neurons = 4", "neurons = 24")
+        .replace("[1, 3]", "[10, 20]");
+    let err = parse(&big).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("learning.decoder"), "{err}");
+    assert!(err.to_string().contains("at most 20 neurons"), "{err}");
+    let err = parse(&with("{ feature = [0, 1], colour = 1 }")).unwrap_err();
+    assert!(err.to_string().contains("unknown field `colour`"), "{err}");
+    // A good decoder round-trips, with the defaults filled in.
+    let s = parse(&with("{ feature = [0, 1], rate = 0.01 }")).unwrap();
+    let d = s.learning.decoder.unwrap();
+    assert_eq!(d.feature, vec![false, true]);
+    assert_eq!(d.rate, 0.01);
+    assert_eq!(
+        d.reliability,
+        marlin::coding::CodingOptions::default().initial_reliability
+    );
 }
 
 #[test]

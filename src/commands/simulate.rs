@@ -112,6 +112,13 @@ pub struct SimulateReport {
 
 /// Per-neuron full-state policies and priors from a solver `policy.npz`.
 pub fn load_policy(path: &Path, n: usize, inputs: usize) -> Result<(Vec<FullStatePolicy>, Vec<f64>), BadInput> {
+    let (fire, prior) = read_fire(path, n, inputs)?;
+    Ok((FullStatePolicy::per_neuron(n, &fire), prior))
+}
+
+/// The state-major table `fire[s·n + k]` = π_k(1 | s) and the priors of a
+/// `policy.npz` (the solver's or `train`'s `learned_policy.npz`), validated.
+pub fn read_fire(path: &Path, n: usize, inputs: usize) -> Result<(Vec<f64>, Vec<f64>), BadInput> {
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
     crate::files::check_npz_fits(path, 2).map_err(bad)?;
     let mut npz = crate::files::open_npz(path, &[crate::files::formats::POLICY], 1, None).map_err(bad)?;
@@ -134,9 +141,7 @@ pub fn load_policy(path: &Path, n: usize, inputs: usize) -> Result<(Vec<FullStat
     if prior.len() != n {
         return Err(bad(format!("`prior` has {} entries; allowed: {n}", prior.len())));
     }
-    let fire: Vec<f64> = p.iter().copied().collect();
-    let policies = FullStatePolicy::per_neuron(n, &fire);
-    Ok((policies, prior.to_vec()))
+    Ok((p.iter().copied().collect(), prior.to_vec()))
 }
 
 pub fn run_simulate(args: &SimulateArgs) -> Result<SimulateReport> {

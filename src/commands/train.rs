@@ -5,7 +5,9 @@
 
 use super::BadInput;
 use crate::agents::{ConstantPolicy, LogisticPolicy, Neuron, Observation};
+use crate::coding;
 use crate::files::{Npz, write_json, write_text};
+use crate::learn::decoder::OnlineDecoder;
 use crate::learn::{
     Critic, CriticKind, Learnable, LearningNeuron, LearningSpec, LogisticLearner, PolicyKind, Rule, TabularLogits,
     Teacher, TeacherConfig,
@@ -70,7 +72,7 @@ pub struct Exact {
     pub g: f64,
     pub mean_reward: f64,
     pub info_nats: f64,
-    /// g / g* when the optimum is known.
+    /// g / g* when the optimum is known and positive.
     pub ratio: Option<f64>,
     /// The evaluation's own warnings (e.g. a stationary distribution that
     /// did not converge).
@@ -309,7 +311,14 @@ pub fn run_train_on(args: &TrainArgs, ranks: Option<&Ranks>) -> Result<TrainSumm
     } else {
         None
     };
-    let (optimum, optimum_note) = optimum(&scenario);
+    let (optimum, mut optimum_note) = optimum(&scenario);
+    if spec.decoder.is_some() {
+        optimum_note.push_str(
+            "; the learners are rewarded by a decoder of their own code, so g is scored with their own \
+             posterior and g* is the optimum of [reward]'s table — the self-consistent code when the table is \
+             its own log-posterior (as `marlin solve` writes it), a fixed point that learning can beat",
+        );
+    }
     let layout = Layout::for_network(n, args.shards, args.threads);
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("train"));
     if writes {
@@ -515,6 +524,19 @@ impl Setup<'_> {
         }
     }
 
+    /// Tick 0, with the environment's online decoder when the reward is the code's own.
+    fn initial_state(&self) -> RunState {
+        let mut state = RunState::initial(&self.net, self.seed);
+        state.decoder = self.spec.decoder.as_ref().map(|d| {
+            let mu = self.net.input.initial();
+            let on: f64 = mu.iter().zip(&d.feature).filter(|(_, f)| **f).map(|(p, _)| p).sum();
+            OnlineDecoder::new(self.net.n, d, on)
+        });
+        state
+    }
+
+    /// The exact score of the policies `fire`. With a decoder the reward is
+    /// the policies' own log-posterior (THEORY §8): g = ⟨log p_π(y | σ)⟩ − λ·I.
     fn score(&self, fire: Vec<f64>) -> Option<Exact> {
         let net = self.exact_net.as_ref()?;
         let policy = Policy { n: net.n, fire };
@@ -522,12 +544,18 @@ impl Setup<'_> {
             stationary_tol: 1e-12,
             ..self.scenario.solver.clone()
         };
-        let e = solver::evaluate(net, &policy, &opts);
+        let mut e = solver::evaluate(net, &policy, &opts);
+        if let Some(d) = &self.spec.decoder {
+            let own = coding::log_posterior_reward(net.n, &d.feature, &coding::posterior(net.n, &d.feature, &e.rho));
+            e.mean_reward = e.rho.iter().zip(&own).map(|(p, r)| p * r).sum();
+            e.g = e.mean_reward - self.scenario.lambda * e.info_nats;
+        }
         Some(Exact {
             g: e.g,
             mean_reward: e.mean_reward,
             info_nats: e.info_nats,
-            ratio: self.optimum.map(|g| e.g / g),
+            // (A ratio of negative values, e.g. mean log-posteriors, means nothing.)
+            ratio: self.optimum.filter(|&g| g > 0.0).map(|g| e.g / g),
             warnings: e.warnings,
         })
     }
@@ -542,7 +570,7 @@ impl Setup<'_> {
             &self.net,
             &mut agents,
             self.layout,
-            RunState::initial(&self.net, self.seed),
+            self.initial_state(),
             ticks,
             &mut NoObserver,
             self.ranks,
@@ -615,7 +643,7 @@ impl Setup<'_> {
                         critic_rate: spec.critic_rate,
                     };
                     let critic = Critic::new(spec.critic.expect("set by run_train"), n, net.input.len());
-                    let mut state = RunState::initial(net, self.seed);
+                    let mut state = self.initial_state();
                     state.teacher = Some(Teacher::new(config, Some(critic)));
                     let first = self.checkpoint(&agents, &state, 0, None);
                     (agents, state, vec![first], RunTotals::default(), 0.0)
@@ -1047,7 +1075,7 @@ impl Export for LogisticLearner {
 /// line per run.
 fn learning_curve(s: &TrainSummary) -> Result<String, Box<dyn std::error::Error>> {
     let exact = s.runs.iter().all(|r| r.checkpoints.iter().all(|c| c.exact.is_some()));
-    let ratio = exact && s.optimum_g.is_some();
+    let ratio = exact && s.optimum_g.is_some_and(|g| g > 0.0);
     let series: Vec<(String, Vec<(f64, f64)>)> = s
         .runs
         .iter()
@@ -1073,7 +1101,10 @@ fn learning_curve(s: &TrainSummary) -> Result<String, Box<dyn std::error::Error>
             Some((1.0, "optimum g*")),
         )
     } else if exact {
-        ("g, nats-penalised reward per tick (exact)", None)
+        (
+            "g, nats-penalised reward per tick (exact)",
+            s.optimum_g.map(|g| (g, "optimum g*")),
+        )
     } else {
         ("running g = ⟨r⟩ − λ·info per tick", None)
     };

@@ -10,6 +10,7 @@
 //!
 //! Depends on `agents` (the [`Agent`] trait and [`Broadcast`]) and `rng`.
 
+pub mod decoder;
 pub mod teacher;
 pub mod walkers;
 
@@ -93,6 +94,10 @@ pub struct LearningSpec {
     pub prior_rate: f64,
     /// Each agent charges only its own coding cost (a different objective).
     pub own_cost: bool,
+    /// Reward the learners with an online decoder's log-posterior of an
+    /// input feature under their own code ([`decoder`]), in place of the
+    /// scenario's reward: the self-consistent code of THEORY §8.
+    pub decoder: Option<decoder::DecoderSpec>,
 }
 
 impl Default for LearningSpec {
@@ -111,6 +116,7 @@ impl Default for LearningSpec {
             critic_rate: 0.1,
             prior_rate: 1e-4,
             own_cost: false,
+            decoder: None,
         }
     }
 }

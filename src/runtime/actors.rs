@@ -17,6 +17,7 @@ use super::{
 };
 use crate::agents::{Agent, Broadcast};
 use crate::learn::Teacher;
+use crate::learn::decoder::OnlineDecoder;
 use crate::rng::Stream;
 use actix::prelude::*;
 use std::sync::Arc;
@@ -114,6 +115,8 @@ impl<A: Agent + Unpin + 'static> Handler<TakeAgents<A>> for ShardActor<A> {
 struct EnvironmentActor {
     net: Arc<RuntimeNetwork>,
     stream: Stream,
+    /// The online decoder whose log-posterior is the reward, if any.
+    decoder: Option<OnlineDecoder>,
 }
 
 struct Reward {
@@ -143,7 +146,7 @@ impl Handler<Reward> for EnvironmentActor {
     type Result = f64;
 
     fn handle(&mut self, m: Reward, _: &mut Context<Self>) -> f64 {
-        self.net.reward.evaluate(self.net.n, m.x, &m.frame, m.count)
+        super::reward_at(&self.net, &mut self.decoder, m.x, &m.frame, m.count)
     }
 }
 
@@ -155,17 +158,18 @@ impl Handler<Move> for EnvironmentActor {
     }
 }
 
-struct GiveStream;
+/// Hand back the environment's stream and decoder at the end of a run.
+struct GiveEnvironment;
 
-impl Message for GiveStream {
-    type Result = Stream;
+impl Message for GiveEnvironment {
+    type Result = (Stream, Option<OnlineDecoder>);
 }
 
-impl Handler<GiveStream> for EnvironmentActor {
-    type Result = MessageResult<GiveStream>;
+impl Handler<GiveEnvironment> for EnvironmentActor {
+    type Result = MessageResult<GiveEnvironment>;
 
-    fn handle(&mut self, _: GiveStream, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.stream.clone())
+    fn handle(&mut self, _: GiveEnvironment, _: &mut Context<Self>) -> Self::Result {
+        MessageResult((self.stream.clone(), self.decoder.take()))
     }
 }
 
@@ -475,10 +479,12 @@ where
             clock,
             environment,
             teacher,
+            decoder,
         } = state;
         let environment = EnvironmentActor {
             net: net.clone(),
             stream: environment,
+            decoder,
         }
         .start();
         let critic = teacher.map(|teacher| CriticActor { teacher }.start());
@@ -512,7 +518,7 @@ where
             Some(c) => Some(c.send(GiveTeacher).await?),
             None => None,
         };
-        let environment = environment.send(GiveStream).await?;
+        let (environment, decoder) = environment.send(GiveEnvironment).await?;
         let observer = observer.send(GiveObserver(std::marker::PhantomData)).await?;
         for a in &arbiters {
             a.stop();
@@ -524,6 +530,7 @@ where
             clock: driven.clock,
             environment,
             teacher,
+            decoder,
         };
         Ok((agents, state, driven.totals, observer))
     }

@@ -29,6 +29,7 @@ pub mod walkers;
 
 use crate::agents::{Agent, Broadcast, Observation};
 use crate::learn::Teacher;
+use crate::learn::decoder::OnlineDecoder;
 use crate::model::{InputProcess, RewardSpec, UpdateScheme};
 use crate::rng::{Domain, Stream, stream};
 use crate::topology::Topology;
@@ -166,6 +167,10 @@ pub struct RunState {
     pub environment: Stream,
     /// The learning control plane (ĝ, critic, broadcast signal), when agents learn.
     pub teacher: Option<Teacher>,
+    /// The environment's online decoder, when the reward is the code's own
+    /// log-posterior (it replaces `net.reward`; see `reward_at`).
+    #[serde(default)]
+    pub decoder: Option<OnlineDecoder>,
 }
 
 impl RunState {
@@ -182,6 +187,7 @@ impl RunState {
             clock: stream(seed, Domain::Clock, 0),
             environment,
             teacher: None,
+            decoder: None,
         }
     }
 }
@@ -573,7 +579,7 @@ impl<T: Transport> Ctx<'_, T> {
         let transport = self.transport;
         let frame = transport.frame(t);
         let broadcast = st.teacher.as_ref().map(|te| te.broadcast(t));
-        let reward = net.reward.evaluate(net.n, st.x, frame, *count as usize);
+        let reward = reward_at(net, &mut st.decoder, st.x, frame, *count as usize);
         if leader {
             observer.record(&TickRecord {
                 t,
@@ -615,6 +621,23 @@ impl<T: Transport> Ctx<'_, T> {
         }
         st.tick += 1;
         true
+    }
+}
+
+/// The reward of state (x, σ): the scenario's, or — when the environment
+/// holds an online decoder — the decoder's log-posterior, after which the
+/// decoder learns from the state. Every engine computes rewards here.
+#[inline]
+pub(crate) fn reward_at(
+    net: &RuntimeNetwork,
+    decoder: &mut Option<OnlineDecoder>,
+    x: usize,
+    frame: &[u64],
+    count: usize,
+) -> f64 {
+    match decoder {
+        Some(d) => d.step(x, frame),
+        None => net.reward.evaluate(net.n, x, frame, count),
     }
 }
 

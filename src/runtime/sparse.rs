@@ -732,7 +732,7 @@ impl<'a> SparseEngine<'a> {
             if let Some(&soon) = pending.get(AHEAD as usize / 2) {
                 prefetch_targets(field, soon as usize);
             }
-            let reward = net.reward.evaluate(net.n, st.x, &st.frame, count as usize);
+            let reward = super::reward_at(net, &mut st.decoder, st.x, &st.frame, count as usize);
             observer.record(&TickRecord {
                 t,
                 x: st.x,

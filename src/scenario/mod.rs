@@ -294,6 +294,16 @@ struct LearningSection {
     critic_rate: Option<Spanned<f64>>,
     prior_rate: Option<Spanned<f64>>,
     cost: Option<Spanned<CostShare>>,
+    decoder: Option<Spanned<DecoderSection>>,
+}
+
+/// `[learning] decoder = { feature = [0, 1, …], rate, reliability }`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct DecoderSection {
+    feature: Spanned<Vec<Spanned<i64>>>,
+    rate: Option<Spanned<f64>>,
+    reliability: Option<Spanned<f64>>,
 }
 
 /// `[study]`: what `marlin run` does; see [`StudySpec`].
@@ -1626,6 +1636,67 @@ fn learning_spec(
     }
     if let Some(c) = &l.cost {
         spec.own_cost = *c.get_ref() == CostShare::Own;
+    }
+    if let Some(d) = &l.decoder {
+        spec.decoder = Some(decoder_spec(cx, d, n, xs)?);
+    }
+    Ok(spec)
+}
+
+fn decoder_spec(
+    cx: &Cx,
+    d: &Spanned<DecoderSection>,
+    n: usize,
+    xs: usize,
+) -> Result<crate::learn::decoder::DecoderSpec, ScenarioError> {
+    use crate::learn::decoder::{DecoderSpec, MAX_DECODER_NEURONS};
+    if n > MAX_DECODER_NEURONS {
+        return Err(cx.err(
+            d.span(),
+            "learning.decoder",
+            format!(
+                "the decoder keeps one estimate per network state (2^{n}); allowed: at most \
+                 {MAX_DECODER_NEURONS} neurons"
+            ),
+        ));
+    }
+    let sec = d.get_ref();
+    let list = sec.feature.get_ref();
+    if list.len() != xs {
+        return Err(cx.err(
+            sec.feature.span(),
+            "learning.decoder.feature",
+            format!(
+                "got {} entries; allowed: one per input value ({xs}), 1 where y = +1 and 0 where y = −1",
+                list.len()
+            ),
+        ));
+    }
+    let mut feature = Vec::with_capacity(xs);
+    for (i, v) in list.iter().enumerate() {
+        feature.push(cx.count(v, &format!("learning.decoder.feature[{i}]"), 0, 1)? == 1);
+    }
+    if feature.iter().all(|&f| f) || feature.iter().all(|&f| !f) {
+        return Err(cx.err(
+            sec.feature.span(),
+            "learning.decoder.feature",
+            "the feature never changes; allowed: both 0 and 1 among the input values",
+        ));
+    }
+    let mut spec = DecoderSpec::new(feature);
+    if let Some(v) = &sec.rate {
+        spec.rate = cx.prob(v, "learning.decoder.rate", true, false)?;
+    }
+    if let Some(v) = &sec.reliability {
+        let r = *v.get_ref();
+        if !(r.is_finite() && (0.5..1.0).contains(&r)) {
+            return Err(cx.err(
+                v.span(),
+                "learning.decoder.reliability",
+                format!("got {r}; allowed: a number in [0.5, 1) (0.5: a decoder that knows nothing yet)"),
+            ));
+        }
+        spec.reliability = r;
     }
     Ok(spec)
 }
