@@ -138,9 +138,12 @@ fn same(a: &Recorder, b: &Recorder) -> bool {
     a.x == b.x && a.spikes == b.spikes && a.actor == b.actor && a.reward == b.reward
 }
 
-const SCHEMES: [UpdateScheme; 3] = [
+/// (Random-partial with q = 0.05 changes few neurons per tick: the push
+/// tables then add the changes rather than every spike.)
+const SCHEMES: [UpdateScheme; 4] = [
     UpdateScheme::Synchronous,
     UpdateScheme::RandomPartial { q: 0.3 },
+    UpdateScheme::RandomPartial { q: 0.05 },
     UpdateScheme::Asynchronous,
 ];
 

@@ -11,7 +11,10 @@
 //!   synapses onto its own neurons as a table by *presynaptic* neuron
 //!   (CSR by source), and every tick adds the weights of the neurons that
 //!   spiked into one accumulator per neuron — about activity × K additions
-//!   per neuron instead of K bit tests. No allocation per tick, no locks;
+//!   per neuron instead of K bit tests. When fewer neurons *changed* since
+//!   the last tick than spike (random-partial updates with small q), the
+//!   shard adds ± the weights of the changed ones to the sums it holds
+//!   instead (`PushShard::catch_up`). No allocation per tick, no locks;
 //!   shards meet at the runtime's barrier.
 //! - **Asynchronous updates are event-driven**: one neuron acts per tick,
 //!   so the engine runs on one thread with a single frame flipped in place
@@ -262,6 +265,10 @@ struct PushShard {
     /// The synaptic sums of the shard's neurons (fixed point): this tick's,
     /// or under asynchronous updates the running sums.
     acc: Vec<i32>,
+    /// The frame `acc` holds the sums of, when `seen_valid` (synchronous
+    /// and random-partial updates; see [`PushShard::catch_up`]).
+    seen: Vec<u64>,
+    seen_valid: bool,
 }
 
 impl PushShard {
@@ -315,6 +322,8 @@ impl PushShard {
             targets,
             weights,
             acc: huge_zeroed(range.len()),
+            seen: vec![0; net.n.div_ceil(64)],
+            seen_valid: false,
         })
     }
 
@@ -341,9 +350,40 @@ impl PushShard {
         }
     }
 
+    /// The synaptic sums of `frame`, from those of the frame the shard saw
+    /// last: when fewer neurons changed state since than spike now, each
+    /// change adds ± its weights (random-partial updates with small q
+    /// change few neurons per tick); else afresh. Both are exact integer
+    /// sums, so the choice never changes a result (and no partial sum
+    /// leaves the range of a full one: each is a sum over a subset of the
+    /// synapses).
+    fn catch_up(&mut self, frame: &[u64], per_source: Option<&[i32]>) {
+        if self.seen_valid {
+            let changes: u32 = frame.iter().zip(&self.seen).map(|(a, b)| (a ^ b).count_ones()).sum();
+            let spikes: u32 = frame.iter().map(|w| w.count_ones()).sum();
+            if changes < spikes {
+                for w in 0..frame.len() {
+                    let mut bits = frame[w] ^ self.seen[w];
+                    while bits != 0 {
+                        let b = bits.trailing_zeros();
+                        bits &= bits - 1;
+                        let sign = if frame[w] >> b & 1 == 1 { 1 } else { -1 };
+                        self.spread(w * 64 + b as usize, sign, per_source);
+                    }
+                }
+                self.seen.copy_from_slice(frame);
+                return;
+            }
+        }
+        self.accumulate(frame, per_source);
+        self.seen.copy_from_slice(frame);
+        self.seen_valid = true;
+    }
+
     /// The synaptic sums of `frame`: every spiking neuron adds its weight
     /// to its targets in this shard.
     fn accumulate(&mut self, frame: &[u64], per_source: Option<&[i32]>) {
+        self.seen_valid = false;
         self.acc.fill(0);
         for (w, &word) in frame.iter().enumerate() {
             let mut bits = word;
@@ -410,7 +450,7 @@ impl Host for SparseHost<'_> {
             .iter_mut()
             .find(|s| s.start == range.start)
             .expect("the host owns the shard it steps");
-        shard.accumulate(frame, per_source);
+        shard.catch_up(frame, per_source);
         let q = match net.update {
             UpdateScheme::RandomPartial { q } if q < 1.0 => Some(q),
             _ => None,
@@ -534,7 +574,7 @@ pub fn estimate_bytes(n: u64, synapses: u64, per_synapse_weights: bool, shards: 
     let topology = 8 * (n + 1) + 4 * synapses + if per_synapse_weights { 4 * synapses } else { 0 };
     let shards = if asynchronous { 1 } else { shards };
     let fixed = if per_synapse_weights { 4 * synapses } else { 4 * n };
-    let push = shards * 4 * (n + 1) + 4 * synapses + fixed + 4 * n;
+    let push = shards * (4 * (n + 1) + 8 * n.div_ceil(64)) + 4 * synapses + fixed + 4 * n;
     topology + 24 * n + w + 32 * n + push
 }
 
@@ -631,6 +671,7 @@ impl<'a> SparseEngine<'a> {
             b += h.rng.len() * std::mem::size_of::<Stream>();
             for s in &h.shards {
                 b += s.offsets.len() * 4 + s.targets.len() * 4 + s.weights.len() * 4 + s.acc.len() * 4;
+                b += s.seen.len() * 8;
             }
         }
         // The per-source weights in fixed point, shared by the threads.
