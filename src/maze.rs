@@ -125,6 +125,22 @@ impl TeamGoal {
     }
 }
 
+/// The joint state Σ_k s_k·S^k of walkers at `cells` (S = `ns` cells each).
+pub fn joint_index(cells: &[usize], ns: usize) -> usize {
+    cells.iter().rev().fold(0, |j, &s| j * ns + s)
+}
+
+/// Walker k's cell in joint state `j` (the inverse of [`joint_index`]).
+#[inline]
+pub fn joint_cell(j: usize, ns: usize, k: usize) -> usize {
+    j / ns.pow(k as u32) % ns
+}
+
+/// The cells of the `m` walkers in joint state `j`.
+pub fn joint_cells(j: usize, ns: usize, m: usize) -> Vec<usize> {
+    (0..m).map(|k| joint_cell(j, ns, k)).collect()
+}
+
 pub fn map_rows(map: &str) -> Vec<(&str, usize, usize)> {
     let lines: Vec<&str> = map.lines().collect();
     let first = lines.iter().position(|l| !l.trim().is_empty()).unwrap_or(lines.len());
@@ -422,7 +438,7 @@ impl Maze {
             ));
         };
         let nj = na.pow(agents as u32);
-        let cells = |j: usize| -> Vec<usize> { (0..agents).map(|k| j / ns.pow(k as u32) % ns).collect() };
+        let cells = |j: usize| joint_cells(j, ns, agents);
         let reward: Vec<f64> = (0..total).map(|j| goal.reward(self, &cells(j))).collect();
         let done: Vec<bool> = (0..total).map(|j| goal.done(self, &cells(j))).collect();
         // The reset: every walker independently at a start cell.

@@ -417,3 +417,40 @@ fn random_partial_at_q_one_over_n_against_asynchronous_exactly() {
         "simulated random_partial vs its exact chain: TV {sampled}"
     );
 }
+
+/// Ranks sharing one machine split its cores: under `mpirun -np R` the
+/// default threads per rank are the cores over the ranks on the machine
+/// (at least one); explicit threads and small networks are as without MPI.
+#[test]
+fn ranks_on_one_machine_share_its_cores() {
+    use marlin::runtime::transport::Collectives;
+    struct OnOneMachine(usize);
+    impl Collectives for OnOneMachine {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn size(&self) -> usize {
+            self.0
+        }
+        fn all_gather_words(&self, _: &[u64], _: &mut [u64], _: &[usize]) {
+            unreachable!("not run")
+        }
+        fn all_sum(&self, _: [i64; 2]) -> [i64; 2] {
+            unreachable!("not run")
+        }
+        fn local_size(&self) -> usize {
+            self.0
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let alone = Layout::for_network(100_000, None, None, None);
+    assert_eq!(alone.threads, cores);
+    for local in [1, 2, 3, 64] {
+        let ranks = OnOneMachine(local);
+        let l = Layout::for_network(100_000, None, None, Some(&ranks));
+        assert_eq!(l.threads, (cores / local).max(1), "{local} ranks");
+        assert_eq!(l.shards, l.threads);
+        assert_eq!(Layout::for_network(100_000, None, Some(3), Some(&ranks)).threads, 3);
+        assert_eq!(Layout::for_network(100, None, None, Some(&ranks)).threads, 1);
+    }
+}

@@ -193,7 +193,7 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
         }
         None => (0..n).collect(),
     };
-    let layout = Layout::for_network(n, args.shards, args.threads);
+    let layout = Layout::for_network(n, args.shards, args.threads, ranks);
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("simulate"));
     let t0 = std::time::Instant::now();
     // Validate everything (the policy file included) before writing anything.

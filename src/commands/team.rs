@@ -134,9 +134,8 @@ pub fn solve(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<(TeamSolveRec
 /// Walker k's marginal visit density over single-walker states.
 pub(crate) fn walker_density(rho: &[f64], ns: usize, k: usize) -> Vec<f64> {
     let mut d = vec![0.0; ns];
-    let stride = ns.pow(k as u32);
     for (j, &p) in rho.iter().enumerate() {
-        d[j / stride % ns] += p;
+        d[crate::maze::joint_cell(j, ns, k)] += p;
     }
     d
 }
@@ -233,7 +232,7 @@ pub fn train(
         let todo = block.min(spec.ticks - learners.tick);
         let st = walkers::run(
             &mut learners,
-            layout.unwrap_or_else(|| walkers::layout_for(agents, None)),
+            layout.unwrap_or_else(|| walkers::layout_for(agents, None, ranks)),
             todo,
             &mut |_: &walkers::WalkerTick| {},
             ranks,

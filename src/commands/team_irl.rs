@@ -17,7 +17,7 @@ use crate::files::{Npz, formats, write_json};
 use crate::infer::correlation;
 use crate::infer::team::{TeamCounts, invert};
 use crate::learn::walkers::{WalkerLearning, WalkerTeam, WalkerView};
-use crate::maze::{ACTIONS, Maze};
+use crate::maze::{ACTIONS, Maze, joint_cell, joint_cells};
 use crate::record::demos::{self, DemoMeta};
 use crate::record::team_demos::{self, TeamDemoMeta, TeamDemonstrations};
 use crate::report::{self, MapScale};
@@ -149,7 +149,13 @@ pub fn simulate(
             states.extend_from_slice(t.cells);
             actions.extend_from_slice(t.actions);
         };
-        let st = walkers::run(&mut team, walkers::layout_for(m, Some(1)), steps as u64, &mut obs, None)?;
+        let st = walkers::run(
+            &mut team,
+            walkers::layout_for(m, Some(1), None),
+            steps as u64,
+            &mut obs,
+            None,
+        )?;
         total += st.mean_reward * steps as f64;
         states.extend_from_slice(&team.cells);
         rec.states.push(states);
@@ -269,7 +275,7 @@ pub fn infer(path: &Path, lambda: Option<f64>, out: &Path) -> Result<TeamInferSu
     }
     let t0 = std::time::Instant::now();
     let (ns, js) = (maze.states(), team.joint.states);
-    let joint = |cells: &[usize]| crate::learn::walkers::joint_index(cells, ns);
+    let joint = |cells: &[usize]| crate::maze::joint_index(cells, ns);
     let mut counts = TeamCounts::new(js, m, ACTIONS.len());
     for i in 0..rec.states.len() {
         for t in 0..rec.steps {
@@ -288,7 +294,7 @@ pub fn infer(path: &Path, lambda: Option<f64>, out: &Path) -> Result<TeamInferSu
     order.sort_by(|&a, &b| inv.reward[b].total_cmp(&inv.reward[a]));
     let top = order[..rewarded].iter().filter(|&&s| truth[s] > 0.0).count();
     let best = order[0];
-    let argmax_cells: Vec<(usize, usize)> = (0..m).map(|k| maze.position(best / ns.pow(k as u32) % ns)).collect();
+    let argmax_cells: Vec<(usize, usize)> = joint_cells(best, ns, m).into_iter().map(|s| maze.position(s)).collect();
     let (info_bits, info_bits_corrected) = (0..m)
         .map(|k| super::maze::demonstrated_information(&counts.agent(k)))
         .unzip();
@@ -314,7 +320,7 @@ pub fn infer(path: &Path, lambda: Option<f64>, out: &Path) -> Result<TeamInferSu
     for k in 0..m {
         let (mut acc, mut w) = (vec![0.0; ns], vec![0.0; ns]);
         for &s in &visited {
-            let c = s / ns.pow(k as u32) % ns;
+            let c = joint_cell(s, ns, k);
             acc[c] += counts.visits[s] * inv.reward[s];
             w[c] += counts.visits[s];
         }
@@ -470,7 +476,7 @@ pub fn predict(sc: &MazeScenario, reward_file: &Path, spec: &str, base: &Path, o
     // The old joint state of new joint state j, when every walker's cell existed before.
     let old_joint = |j: usize| -> Option<usize> {
         (0..m).rev().try_fold(0usize, |acc, k| {
-            let s_new = j / ns_new.pow(k as u32) % ns_new;
+            let s_new = joint_cell(j, ns_new, k);
             old.state_of[new.cells[s_new]].map(|s| acc * ns_old + s)
         })
     };
@@ -521,10 +527,7 @@ pub fn predict(sc: &MazeScenario, reward_file: &Path, spec: &str, base: &Path, o
     let done = |t: &Team, maze: &Maze| -> Vec<bool> {
         let ns = maze.states();
         (0..t.joint.states)
-            .map(|j| {
-                let cells: Vec<usize> = (0..m).map(|k| j / ns.pow(k as u32) % ns).collect();
-                tspec.goal.done(maze, &cells)
-            })
+            .map(|j| tspec.goal.done(maze, &joint_cells(j, ns, m)))
             .collect()
     };
     let (done_new, done_old) = (done(&new_team, &new), done(&old_team, old));

@@ -319,7 +319,7 @@ pub fn run_train_on(args: &TrainArgs, ranks: Option<&Ranks>) -> Result<TrainSumm
              its own log-posterior (as `marlin solve` writes it), a fixed point that learning can beat",
         );
     }
-    let layout = Layout::for_network(n, args.shards, args.threads);
+    let layout = Layout::for_network(n, args.shards, args.threads, ranks);
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("train"));
     if writes {
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

@@ -20,7 +20,8 @@
 //! Results depend only on the seed. No I/O.
 
 use crate::agents::{FIXED, to_fixed};
-use crate::maze::{ACTIONS, Maze, TeamGoal};
+pub use crate::maze::joint_index;
+use crate::maze::{ACTIONS, Maze, TeamGoal, joint_cell};
 use crate::rng::{Domain, Stream, stream};
 use crate::topology::Topology;
 use rand::Rng;
@@ -542,7 +543,7 @@ impl<'a> WalkerTeam<'a> {
         let mut cells = vec![0; m];
         for j in 0..total {
             for (k, c) in cells.iter_mut().enumerate() {
-                *c = j / ns.pow(k as u32) % ns;
+                *c = joint_cell(j, ns, k);
             }
             for k in 0..m {
                 let o = self.sight.observe(k, &cells);
@@ -551,9 +552,4 @@ impl<'a> WalkerTeam<'a> {
         }
         out
     }
-}
-
-/// The joint state Σ_k s_k·S^k of walkers at `cells`.
-pub fn joint_index(cells: &[usize], ns: usize) -> usize {
-    cells.iter().rev().fold(0, |j, &s| j * ns + s)
 }

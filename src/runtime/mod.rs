@@ -120,14 +120,33 @@ impl Layout {
 
     /// The command line's layout for `n` neurons: `threads` (default one
     /// below 4096 neurons, where a tick is too short to share, else every
-    /// core) and `shards` (default one per thread).
-    pub fn for_network(n: usize, shards: Option<usize>, threads: Option<usize>) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    /// core of this process) and `shards` (default one per thread).
+    ///
+    /// Under MPI (`ranks`) the machine's cores are shared by the ranks on
+    /// it: each takes its share (at least one), so `mpirun -np R` on one
+    /// machine does not start R times as many spinning threads as cores.
+    pub fn for_network(
+        n: usize,
+        shards: Option<usize>,
+        threads: Option<usize>,
+        ranks: Option<&transport::Ranks>,
+    ) -> Self {
+        let machine = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let cores = (machine / ranks.map_or(1, |r| r.local_size().max(1))).max(1);
         let threads = threads.unwrap_or(if n >= 4096 { cores } else { 1 }).max(1);
-        Layout {
+        let layout = Layout {
             shards: shards.unwrap_or(threads).max(1),
             threads,
-        }
+        };
+        tracing::info!(
+            agents = n,
+            threads = layout.threads,
+            shards = layout.shards,
+            rank = ranks.map_or(0, |r| r.rank()),
+            ranks = ranks.map_or(1, |r| r.size()),
+            "layout"
+        );
+        layout
     }
 }
 

@@ -18,6 +18,8 @@ pub struct MpiWorld {
     world: SimpleCommunicator,
     rank: usize,
     size: usize,
+    /// Ranks sharing this machine's memory (MPI_COMM_TYPE_SHARED).
+    local: usize,
     // Dropped last: MPI_Finalize.
     _universe: Universe,
 }
@@ -47,9 +49,11 @@ impl MpiWorld {
             ));
         }
         let world = universe.world();
+        let local = world.split_shared(world.rank()).size() as usize;
         Ok(Some(MpiWorld {
             rank: world.rank() as usize,
             size: world.size() as usize,
+            local,
             world,
             _universe: universe,
         }))
@@ -76,6 +80,10 @@ impl Collectives for MpiWorld {
 
     fn size(&self) -> usize {
         self.size
+    }
+
+    fn local_size(&self) -> usize {
+        self.local
     }
 
     fn all_gather_words(&self, mine: &[u64], all: &mut [u64], counts: &[usize]) {

@@ -154,6 +154,10 @@ pub trait Collectives {
     fn all_gather_words(&self, mine: &[u64], all: &mut [u64], counts: &[usize]);
     /// Element-wise sum over the ranks.
     fn all_sum(&self, v: [i64; 2]) -> [i64; 2];
+    /// Ranks on this machine (sharing its cores), this one included.
+    fn local_size(&self) -> usize {
+        1
+    }
 }
 
 /// The ranks of a distributed run, as the runtime takes them.

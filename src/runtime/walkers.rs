@@ -76,8 +76,8 @@ pub fn check_ranks(agents: usize, size: usize) -> Result<(), String> {
 /// The default layout for `agents` walkers: one thread below 4096 walkers
 /// (a walker's move costs tens of nanoseconds, a barrier about a
 /// microsecond), every core above.
-pub fn layout_for(agents: usize, threads: Option<usize>) -> Layout {
-    Layout::for_network(agents, None, threads)
+pub fn layout_for(agents: usize, threads: Option<usize>, ranks: Option<&Ranks>) -> Layout {
+    Layout::for_network(agents, None, threads, ranks)
 }
 
 /// Run the team for `ticks` ticks as actors, `layout` within this process
