@@ -700,6 +700,11 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                         if s.converged { "(converged)" } else { "(NOT CONVERGED)" },
                         dir.display()
                     );
+                    println!(
+                        "objective {:.4}: the best fixed point of the alternation from the symmetric decoder, not \
+                         necessarily the optimum (`marlin train` on this scenario searches from learned codes)",
+                        s.objective
+                    );
                 }
                 return Ok(());
             }

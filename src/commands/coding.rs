@@ -174,6 +174,9 @@ fn solve_into(sc: &CodingScenario, out: &Path, quiet: bool) -> Result<(CodingSol
             "scenario": sc.name,
             "task": task_json(&sc.task),
             "code": summary,
+            "note": "the best fixed point the alternation reached from the symmetric decoder (the paper's \
+                     start); it need not be the optimum — `marlin train` on this scenario learns codes against \
+                     an online decoder and continues the alternation from them (learned_code.json)",
             "seconds": t0.elapsed().as_secs_f64(),
         }),
     )?;

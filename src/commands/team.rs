@@ -228,15 +228,10 @@ pub fn train(
     let t0 = std::time::Instant::now();
     let mut checkpoints = Vec::new();
     let block = (spec.ticks / CHECKPOINTS).max(1);
+    let layout = layout.unwrap_or_else(|| walkers::layout_for(agents, None, ranks));
     while learners.tick < spec.ticks {
         let todo = block.min(spec.ticks - learners.tick);
-        let st = walkers::run(
-            &mut learners,
-            layout.unwrap_or_else(|| walkers::layout_for(agents, None, ranks)),
-            todo,
-            &mut |_: &walkers::WalkerTick| {},
-            ranks,
-        )?;
+        let st = walkers::run(&mut learners, layout, todo, &mut |_: &walkers::WalkerTick| {}, ranks)?;
         share_walkers(&mut learners, ranks);
         let exact = optimum.map(|(t, gs)| {
             let e = t.evaluate(&learners.joint_policy(), sc.lambda, &sc.cost, &sc.solver);

@@ -151,7 +151,7 @@ pub fn simulate(
         };
         let st = walkers::run(
             &mut team,
-            walkers::layout_for(m, Some(1), None),
+            crate::runtime::Layout::single(),
             steps as u64,
             &mut obs,
             None,
