@@ -498,6 +498,9 @@ fn print_coding_study(s: &serde_json::Value) {
             f(&p["rate_error_naive"])
         );
     }
+    for w in s["warnings"].as_array().into_iter().flatten() {
+        println!("  warning: {}", w.as_str().unwrap_or("?"));
+    }
     println!("  → {}", s["output"].as_str().unwrap_or("?"));
 }
 
