@@ -82,28 +82,38 @@ impl OnlineDecoder {
     /// alternation's reward).
     #[inline]
     pub fn reward(&self, x: usize, frame: &[u64]) -> f64 {
-        let p = self.posterior[self.sigma(frame)];
-        let p = if self.feature[x] { p } else { 1.0 - p };
-        p.max(POSTERIOR_FLOOR).ln()
+        self.log_posterior(x, self.sigma(frame))
     }
 
     /// Count one visit of σ with input x.
     #[inline]
     pub fn learn(&mut self, x: usize, frame: &[u64]) {
-        let s = self.sigma(frame);
-        let v = self.visits[s] as f64;
-        let step = (1.0 / (v + PSEUDO_VISITS + 1.0)).max(self.rate);
-        let target = if self.feature[x] { 1.0 } else { 0.0 };
-        self.posterior[s] += step * (target - self.posterior[s]);
-        self.visits[s] += 1;
+        self.visit(x, self.sigma(frame));
     }
 
     /// Score the state, then learn from it: the reward of one tick.
     #[inline]
     pub fn step(&mut self, x: usize, frame: &[u64]) -> f64 {
-        let r = self.reward(x, frame);
-        self.learn(x, frame);
+        let s = self.sigma(frame);
+        let r = self.log_posterior(x, s);
+        self.visit(x, s);
         r
+    }
+
+    #[inline]
+    fn log_posterior(&self, x: usize, s: usize) -> f64 {
+        let p = self.posterior[s];
+        let p = if self.feature[x] { p } else { 1.0 - p };
+        p.max(POSTERIOR_FLOOR).ln()
+    }
+
+    #[inline]
+    fn visit(&mut self, x: usize, s: usize) {
+        let v = self.visits[s] as f64;
+        let step = (1.0 / (v + PSEUDO_VISITS + 1.0)).max(self.rate);
+        let target = if self.feature[x] { 1.0 } else { 0.0 };
+        self.posterior[s] += step * (target - self.posterior[s]);
+        self.visits[s] += 1;
     }
 
     /// p̂(y = +1 | σ) for every σ.
