@@ -155,6 +155,14 @@ pub fn log_posterior_reward(n: usize, y: &[bool], posterior: &[f64]) -> Vec<f64>
     r
 }
 
+/// `⟨log p(y(x) | σ)⟩` under the joint `rho` for the posterior
+/// `p(y = +1 | σ)` — with the code's own posterior, the objective's reward
+/// term (THEORY §8).
+pub fn mean_log_posterior(n: usize, y: &[bool], rho: &[f64], posterior: &[f64]) -> f64 {
+    let r = log_posterior_reward(n, y, posterior);
+    rho.iter().zip(&r).map(|(p, r)| p * r).sum()
+}
+
 /// The starting decoder of the alternation: the posterior of a code in
 /// which each neuron independently reports y correctly with probability
 /// `reliability`, so p(y | σ) rises with the spike count. (With a
@@ -443,8 +451,7 @@ pub fn alternate(
         let next = posterior(n, y, rho);
         let change = changed(&next, &post, rho, n, y.len());
         let info_y = information(n, y, rho);
-        let own_reward = log_posterior_reward(n, y, &next);
-        let mean_log_post: f64 = rho.iter().zip(&own_reward).map(|(p, r)| p * r).sum();
+        let mean_log_post = mean_log_posterior(n, y, rho, &next);
         history.push(Alternation {
             objective: mean_log_post - task.lambda * sol.eval.info_nats,
             g_solved: sol.eval.g,

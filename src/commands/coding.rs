@@ -128,8 +128,7 @@ pub fn learned_code(sc: &CodingScenario, sol: &CodingSolution, fire: Vec<f64>) -
     };
     let eval = solver::evaluate(net, &solver::Policy { n, fire }, &opts);
     let post = coding::posterior(n, &sol.y, &eval.rho);
-    let own = coding::log_posterior_reward(n, &sol.y, &post);
-    let mean_log_post: f64 = eval.rho.iter().zip(&own).map(|(p, r)| p * r).sum();
+    let mean_log_post = coding::mean_log_posterior(n, &sol.y, &eval.rho, &post);
     let learned = measure(task, &sol.y, &eval, mean_log_post - task.lambda * eval.info_nats);
     let refined = coding::alternate(task, &net.input, &sol.y, &post, eval.p_fire.clone(), &sc.options)
         .map_err(|e| BadInput(e.to_string()))?;

@@ -546,8 +546,8 @@ impl Setup<'_> {
         };
         let mut e = solver::evaluate(net, &policy, &opts);
         if let Some(d) = &self.spec.decoder {
-            let own = coding::log_posterior_reward(net.n, &d.feature, &coding::posterior(net.n, &d.feature, &e.rho));
-            e.mean_reward = e.rho.iter().zip(&own).map(|(p, r)| p * r).sum();
+            let own = coding::posterior(net.n, &d.feature, &e.rho);
+            e.mean_reward = coding::mean_log_posterior(net.n, &d.feature, &e.rho, &own);
             e.g = e.mean_reward - self.scenario.lambda * e.info_nats;
         }
         Some(Exact {
