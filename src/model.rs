@@ -351,8 +351,10 @@ impl RewardSpec {
 
     /// `r(x, σ)` for a network of `n` neurons whose state is the bit frame
     /// `frame` (bit k%64 of word k/64 is neuron k) with `count` active.
+    /// (Inlined for the count target, which large networks evaluate every
+    /// tick.)
+    #[inline]
     pub fn evaluate(&self, n: usize, x: usize, frame: &[u64], count: usize) -> f64 {
-        let on = |k: usize| frame[k / 64] >> (k % 64) & 1 == 1;
         match self {
             RewardSpec::TargetCount { targets, value } => {
                 if count == targets[x] {
@@ -361,6 +363,16 @@ impl RewardSpec {
                     0.0
                 }
             }
+            _ => self.evaluate_state(n, x, frame),
+        }
+    }
+
+    /// [`RewardSpec::evaluate`] for the rewards that read the state.
+    #[inline(never)]
+    fn evaluate_state(&self, n: usize, x: usize, frame: &[u64]) -> f64 {
+        let on = |k: usize| frame[k / 64] >> (k % 64) & 1 == 1;
+        match self {
+            RewardSpec::TargetCount { .. } => unreachable!("evaluate answers count targets itself"),
             RewardSpec::Pattern {
                 on: want_on,
                 off,

@@ -167,6 +167,11 @@ pub struct TickRecord<'a> {
 /// Receives every tick, on one thread, in order.
 pub trait Observer: Send {
     fn record(&mut self, rec: &TickRecord);
+    /// Whether [`Observer::record`] does anything: an engine may skip
+    /// calling an observer that does not.
+    fn watches(&self) -> bool {
+        true
+    }
 }
 
 /// An observer that records nothing.
@@ -174,6 +179,9 @@ pub struct NoObserver;
 
 impl Observer for NoObserver {
     fn record(&mut self, _: &TickRecord) {}
+    fn watches(&self) -> bool {
+        false
+    }
 }
 
 /// Where a run starts (and where it ended).
@@ -799,11 +807,18 @@ fn draw_actor(net: &RuntimeNetwork, alive_list: &[usize], clock: &mut Stream) ->
 
 /// The environment's draw of x_{t+1}, after the neurons reached the state
 /// `next` (which moves the input when the network drives it).
+#[inline]
 fn next_input(net: &RuntimeNetwork, x: usize, next: &[u64], env: &mut Stream) -> usize {
-    let xs = net.input.len();
-    if xs == 1 {
-        return 0;
+    match net.input.len() {
+        1 => 0,
+        _ => draw_input(net, x, next, env),
     }
+}
+
+/// [`next_input`] when there is a choice.
+#[inline(never)]
+fn draw_input(net: &RuntimeNetwork, x: usize, next: &[u64], env: &mut Stream) -> usize {
+    let xs = net.input.len();
     let row = &net.input.chain_after(next)[x * xs..(x + 1) * xs];
     sample(row, env.random())
 }

@@ -23,11 +23,13 @@
 //!   (the same table by source, over the whole network). A tick reads one
 //!   sum; a change costs the neuron's out-degree.
 //!
-//! - **The transfer function is remembered**: `(logit, prior) ↦ (σ, log
-//!   ratios)` in a small direct-mapped memo per thread
-//!   (`TransferMemo`), since neurons with shared parameters see few
-//!   distinct sums; it returns exactly what it would compute, and turns
-//!   itself off where it does not pay.
+//! - **The transfer function is remembered**: neurons are grouped into
+//!   classes of equal bias, input weight and prior, and `(class, input,
+//!   synaptic sum) ↦ (σ, both log-ratios)` sits in a small direct-mapped
+//!   memo per thread (`TransferMemo`): neurons with shared parameters see
+//!   few distinct sums, so most updates skip an `exp` and a `ln`. It
+//!   returns exactly what it would compute, and turns itself off where it
+//!   does not pay.
 //!
 //! Synaptic sums are **exact**: a weight w is held in fixed point as
 //! round(w·2^b) and sums are 32-bit integers ([`SynapticScale`]: b is the
@@ -435,6 +437,7 @@ struct SparseHost<'a> {
     first: usize,
     rng: Vec<Stream>,
     shards: Vec<PushShard>,
+    classes: std::sync::Arc<Classes>,
     memo: TransferMemo,
 }
 
@@ -475,7 +478,7 @@ impl Host for SparseHost<'_> {
         let (alive, receives) = (&net.alive[lo..hi], &net.receives_input[lo..hi]);
         let rngs = &mut self.rng[lo - self.first..hi - self.first];
         let acc = &shard.acc[..];
-        let memo = &mut self.memo;
+        let (memo, classes) = (&mut self.memo, &*self.classes);
         let (mut delta, mut info) = (0i64, 0i64);
         let mut k = lo;
         while k < hi {
@@ -487,8 +490,11 @@ impl Host for SparseHost<'_> {
                 let shift = (lo + i) % 64;
                 let rng = &mut rngs[i];
                 let fired = if alive[i] && q.is_none_or(|q| rng.random::<f64>() < q) {
-                    let drive = if receives[i] { uw[i] * input } else { 0.0 };
-                    let (p, ratio) = memo.transfer(logit(bias[i], drive, scale.value(acc[i])), prior[i]);
+                    let key = classes.key(lo + i, x, acc[i]);
+                    let (p, ratio) = memo.transfer(key, || {
+                        let drive = if receives[i] { uw[i] * input } else { 0.0 };
+                        transfer(logit(bias[i], drive, scale.value(acc[i])), prior[i])
+                    });
                     let fired = rng.random::<f64>() < p;
                     info += ratio[fired as usize];
                     fired
@@ -546,61 +552,113 @@ fn log_ratio_fixed(p: f64, prior: f64, fired: bool) -> i64 {
     super::to_fixed(super::log_ratio(p, prior, fired))
 }
 
-/// A memo of the transfer function, `(logit, prior) ↦ (σ(logit), the
-/// fixed-point log ratios of staying silent and of firing)`, direct-mapped
-/// by a hash of the two. Fixed neurons with shared parameters and
-/// per-source weights see a few hundred distinct synaptic sums (the
-/// benchmark network: 0.2·e − 1.0·i over the numbers e, i of active
-/// excitatory and inhibitory inputs), so most updates skip an `exp` and a
-/// `ln` — about a third of an update's time. An entry holds exactly what
-/// the computation gives, so no result changes. One memo per thread (no
+/// Neurons grouped by what their transfer function depends on besides
+/// the synaptic sum: bias, input weight (for those that receive the
+/// input) and prior. Two neurons of one class with the same sum (and
+/// input) act with the same probability and the same log-ratios, so
+/// `(class, input, sum)` is an exact key for [`TransferMemo`].
+struct Classes {
+    /// Each neuron's class (all 0 when `single`).
+    of: Vec<u8>,
+    /// One class: the key skips reading `of`.
+    single: bool,
+    /// Some neuron receives the input: the key holds it.
+    input: bool,
+    /// At most [`MAX_CLASSES`] classes and fewer than 2²⁴ − 1 inputs: else
+    /// no memo.
+    keyed: bool,
+}
+
+/// The most classes a key holds (one byte).
+const MAX_CLASSES: usize = 256;
+
+impl Classes {
+    fn new(net: &RuntimeNetwork, neurons: &LogisticNeurons) -> Self {
+        let mut ids = std::collections::HashMap::new();
+        let mut of = Vec::with_capacity(net.n);
+        for k in 0..net.n {
+            let input = if net.receives_input[k] {
+                Some(neurons.input_weight[k].to_bits())
+            } else {
+                None
+            };
+            let key = (neurons.bias[k].to_bits(), input, neurons.prior[k].to_bits());
+            let next = ids.len();
+            of.push(*ids.entry(key).or_insert(next));
+        }
+        let keyed = ids.len() <= MAX_CLASSES && net.input.len() < (1 << 24) - 1;
+        Classes {
+            of: if keyed {
+                of.iter().map(|&c| c as u8).collect()
+            } else {
+                vec![0; net.n]
+            },
+            single: ids.len() == 1,
+            input: net.receives_input.iter().any(|&r| r),
+            keyed,
+        }
+    }
+
+    /// Neuron k's key at input x with synaptic sum `acc` (fixed point):
+    /// the sum's 32 bits, the class's 8 and the input's 24 (never all
+    /// ones, [`EMPTY`]).
+    #[inline]
+    fn key(&self, k: usize, x: usize, acc: i32) -> u64 {
+        let class = if self.single { 0 } else { self.of[k] as u64 };
+        let x = if self.input { x as u64 } else { 0 };
+        acc as u32 as u64 | class << 32 | x << 40
+    }
+}
+
+/// The key of an empty memo slot (its input field is 2²⁴ − 1, which no
+/// key holds).
+const EMPTY: u64 = u64::MAX;
+
+/// A memo of the transfer function: a neuron's key ([`Classes::key`]) ↦
+/// (σ(logit), the fixed-point log ratios of staying silent and of firing),
+/// direct-mapped by a hash of the key. Fixed neurons with shared
+/// parameters and per-source weights see a few hundred distinct synaptic
+/// sums (the benchmark network: 0.2·e − 1.0·i over the numbers e, i of
+/// active excitatory and inhibitory inputs), so most updates skip an
+/// `exp` and a `ln` — about a third of an update's time — and the loads
+/// of the neuron's parameters. An entry holds exactly what the
+/// computation gives, so no result changes. One memo per thread (no
 /// sharing); it turns itself off when fewer than half of its first
-/// [`MEMO_TRIAL`] lookups hit (every logit distinct: per-synapse weights,
-/// continuous input), leaving one predictable branch per update.
+/// [`MEMO_TRIAL`] lookups hit (every sum distinct: per-synapse weights),
+/// leaving one predictable branch per update.
 struct TransferMemo {
-    slots: Box<[MemoSlot]>,
+    keys: Box<[u64]>,
+    values: Box<[(f64, [i64; 2])]>,
     /// Lookups left in the trial (0: decided).
     trial: u32,
     misses: u32,
     on: bool,
 }
 
-#[derive(Clone, Copy)]
-struct MemoSlot {
-    /// The key's bits (`u64::MAX`, a NaN, marks an empty slot: no prior is
-    /// NaN).
-    logit: u64,
-    prior: u64,
-    p: f64,
-    ratio: [i64; 2],
-}
-
-/// log₂ of the memo's slots (40 B each: 160 KiB, in L2).
+/// log₂ of the memo's slots (8 B of key and 24 of value each: 128 KiB).
 const MEMO_BITS: u32 = 12;
 /// Lookups after which the memo decides whether it pays.
 const MEMO_TRIAL: u32 = 1 << 16;
 
 impl TransferMemo {
-    fn new() -> Self {
-        let empty = MemoSlot {
-            logit: u64::MAX,
-            prior: u64::MAX,
-            p: 0.0,
-            ratio: [0; 2],
-        };
+    /// A memo, or a stand-in that always computes when `on` is false.
+    fn new(on: bool) -> Self {
+        let slots = if on { 1 << MEMO_BITS } else { 0 };
         TransferMemo {
-            slots: vec![empty; 1 << MEMO_BITS].into_boxed_slice(),
+            keys: vec![EMPTY; slots].into_boxed_slice(),
+            values: vec![(0.0, [0; 2]); slots].into_boxed_slice(),
             trial: MEMO_TRIAL,
             misses: 0,
-            on: true,
+            on,
         }
     }
 
-    /// `(σ(logit), [log_ratio(silent), log_ratio(fired)])` in fixed point.
+    /// `(σ(logit), [log_ratio(silent), log_ratio(fired)])` of the neuron
+    /// whose key is `key`, from the memo or from `compute`.
     #[inline]
-    fn transfer(&mut self, logit: f64, prior: f64) -> (f64, [i64; 2]) {
+    fn transfer(&mut self, key: u64, compute: impl FnOnce() -> (f64, [i64; 2])) -> (f64, [i64; 2]) {
         if !self.on {
-            return transfer(logit, prior);
+            return compute();
         }
         if self.trial > 0 {
             self.trial -= 1;
@@ -608,27 +666,16 @@ impl TransferMemo {
                 self.on = false;
             }
         }
-        let (l, q) = (logit.to_bits(), prior.to_bits());
-        let slot = &mut self.slots[memo_slot(l, q)];
-        if slot.logit == l && slot.prior == q {
-            return (slot.p, slot.ratio);
+        let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - MEMO_BITS)) as usize;
+        if self.keys[h] == key {
+            return self.values[h];
         }
         self.misses += 1;
-        let (p, ratio) = transfer(logit, prior);
-        *slot = MemoSlot {
-            logit: l,
-            prior: q,
-            p,
-            ratio,
-        };
-        (p, ratio)
+        let value = compute();
+        self.keys[h] = key;
+        self.values[h] = value;
+        value
     }
-}
-
-/// The slot of the key `(logit, prior)` (their bits).
-#[inline]
-fn memo_slot(logit: u64, prior: u64) -> usize {
-    ((logit ^ prior.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - MEMO_BITS)) as usize
 }
 
 /// The transfer function itself (what [`TransferMemo`] remembers).
@@ -665,17 +712,19 @@ pub fn benchmark_network(n: usize, update: UpdateScheme, seed: u64) -> (RuntimeN
 /// topology (8 B per neuron, 4 per synapse, 4 more with edge-list weights),
 /// the parameters (24 B per neuron; weights 4 B per neuron, or per synapse),
 /// each neuron's stream (32 B), the fixed-point weights (4 B per neuron, or
-/// per synapse in the push tables) and the push tables (4 B per neuron per
-/// shard — one shard when asynchronous —, 4 per synapse, and a 4 B sum per
-/// neuron). Matches [`SparseEngine::bytes`] + [`LogisticNeurons::bytes`] +
-/// the topology's.
+/// per synapse in the push tables), the push tables (4 B and a bit per
+/// neuron per shard — one shard when asynchronous —, 4 per synapse, and a
+/// 4 B sum per neuron) and each neuron's class (1 B, for the memo of the
+/// transfer function). Matches [`SparseEngine::bytes`] +
+/// [`LogisticNeurons::bytes`] + the topology's; the memo itself is a fixed
+/// 128 KiB per thread.
 pub fn estimate_bytes(n: u64, synapses: u64, per_synapse_weights: bool, shards: u64, asynchronous: bool) -> u64 {
     let w = if per_synapse_weights { 4 * synapses } else { 4 * n };
     let topology = 8 * (n + 1) + 4 * synapses + if per_synapse_weights { 4 * synapses } else { 0 };
     let shards = if asynchronous { 1 } else { shards };
     let fixed = if per_synapse_weights { 4 * synapses } else { 4 * n };
     let push = shards * (4 * (n + 1) + 8 * n.div_ceil(64)) + 4 * synapses + fixed + 4 * n;
-    topology + 24 * n + w + 32 * n + push
+    topology + 24 * n + w + 32 * n + push + n
 }
 
 /// A sparse network ready to run: its push tables are built once for a
@@ -734,6 +783,7 @@ impl<'a> SparseEngine<'a> {
         let block = ranks.map_or(0..net.n, |r| rank_neurons(net.n, r.rank(), r.size()));
         let plan = Plan::within(block, if asynchronous { Layout::single() } else { layout });
         let per_source: Option<std::sync::Arc<[i32]>> = neurons.fixed_per_source(scale).map(Into::into);
+        let classes = std::sync::Arc::new(Classes::new(net, neurons));
         let mut hosts = Vec::with_capacity(plan.threads);
         for j in 0..plan.threads {
             let agents = plan.thread_agents(j);
@@ -750,7 +800,8 @@ impl<'a> SparseEngine<'a> {
                 first: agents.start,
                 rng: agents.map(|k| stream(seed, Domain::Agent, k as u64)).collect(),
                 shards,
-                memo: TransferMemo::new(),
+                memo: TransferMemo::new(classes.keyed),
+                classes: classes.clone(),
             });
         }
         Ok(SparseEngine {
@@ -765,7 +816,8 @@ impl<'a> SparseEngine<'a> {
     }
 
     /// Bytes held by the engine's tables and state (push tables, streams,
-    /// accumulators), beside the topology and the parameters.
+    /// accumulators, classes), beside the topology, the parameters and a
+    /// fixed 128 KiB memo per thread.
     pub fn bytes(&self) -> u64 {
         let mut b = 0usize;
         for h in &self.hosts {
@@ -775,8 +827,10 @@ impl<'a> SparseEngine<'a> {
                 b += s.seen.len() * 8;
             }
         }
-        // The per-source weights in fixed point, shared by the threads.
+        // The per-source weights in fixed point and the neurons' classes,
+        // shared by the threads.
         b += self.hosts[0].per_source.as_ref().map_or(0, |w| w.len() * 4);
+        b += self.hosts[0].classes.of.len();
         b as u64
     }
 
@@ -835,7 +889,8 @@ impl<'a> SparseEngine<'a> {
         let host = &mut self.hosts[0];
         let (per_source, scale) = (host.per_source.clone(), host.scale);
         let per_source = per_source.as_deref();
-        let field = &mut host.shards[0];
+        let (field, memo, rngs) = (&mut host.shards[0], &mut host.memo, &mut host.rng);
+        let classes = &*host.classes;
         if self.synced.as_deref() != Some(&st.frame[..]) {
             field.accumulate(&st.frame, per_source);
         }
@@ -862,32 +917,37 @@ impl<'a> SparseEngine<'a> {
                 pending.push_back(a);
             };
         while drawn < end && drawn < st.tick + AHEAD {
-            draw(&mut st.clock, &host.rng, field, &mut pending);
+            draw(&mut st.clock, rngs, field, &mut pending);
             drawn += 1;
         }
+        let watching = observer.watches();
         while let Some(actor) = pending.pop_front() {
             let t = st.tick;
             if drawn < end {
-                draw(&mut st.clock, &host.rng, field, &mut pending);
+                draw(&mut st.clock, rngs, field, &mut pending);
                 drawn += 1;
             }
             if let Some(&soon) = pending.get(AHEAD as usize / 2) {
                 prefetch_targets(field, soon as usize);
             }
             let reward = super::reward_at(net, &mut st.decoder, st.x, &st.frame, count as usize);
-            observer.record(&TickRecord {
-                t,
-                x: st.x,
-                frame: &st.frame,
-                actor,
-                reward,
-            });
+            if watching {
+                observer.record(&TickRecord {
+                    t,
+                    x: st.x,
+                    frame: &st.frame,
+                    actor,
+                    reward,
+                });
+            }
             totals.reward += reward;
             totals.spikes += count;
             let k = actor as usize;
-            let logit = neurons.logit(net, k, st.x, scale.value(field.acc[k]));
-            let (p, ratio) = host.memo.transfer(logit, neurons.prior[k]);
-            let fired = host.rng[k].random::<f64>() < p;
+            let (acc, x) = (field.acc[k], st.x);
+            let (p, ratio) = memo.transfer(classes.key(k, x, acc), || {
+                transfer(neurons.logit(net, k, x, scale.value(acc)), neurons.prior[k])
+            });
+            let fired = rngs[k].random::<f64>() < p;
             totals.info += ratio[fired as usize] as f64 / FIXED;
             let bit = 1u64 << (k % 64);
             let own = st.frame[k / 64] & bit != 0;
@@ -912,37 +972,84 @@ impl<'a> SparseEngine<'a> {
 mod tests {
     use super::*;
 
+    /// A key's transfer function in these tests: logit and prior from the
+    /// key alone, as the engine's are from (class, input, sum).
+    fn computed(key: u64) -> (f64, [i64; 2]) {
+        let prior = if key.is_multiple_of(3) { 0.27 } else { 0.5 };
+        transfer(-3.0 + 0.01 * (key >> 2) as f64, prior)
+    }
+
     /// What the memo returns is what the transfer function gives, bit for
-    /// bit, whether the key was seen, collides with another, or differs
-    /// from a remembered one only in its prior.
+    /// bit, whether the key was seen before or collides with another.
     #[test]
     fn the_memo_returns_the_transfer_function_exactly() {
-        let mut memo = TransferMemo::new();
-        let logits: Vec<f64> = (0..600).map(|k| -3.0 + 0.01 * k as f64).collect();
-        for round in 0..3 {
-            for (k, &z) in logits.iter().enumerate() {
-                let prior = if (k + round) % 3 == 0 { 0.27 } else { 0.5 };
-                assert_eq!(memo.transfer(z, prior), transfer(z, prior), "logit {z}, prior {prior}");
+        let mut memo = TransferMemo::new(true);
+        for round in 0..3u64 {
+            for k in 0..1200u64 {
+                let key = (k * 7 + round) % 1200;
+                assert_eq!(memo.transfer(key, || computed(key)), computed(key), "key {key}");
             }
         }
-        assert!(memo.on, "600 keys in 4096 slots repeat often enough to pay");
+        assert!(memo.on, "1200 keys in 4096 slots repeat often enough to pay");
         assert!(
-            memo.misses < 1500,
-            "{} misses in 1800 lookups of 1200 keys",
+            memo.misses < 1800,
+            "{} misses in 3600 lookups of 1200 keys",
             memo.misses
         );
     }
 
-    /// Every logit new (per-synapse weights, continuous input): the memo
-    /// turns itself off after its trial and keeps answering exactly.
+    /// Every key new (per-synapse weights): the memo turns itself off after
+    /// its trial and keeps answering exactly.
     #[test]
     fn a_memo_that_never_hits_turns_itself_off() {
-        let mut memo = TransferMemo::new();
-        for k in 0..MEMO_TRIAL as u64 + 10 {
-            let z = (k as f64 * 0.618_034).sin() * 4.0 + k as f64 * 1e-9;
-            assert_eq!(memo.transfer(z, 0.3), transfer(z, 0.3));
+        let mut memo = TransferMemo::new(true);
+        for key in 0..MEMO_TRIAL as u64 + 10 {
+            assert_eq!(memo.transfer(key, || computed(key)), computed(key));
         }
         assert!(!memo.on);
-        assert_eq!(memo.transfer(0.25, 0.3), transfer(0.25, 0.3));
+        assert_eq!(memo.transfer(5, || computed(5)), computed(5));
+    }
+
+    /// Classes: equal parameters share one; a different bias, prior or
+    /// input weight (of a neuron that receives the input) makes another;
+    /// an input weight that is not received does not; too many classes
+    /// leave the memo off.
+    #[test]
+    fn neurons_share_a_class_exactly_when_their_transfer_functions_agree() {
+        let (mut net, mut ln) = benchmark_network(200, UpdateScheme::Synchronous, 1);
+        let one = Classes::new(&net, &ln);
+        assert!(one.keyed && one.single && !one.input);
+        assert_eq!(one.key(3, 0, -5), (-5i32) as u32 as u64);
+        ln.input_weight[10] = 0.7; // not received: same class
+        ln.bias[20] = 0.1;
+        ln.prior[30] = 0.4;
+        net.receives_input[40] = true;
+        net.receives_input[41] = true;
+        ln.input_weight[41] = 0.7;
+        let c = Classes::new(&net, &ln);
+        assert!(c.keyed && !c.single && c.input);
+        let class = |k: usize| c.of[k];
+        assert_eq!(class(10), class(0));
+        let distinct = [class(0), class(20), class(30), class(40), class(41)];
+        for a in 0..distinct.len() {
+            for b in a + 1..distinct.len() {
+                assert_ne!(distinct[a], distinct[b], "{distinct:?}");
+            }
+        }
+        // The key tells inputs and sums apart, and is never the empty key.
+        assert_ne!(c.key(40, 0, 7), c.key(40, 1, 7));
+        assert_ne!(c.key(40, 0, 7), c.key(40, 0, 8));
+        assert_ne!(c.key(41, 0, 7), c.key(40, 0, 7));
+        assert_ne!(c.key(199, 0, -1), EMPTY);
+        for k in 0..200 {
+            ln.bias[k] = k as f64 * 1e-3;
+        }
+        let many = Classes::new(&net, &ln);
+        assert!(many.keyed, "200 classes fit a byte");
+        let (net, mut ln) = benchmark_network(300, UpdateScheme::Synchronous, 1);
+        for k in 0..300 {
+            ln.bias[k] = k as f64 * 1e-3;
+        }
+        assert!(!Classes::new(&net, &ln).keyed, "300 classes do not");
     }
 }
