@@ -184,7 +184,9 @@ fn ei(c: &mut Criterion) {
 /// The plain loops of the sparse engine's work (the table built once, by
 /// `push_table`): the same push table by presynaptic neuron, exact
 /// fixed-point sums, per-neuron streams, sigmoid, the neuron's draw and its
-/// log-ratio — no shards, barrier, reward, observer or prefetching.
+/// log-ratio — no shards, barrier, observer or prefetching (the
+/// asynchronous loop sums each tick's reward and spike count, one comparison
+/// per update; once per tick of N updates, the synchronous loop need not).
 fn push_table(n: usize, topo: &Topology) -> (Vec<usize>, Vec<u32>) {
     let mut offsets = vec![0usize; n + 1];
     for &j in &topo.pre {
@@ -287,9 +289,9 @@ impl Memo {
     }
 }
 
-/// The asynchronous work as a plain loop: the clock draws a neuron, which
-/// reads its running sum, draws, and on a change adds ± its weight at its
-/// targets.
+/// The asynchronous work as a plain loop: the tick's reward (n/4 active)
+/// and spike count are summed, the clock draws a neuron, which reads its
+/// running sum, draws, and on a change adds ± its weight at its targets.
 fn plain_async(
     n: usize,
     (offsets, targets): &(Vec<usize>, Vec<u32>),
@@ -302,21 +304,24 @@ fn plain_async(
     let mut frame = vec![0u64; n.div_ceil(64)];
     let mut acc = vec![0i32; n];
     let mut memo = Memo::new();
-    let (mut spikes, mut info) = (0u64, 0i64);
+    let (mut count, mut spikes, mut info, mut reward) = (0u64, 0u64, 0i64, 0.0);
     for _ in 0..updates {
+        // The tick's reward and spike count, as the engine's totals hold.
+        reward += if count as usize == n / 4 { 1.0 } else { 0.0 };
+        spikes += count;
         let k = clock.random_range(0..n);
         let fire = act(&mut rngs[k], acc[k], (&mut memo, inverse), &mut info);
         let own = frame[k / 64] >> (k % 64) & 1 == 1;
         if fire != own {
             frame[k / 64] ^= 1 << (k % 64);
+            count = if fire { count + 1 } else { count - 1 };
             let w = if fire { w_src[k] } else { -w_src[k] };
             for &t in &targets[offsets[k]..offsets[k + 1]] {
                 acc[t as usize] += w;
             }
         }
-        spikes += fire as u64;
     }
-    spikes + (info == i64::MIN) as u64
+    spikes + (info == i64::MIN) as u64 + (reward < 0.0) as u64
 }
 
 /// The sparse engine on the scale issue's benchmark network: synchronous

@@ -513,15 +513,16 @@ impl Host for SparseHost<'_> {
 }
 
 /// Ask the cache for what neuron `k` reads when it acts: its synaptic sum,
-/// stream, parameters and the bounds of its targets (a hint; no effect on
-/// results).
-#[inline]
-fn prefetch_actor(field: &PushShard, neurons: &LogisticNeurons, k: usize, rng: &Stream) {
+/// stream, class and the bounds of its targets (a hint; no effect on
+/// results; its parameters are read only when the memo misses).
+#[inline(always)]
+fn prefetch_actor(field: &PushShard, classes: &Classes, k: usize, rng: &Stream) {
     prefetch(&field.acc[k]);
     prefetch(rng);
     prefetch(&field.offsets[k]);
-    prefetch(&neurons.bias[k]);
-    prefetch(&neurons.prior[k]);
+    if !classes.single {
+        prefetch(&classes.of[k]);
+    }
 }
 
 /// Ask the cache for neuron `k`'s targets (once its bounds are cached, see
@@ -913,7 +914,7 @@ impl<'a> SparseEngine<'a> {
                     true => clock.random_range(0..alive_list.len()) as i64,
                     false => super::draw_actor(net, alive_list, clock),
                 };
-                prefetch_actor(field, neurons, a as usize, &rngs[a as usize]);
+                prefetch_actor(field, classes, a as usize, &rngs[a as usize]);
                 pending.push_back(a);
             };
         while drawn < end && drawn < st.tick + AHEAD {
