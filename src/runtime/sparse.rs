@@ -908,39 +908,36 @@ impl<'a> SparseEngine<'a> {
         // so the coming actors' sums, streams and targets are fetched while
         // this one acts (cache misses on large networks).
         const AHEAD: u64 = 16;
-        let mut pending = std::collections::VecDeque::with_capacity(AHEAD as usize);
-        let mut drawn = st.tick;
         let alive_list = &self.alive_list;
         let all_alive = alive_list.len() == net.n;
-        let draw =
-            |clock: &mut Stream, rngs: &[Stream], field: &PushShard, pending: &mut std::collections::VecDeque<i64>| {
-                // (With every neuron alive the list is the identity: skip
-                // reading it, a cache miss on large networks.)
-                let a = match all_alive {
-                    true => clock.random_range(0..alive_list.len()) as i64,
-                    false => super::draw_actor(net, alive_list, clock),
-                };
-                prefetch_actor(field, classes, a as usize, &rngs[a as usize]);
-                pending.push_back(a);
+        let draw = |clock: &mut Stream, rngs: &[Stream], field: &PushShard| {
+            // (With every neuron alive the list is the identity: skip
+            // reading it, a cache miss on large networks.)
+            let a = match all_alive {
+                true => clock.random_range(0..alive_list.len()) as i64,
+                false => super::draw_actor(net, alive_list, clock),
             };
-        while drawn < end && drawn < st.tick + AHEAD {
-            draw(&mut st.clock, rngs, field, &mut pending);
-            drawn += 1;
+            prefetch_actor(field, classes, a as usize, &rngs[a as usize]);
+            a
+        };
+        // The actor of tick t sits at `coming[t % AHEAD]` from AHEAD ticks
+        // before it acts.
+        let mut coming = [0i64; AHEAD as usize];
+        for t in st.tick..end.min(st.tick + AHEAD) {
+            coming[(t % AHEAD) as usize] = draw(&mut st.clock, rngs, field);
         }
         let watching = observer.watches();
         // Fetching targets that only changing actors (≈ 40 %) read pays
         // once the table leaves the near caches.
         let far = field.targets.len() * 4 > TARGETS_NEAR;
-        while let Some(actor) = pending.pop_front() {
+        while st.tick < end {
             let t = st.tick;
-            if drawn < end {
-                draw(&mut st.clock, rngs, field, &mut pending);
-                drawn += 1;
+            let actor = coming[(t % AHEAD) as usize];
+            if t + AHEAD < end {
+                coming[(t % AHEAD) as usize] = draw(&mut st.clock, rngs, field);
             }
-            if let Some(&soon) = pending.get(AHEAD as usize / 2)
-                && far
-            {
-                prefetch_targets(field, soon as usize);
+            if far && t + AHEAD / 2 < end {
+                prefetch_targets(field, coming[((t + AHEAD / 2) % AHEAD) as usize] as usize);
             }
             let reward = super::reward_at(net, &mut st.decoder, st.x, &st.frame, count as usize);
             if watching {
