@@ -10,7 +10,7 @@ use marlin::record::Recorder;
 use marlin::rng::{Domain, Stream, stream};
 use marlin::runtime::sparse::{LogisticNeurons, SparseEngine, Weights};
 use marlin::runtime::transport::Ranks;
-use marlin::runtime::{Layout, RunState, RuntimeNetwork, run, run_on};
+use marlin::runtime::{Layout, NoObserver, RunState, RuntimeNetwork, run, run_on};
 use marlin::topology::{Topology, TopologySpec};
 
 mod ranks;
@@ -139,11 +139,13 @@ fn same(a: &Recorder, b: &Recorder) -> bool {
 }
 
 /// (Random-partial with q = 0.05 changes few neurons per tick: the push
-/// tables then add the changes rather than every spike.)
-const SCHEMES: [UpdateScheme; 4] = [
+/// tables then add the changes rather than every spike; with q = 0.01 the
+/// shards keep a calendar of actors instead of scanning coins.)
+const SCHEMES: [UpdateScheme; 5] = [
     UpdateScheme::Synchronous,
     UpdateScheme::RandomPartial { q: 0.3 },
     UpdateScheme::RandomPartial { q: 0.05 },
+    UpdateScheme::RandomPartial { q: 0.01 },
     UpdateScheme::Asynchronous,
 ];
 
@@ -347,8 +349,68 @@ fn the_memory_estimate_is_what_the_engine_holds() {
         let ln = neurons(&net, false);
         let engine = SparseEngine::new(&net, &ln, Layout { shards: 3, threads: 2 }, 1).unwrap();
         let held = engine.bytes() + ln.bytes() + net.topology.bytes();
-        let asynchronous = update == UpdateScheme::Asynchronous;
-        let e = estimate_bytes(net.n as u64, net.topology.pre.len() as u64, false, 3, asynchronous);
+        let e = estimate_bytes(net.n as u64, net.topology.pre.len() as u64, false, 3, update);
         assert_eq!(e, held, "{update:?}");
+    }
+}
+
+/// Random-partial streams (at q ≤ 0.02 walked ahead of the tick by the
+/// shards' calendars): the streams a checkpoint takes are still the agent
+/// engine's at that tick, a run resumed from them on another layout
+/// continues bit for bit, and so does a run restarted from another tick —
+/// also at a q so small that walks pause and resume (q = 10⁻⁴: most of
+/// 4 096 coins fail).
+#[test]
+fn random_partial_streams_stand_at_the_tick_whatever_the_walks_drew() {
+    for (q, ticks) in [(0.05, 600u64), (0.01, 1_500), (1e-4, 9_000)] {
+        let net = network(UpdateScheme::RandomPartial { q });
+        let ln = neurons(&net, false);
+        let mut a = agents(&net, &ln, 3);
+        let mut reference = Recorder::new((0..net.n).collect(), ticks);
+        let (ref_state, _) = run(
+            &net,
+            &mut a,
+            Layout::single(),
+            RunState::initial(&net, 3),
+            ticks,
+            &mut reference,
+        );
+        // Not a frozen network: neurons change state along the run.
+        let rows: Vec<&[u8]> = reference.spikes.chunks(net.n).collect();
+        let changes = rows.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(changes > 50, "q = {q}: {changes} ticks change the state");
+        // First part on one layout, then a fresh engine on another from the
+        // first one's streams.
+        let cut = ticks / 3 + 1;
+        let mut rec = Recorder::new((0..net.n).collect(), ticks);
+        let mut first = SparseEngine::new(&net, &ln, Layout { shards: 3, threads: 2 }, 3).unwrap();
+        let (mid, _) = first.run(RunState::initial(&net, 3), cut, &mut rec);
+        let at_cut: Vec<Stream> = first.streams();
+        let mut second = SparseEngine::new(&net, &ln, Layout::single(), 99).unwrap();
+        second.set_streams(&at_cut).unwrap();
+        let (end, _) = second.run(mid.clone(), ticks - cut, &mut rec);
+        assert!(same(&rec, &reference), "q = {q}: a resumed run differs");
+        assert_eq!(end, ref_state);
+        let agent_streams: Vec<Stream> = a.iter().map(|x| x.rng.clone()).collect();
+        assert!(
+            second.streams() == agent_streams,
+            "q = {q}: streams at the end differ from the agent engine's"
+        );
+        // The first engine, asked to run from the cut again (another tick
+        // than where its calendar stands after a further span), starts
+        // from its streams as they stand: the same as the second engine's
+        // run from the cut with those streams.
+        let (_, _) = first.run(mid.clone(), 50, &mut NoObserver);
+        let later = first.streams();
+        let mut third = SparseEngine::new(&net, &ln, Layout::single(), 7).unwrap();
+        third.set_streams(&later).unwrap();
+        let (x, tx) = first.run(mid.clone(), 200, &mut NoObserver);
+        let (y, ty) = third.run(mid, 200, &mut NoObserver);
+        assert_eq!(
+            (x, tx.info, tx.spikes),
+            (y, ty.info, ty.spikes),
+            "q = {q}: a restart differs"
+        );
+        assert!(first.streams() == third.streams());
     }
 }

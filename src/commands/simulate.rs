@@ -701,13 +701,7 @@ fn check_memory(scenario: &Scenario, args: &SimulateArgs) -> Result<(), BadInput
         Some(crate::scenario::WeightRule::EdgeList)
     );
     let shards = args.shards.or(args.threads).unwrap_or(2) as u64;
-    let need = crate::runtime::sparse::estimate_bytes(
-        n,
-        synapses,
-        per_synapse,
-        shards,
-        scenario.update == crate::model::UpdateScheme::Asynchronous,
-    );
+    let need = crate::runtime::sparse::estimate_bytes(n, synapses, per_synapse, shards, scenario.update);
     let avail = crate::files::available_memory();
     if need > avail / 10 * 8 {
         return Err(BadInput(format!(

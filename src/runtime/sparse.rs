@@ -14,7 +14,11 @@
 //!   per neuron instead of K bit tests. When fewer neurons *changed* since
 //!   the last tick than spike (random-partial updates with small q), the
 //!   shard adds ± the weights of the changed ones to the sums it holds
-//!   instead (`PushShard::catch_up`). No allocation per tick, no locks;
+//!   instead (`PushShard::catch_up`). At q ≤ 0.02 a shard does not scan
+//!   every neuron's coin each tick: each neuron walks its own coins ahead
+//!   to the tick it next acts and a calendar lists each tick's actors
+//!   (`runtime::partial`; the same draws per stream, so the same run). No
+//!   allocation per tick once the calendar's lists have grown, no locks;
 //!   shards meet at the runtime's barrier.
 //! - **Asynchronous updates are event-driven**: one neuron acts per tick,
 //!   so the engine runs on one thread with a single frame flipped in place
@@ -45,6 +49,7 @@
 //! then its action), and the control plane — clock, environment, observer —
 //! is the agent engine's.
 
+use super::partial::Schedule;
 use super::transport::{Ranks, check_ranks, rank_neurons};
 use super::{
     FIXED, Host, Layout, Observer, Plan, RunState, RunTotals, RuntimeNetwork, Tick, TickRecord, drive_on, word_mask,
@@ -243,6 +248,13 @@ impl LogisticNeurons {
         logit(self.bias[i], input, synaptic)
     }
 
+    /// σ(logit) of neuron i and its two log-ratios in fixed point (what
+    /// [`TransferMemo`] remembers).
+    #[inline]
+    fn transfer(&self, net: &RuntimeNetwork, i: usize, x: usize, synaptic: f64) -> (f64, [i64; 2]) {
+        transfer(self.logit(net, i, x, synaptic), self.prior[i])
+    }
+
     /// Bytes held by the parameters.
     pub fn bytes(&self) -> u64 {
         let w = match &self.weights {
@@ -437,6 +449,8 @@ struct SparseHost<'a> {
     first: usize,
     rng: Vec<Stream>,
     shards: Vec<PushShard>,
+    /// Random-partial updates (q < 1): each shard's calendar of actors.
+    schedules: Vec<Option<Schedule>>,
     classes: std::sync::Arc<Classes>,
     memo: TransferMemo,
 }
@@ -455,12 +469,28 @@ impl Host for SparseHost<'_> {
         }
         let (neurons, scale) = (self.neurons, self.scale);
         let per_source = self.per_source.as_deref();
-        let shard = self
+        let at = self
             .shards
-            .iter_mut()
-            .find(|s| s.start == range.start)
+            .iter()
+            .position(|s| s.start == range.start)
             .expect("the host owns the shard it steps");
+        let shard = &mut self.shards[at];
         shard.catch_up(frame, per_source);
+        if let Some(schedule) = self.schedules[at].as_mut() {
+            let rngs = &mut self.rng[range.start - self.first..range.end - self.first];
+            let acc = &shard.acc[..];
+            let (memo, classes) = (&mut self.memo, &*self.classes);
+            return step_partial(
+                net,
+                neurons,
+                range,
+                tick,
+                (acc, scale),
+                (memo, classes),
+                (schedule, rngs),
+                emit,
+            );
+        }
         let q = match net.update {
             UpdateScheme::RandomPartial { q } if q < 1.0 => Some(q),
             _ => None,
@@ -512,6 +542,77 @@ impl Host for SparseHost<'_> {
     }
 }
 
+/// The largest q at which random-partial shards keep a calendar
+/// ([`super::partial`]) rather than draw every neuron's coin in a scan:
+/// measured with `examples/scale.rs` at N = 10⁴ and 10⁵, the calendar
+/// was 10–25 % slower at q = 0.1, even at 0.03, 1.25–1.9× faster at 0.01
+/// and 2.2× at 0.001 (its streams are read out of order; the scan's in
+/// order).
+const SCHEDULE_AT_MOST: f64 = 0.02;
+
+/// One shard's random-partial tick: the neurons its calendar lists act
+/// (their coins were drawn ahead, see [`super::partial`]), the others keep
+/// their bits; returns (change in spike count, Σ log-ratios in fixed
+/// point) as [`Host::step`] does.
+#[allow(clippy::too_many_arguments)]
+fn step_partial(
+    net: &RuntimeNetwork,
+    neurons: &LogisticNeurons,
+    range: std::ops::Range<usize>,
+    tick: &Tick,
+    (acc, scale): (&[i32], SynapticScale),
+    (memo, classes): (&mut TransferMemo, &Classes),
+    (schedule, rngs): (&mut Schedule, &mut [Stream]),
+    emit: &mut dyn FnMut(usize, u64, u64),
+) -> (i64, i64) {
+    let (t, x, frame) = (tick.t, tick.x, tick.frame);
+    let (lo, hi) = (range.start, range.end);
+    schedule.start(t, rngs, &net.alive[lo..hi]);
+    let (w0, w1) = (lo / 64, (hi - 1) / 64);
+    let mut words = std::mem::take(&mut schedule.words);
+    words.clear();
+    words.extend_from_slice(&frame[w0..=w1]);
+    let (mut delta, mut info) = (0i64, 0i64);
+    let due = schedule.take(t);
+    for (j, &e) in due.iter().enumerate() {
+        // (The actors' streams are scattered: ask for those a few
+        // entries on while this one acts.)
+        if let Some(&soon) = due.get(j + 8) {
+            let (s, _) = Schedule::entry(soon);
+            prefetch(&rngs[s]);
+            prefetch(&acc[s]);
+            schedule.prefetch(s);
+        }
+        let (i, resumes) = Schedule::entry(e);
+        let rng = &mut rngs[i];
+        if resumes && !schedule.walk(i, t, rng) {
+            continue;
+        }
+        let (p, ratio) = memo.transfer(classes.key(lo + i, x, acc[i]), || {
+            neurons.transfer(net, lo + i, x, scale.value(acc[i]))
+        });
+        let fired = rng.random::<f64>() < p;
+        info += ratio[fired as usize];
+        let (w, bit) = ((lo + i) / 64 - w0, 1u64 << ((lo + i) % 64));
+        if (words[w] & bit != 0) != fired {
+            words[w] ^= bit;
+            delta += if fired { 1 } else { -1 };
+        }
+        schedule.walk_after(i, t, rng);
+    }
+    schedule.done(t, due);
+    let mut k = lo;
+    while k < hi {
+        let w = k / 64;
+        let end = ((w + 1) * 64).min(hi);
+        let mask = word_mask(k % 64, end - k);
+        emit(w, words[w - w0] & mask, mask);
+        k = end;
+    }
+    schedule.words = words;
+    (delta, info)
+}
+
 /// Ask the cache for what neuron `k` reads when it acts: its synaptic sum,
 /// stream, class and the bounds of its targets (a hint; no effect on
 /// results; its parameters are read only when the memo misses).
@@ -542,7 +643,7 @@ fn prefetch_targets(field: &PushShard, k: usize) {
 }
 
 #[inline(always)]
-fn prefetch<T>(at: &T) {
+pub(super) fn prefetch<T>(at: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetching is a hint; the address is a live reference.
     unsafe {
@@ -721,17 +822,30 @@ pub fn benchmark_network(n: usize, update: UpdateScheme, seed: u64) -> (RuntimeN
 /// each neuron's stream (32 B), the fixed-point weights (4 B per neuron, or
 /// per synapse in the push tables), the push tables (4 B and a bit per
 /// neuron per shard — one shard when asynchronous —, 4 per synapse, and a
-/// 4 B sum per neuron) and each neuron's class (1 B, for the memo of the
-/// transfer function). Matches [`SparseEngine::bytes`] +
+/// 4 B sum per neuron), each neuron's class (1 B, for the memo of the
+/// transfer function) and, under random-partial updates with q ≤ 0.02, its
+/// walk (a 32 B stream and an 8 B tick, `runtime::partial`) and per shard
+/// a calendar of 2·span empty lists (filling, they add about 4 B per
+/// neuron). Matches [`SparseEngine::bytes`] +
 /// [`LogisticNeurons::bytes`] + the topology's; the memo itself is a fixed
 /// 128 KiB per thread.
-pub fn estimate_bytes(n: u64, synapses: u64, per_synapse_weights: bool, shards: u64, asynchronous: bool) -> u64 {
+pub fn estimate_bytes(n: u64, synapses: u64, per_synapse_weights: bool, shards: u64, update: UpdateScheme) -> u64 {
     let w = if per_synapse_weights { 4 * synapses } else { 4 * n };
     let topology = 8 * (n + 1) + 4 * synapses + if per_synapse_weights { 4 * synapses } else { 0 };
-    let shards = if asynchronous { 1 } else { shards };
+    let shards = if update == UpdateScheme::Asynchronous {
+        1
+    } else {
+        shards
+    };
     let fixed = if per_synapse_weights { 4 * synapses } else { 4 * n };
     let push = shards * (4 * (n + 1) + 8 * n.div_ceil(64)) + 4 * synapses + fixed + 4 * n;
-    topology + 24 * n + w + 32 * n + push + n
+    let schedule = match update {
+        UpdateScheme::RandomPartial { q } if q <= SCHEDULE_AT_MOST => {
+            Schedule::BYTES_PER_NEURON * n + shards * Schedule::calendar_bytes(q)
+        }
+        _ => 0,
+    };
+    topology + 24 * n + w + 32 * n + push + n + schedule
 }
 
 /// A sparse network ready to run: its push tables are built once for a
@@ -800,13 +914,25 @@ impl<'a> SparseEngine<'a> {
                 .into_par_iter()
                 .map(|s| PushShard::build(net, neurons, scale, plan.shard(s)))
                 .collect::<Result<Vec<_>, _>>()?;
+            let rng: Vec<Stream> = agents.clone().map(|k| stream(seed, Domain::Agent, k as u64)).collect();
+            let schedules = shards
+                .iter()
+                .map(|s| match net.update {
+                    UpdateScheme::RandomPartial { q } if q <= SCHEDULE_AT_MOST => {
+                        let from = s.start - agents.start;
+                        Some(Schedule::new(q, &rng[from..from + s.acc.len()]))
+                    }
+                    _ => None,
+                })
+                .collect();
             hosts.push(SparseHost {
                 neurons,
                 per_source: per_source.clone(),
                 scale,
                 first: agents.start,
-                rng: agents.map(|k| stream(seed, Domain::Agent, k as u64)).collect(),
+                rng,
                 shards,
+                schedules,
                 memo: TransferMemo::new(classes.keyed),
                 classes: classes.clone(),
             });
@@ -833,6 +959,7 @@ impl<'a> SparseEngine<'a> {
                 b += s.offsets.len() * 4 + s.targets.len() * 4 + s.weights.len() * 4 + s.acc.len() * 4;
                 b += s.seen.len() * 8;
             }
+            b += h.schedules.iter().flatten().map(|s| s.bytes() as usize).sum::<usize>();
         }
         // The per-source weights in fixed point and the neurons' classes,
         // shared by the threads.
@@ -849,7 +976,19 @@ impl<'a> SparseEngine<'a> {
     /// The random streams of this engine's neurons ([`Self::neurons`]), in
     /// neuron order (what a checkpoint saves).
     pub fn streams(&self) -> Vec<Stream> {
-        self.hosts.iter().flat_map(|h| h.rng.iter().cloned()).collect()
+        let mut all = Vec::with_capacity(self.plan.agents.len());
+        for h in &self.hosts {
+            let mut rng = h.rng.clone();
+            // (Random-partial streams run ahead of the tick: as they stand at it.)
+            for (s, schedule) in h.shards.iter().zip(&h.schedules) {
+                if let Some(schedule) = schedule {
+                    let from = s.start - h.first;
+                    schedule.settle(&mut rng[from..from + s.acc.len()]);
+                }
+            }
+            all.extend(rng);
+        }
+        all
     }
 
     /// Continue with `streams`: this engine's neurons' (from
@@ -868,6 +1007,7 @@ impl<'a> SparseEngine<'a> {
         for h in &mut self.hosts {
             let (mine, after) = rest.split_at(h.rng.len());
             h.rng.clone_from_slice(mine);
+            h.schedules.iter_mut().flatten().for_each(Schedule::reset);
             rest = after;
         }
         Ok(())
@@ -953,9 +1093,7 @@ impl<'a> SparseEngine<'a> {
             totals.spikes += count;
             let k = actor as usize;
             let (acc, x) = (field.acc[k], st.x);
-            let (p, ratio) = memo.transfer(classes.key(k, x, acc), || {
-                transfer(neurons.logit(net, k, x, scale.value(acc)), neurons.prior[k])
-            });
+            let (p, ratio) = memo.transfer(classes.key(k, x, acc), || neurons.transfer(net, k, x, scale.value(acc)));
             let fired = rngs[k].random::<f64>() < p;
             totals.info += ratio[fired as usize] as f64 / FIXED;
             let bit = 1u64 << (k % 64);
