@@ -449,7 +449,7 @@ struct SparseHost<'a> {
     first: usize,
     rng: Vec<Stream>,
     shards: Vec<PushShard>,
-    /// Random-partial updates (q < 1): each shard's calendar of actors.
+    /// Random-partial updates with q ≤ 0.02: each shard's calendar of actors.
     schedules: Vec<Option<Schedule>>,
     classes: std::sync::Arc<Classes>,
     memo: TransferMemo,
