@@ -400,7 +400,7 @@ fn random_partial_streams_stand_at_the_tick_whatever_the_walks_drew() {
         // than where its calendar stands after a further span), starts
         // from its streams as they stand: the same as the second engine's
         // run from the cut with those streams.
-        let (_, _) = first.run(mid.clone(), 50, &mut NoObserver);
+        first.run(mid.clone(), 50, &mut NoObserver);
         let later = first.streams();
         let mut third = SparseEngine::new(&net, &ln, Layout::single(), 7).unwrap();
         third.set_streams(&later).unwrap();

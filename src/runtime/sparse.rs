@@ -499,13 +499,7 @@ impl Host for SparseHost<'_> {
         // and the spike-count change is a difference of popcounts (dead
         // neurons are 0 in every frame).
         let (lo, hi) = (range.start, range.end);
-        let input = net.input.values[x];
-        let (bias, uw, prior) = (
-            &neurons.bias[lo..hi],
-            &neurons.input_weight[lo..hi],
-            &neurons.prior[lo..hi],
-        );
-        let (alive, receives) = (&net.alive[lo..hi], &net.receives_input[lo..hi]);
+        let alive = &net.alive[lo..hi];
         let rngs = &mut self.rng[lo - self.first..hi - self.first];
         let acc = &shard.acc[..];
         let (memo, classes) = (&mut self.memo, &*self.classes);
@@ -520,10 +514,8 @@ impl Host for SparseHost<'_> {
                 let shift = (lo + i) % 64;
                 let rng = &mut rngs[i];
                 let fired = if alive[i] && q.is_none_or(|q| rng.random::<f64>() < q) {
-                    let key = classes.key(lo + i, x, acc[i]);
-                    let (p, ratio) = memo.transfer(key, || {
-                        let drive = if receives[i] { uw[i] * input } else { 0.0 };
-                        transfer(logit(bias[i], drive, scale.value(acc[i])), prior[i])
+                    let (p, ratio) = memo.transfer(classes.key(lo + i, x, acc[i]), || {
+                        neurons.transfer(net, lo + i, x, scale.value(acc[i]))
                     });
                     let fired = rng.random::<f64>() < p;
                     info += ratio[fired as usize];
