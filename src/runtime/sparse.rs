@@ -289,6 +289,8 @@ struct PushShard {
     /// and random-partial updates; see [`PushShard::catch_up`]).
     seen: Vec<u64>,
     seen_valid: bool,
+    /// Whether the engine's tables exceed [`ROWS_FAR`].
+    far: bool,
 }
 
 impl PushShard {
@@ -344,6 +346,7 @@ impl PushShard {
             acc: huge_zeroed(range.len()),
             seen: vec![0; net.n.div_ceil(64)],
             seen_valid: false,
+            far: false,
         })
     }
 
@@ -382,15 +385,9 @@ impl PushShard {
             let changes: u32 = frame.iter().zip(&self.seen).map(|(a, b)| (a ^ b).count_ones()).sum();
             let spikes: u32 = frame.iter().map(|w| w.count_ones()).sum();
             if changes < spikes {
-                for w in 0..frame.len() {
-                    let mut bits = frame[w] ^ self.seen[w];
-                    while bits != 0 {
-                        let b = bits.trailing_zeros();
-                        bits &= bits - 1;
-                        let sign = if frame[w] >> b & 1 == 1 { 1 } else { -1 };
-                        self.spread(w * 64 + b as usize, sign, per_source);
-                    }
-                }
+                let seen = std::mem::take(&mut self.seen);
+                self.push(frame, |w| frame[w] ^ seen[w], per_source);
+                self.seen = seen;
                 self.seen.copy_from_slice(frame);
                 return;
             }
@@ -405,15 +402,62 @@ impl PushShard {
     fn accumulate(&mut self, frame: &[u64], per_source: Option<&[i32]>) {
         self.seen_valid = false;
         self.acc.fill(0);
-        for (w, &word) in frame.iter().enumerate() {
-            let mut bits = word;
+        self.push(frame, |w| frame[w], per_source);
+    }
+
+    /// Spread every neuron whose bit is set in `words` (word w = `words(w)`,
+    /// for the words of `frame`): + its weights if it spikes in `frame`,
+    /// − if not. Past [`ROWS_FAR`] of table, the rows a few neurons ahead
+    /// are fetched while this one spreads.
+    #[inline]
+    fn push(&mut self, frame: &[u64], words: impl Fn(usize) -> u64 + Copy, per_source: Option<&[i32]>) {
+        if self.far {
+            let mut ahead = ones(frame.len(), words).skip(ROWS_AHEAD);
+            for j in ones(frame.len(), words) {
+                if let Some(k) = ahead.next() {
+                    prefetch_targets(self, k);
+                }
+                let sign = if frame[j / 64] >> (j % 64) & 1 == 1 { 1 } else { -1 };
+                self.spread(j, sign, per_source);
+            }
+            return;
+        }
+        for (w, &now) in frame.iter().enumerate() {
+            let mut bits = words(w);
             while bits != 0 {
-                let j = w * 64 + bits.trailing_zeros() as usize;
+                let b = bits.trailing_zeros();
                 bits &= bits - 1;
-                self.spread(j, 1, per_source);
+                let sign = if now >> b & 1 == 1 { 1 } else { -1 };
+                self.spread(w * 64 + b as usize, sign, per_source);
             }
         }
     }
+}
+
+/// Neurons ahead of the one spreading whose rows [`PushShard::push`] asks
+/// for (2–32 measured alike at N = 5·10⁴, 10⁵ and 10⁶).
+const ROWS_AHEAD: usize = 4;
+
+/// Bytes of push table (all of the engine's shards) from which
+/// [`PushShard::push`] fetches rows ahead: measured synchronous with
+/// `examples/scale.rs` on this project's 2-core EPYC VM (1 MiB L2 per core),
+/// fetching cost 5 % at N = 10⁴ and 2·10⁴ (4 and 8 MiB of targets), was even
+/// at 3·10⁴ and gained 1.45× at 5·10⁴, 1.7× at 10⁵ and 1.4× at 10⁶: the
+/// hardware follows a row once it has started, but a row's start is a miss.
+const ROWS_FAR: usize = 12 << 20;
+
+/// The set bits of `words(0..len)`, ascending.
+fn ones(len: usize, words: impl Fn(usize) -> u64 + Copy) -> impl Iterator<Item = usize> {
+    (0..len).flat_map(move |w| {
+        let mut bits = words(w);
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                w * 64 + b
+            })
+        })
+    })
 }
 
 /// A zeroed vector that the kernel may back with 2 MiB pages: a random
@@ -624,13 +668,18 @@ fn prefetch_actor(field: &PushShard, classes: &Classes, k: usize, rng: &Stream) 
 /// gained 25 % at 3·10⁴ (12 MiB); around 1.5–2·10⁴ it was even.
 const TARGETS_NEAR: usize = 6 << 20;
 
-/// Ask the cache for neuron `k`'s targets (once its bounds are cached, see
-/// [`prefetch_actor`]).
+/// Ask the cache for neuron `k`'s targets and, when per synapse, weights
+/// (best once its bounds are cached, see [`prefetch_actor`]).
 #[inline]
 fn prefetch_targets(field: &PushShard, k: usize) {
-    let targets = &field.targets[field.offsets[k] as usize..field.offsets[k + 1] as usize];
-    for line in targets.chunks(16) {
+    let row = field.offsets[k] as usize..field.offsets[k + 1] as usize;
+    for line in field.targets[row.clone()].chunks(16) {
         prefetch(&line[0]);
+    }
+    if !field.weights.is_empty() {
+        for line in field.weights[row].chunks(16) {
+            prefetch(&line[0]);
+        }
     }
 }
 
@@ -929,6 +978,14 @@ impl<'a> SparseEngine<'a> {
                 classes: classes.clone(),
             });
         }
+        let table: usize = hosts
+            .iter()
+            .flat_map(|h| &h.shards)
+            .map(|s| 4 * (s.targets.len() + s.weights.len()))
+            .sum();
+        for s in hosts.iter_mut().flat_map(|h| &mut h.shards) {
+            s.far = table > ROWS_FAR;
+        }
         Ok(SparseEngine {
             net,
             neurons,
@@ -1147,6 +1204,47 @@ mod tests {
         }
         assert!(!memo.on);
         assert_eq!(memo.transfer(5, || computed(5)), computed(5));
+    }
+
+    /// A shard's sums after any sequence of frames are the definition's
+    /// (`synaptic_sum`), whether it fetches rows ahead or not, catching up
+    /// by changes or afresh, with per-source and per-synapse weights.
+    #[test]
+    fn pushed_sums_are_the_definitions_whether_rows_are_fetched_ahead_or_not() {
+        use rand::{Rng, SeedableRng};
+        let (net, dale) = benchmark_network(300, UpdateScheme::Synchronous, 3);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let mut per_synapse = dale.clone();
+        per_synapse.weights = Weights::PerSynapse(
+            (0..net.topology.pre.len())
+                .map(|_| rng.random_range(-1.0..1.0f32))
+                .collect(),
+        );
+        for neurons in [&dale, &per_synapse] {
+            let scale = neurons.scale(&net).unwrap();
+            let per_source = neurons.fixed_per_source(scale);
+            for far in [false, true] {
+                for range in [0..300, 64..200] {
+                    let mut shard = PushShard::build(&net, neurons, scale, range.clone()).unwrap();
+                    shard.far = far;
+                    let mut frame = vec![0u64; 5];
+                    for step in 0..40 {
+                        // Dense frames, then frames that flip a few bits.
+                        for j in 0..300 {
+                            let flip = if step % 10 == 0 { 0.5 } else { 0.02 };
+                            if rng.random::<f64>() < flip {
+                                frame[j / 64] ^= 1 << (j % 64);
+                            }
+                        }
+                        shard.catch_up(&frame, per_source.as_deref());
+                        for i in range.clone() {
+                            let want = neurons.synaptic_sum(&net, scale, i, &frame);
+                            assert_eq!(shard.acc[i - range.start], want, "far {far}, step {step}, neuron {i}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Classes: equal parameters share one; a different bias, prior or
