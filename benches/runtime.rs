@@ -184,7 +184,7 @@ fn ei(c: &mut Criterion) {
 /// The plain loops of the sparse engine's work (the table built once, by
 /// `push_table`): the same push table by presynaptic neuron, exact
 /// fixed-point sums, per-neuron streams, sigmoid, the neuron's draw and its
-/// log-ratio — no shards, barrier, observer or prefetching (the
+/// log-ratio — no shards, barrier, observer or (unless asked) prefetching (the
 /// asynchronous loop sums each tick's reward and spike count, one comparison
 /// per update; once per tick of N updates, the synchronous loop need not).
 fn push_table(n: usize, topo: &Topology) -> (Vec<usize>, Vec<u32>) {
@@ -206,29 +206,41 @@ fn push_table(n: usize, topo: &Topology) -> (Vec<usize>, Vec<u32>) {
     (offsets, targets)
 }
 
+/// `prefetch`: ask for the rows of the spiking neurons 4 ahead, as the
+/// engine does past 12 MiB of table (the fair limit on large networks).
 fn plain_push(
     n: usize,
     (offsets, targets): &(Vec<usize>, Vec<u32>),
     (w_src, inverse): (&[i32], f64),
     ticks: u64,
     seed: u64,
+    prefetch: bool,
 ) -> u64 {
     let mut rngs: Vec<Stream> = (0..n).map(|k| stream(seed, Domain::Agent, k as u64)).collect();
     let mut cur = vec![0u64; n.div_ceil(64)];
     let mut next = vec![0u64; n.div_ceil(64)];
     let mut acc = vec![0i32; n];
+    let mut spiking: Vec<usize> = Vec::with_capacity(n);
     let mut memo = Memo::new();
     let (mut spikes, mut info) = (0u64, 0i64);
     for _ in 0..ticks {
         acc.fill(0);
+        spiking.clear();
         for (wi, &word) in cur.iter().enumerate() {
             let mut bits = word;
             while bits != 0 {
-                let j = wi * 64 + bits.trailing_zeros() as usize;
+                spiking.push(wi * 64 + bits.trailing_zeros() as usize);
                 bits &= bits - 1;
-                for &t in &targets[offsets[j]..offsets[j + 1]] {
-                    acc[t as usize] += w_src[j];
+            }
+        }
+        for (s, &j) in spiking.iter().enumerate() {
+            if prefetch && let Some(&k) = spiking.get(s + 4) {
+                for line in targets[offsets[k]..offsets[k + 1]].chunks(16) {
+                    prefetch_line(&line[0]);
                 }
+            }
+            for &t in &targets[offsets[j]..offsets[j + 1]] {
+                acc[t as usize] += w_src[j];
             }
         }
         next.fill(0);
@@ -242,6 +254,18 @@ fn plain_push(
         std::mem::swap(&mut cur, &mut next);
     }
     spikes + (info == i64::MIN) as u64
+}
+
+#[inline(always)]
+fn prefetch_line<T>(at: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; the address is a live reference.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(at as *const T as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
 }
 
 /// One benchmark neuron acts on its synaptic sum `acc` (fixed point, 2^−b
@@ -350,7 +374,10 @@ fn sparse(c: &mut Criterion) {
         }
         let table = push_table(n, &net.topology);
         g.bench_function("synchronous_plain_loop", |b| {
-            b.iter(|| black_box(plain_push(n, &table, (&w_src, inverse), ticks, 7)))
+            b.iter(|| black_box(plain_push(n, &table, (&w_src, inverse), ticks, 7, false)))
+        });
+        g.bench_function("synchronous_plain_loop_prefetching", |b| {
+            b.iter(|| black_box(plain_push(n, &table, (&w_src, inverse), ticks, 7, true)))
         });
         // (At q = 0.1 few neurons change per tick: the shards add the
         // changes, not every spike; at q = 0.01 they keep a calendar of
