@@ -2,7 +2,9 @@
 //! topology build time, memory, and neuron-updates per second.
 //!
 //! `cargo run --release --example scale -- N UPDATE THREADS TICKS [learn]`
-//! (UPDATE: synchronous, random_partial:Q, asynchronous). Built with
+//! (UPDATE: synchronous, random_partial:Q, asynchronous; the environment
+//! variable `SHARDS=S` runs S shards on the THREADS threads instead of one
+//! per thread, fixed neurons only). Built with
 //! `--features mpi` and started by `mpirun -np R`, every rank runs its block
 //! of neurons and rank 0 prints (its own peak resident size).
 use marlin::learn::{Critic, CriticKind, Rule, Teacher, TeacherConfig};
@@ -38,7 +40,14 @@ fn main() {
         return learn(&net, &ln, update, threads, ticks, build, ranks);
     }
     let t1 = Instant::now();
-    let mut engine = SparseEngine::new_on(&net, &ln, Layout::threads(threads), 1, ranks).unwrap();
+    let layout = match std::env::var("SHARDS") {
+        Ok(s) => Layout {
+            shards: s.parse().expect("SHARDS is a number of shards"),
+            threads,
+        },
+        Err(_) => Layout::threads(threads),
+    };
+    let mut engine = SparseEngine::new_on(&net, &ln, layout, 1, ranks).unwrap();
     let setup = t1.elapsed().as_secs_f64();
     let (state, _) = engine.run(RunState::initial(&net, 1), ticks / 10 + 1, &mut NoObserver);
     let t2 = Instant::now();

@@ -410,8 +410,8 @@ impl PushShard {
 
     /// Spread every neuron whose bit is set in `words` (word w = `words(w)`,
     /// for the words of `frame`; `sparse` when few are): + its weights if
-    /// it spikes in `frame`, − if not. Past [`ROWS_FAR`] of table, the rows a few neurons ahead
-    /// are fetched while this one spreads.
+    /// it spikes in `frame`, − if not. Past [`ROWS_FAR`] of table, the rows
+    /// of the neurons a few ahead are fetched while this one spreads.
     #[inline]
     fn push(&mut self, frame: &[u64], words: impl Fn(usize) -> u64 + Copy, sparse: bool, per_source: Option<&[i32]>) {
         match self.far {
