@@ -89,7 +89,8 @@ pub enum Command {
         /// Comma-separated neuron ids to record (default: all).
         #[arg(long = "record-neurons", value_delimiter = ',')]
         record_neurons: Option<Vec<usize>>,
-        /// `dense` (spikes[T, m]) or `events` (state changes only, for large sparse networks).
+        /// `dense` (spikes[T, m]), `bits` (spikes_bits[T, ⌈m/8⌉], packed little-endian: 8× smaller,
+        /// for large networks) or `events` (state changes only, for large sparsely changing networks).
         #[arg(long = "record-format", value_enum, default_value = "dense")]
         record_format: RecordFormat,
         /// Run on the actor engine (clock, environment, observer and shards as actix actors
@@ -271,6 +272,7 @@ pub enum PolicyArg {
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum RecordFormat {
     Dense,
+    Bits,
     Events,
 }
 
@@ -860,6 +862,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 record_neurons: record_neurons.clone(),
                 form: match record_format {
                     RecordFormat::Dense => crate::record::stream::SpikeForm::Dense,
+                    RecordFormat::Bits => crate::record::stream::SpikeForm::Bits,
                     RecordFormat::Events => crate::record::stream::SpikeForm::Events,
                 },
                 out: out.clone(),

@@ -240,3 +240,100 @@ fn the_actor_engine_writes_the_same_trajectory() {
     );
     assert_eq!(barrier, sim("three_per_actor", &["--actors", "3"]));
 }
+
+/// The packed form holds the dense record bit for bit — every neuron (the
+/// frame's words copied), a prefix ending mid-byte, and a scattered subset
+/// (packed neuron by neuron) — as marlin's reader and numpy's `unpackbits`
+/// read it, and is 8× smaller.
+#[test]
+fn bits_form_packs_the_dense_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("scenarios/ei_network.toml")
+        .unwrap()
+        .replace("neurons = 10_000", "neurons = 300")
+        .replace("k = 100", "k = 20")
+        .replace("targets = [2700]", "targets = [81]");
+    assert!(text.contains("neurons = 300"), "ei_network.toml changed");
+    let scenario = dir.path().join("ei.toml");
+    std::fs::write(&scenario, text).unwrap();
+    let run_sim = |form: &str, neurons: Option<&str>, out: &Path| {
+        let mut c = marlin();
+        c.args(["-q", "simulate"])
+            .arg(&scenario)
+            .args(["--ticks", "500", "--record-format", form]);
+        if let Some(list) = neurons {
+            c.args(["--record-neurons", list]);
+        }
+        assert!(c.arg("--out").arg(out).status().unwrap().success());
+        out.join("trajectory.npz")
+    };
+    let dense = run_sim("dense", None, &dir.path().join("dense"));
+    let all: Array2<u8> = NpzReader::new(std::fs::File::open(&dense).unwrap())
+        .unwrap()
+        .by_name("spikes")
+        .unwrap();
+    assert_eq!(all.shape(), &[500, 300]);
+    let activity = all.iter().map(|&s| s as f64).sum::<f64>() / all.len() as f64;
+    assert!(
+        activity > 0.1 && activity < 0.6,
+        "activity {activity}: a record worth comparing"
+    );
+    let subsets: [(Option<&str>, Vec<usize>); 3] = [
+        (None, (0..300).collect()),
+        (Some("0,1,2,3,4,5,6,7,8,9,10,11,12"), (0..13).collect()),
+        (
+            Some("299,5,17,64,63,0,150,151,200,8,9"),
+            vec![299, 5, 17, 64, 63, 0, 150, 151, 200, 8, 9],
+        ),
+    ];
+    for (c, (list, ids)) in subsets.iter().enumerate() {
+        let m = ids.len();
+        let path = run_sim("bits", *list, &dir.path().join(format!("bits{c}")));
+        let mut npz = NpzReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let packed: Array2<u8> = npz.by_name("spikes_bits").unwrap();
+        assert_eq!(packed.shape(), &[500, m.div_ceil(8)], "subset {c}");
+        let want = all.select(ndarray::Axis(1), ids);
+        for t in 0..500 {
+            for (j, _) in ids.iter().enumerate() {
+                assert_eq!(
+                    packed[[t, j / 8]] >> (j % 8) & 1,
+                    want[[t, j]],
+                    "subset {c}, tick {t}, column {j}"
+                );
+            }
+            if m % 8 != 0 {
+                assert_eq!(packed[[t, m / 8]] >> (m % 8), 0, "padding bits are 0");
+            }
+        }
+        let read = marlin::record::read(&path, |_| Ok(())).unwrap();
+        assert_eq!(read.spikes.as_ref(), Some(&want), "marlin's reader unpacks subset {c}");
+        if c == 0 {
+            let bytes = |p: &Path| std::fs::metadata(p).unwrap().len() as f64;
+            assert!(bytes(&path) < bytes(&dense) / 4.0, "packed is smaller");
+        }
+        assert!(
+            std::process::Command::new("python3")
+                .args(["-c", "import numpy"])
+                .status()
+                .is_ok_and(|s| s.success()),
+            "numpy is required (the CI script installs it)"
+        );
+        let script = format!(
+            "import numpy as np\nd = np.load({:?})\nb = np.unpackbits(d['spikes_bits'], axis=1, bitorder='little')[:, :{m}]\n\
+             want = np.load({:?})['spikes'][:, {ids:?}]\nprint(b.shape, np.array_equal(b, want), int(b.sum()))",
+            path.to_str().unwrap(),
+            dense.to_str().unwrap()
+        );
+        let out = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let sum: u64 = want.iter().map(|&s| s as u64).sum();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("(500, {m}) True {sum}"),
+            "numpy, subset {c}"
+        );
+    }
+}

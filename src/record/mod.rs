@@ -71,6 +71,37 @@ pub struct Trajectory {
     pub spikes: Option<Array2<u8>>,
 }
 
+/// The dense spikes [t, m] of a `spikes_bits` array [t, ⌈m/8⌉] (neuron j
+/// is bit j % 8 of byte j / 8); its shape is checked, and padding bits must
+/// be 0.
+fn unpack_spikes(bits: &Array2<u8>, t: usize, m: usize) -> Result<Array2<u8>, String> {
+    let width = m.div_ceil(8);
+    let dense = (t as u64).saturating_mul(m as u64);
+    let available = crate::files::available_memory();
+    if dense > available / 10 * 8 {
+        return Err(format!(
+            "its packed spikes unpack to {} MiB; this machine has {} MiB available (allowed: at most 80 % of it) \
+             — read fewer ticks, or the bits with numpy (np.unpackbits(…, axis=1, bitorder=\"little\"))",
+            dense >> 20,
+            available >> 20
+        ));
+    }
+    if bits.shape() != [t, width] {
+        return Err(format!(
+            "`spikes_bits` has shape {:?}; allowed: [{t}, {width}] (ticks × ⌈recorded neurons / 8⌉)",
+            bits.shape()
+        ));
+    }
+    if !m.is_multiple_of(8)
+        && let Some(tick) = (0..t).find(|&i| bits[[i, width - 1]] >> (m % 8) != 0)
+    {
+        return Err(format!(
+            "`spikes_bits` sets padding bits past neuron {m} at tick {tick}; allowed: 0"
+        ));
+    }
+    Ok(Array2::from_shape_fn((t, m), |(i, j)| bits[[i, j / 8]] >> (j % 8) & 1))
+}
+
 /// Read `trajectory.npz` with the `trajectory.json` beside it and validate
 /// everything the format promises: the metadata (format, version, update
 /// scheme, q, inputs), the seal when marlin wrote the file (a truncated,
@@ -124,18 +155,19 @@ pub fn read(path: &Path, fits: impl Fn(&TrajectoryMeta) -> Result<(), String>) -
         .by_name("actor")
         .map_err(|e| format!("no int64 array `actor` ({e})"))?;
     let reward: Option<Array1<f64>> = npz.by_name("reward").ok();
+    let t = x.len();
+    let names = npz.names().unwrap_or_default();
     let spikes: Option<Array2<u8>> = match npz.by_name("spikes") {
         Ok(s) => Some(s),
-        Err(_)
-            if npz
-                .names()
-                .is_ok_and(|names| names.iter().any(|k| k.starts_with("event_"))) =>
-        {
-            None
+        Err(_) if names.iter().any(|k| k.starts_with("spikes_bits")) => {
+            let bits: Array2<u8> = npz
+                .by_name("spikes_bits")
+                .map_err(|e| format!("no uint8 array `spikes_bits` [T, {}] ({e})", m.div_ceil(8)))?;
+            Some(unpack_spikes(&bits, t, m)?)
         }
+        Err(_) if names.iter().any(|k| k.starts_with("event_")) => None,
         Err(e) => return Err(format!("no uint8 array `spikes` [T, {m}] ({e})")),
     };
-    let t = x.len();
     let reward = reward.map(|r| r.to_vec()).unwrap_or_default();
     if actor.len() != t || !(reward.is_empty() || reward.len() == t) {
         return Err(format!(
@@ -227,5 +259,30 @@ impl Observer for Recorder {
         for &k in &self.neurons {
             self.spikes.push((rec.frame[k / 64] >> (k % 64) & 1) as u8);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unpacking inverts numpy's little-endian `packbits`, and refuses a
+    /// wrong shape or set padding bits with a message saying what is allowed.
+    #[test]
+    fn packed_spikes_unpack_and_bad_ones_are_refused() {
+        let (t, m) = (3, 11);
+        let dense = Array2::from_shape_fn((t, m), |(i, j)| ((i * 7 + j * 3) % 5 == 0) as u8);
+        let packed = Array2::from_shape_fn((t, 2), |(i, b)| {
+            (0..8)
+                .filter(|&k| 8 * b + k < m)
+                .fold(0u8, |acc, k| acc | dense[[i, 8 * b + k]] << k)
+        });
+        assert_eq!(unpack_spikes(&packed, t, m).unwrap(), dense);
+        let e = unpack_spikes(&packed, t, 17).unwrap_err();
+        assert!(e.contains("allowed: [3, 3]"), "{e}");
+        let mut padded = packed.clone();
+        padded[[1, 1]] |= 1 << 5;
+        let e = unpack_spikes(&padded, t, m).unwrap_err();
+        assert!(e.contains("padding bits past neuron 11 at tick 1"), "{e}");
     }
 }

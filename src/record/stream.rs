@@ -5,9 +5,12 @@
 //! entry, so memory stays bounded by a few chunks whatever the run length.
 //! Backpressure: at most [`MAX_IN_FLIGHT`] chunks wait for the disk.
 //!
-//! Two forms: dense (`spikes` uint8[T, m]) and sparse events (NEST
-//! spin-detector style: `event_ticks`, `event_ids`, `event_states` for every
-//! change of a recorded neuron's state, plus `initial_spikes`).
+//! Three forms: dense (`spikes` uint8[T, m]), packed bits (`spikes_bits`
+//! uint8[T, ⌈m/8⌉], numpy's `packbits` with `bitorder="little"`: 8× smaller,
+//! and when every neuron is recorded a copy of the frame's words) and
+//! sparse events (NEST spin-detector style: `event_ticks`, `event_ids`,
+//! `event_states` for every change of a recorded neuron's state, plus
+//! `initial_spikes`).
 
 use super::{FORMAT, FORMAT_VERSION, TrajectoryMeta};
 use crate::files::{Seal, canonical_json, seal_file};
@@ -31,6 +34,9 @@ pub enum SpikeForm {
     Dense,
     /// State changes only: `event_ticks`, `event_ids`, `event_states`.
     Events,
+    /// `spikes_bits` uint8[T, ⌈m/8⌉]: recorded neuron j is bit j % 8 of
+    /// byte j / 8 (little bit order), the padding bits 0.
+    Bits,
 }
 
 /// One chunk of a trajectory, in column form.
@@ -231,6 +237,10 @@ impl RecorderActor {
             stream_column::<f64>(&mut zip, opts, "reward", &self.part("reward"), &[t])?;
             match self.form {
                 SpikeForm::Dense => stream_column::<u8>(&mut zip, opts, "spikes", &self.part("spikes"), &[t, m])?,
+                SpikeForm::Bits => {
+                    let shape = [t, m.div_ceil(8)];
+                    stream_column::<u8>(&mut zip, opts, "spikes_bits", &self.part("spikes"), &shape)?
+                }
                 SpikeForm::Events => {
                     stream_column::<i64>(&mut zip, opts, "event_ticks", &self.part("event_ticks"), &[e])?;
                     stream_column::<i64>(&mut zip, opts, "event_ids", &self.part("event_ids"), &[e])?;
@@ -369,6 +379,9 @@ impl Handler<Finish> for RecorderActor {
 /// The observer side: buffers ticks on the tick thread and ships chunks.
 pub struct StreamingObserver {
     neurons: Vec<usize>,
+    /// The recorded neurons are 0..m in order (every neuron, or a prefix):
+    /// the frame's words are the record.
+    prefix: bool,
     form: SpikeForm,
     chunk_ticks: usize,
     chunk: Chunk,
@@ -387,6 +400,7 @@ impl StreamingObserver {
     ) -> Self {
         let previous = vec![0; neurons.len()];
         StreamingObserver {
+            prefix: neurons.iter().enumerate().all(|(j, &k)| j == k),
             neurons,
             form,
             chunk_ticks: chunk_ticks.max(1),
@@ -439,11 +453,39 @@ impl Observer for StreamingObserver {
         c.x.push(rec.x as i64);
         c.actor.push(rec.actor);
         c.reward.push(rec.reward);
-        for (j, &k) in self.neurons.iter().enumerate() {
-            let s = (rec.frame[k / 64] >> (k % 64) & 1) as u8;
-            match self.form {
-                SpikeForm::Dense => c.spikes.push(s),
-                SpikeForm::Events => {
+        let m = self.neurons.len();
+        let bit = |k: usize| (rec.frame[k / 64] >> (k % 64) & 1) as u8;
+        match self.form {
+            // (This runs on the tick team's leading thread while the others
+            // wait: with 10⁶ neurons recorded, a prefix is copied by words.)
+            SpikeForm::Dense if self.prefix => {
+                for (w, &word) in rec.frame.iter().enumerate().take(m.div_ceil(64)) {
+                    let take = (m - 64 * w).min(64);
+                    c.spikes.extend((0..take).map(|b| (word >> b & 1) as u8));
+                }
+            }
+            SpikeForm::Dense => c.spikes.extend(self.neurons.iter().map(|&k| bit(k))),
+            SpikeForm::Bits if self.prefix => {
+                let bytes = m.div_ceil(8);
+                let words = rec.frame.iter().take(m.div_ceil(64));
+                let packed = words.flat_map(|w| w.to_le_bytes());
+                let at = c.spikes.len();
+                c.spikes.extend(packed.take(bytes));
+                // Bits past m in the last byte are 0 (a dead or absent
+                // neuron's bit is 0 anyway; a prefix may end mid-byte).
+                if !m.is_multiple_of(8) {
+                    c.spikes[at + bytes - 1] &= (1u8 << (m % 8)) - 1;
+                }
+            }
+            SpikeForm::Bits => {
+                for block in self.neurons.chunks(8) {
+                    let byte = block.iter().enumerate().fold(0u8, |acc, (b, &k)| acc | bit(k) << b);
+                    c.spikes.push(byte);
+                }
+            }
+            SpikeForm::Events => {
+                for (j, &k) in self.neurons.iter().enumerate() {
+                    let s = bit(k);
                     if s != self.previous[j] {
                         c.event_ticks.push(rec.t as i64);
                         c.event_ids.push(k as i64);
