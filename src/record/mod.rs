@@ -61,7 +61,8 @@ pub struct TrajectoryMeta {
 }
 
 /// A trajectory as read back: metadata and the arrays every form has, with
-/// `spikes` in the dense form (None for an event record).
+/// `spikes` in the dense form (packed bits unpacked; None for an event
+/// record).
 #[derive(Clone, Debug)]
 pub struct Trajectory {
     pub meta: TrajectoryMeta,

@@ -471,8 +471,7 @@ impl Observer for StreamingObserver {
                 let packed = words.flat_map(|w| w.to_le_bytes());
                 let at = c.spikes.len();
                 c.spikes.extend(packed.take(bytes));
-                // Bits past m in the last byte are 0 (a dead or absent
-                // neuron's bit is 0 anyway; a prefix may end mid-byte).
+                // A prefix may end mid-byte: the bits past m are 0.
                 if !m.is_multiple_of(8) {
                     c.spikes[at + bytes - 1] &= (1u8 << (m % 8)) - 1;
                 }
