@@ -2,6 +2,7 @@
 //! recording of the same run, the sparse event form reconstructs the dense
 //! one, subsets record the right columns, bad inputs write nothing.
 
+use cli_common::marlin;
 use marlin::agents::{FullStatePolicy, Neuron};
 use marlin::commands::simulate::load_policy;
 use marlin::record::Recorder;
@@ -10,11 +11,8 @@ use marlin::scenario::Scenario;
 use ndarray::{Array1, Array2};
 use ndarray_npy::NpzReader;
 use std::path::Path;
-use std::process::Command;
 
-fn marlin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_marlin"))
-}
+mod cli_common;
 
 fn solve_toy(dir: &Path) -> std::path::PathBuf {
     let out = dir.join("solve");
@@ -248,14 +246,7 @@ fn the_actor_engine_writes_the_same_trajectory() {
 #[test]
 fn bits_form_packs_the_dense_record() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string("scenarios/ei_network.toml")
-        .unwrap()
-        .replace("neurons = 10_000", "neurons = 300")
-        .replace("k = 100", "k = 20")
-        .replace("targets = [2700]", "targets = [81]");
-    assert!(text.contains("neurons = 300"), "ei_network.toml changed");
-    let scenario = dir.path().join("ei.toml");
-    std::fs::write(&scenario, text).unwrap();
+    let scenario = cli_common::sparse_scenario(dir.path());
     let run_sim = |form: &str, neurons: Option<&str>, out: &Path| {
         let mut c = marlin();
         c.args(["-q", "simulate"])
@@ -312,10 +303,7 @@ fn bits_form_packs_the_dense_record() {
             assert!(bytes(&path) < bytes(&dense) / 4.0, "packed is smaller");
         }
         assert!(
-            std::process::Command::new("python3")
-                .args(["-c", "import numpy"])
-                .status()
-                .is_ok_and(|s| s.success()),
+            cli_common::numpy_available(),
             "numpy is required (the CI script installs it)"
         );
         let script = format!(

@@ -8,7 +8,7 @@
 
 mod cli_common;
 
-use cli_common::{json, marlin, run_bad, run_ok};
+use cli_common::{json, marlin, run_bad, run_ok, sparse_scenario};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -293,22 +293,6 @@ fn resume_simulate(out: &Path) -> Command {
     let mut c = marlin();
     c.args(["-q", "simulate", "--resume"]).arg(out);
     c
-}
-
-/// A [neurons] network small enough for a test (synchronous, sparse engine).
-fn sparse_scenario(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string("scenarios/ei_network.toml")
-        .unwrap()
-        .replace("neurons = 10_000", "neurons = 300")
-        .replace("k = 100", "k = 20")
-        .replace("targets = [2700]", "targets = [81]");
-    assert!(
-        text.contains("neurons = 300") && text.contains("k = 20") && text.contains("[81]"),
-        "ei_network.toml changed"
-    );
-    let p = dir.join("ei.toml");
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 #[test]

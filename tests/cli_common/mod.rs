@@ -46,3 +46,19 @@ pub fn numpy_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// A [neurons] network small enough for a test (synchronous, sparse engine).
+pub fn sparse_scenario(dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string("scenarios/ei_network.toml")
+        .unwrap()
+        .replace("neurons = 10_000", "neurons = 300")
+        .replace("k = 100", "k = 20")
+        .replace("targets = [2700]", "targets = [81]");
+    assert!(
+        text.contains("neurons = 300") && text.contains("k = 20") && text.contains("[81]"),
+        "ei_network.toml changed"
+    );
+    let p = dir.join("ei.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
