@@ -247,13 +247,11 @@ pub struct Interrupted {
     pub out: PathBuf,
 }
 
-/// The output folder a checkpoint at `checkpoint` (from [`path`]) belongs to.
+/// The output folder a checkpoint at `checkpoint` (from [`path`]) belongs to
+/// (the folder the run's results land in, not its staging folder: what
+/// `--resume` takes).
 pub fn folder_of(checkpoint: &Path) -> PathBuf {
-    checkpoint
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."))
-        .to_path_buf()
+    crate::files::outdir::final_path(checkpoint.parent().and_then(Path::parent).unwrap_or(Path::new(".")))
 }
 
 /// `err`, the failure of a run that saves checkpoints at `checkpoint`: when

@@ -2,12 +2,13 @@
 //! [`crate::commands`]. No science happens here.
 
 use crate::commands;
+use crate::files::outdir::{self, Mode, RunIdentity};
 use crate::runtime::transport::Ranks;
 use crate::scenario::World;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "marlin", version, about = "Neural circuits as teams of reinforcement-learning agents", long_about = None)]
 pub struct Cli {
     /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
@@ -16,20 +17,24 @@ pub struct Cli {
     /// No progress bars or summaries, only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Replace what the output folder holds (another run's results, files marlin did not write,
+    /// or an interrupted run), instead of refusing.
+    #[arg(long, global = true)]
+    pub overwrite: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// The whole study: solve, train, simulate, infer the reward, predict perturbations.
     #[command(
-        after_help = "Example:\n  marlin run scenarios/toy8.toml          # → out/toy8/{solve,train,simulate,infer,predict}/, out/toy8/summary.json"
+        after_help = "Example:\n  marlin run scenarios/toy8.toml          # → out/toy8/study/{solve,train,simulate,infer,predict}/, summary.json, report.html"
     )]
     Run {
         /// Scenario file (TOML).
         scenario: PathBuf,
-        /// Output folder (default: the scenario's `output`).
+        /// Output folder (default: the scenario's `output`/study).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Ticks to simulate for the recording (default: the scenario's `study.ticks`, 200 000).
@@ -276,6 +281,125 @@ pub enum RecordFormat {
     Events,
 }
 
+/// The output folder `command` writes, resolved as the command's own default
+/// does (None: it writes none), and how it may treat what is there.
+fn output_folder(cli: &Cli) -> anyhow::Result<Option<(PathBuf, Mode, Option<PathBuf>)>> {
+    let inside = |scenario: &std::path::Path, sub: &str| -> anyhow::Result<PathBuf> {
+        let world = World::load(scenario).map_err(commands::BadInput::from)?;
+        Ok(world.output().join(sub))
+    };
+    let fresh = if cli.overwrite { Mode::Overwrite } else { Mode::Fresh };
+    let pick = |out: &Option<PathBuf>, scenario: &std::path::Path, sub: &str| -> anyhow::Result<PathBuf> {
+        match out {
+            Some(o) => Ok(o.clone()),
+            None => inside(scenario, sub),
+        }
+    };
+    Ok(Some(match &cli.command {
+        Command::Validate { .. } | Command::Scenarios { .. } => return Ok(None),
+        Command::Run { scenario, out, .. } => (pick(out, scenario, "study")?, fresh, Some(scenario.clone())),
+        Command::Solve { scenario, out, .. } => (pick(out, scenario, "solve")?, fresh, Some(scenario.clone())),
+        Command::Simulate { resume: Some(dir), .. } | Command::Train { resume: Some(dir), .. } => {
+            (dir.clone(), Mode::Resume, None)
+        }
+        Command::Simulate {
+            scenario: Some(scenario),
+            out,
+            ..
+        } => (pick(out, scenario, "simulate")?, fresh, Some(scenario.clone())),
+        Command::Train {
+            scenario: Some(scenario),
+            out,
+            ..
+        } => (pick(out, scenario, "train")?, fresh, Some(scenario.clone())),
+        Command::Simulate { .. } | Command::Train { .. } => return Ok(None),
+        Command::Infer {
+            trajectory,
+            out,
+            scenario,
+            ..
+        } => {
+            // `infer/` beside the trajectory's folder (out/toy8/simulate → out/toy8/infer).
+            let dir = out.clone().unwrap_or_else(|| {
+                let folder = trajectory.parent().unwrap_or(std::path::Path::new("."));
+                folder.parent().unwrap_or(folder).join("infer")
+            });
+            (dir, fresh, scenario.clone())
+        }
+        Command::Predict { scenario, out, .. } => (pick(out, scenario, "predict")?, fresh, Some(scenario.clone())),
+        Command::Import { out, .. } => (out.clone(), fresh, None),
+    }))
+}
+
+/// The command as run into the staging folder `work` of its output folder.
+fn into_folder(command: &Command, work: &std::path::Path) -> Command {
+    let mut c = command.clone();
+    let work = Some(work.to_path_buf());
+    match &mut c {
+        Command::Run { out, .. }
+        | Command::Solve { out, .. }
+        | Command::Infer { out, .. }
+        | Command::Predict { out, .. } => *out = work,
+        Command::Simulate { out, resume, .. } | Command::Train { out, resume, .. } => match resume.is_some() {
+            true => *resume = work,
+            false => *out = work,
+        },
+        Command::Import { out, .. } => *out = work.expect("given"),
+        Command::Validate { .. } | Command::Scenarios { .. } => {}
+    }
+    c
+}
+
+/// What a run is, for its output folder: the subcommand and the arguments
+/// that change results (not where it writes, how many threads, how often
+/// it checkpoints, or how much it prints), and the scenario's digest.
+fn run_identity(args: &[String], scenario: Option<&std::path::Path>) -> RunIdentity {
+    const WITH_VALUE: [&str; 5] = ["--out", "--threads", "--shards", "--checkpoint-every", "--resume"];
+    const ALONE: [&str; 4] = ["--quiet", "--verbose", "--overwrite", "--"];
+    let mut command = None;
+    let mut settings = Vec::new();
+    let mut skip = false;
+    for a in args.iter().skip(1) {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        let flag = a.split('=').next().unwrap_or(a);
+        if WITH_VALUE.contains(&flag) {
+            skip = !a.contains('=');
+            continue;
+        }
+        let short_global =
+            a.len() > 1 && a.starts_with('-') && !a.starts_with("--") && a[1..].chars().all(|c| "vq".contains(c));
+        if ALONE.contains(&a.as_str()) || short_global {
+            continue;
+        }
+        match command {
+            None if !a.starts_with('-') => command = Some(a.clone()),
+            _ => settings.push(a.clone()),
+        }
+    }
+    let scenario_sha256 = scenario.and_then(|p| crate::checkpoint::sha256_file(p).ok());
+    RunIdentity {
+        command: command.unwrap_or_default(),
+        scenario: scenario.map(|p| p.display().to_string()),
+        scenario_sha256,
+        settings,
+    }
+}
+
+/// The staging folder and the output folder it becomes, for messages.
+static SHOWN: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+/// `text` with the staging folder's path shown as the output folder's (a
+/// user is told where results land, and which folder to resume).
+fn show(text: impl std::fmt::Display) -> String {
+    let text = text.to_string();
+    match SHOWN.get() {
+        Some((work, dir)) => text.replace(work.as_str(), dir),
+        None => text,
+    }
+}
+
 /// Parse arguments, set up logging, dispatch; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -309,7 +433,7 @@ pub fn main() -> i32 {
     let code = match ran {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", show(format!("{e:#}")));
             commands::exit_code(&e)
         }
         Err(_) => 101, // the panic hook printed the message
@@ -376,7 +500,7 @@ fn print_maze_study(s: &serde_json::Value) {
             f(&p["tv_naive_truth"])
         );
     }
-    println!("  → {}", s["output"].as_str().unwrap_or("?"));
+    println!("  → {}", show(s["output"].as_str().unwrap_or("?")));
 }
 
 fn print_team_study(s: &serde_json::Value) {
@@ -444,7 +568,7 @@ fn print_team_study(s: &serde_json::Value) {
             f(&r["running_g"])
         );
     }
-    println!("  → {}", s["output"].as_str().unwrap_or("?"));
+    println!("  → {}", show(s["output"].as_str().unwrap_or("?")));
 }
 
 fn print_coding_study(s: &serde_json::Value) {
@@ -503,11 +627,40 @@ fn print_coding_study(s: &serde_json::Value) {
     for w in s["warnings"].as_array().into_iter().flatten() {
         println!("  warning: {}", w.as_str().unwrap_or("?"));
     }
-    println!("  → {}", s["output"].as_str().unwrap_or("?"));
+    println!("  → {}", show(s["output"].as_str().unwrap_or("?")));
 }
 
 /// Run the command; `ranks` when launched by `mpirun` (feature `mpi`).
+/// Claim the command's output folder (rank 0 under MPI), run the command
+/// into its staging folder, and put the results in place when it succeeds.
 fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
+    let Some((dir, mode, scenario)) = output_folder(cli)? else {
+        return dispatch(cli, ranks);
+    };
+    let work = outdir::staging(&dir);
+    let writes = ranks.is_none_or(|r| r.size() == 1 || r.rank() == 0);
+    let claim = match writes {
+        true => {
+            let args: Vec<String> = std::env::args().collect();
+            let identity = run_identity(&args, scenario.as_deref());
+            Some(outdir::claim(&dir, identity, mode).map_err(|e| commands::BadInput(e.0))?)
+        }
+        false => None,
+    };
+    let work = claim.as_ref().map_or(work, |c| c.work().to_path_buf());
+    let _ = SHOWN.set((work.display().to_string(), dir.display().to_string()));
+    let staged = Cli {
+        command: into_folder(&cli.command, &work),
+        ..cli.clone()
+    };
+    dispatch(&staged, ranks)?;
+    match claim {
+        Some(c) => c.commit(),
+        None => Ok(()),
+    }
+}
+
+fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
     let ranks = ranks.filter(|r| r.size() > 1);
     if let Some(r) = ranks
         && !matches!(cli.command, Command::Simulate { .. } | Command::Train { .. })
@@ -523,7 +676,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
         Command::Run { scenario, out, ticks } => {
             let world = World::load(scenario).map_err(commands::BadInput::from)?;
             if let World::Coding(c) = &world {
-                let dir = out.clone().unwrap_or_else(|| c.output.clone());
+                let dir = out.clone().unwrap_or_else(|| c.output.join("study"));
                 let s = commands::coding::study(c, &dir, *ticks, cli.quiet)?;
                 if !cli.quiet {
                     print_coding_study(&s);
@@ -539,7 +692,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     )
                     .into());
                 }
-                let dir = out.clone().unwrap_or_else(|| m.output.clone());
+                let dir = out.clone().unwrap_or_else(|| m.output.join("study"));
                 let s = commands::team::study(m, &dir, cli.quiet)?;
                 if !cli.quiet {
                     print_team_study(&s);
@@ -554,7 +707,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     )
                     .into());
                 }
-                let dir = out.clone().unwrap_or_else(|| m.output.clone());
+                let dir = out.clone().unwrap_or_else(|| m.output.join("study"));
                 let s = commands::maze::study(&m, &dir, cli.quiet)?;
                 if !cli.quiet {
                     print_maze_study(&s);
@@ -605,7 +758,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                         p["tv_naive_truth"].as_f64().unwrap_or(f64::NAN)
                     );
                 }
-                println!("  → {}", s["output"].as_str().unwrap_or("?"));
+                println!("  → {}", show(s["output"].as_str().unwrap_or("?")));
             }
             Ok(())
         }
@@ -703,7 +856,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                         s.posterior_monotone,
                         s.alternations,
                         if s.converged { "(converged)" } else { "(NOT CONVERGED)" },
-                        dir.display()
+                        show(dir.display())
                     );
                     println!(
                         "objective {:.4}: the best fixed point of the alternation from the symmetric decoder, not \
@@ -735,7 +888,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                         r.info_bits_per_walker,
                         if r.converged { "converged" } else { "NOT CONVERGED" },
                         r.seconds,
-                        dir.display()
+                        show(dir.display())
                     );
                 }
                 return Ok(());
@@ -754,7 +907,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                             r.info_bits,
                             if r.converged { "converged" } else { "NOT CONVERGED" },
                             r.seconds,
-                            dir.display()
+                            show(dir.display())
                         );
                     }
                 }
@@ -844,7 +997,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                         r.seconds,
                         if m.team.is_some() { "team reward" } else { "goal" },
                         r.mean_reward,
-                        dir.join(file).display()
+                        show(dir.join(file).display())
                     );
                 }
                 return Ok(());
@@ -882,7 +1035,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     r.totals.reward / t,
                     r.totals.info / t,
                     r.totals.spikes as f64 / t,
-                    r.out.display()
+                    show(r.out.display())
                 );
             }
             Ok(())
@@ -969,7 +1122,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                             (Some(g), Some(q)) => format!(", exact g = {g:.4} = {q:.3}·g*"),
                             _ => String::new(),
                         },
-                        dir.display()
+                        show(dir.display())
                     );
                 }
                 return Ok(());
@@ -1127,7 +1280,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     for n in &s.notes {
                         println!("  note: {n}");
                     }
-                    println!("  → {}", dir.display());
+                    println!("  → {}", show(dir.display()));
                 }
                 return Ok(());
             }
@@ -1161,7 +1314,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                             m.correlation_with_truth.map_or("-".into(), |c| format!("{c:.3}"))
                         );
                     }
-                    println!("  → {}", dir.display());
+                    println!("  → {}", show(dir.display()));
                 }
                 return Ok(());
             }
@@ -1216,7 +1369,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                             p.team_rate_pred,
                             p.team_rate_naive,
                             p.tv_baseline,
-                            dir.display()
+                            show(dir.display())
                         );
                         for w in &p.warnings {
                             println!("  warning: {w}");
@@ -1243,7 +1396,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                         p.goal_rate_pred,
                         p.goal_rate_naive,
                         p.tv_baseline,
-                        dir.display()
+                        show(dir.display())
                     );
                     for w in &p.warnings {
                         println!("  warning: {w}");
@@ -1301,7 +1454,7 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     s.spikes_outside_window,
                     s.spikes_merged_in_bins,
                     s.input_values,
-                    out.join("trajectory.npz").display()
+                    show(out.join("trajectory.npz").display())
                 );
             }
             Ok(())

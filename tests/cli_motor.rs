@@ -195,7 +195,8 @@ fn the_network_drives_the_walker_and_its_goal_is_recovered_from_the_record() {
         marlin()
             .arg("infer")
             .arg(barrier.join("trajectory.npz"))
-            .args(["--reward-model", "tabular"]),
+            .args(["--reward-model", "tabular", "--out"])
+            .arg(out.join("infer_tabular")),
     );
     assert!(err.contains("--reward-model input"), "{err}");
 

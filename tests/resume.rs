@@ -9,6 +9,7 @@
 mod cli_common;
 
 use cli_common::{json, marlin, run_bad, run_ok, sparse_scenario};
+use marlin::files::outdir::staging;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -66,7 +67,7 @@ fn reference(dir: &Path) -> (serde_json::Value, Vec<Vec<u8>>) {
 }
 
 fn checkpoint(out: &Path) -> PathBuf {
-    out.join("checkpoint").join("train.ckpt")
+    staging(&out).join("checkpoint").join("train.ckpt")
 }
 
 /// Start `run` and kill it (SIGKILL) `delay` after the file `first`
@@ -144,7 +145,7 @@ fn a_kill_in_a_checkpoint_write_or_a_panicking_agent_leaves_a_usable_checkpoint(
             .status()
             .unwrap();
         assert!(!status.success(), "the fault hook did not stop the run");
-        let leftovers: Vec<_> = std::fs::read_dir(out.join("checkpoint"))
+        let leftovers: Vec<_> = std::fs::read_dir(staging(&out).join("checkpoint"))
             .unwrap()
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
@@ -156,12 +157,12 @@ fn a_kill_in_a_checkpoint_write_or_a_panicking_agent_leaves_a_usable_checkpoint(
         );
         // The folder may move before it is resumed: results go where it is now.
         let moved = dir.path().join(format!("moved{nth}"));
-        std::fs::rename(&out, &moved).unwrap();
+        std::fs::rename(staging(&out), staging(&moved)).unwrap();
         let out = moved;
         run_ok(&mut resume(&out));
         assert_eq!(result(&out), want, "abort in checkpoint write {nth}");
         assert!(
-            !out.join("checkpoint").exists(),
+            !staging(&out).join("checkpoint").exists(),
             "the finished run removes its checkpoint"
         );
     }
@@ -243,9 +244,9 @@ fn damaged_checkpoints_and_changed_scenarios_are_refused() {
     assert!(e.contains("holds no checkpoint"), "{e}");
     // A finished run removes its checkpoint.
     run_ok(&mut train(&out));
-    assert!(!out.join("checkpoint").exists());
+    assert!(!staging(&out).exists() && !out.join("checkpoint").exists());
     let e = run_bad(&mut resume(&out));
-    assert!(e.contains("holds no checkpoint"), "{e}");
+    assert!(e.contains("holds no interrupted run"), "{e}");
 
     // A checkpoint of a scenario that changed since.
     let scenario = dir.path().join("toy.toml");
@@ -316,7 +317,7 @@ fn a_killed_simulation_resumes_to_the_same_trajectory_bytes() {
             lcg = lcg.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let delay = Duration::from_millis((lcg >> 33) % 300);
             let out = dir.path().join(format!("killed{c}_{i}"));
-            let ck = out.join("checkpoint").join("simulate.ckpt");
+            let ck = staging(&out).join("checkpoint").join("simulate.ckpt");
             tried += 1;
             if kill_after(simulate(scenario, *ticks, extra, &out), &ck, delay) {
                 killed += 1;
@@ -330,7 +331,7 @@ fn a_killed_simulation_resumes_to_the_same_trajectory_bytes() {
                 "case {c}, kill point {i} ({delay:?}): the trajectory differs"
             );
             assert!(
-                !out.join("checkpoint").exists(),
+                !staging(&out).join("checkpoint").exists(),
                 "a finished simulation removes its checkpoint"
             );
             let hidden: Vec<_> = std::fs::read_dir(&out)
@@ -388,7 +389,7 @@ fn a_simulation_aborted_in_a_checkpoint_write_or_stopped_by_ctrl_c_resumes() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let ck = out.join("checkpoint").join("simulate.ckpt");
+        let ck = staging(&out).join("checkpoint").join("simulate.ckpt");
         let t0 = Instant::now();
         while !ck.exists() {
             assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint appeared");

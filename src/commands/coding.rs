@@ -822,7 +822,7 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
         .collect();
     let summary = serde_json::json!({
         "scenario": sc.name,
-        "output": out.display().to_string(),
+        "output": crate::files::outdir::final_path(&out).display().to_string(),
         "task": task_json(&sc.task),
         "solve": code,
         "simulate": { "ticks": ticks, "mean_reward": sim.totals.reward / sim.totals.ticks.max(1) as f64, "seconds": sim.seconds },

@@ -579,9 +579,9 @@ fn features(model: &RewardModel, n: usize, xs: usize) -> Result<Features, BadInp
         RewardModel::Input => Features::inputs(n, xs),
         RewardModel::File(path) => {
             let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
-            let a: ArrayD<f64> = ndarray_npy::read_npy(path).map_err(|e| {
-                bad(format!(
-                    "not a float64 .npy array of features ({e}); allowed: shape [X, 2^n, P] or [X·2^n, P]"
+            let a: ArrayD<f64> = crate::files::read_npy_file(path).map_err(|e| {
+                BadInput(format!(
+                    "{e}; allowed: a float64 .npy array of features of shape [X, 2^n, P] or [X·2^n, P]"
                 ))
             })?;
             let states = xs << n;
@@ -988,7 +988,7 @@ fn write_outputs(args: &InferArgs, cx: &Shared, inf: &Inferred, count_title: &st
             || if inf.theta.is_some() { "count" } else { "tabular" }.into(),
             |m| m.name(),
         ),
-        trajectory: args.trajectory.display().to_string(),
+        trajectory: crate::files::outdir::recorded(&args.trajectory),
         ticks: cx.rec.x.len(),
         n,
         update: cx.rec.meta.update.clone(),

@@ -223,7 +223,7 @@ fn read_policy(path: &Path, maze: &Maze) -> Result<(Vec<f64>, Option<f64>), BadI
             )));
         }
     }
-    let lambda: Option<Array1<f64>> = npz.by_name("lambda").ok();
+    let lambda: Option<Array1<f64>> = npz.optional("lambda").map_err(|e| BadInput(e.0))?;
     let lambda = lambda
         .and_then(|l| l.first().copied())
         .filter(|l| l.is_finite() && *l > 0.0);
@@ -283,7 +283,7 @@ pub fn simulate(
         seed: sc.seed,
         trajectories,
         steps,
-        policy: policy.map_or("uniformly random moves".into(), |p| p.display().to_string()),
+        policy: policy.map_or("uniformly random moves".into(), |p| crate::files::outdir::recorded(p)),
         actions: ACTIONS.iter().map(|a| a.to_string()).collect(),
     };
     demos::write(out, &meta, maze, &rec)?;
@@ -607,7 +607,7 @@ pub fn infer(path: &Path, lambda: Option<f64>, out: &Path) -> Result<MazeInferSu
             "format": "marlin-maze-reward",
             "format_version": 1,
             "world": "maze",
-            "demonstrations": path.display().to_string(),
+            "demonstrations": crate::files::outdir::recorded(&path),
             "map": meta.map,
             "goals": meta.goals,
             "slip": meta.slip,
@@ -933,7 +933,7 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
     let summary = serde_json::json!({
         "scenario": sc.name,
         "world": "maze",
-        "output": out.display().to_string(),
+        "output": crate::files::outdir::final_path(&out).display().to_string(),
         "seconds": t0.elapsed().as_secs_f64(),
         "solve": solved,
         "simulate": sim,

@@ -423,11 +423,11 @@ fn read_reward(path: &Path, model: &str, n: usize, xs: usize) -> Result<RewardFi
         }
         other => return Err(BadInput(format!("--reward-model {other:?}; allowed: count, tabular"))),
     };
-    let p_fire: Option<ndarray::Array1<f64>> = npz.by_name("p_fire").ok();
+    let p_fire: Option<ndarray::Array1<f64>> = npz.optional("p_fire").map_err(|e| BadInput(e.0))?;
     let p_fire = p_fire
         .map(|p| p.to_vec())
         .filter(|p| p.len() == n && p.iter().all(|v| *v > 0.0 && *v < 1.0));
-    let policy: Option<ndarray::Array3<f64>> = npz.by_name("policy").ok();
+    let policy: Option<ndarray::Array3<f64>> = npz.optional("policy").map_err(|e| BadInput(e.0))?;
     let policy = match policy {
         None => None,
         Some(a) if a.shape() == [xs, c, n] && a.iter().all(|v| (0.0..=1.0).contains(v)) => Some(Policy {

@@ -240,7 +240,7 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
             let (policies, prior) = load_policy(path, n, net.input.len())?;
             (
                 Agents::Solver(make_agents(&scenario, policies, &prior)),
-                path.display().to_string(),
+                crate::files::outdir::recorded(path),
             )
         }
         None => {

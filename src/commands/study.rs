@@ -72,7 +72,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     if ticks == 0 {
         return Err(BadInput("--ticks must be at least 1".into()).into());
     }
-    let out = args.out.clone().unwrap_or_else(|| scenario.output.clone());
+    let out = args.out.clone().unwrap_or_else(|| scenario.output.join("study"));
     let t0 = std::time::Instant::now();
     let say = |m: &str| super::say(args.quiet, m);
 
@@ -185,7 +185,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     let t = sim.totals.ticks as f64;
     let summary = json!({
         "scenario": scenario.name,
-        "output": out.display().to_string(),
+        "output": crate::files::outdir::final_path(&out).display().to_string(),
         "seconds": t0.elapsed().as_secs_f64(),
         "solve": {
             "g": s.g, "mean_reward": s.mean_reward, "info_nats": s.info_nats,
@@ -215,7 +215,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             "warnings": inferred["warnings"],
         })},
         "predict": predictions,
-        "report": out.join("report.html").display().to_string(),
+        "report": crate::files::outdir::recorded(&out.join("report.html")),
         "warnings": warnings,
     });
     write_json(&out.join("summary.json"), &summary)?;
@@ -417,8 +417,8 @@ fn report(
 /// switch after tick 1000 (or at tick 1000).
 fn raster_figure(out: &Path, scenario: &Scenario) -> Result<String> {
     let path = out.join("simulate/trajectory.npz");
-    let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    let mut npz = ndarray_npy::NpzReader::new(file).with_context(|| format!("reading {}", path.display()))?;
+    let mut npz = crate::files::open_npz(&path, &[crate::record::FORMAT], crate::record::FORMAT_VERSION, None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let spikes: ndarray::Array2<u8> = npz.by_name("spikes").context("trajectory spikes")?;
     let x: ndarray::Array1<i64> = npz.by_name("x").context("trajectory x")?;
     let t_len = x.len();

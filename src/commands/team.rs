@@ -484,7 +484,7 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
     }
     let summary = serde_json::json!({
         "scenario": sc.name,
-        "output": out.display().to_string(),
+        "output": crate::files::outdir::final_path(&out).display().to_string(),
         "agents": spec.agents,
         "goal": spec.goal.name(),
         "lambda": sc.lambda,

@@ -92,7 +92,7 @@ fn read_team_policy(path: &Path, joint_states: usize, agents: usize) -> Result<T
                 .collect()
         })
         .collect();
-    let lambda: Option<Array0<f64>> = npz.by_name("lambda").ok();
+    let lambda: Option<Array0<f64>> = npz.optional("lambda").map_err(|e| BadInput(e.0))?;
     let lambda = lambda.map(|l| l.into_scalar()).filter(|l| l.is_finite() && *l > 0.0);
     Ok(TeamPolicy { pi, priors, lambda })
 }
@@ -183,7 +183,7 @@ pub fn simulate(
             trajectories,
             steps,
             policy: policy.map_or("untrained walkers (uniformly random moves)".into(), |p| {
-                p.display().to_string()
+                crate::files::outdir::recorded(p)
             }),
             actions: ACTIONS.iter().map(|a| a.to_string()).collect(),
         },
@@ -339,7 +339,7 @@ pub fn infer(path: &Path, lambda: Option<f64>, out: &Path) -> Result<TeamInferSu
         )?;
     }
     let summary = TeamInferSummary {
-        record: path.display().to_string(),
+        record: crate::files::outdir::recorded(&path),
         agents: m,
         team_goal: meta.team_goal.clone(),
         trajectories: rec.states.len(),

@@ -761,7 +761,7 @@ impl Setup<'_> {
             ticks_per_second: spec.ticks as f64 / seconds.max(1e-9),
             checkpoints,
             weights,
-            policy_file: policy_file.display().to_string(),
+            policy_file: crate::files::outdir::recorded(&policy_file),
             warnings,
         })
     }

@@ -5,10 +5,11 @@
 //! A leaf module: it knows nothing of networks or solvers.
 
 pub mod non_finite;
+pub mod outdir;
 
 use anyhow::{Context, Result};
 use ndarray::{Array, Dimension};
-use ndarray_npy::{NpzReader, WritableElement, WriteNpyExt};
+use ndarray_npy::{WritableElement, WriteNpyExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, Read, Seek, SeekFrom, Write};
@@ -43,11 +44,11 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Resul
     result
 }
 
-/// Write text (e.g. JSON or SVG) atomically.
-/// Memory this process may still allocate (`MemAvailable`), or 8 GiB where
-/// the system does not say.
+/// Memory this process may still allocate: the system's `MemAvailable`
+/// (8 GiB where the system does not say), and no more than what its
+/// address-space limit (`ulimit -v`) leaves beside what it already maps.
 pub fn available_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
+    let system = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
             s.lines()
@@ -55,9 +56,46 @@ pub fn available_memory() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map(|kib| kib * 1024)
-        .unwrap_or(8 << 30)
+        .unwrap_or(8 << 30);
+    system.min(address_space_left().unwrap_or(u64::MAX))
 }
 
+/// What the address-space limit leaves: the limit less the process's
+/// current virtual size (None without a limit, or off Linux).
+#[cfg(target_os = "linux")]
+fn address_space_left() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    let used = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmSize:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(0);
+    Some((limit.rlim_cur as u64).saturating_sub(used))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn address_space_left() -> Option<u64> {
+    None
+}
+
+/// The most one array read from a file may take: 80 % of
+/// [`available_memory`].
+pub fn array_budget() -> u64 {
+    available_memory() / 10 * 8
+}
+
+/// Write text (e.g. JSON or SVG) atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, |f| Ok(f.write_all(text.as_bytes())?))
 }
@@ -199,14 +237,8 @@ pub fn read_reward_table(path: &Path, inputs: usize, n: usize) -> std::result::R
         .to_ascii_lowercase();
     let table: Vec<f64> = match ext.as_str() {
         "npy" => {
-            use ndarray_npy::ReadNpyExt;
-            let f = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            let a = ndarray::Array2::<f64>::read_npy(f).map_err(|e| {
-                format!(
-                    "{} is not a 2-d float64 .npy array ({e}); allowed: float64 of shape [{inputs}, {c}]",
-                    path.display()
-                )
-            })?;
+            let a = read_npy_file::<f64, ndarray::Ix2>(path)
+                .map_err(|e| format!("{e}; allowed: a 2-d float64 .npy array of shape [{inputs}, {c}]"))?;
             if a.shape() != [inputs, c] {
                 return Err(format!(
                     "{} has shape {:?}; allowed: [{inputs}, {c}] (input values × 2^{n} network states)",
@@ -483,10 +515,178 @@ pub fn open_npz(
     formats: &[&str],
     max_version: u32,
     metadata: Option<&str>,
-) -> std::result::Result<NpzReader<std::fs::File>, String> {
+) -> std::result::Result<Archive, String> {
     check_seal(path, formats, max_version, metadata)?;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    NpzReader::new(file).map_err(|e| format!("not a readable .npz archive ({e})"))
+    Archive::open(path)
+}
+
+/// An .npz archive opened for reading, whose arrays are checked before they
+/// are allocated: an array's header (its shape and element size) must
+/// describe exactly the bytes its entry holds, and those must fit the
+/// memory budget ([`array_budget`]), so a file whose header lies is an
+/// error naming the file and the array, never an allocation failure.
+pub struct Archive {
+    path: PathBuf,
+    file_len: u64,
+    zip: zip::ZipArchive<std::fs::File>,
+}
+
+/// Why an array could not be read from a file (its message names the file
+/// and the array).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayError(pub String);
+
+impl std::fmt::Display for ArrayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArrayError {}
+
+/// Counts the bytes read through it (an .npy header's length).
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.read += k as u64;
+        Ok(k)
+    }
+}
+
+/// Check an .npy header read from `reader` against `data_len`, the bytes
+/// that hold the array (header included): the shape times the element size
+/// must be exactly the bytes after the header, and fit the memory budget.
+/// `what` names the array for messages.
+fn check_npy_header(reader: impl Read, data_len: u64, what: &str) -> std::result::Result<(), String> {
+    let mut counted = Counted { inner: reader, read: 0 };
+    let header = npyz::NpyHeader::from_reader(&mut counted)
+        .map_err(|e| format!("{what}: not a readable .npy array ({e}); allowed: an array numpy's save writes"))?;
+    let item = header
+        .dtype()
+        .num_bytes()
+        .ok_or_else(|| format!("{what}: its element type has no fixed size; allowed: numbers"))? as u64;
+    let shape = header.shape().to_vec();
+    let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+    let need = elements.and_then(|e| e.checked_mul(item));
+    let have = data_len.saturating_sub(counted.read);
+    let Some(need) = need.filter(|&b| b == have) else {
+        return Err(format!(
+            "{what}: its header says shape {shape:?} of {item}-byte elements ({}), but the file holds {have} \
+             bytes of data for it; the header lies or the file is damaged (allowed: an array whose data is \
+             what its header says)",
+            need.map_or("more bytes than a 64-bit count holds".to_string(), |b| format!(
+                "{b} bytes"
+            ))
+        ));
+    };
+    let budget = array_budget();
+    if need > budget {
+        return Err(format!(
+            "{what}: shape {shape:?} takes {} MiB; this process may allocate {} MiB (allowed: arrays that fit \
+             in memory)",
+            need >> 20,
+            budget >> 20
+        ));
+    }
+    Ok(())
+}
+
+impl Archive {
+    /// Open the .npz at `path` (no seal check: see [`open_npz`]).
+    pub fn open(path: &Path) -> std::result::Result<Archive, String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        let file_len = file.metadata().map_err(|e| format!("cannot open: {e}"))?.len();
+        let zip = zip::ZipArchive::new(file).map_err(|e| format!("not a readable .npz archive ({e})"))?;
+        Ok(Archive {
+            path: path.to_path_buf(),
+            file_len,
+            zip,
+        })
+    }
+
+    /// The names of the arrays (without `.npy`).
+    pub fn names(&self) -> Vec<String> {
+        self.zip
+            .file_names()
+            .map(|n| n.strip_suffix(".npy").unwrap_or(n).to_string())
+            .collect()
+    }
+
+    /// Whether the archive holds an array `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.zip.index_for_name(name).is_some() || self.zip.index_for_name(&format!("{name}.npy")).is_some()
+    }
+
+    /// The array `name` if the archive holds one (an error if it holds one
+    /// that cannot be read: a damaged optional array is not an absent one).
+    pub fn optional<A, D>(&mut self, name: &str) -> std::result::Result<Option<Array<A, D>>, ArrayError>
+    where
+        A: ndarray_npy::ReadableElement,
+        D: Dimension,
+    {
+        match self.has(name) {
+            true => self.by_name(name).map(Some),
+            false => Ok(None),
+        }
+    }
+
+    /// Read the array `name` (numpy's key; `name.npy` in the archive),
+    /// checking its header before allocating (see [`Archive`]).
+    pub fn by_name<A, D>(&mut self, name: &str) -> std::result::Result<Array<A, D>, ArrayError>
+    where
+        A: ndarray_npy::ReadableElement,
+        D: Dimension,
+    {
+        let what = format!("{}: array `{name}`", self.path.display());
+        let fail = |m: String| ArrayError(m);
+        let index = self
+            .zip
+            .index_for_name(name)
+            .or_else(|| self.zip.index_for_name(&format!("{name}.npy")))
+            .ok_or_else(|| fail(format!("{what} is missing")))?;
+        let damaged = |e: zip::result::ZipError| fail(format!("{what}: truncated or damaged ({e})"));
+        let (size, compressed, stored) = {
+            let entry = self.zip.by_index_raw(index).map_err(damaged)?;
+            (
+                entry.size(),
+                entry.compressed_size(),
+                entry.compression() == zip::CompressionMethod::Stored,
+            )
+        };
+        if compressed > self.file_len || (stored && size != compressed) {
+            return Err(fail(format!(
+                "{what}: the archive says it holds {size} bytes, more than the file ({} bytes); truncated or \
+                 damaged",
+                self.file_len
+            )));
+        }
+        check_npy_header(self.zip.by_index(index).map_err(damaged)?, size, &what).map_err(fail)?;
+        let entry = self.zip.by_index(index).map_err(damaged)?;
+        <Array<A, D> as ndarray_npy::ReadNpyExt>::read_npy(entry).map_err(|e| fail(format!("{what}: {e}")))
+    }
+}
+
+/// Read a whole .npy file, checking its header before allocating (as
+/// [`Archive::by_name`] does).
+pub fn read_npy_file<A, D>(path: &Path) -> std::result::Result<Array<A, D>, ArrayError>
+where
+    A: ndarray_npy::ReadableElement,
+    D: Dimension,
+{
+    let what = path.display().to_string();
+    let open = || std::fs::File::open(path).map_err(|e| ArrayError(format!("{what}: cannot open ({e})")));
+    let len = open()?
+        .metadata()
+        .map_err(|e| ArrayError(format!("{what}: cannot open ({e})")))?
+        .len();
+    check_npy_header(std::io::BufReader::new(open()?), len, &what).map_err(ArrayError)?;
+    <Array<A, D> as ndarray_npy::ReadNpyExt>::read_npy(std::io::BufReader::new(open()?))
+        .map_err(|e| ArrayError(format!("{what}: {e}")))
 }
 
 #[cfg(test)]

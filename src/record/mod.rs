@@ -155,9 +155,9 @@ pub fn read(path: &Path, fits: impl Fn(&TrajectoryMeta) -> Result<(), String>) -
     let actor: Array1<i64> = npz
         .by_name("actor")
         .map_err(|e| format!("no int64 array `actor` ({e})"))?;
-    let reward: Option<Array1<f64>> = npz.by_name("reward").ok();
+    let reward: Option<Array1<f64>> = npz.optional("reward").map_err(|e| e.0)?;
     let t = x.len();
-    let names = npz.names().unwrap_or_default();
+    let names = npz.names();
     let spikes: Option<Array2<u8>> = match npz.by_name("spikes") {
         Ok(s) => Some(s),
         Err(_) if names.iter().any(|k| k.starts_with("spikes_bits")) => {

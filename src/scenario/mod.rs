@@ -385,6 +385,16 @@ impl World {
         }
     }
 
+    /// The scenario's output folder (`output`): each command writes into
+    /// a folder of its own inside it.
+    pub fn output(&self) -> &Path {
+        match self {
+            World::Network(s) => &s.output,
+            World::Maze(m) => &m.output,
+            World::Coding(c) => &c.output,
+        }
+    }
+
     pub fn description(&self) -> &str {
         match self {
             World::Network(s) => &s.description,
