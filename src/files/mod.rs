@@ -544,17 +544,88 @@ impl std::fmt::Display for ArrayError {
 
 impl std::error::Error for ArrayError {}
 
-/// Counts the bytes read through it (an .npy header's length).
-struct Counted<R> {
-    inner: R,
-    read: u64,
+/// What an .npy header says: the element type, the shape and the header's
+/// own length in bytes.
+struct NpyHeader {
+    descr: String,
+    shape: Vec<u64>,
+    len: u64,
 }
 
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let k = self.inner.read(buf)?;
-        self.read += k as u64;
-        Ok(k)
+/// Read an .npy header (format versions 1 to 3) from `reader` without
+/// trusting it: its length is bounded, and the shape is parsed as numbers
+/// that later arithmetic checks for overflow.
+fn read_npy_header(mut reader: impl Read) -> std::result::Result<NpyHeader, String> {
+    let mut magic = [0u8; 8];
+    reader
+        .read_exact(&mut magic)
+        .map_err(|e| format!("shorter than an .npy header ({e})"))?;
+    if &magic[..6] != b"\x93NUMPY" {
+        return Err("not an .npy array (no \\x93NUMPY magic)".into());
+    }
+    let (width, len) = match magic[6] {
+        1 => {
+            let mut b = [0u8; 2];
+            reader
+                .read_exact(&mut b)
+                .map_err(|e| format!("header cut short ({e})"))?;
+            (2, u16::from_le_bytes(b) as u64)
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            reader
+                .read_exact(&mut b)
+                .map_err(|e| format!("header cut short ({e})"))?;
+            (4, u32::from_le_bytes(b) as u64)
+        }
+        v => return Err(format!(".npy format version {v}; allowed: 1 to 3")),
+    };
+    if len > 1 << 16 {
+        return Err(format!("an .npy header of {len} bytes; allowed: at most 65536"));
+    }
+    let mut text = vec![0u8; len as usize];
+    reader
+        .read_exact(&mut text)
+        .map_err(|e| format!("header cut short ({e})"))?;
+    let text = String::from_utf8_lossy(&text);
+    let value_of = |key: &str| -> Option<&str> {
+        let at = text.find(&format!("'{key}'"))? + key.len() + 2;
+        Some(text[at..].trim_start().strip_prefix(':')?.trim_start())
+    };
+    let descr = value_of("descr")
+        .and_then(|v| v.strip_prefix('\''))
+        .and_then(|v| v.split('\'').next())
+        .ok_or("its header has no plain 'descr' (structured arrays are not read)")?
+        .to_string();
+    let shape = value_of("shape")
+        .and_then(|v| v.strip_prefix('('))
+        .and_then(|v| v.split(')').next())
+        .ok_or("its header has no 'shape' tuple")?;
+    let shape = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.trim_end_matches('L').parse::<u64>())
+        .collect::<std::result::Result<Vec<u64>, _>>()
+        .map_err(|e| format!("its header's shape ({shape}) is not a tuple of sizes ({e})"))?;
+    Ok(NpyHeader {
+        descr,
+        shape,
+        len: 8 + width + len,
+    })
+}
+
+/// The size in bytes of one element of `descr` (`<f8` → 8), if fixed.
+fn item_size(descr: &str) -> Option<u64> {
+    let kind = descr.trim_start_matches(['<', '>', '|', '=']);
+    let mut chars = kind.chars();
+    let code = chars.next()?;
+    let n: u64 = chars.as_str().parse().ok()?;
+    match code {
+        'b' | 'i' | 'u' | 'f' | 'c' | 'm' | 'M' | '?' => Some(n),
+        'U' => n.checked_mul(4),
+        'S' | 'a' | 'V' => Some(n),
+        _ => None,
     }
 }
 
@@ -563,18 +634,19 @@ impl<R: Read> Read for Counted<R> {
 /// must be exactly the bytes after the header, and fit the memory budget.
 /// `what` names the array for messages.
 fn check_npy_header(reader: impl Read, data_len: u64, what: &str) -> std::result::Result<(), String> {
-    let mut counted = Counted { inner: reader, read: 0 };
-    let header = npyz::NpyHeader::from_reader(&mut counted)
-        .map_err(|e| format!("{what}: not a readable .npy array ({e}); allowed: an array numpy's save writes"))?;
-    let item = header
-        .dtype()
-        .num_bytes()
-        .ok_or_else(|| format!("{what}: its element type has no fixed size; allowed: numbers"))? as u64;
-    let shape = header.shape().to_vec();
+    let header =
+        read_npy_header(reader).map_err(|e| format!("{what}: {e}; allowed: an array as numpy's save writes it"))?;
+    let item = item_size(&header.descr).ok_or_else(|| {
+        format!(
+            "{what}: its header's element type {:?} has no fixed size; allowed: numbers",
+            header.descr
+        )
+    })?;
+    let shape = header.shape;
     let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
     let need = elements.and_then(|e| e.checked_mul(item));
-    let have = data_len.saturating_sub(counted.read);
-    let Some(need) = need.filter(|&b| b == have) else {
+    let have = data_len.saturating_sub(header.len);
+    let Some(need) = need.filter(|&b| b == have && header.len <= data_len) else {
         return Err(format!(
             "{what}: its header says shape {shape:?} of {item}-byte elements ({}), but the file holds {have} \
              bytes of data for it; the header lies or the file is damaged (allowed: an array whose data is \
@@ -687,6 +759,80 @@ where
     check_npy_header(std::io::BufReader::new(open()?), len, &what).map_err(ArrayError)?;
     <Array<A, D> as ndarray_npy::ReadNpyExt>::read_npy(std::io::BufReader::new(open()?))
         .map_err(|e| ArrayError(format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod array_tests {
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    /// An .npy entry whose header says `shape` of `descr`, holding `data`.
+    fn npy(descr: &str, shape: &[u64], data: &[u8]) -> Vec<u8> {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let shape = match dims.len() {
+            1 => format!("({},)", dims[0]),
+            _ => format!("({})", dims.join(", ")),
+        };
+        let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + dict.len() + 1) % 64 != 0 {
+            dict.push(' ');
+        }
+        dict.push('\n');
+        let mut v = b"\x93NUMPY\x01\x00".to_vec();
+        v.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        v.extend_from_slice(dict.as_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn archive(entry: &[u8], deflate: bool) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut z = zip::ZipWriter::new(f.reopen().unwrap());
+        let method = match deflate {
+            true => zip::CompressionMethod::Deflated,
+            false => zip::CompressionMethod::Stored,
+        };
+        z.start_file(
+            "a.npy",
+            zip::write::SimpleFileOptions::default().compression_method(method),
+        )
+        .unwrap();
+        z.write_all(entry).unwrap();
+        z.finish().unwrap();
+        f
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any header over any data: the array is read only when the header
+        /// describes exactly the bytes there, else an error naming the
+        /// array — never a panic or an allocation failure.
+        #[test]
+        fn arrays_are_read_only_when_their_header_tells_the_truth(
+            descr in prop::sample::select(vec!["<f8", "<i8", "|u1", "<f4", "<u2", "|O"]),
+            shape in prop::collection::vec(
+                prop::sample::select(vec![0u64, 1, 2, 3, 7, 1 << 20, 1 << 40, u64::MAX / 3]), 0..4),
+            len in 0usize..200,
+            deflate in any::<bool>(),
+        ) {
+            let data: Vec<u8> = (0..len).map(|i| i as u8 % 2).collect();
+            let f = archive(&npy(descr, &shape, &data), deflate);
+            let mut a = super::Archive::open(f.path()).unwrap();
+            let item = match descr { "<f8" | "<i8" => 8, "|u1" => 1, "<f4" => 4, "<u2" => 2, _ => 0 };
+            let honest = shape.iter().try_fold(1u64, |p, &d| p.checked_mul(d))
+                .and_then(|e| e.checked_mul(item)) == Some(len as u64) && item > 0;
+            let r = a.by_name::<f64, ndarray::IxDyn>("a");
+            match (&r, descr) {
+                (Ok(x), "<f8") => prop_assert!(honest && x.len() * 8 == len),
+                (Ok(_), _) => prop_assert!(false, "a {descr} array read as f64"),
+                (Err(e), _) => {
+                    prop_assert!(e.0.contains("array `a`"), "{}", e.0);
+                    prop_assert!(!(honest && descr == "<f8"), "an honest array was refused: {}", e.0);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
