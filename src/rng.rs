@@ -85,10 +85,15 @@ mod tests {
     }
 
     /// The words are the generator's state as its seed reads it (four
-    /// little-endian u64): the full 64-bit range survives.
+    /// little-endian u64): the full 64-bit range survives, four words of
+    /// the longest encoding included.
     #[test]
     fn words_are_the_state() {
-        for w in [[1, 2, 3, 4], [u64::MAX, 0, 1 << 63, 0x0123_4567_89AB_CDEF]] {
+        for w in [
+            [1, 2, 3, 4],
+            [u64::MAX, 0, 1 << 63, 0x0123_4567_89AB_CDEF],
+            [u64::MAX, 1 << 63, u64::MAX - 1, 1 << 63],
+        ] {
             assert_eq!(to_words(&from_words(w)), w);
         }
     }
