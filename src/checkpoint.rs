@@ -3,7 +3,7 @@
 //!
 //! A checkpoint is one file, `checkpoint/<name>.ckpt` in the run's output
 //! folder: an 8-byte magic, the format version, the payload's length and
-//! SHA-256, then the payload (bincode of whatever the command saves —
+//! SHA-256, then the payload (postcard of whatever the command saves —
 //! agents, learner state, RNG states, tick, partial results). It is written
 //! through [`files::write_atomic`](crate::files::write_atomic), so a kill at
 //! any moment leaves either the previous checkpoint or the new one, never a
@@ -13,8 +13,13 @@
 //! loops poll it between blocks of ticks, save a checkpoint and return
 //! [`Interrupted`].
 //!
-//! Payloads are bincode, which is not self-describing: a saved type must
-//! not skip fields (`skip_serializing_if`); save such values as JSON text.
+//! Payloads are postcard ([`encode`], [`decode`]), which is not
+//! self-describing: a saved type must not skip fields
+//! (`skip_serializing_if`: the reader would take the next field's bytes for
+//! it); save such values as JSON text. Floats are their 8 bits as they are
+//! (NaN payloads, -0.0 and subnormals included); an `Option` is a tag byte.
+//! Version 1 payloads were bincode (marlin before postcard): they are
+//! refused with a message, not decoded.
 //!
 //! Fault injection for the tests: with `MARLIN_FAULT_ABORT_IN_CHECKPOINT=k`
 //! in the environment, the process aborts (as a SIGKILL would stop it: no
@@ -30,8 +35,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 const MAGIC: &[u8; 8] = b"MARLINCK";
-/// The checkpoint format version this marlin writes and reads.
-pub const VERSION: u32 = 1;
+/// The checkpoint format version this marlin writes and reads (2: postcard
+/// payloads; 1 was bincode).
+pub const VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 32;
 
 /// Where `name`'s checkpoint lives in the output folder `out`.
@@ -58,9 +64,9 @@ pub fn save<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
                 hasher: Sha256::new(),
                 len: 0,
                 abort,
+                failed: None,
             };
-            bincode::serde::encode_into_std_write(value, &mut w, bincode::config::standard())?;
-            w.inner.flush()?;
+            w.encode(value)?;
             (w.len, w.hasher.finalize_reset())
         };
         let mut header = Vec::with_capacity(HEADER);
@@ -81,11 +87,31 @@ struct Digesting<W: Write> {
     hasher: Sha256,
     len: u64,
     abort: bool,
+    /// The first write error (postcard keeps only that a write failed).
+    failed: Option<std::io::Error>,
+}
+
+impl<W: Write> Digesting<W> {
+    /// Encode `value` through `self` and flush. postcard reports any failed
+    /// write as a full buffer: the error says what the write met instead.
+    fn encode<T: Serialize + ?Sized>(&mut self, value: &T) -> anyhow::Result<()> {
+        if let Err(e) = postcard::to_io(value, &mut *self) {
+            return Err(match self.failed.take() {
+                Some(io) => anyhow::Error::new(io).context("writing the checkpoint"),
+                None => anyhow::Error::new(e).context("encoding the checkpoint"),
+            });
+        }
+        Ok(self.flush()?)
+    }
 }
 
 impl<W: Write> Write for Digesting<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let k = self.inner.write(buf)?;
+        let k = self.inner.write(buf).inspect_err(|e| {
+            if e.kind() != std::io::ErrorKind::Interrupted && self.failed.is_none() {
+                self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })?;
         self.hasher.update(&buf[..k]);
         self.len += k as u64;
         if self.abort && self.len >= 16 {
@@ -112,6 +138,12 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
         }));
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version == 1 {
+        return Err(bad(format!(
+            "checkpoint format version 1 (written by an older marlin, bincode); this marlin reads version \
+             {VERSION}: start the run again without --resume"
+        )));
+    }
     if version != VERSION {
         return Err(bad(format!(
             "checkpoint format version {version}; this marlin reads version {VERSION}"
@@ -128,14 +160,22 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
     if Sha256::digest(payload).as_slice() != &bytes[20..52] {
         return Err(bad("damaged: the payload does not match its SHA-256".into()));
     }
-    let (value, used) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
-        .map_err(|e| bad(format!("not a checkpoint of this command or marlin version ({e})")))?;
-    if used != payload.len() {
-        return Err(bad(
-            "not a checkpoint of this command or marlin version (trailing bytes)".into(),
-        ));
+    decode(payload).map_err(|e| bad(format!("not a checkpoint of this command or marlin version ({e})")))
+}
+
+/// `value` in the checkpoints' payload encoding (postcard), for a part of a
+/// checkpoint kept as bytes or sent between MPI ranks.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<Vec<u8>> {
+    Ok(postcard::to_stdvec(value)?)
+}
+
+/// The value [`encode`] turned into `bytes`; every byte must belong to it.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(value)
 }
 
 /// Load the checkpoint of `command` at `path` in the output folder `dir`
@@ -266,4 +306,141 @@ pub fn left_resumable(err: anyhow::Error, command: &str, checkpoint: &Path) -> a
         "{command} stopped; its last checkpoint is usable — continue with: marlin {command} --resume {}",
         out.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    /// Floats as checkpoints hold them: NaN-as-null fields between others,
+    /// and values whose bits a lossy encoding would change.
+    #[derive(Serialize, Deserialize)]
+    struct Floats {
+        #[serde(with = "crate::files::nan_is_null")]
+        unmeasured: f64,
+        #[serde(with = "crate::files::nan_is_null")]
+        measured: f64,
+        negative_zero: f64,
+        subnormals: Vec<f64>,
+        after: (u64, String),
+    }
+
+    fn header(version: u32, payload: &[u8]) -> Vec<u8> {
+        let mut b = MAGIC.to_vec();
+        b.extend_from_slice(&version.to_le_bytes());
+        b.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        b.extend_from_slice(&Sha256::digest(payload));
+        b.extend_from_slice(payload);
+        b
+    }
+
+    #[test]
+    fn floats_and_nan_as_null_come_back_with_their_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(dir.path(), "floats");
+        let smallest = f64::from_bits(1); // 4.9e-324
+        let value = Floats {
+            unmeasured: f64::NAN,
+            measured: f64::MIN_POSITIVE / 3.0,
+            negative_zero: -0.0,
+            subnormals: vec![smallest, -smallest, f64::from_bits(0x000F_FFFF_FFFF_FFFF), -0.0, 0.0],
+            after: (u64::MAX, "après".into()),
+        };
+        assert!(value.measured != 0.0 && !value.measured.is_normal());
+        save(&p, &value).unwrap();
+        let back: Floats = load(&p).unwrap();
+        assert!(back.unmeasured.is_nan());
+        assert_eq!(back.measured.to_bits(), value.measured.to_bits());
+        assert_eq!(back.negative_zero.to_bits(), (-0.0f64).to_bits());
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back.subnormals), bits(&value.subnormals));
+        assert_eq!(back.after, value.after);
+    }
+
+    #[test]
+    fn a_version_1_checkpoint_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(dir.path(), "old");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let payload = encode(&(7u64, vec![1.5f64])).unwrap();
+        // The same payload under this version's header loads: only the
+        // version number stops the others.
+        std::fs::write(&p, header(2, &payload)).unwrap();
+        assert_eq!(load::<(u64, Vec<f64>)>(&p).unwrap(), (7, vec![1.5]));
+
+        std::fs::write(&p, header(1, &payload)).unwrap();
+        let e = load::<(u64, Vec<f64>)>(&p).unwrap_err();
+        assert!(
+            e.ends_with(
+                "checkpoint format version 1 (written by an older marlin, bincode); this marlin reads version 2: \
+                 start the run again without --resume"
+            ),
+            "{e}"
+        );
+        let e = load_for_resume::<(u64, Vec<f64>)>(&p, dir.path(), "train").unwrap_err();
+        assert!(e.contains("version 1 (written by an older marlin, bincode)") && e.contains("without --resume"));
+
+        std::fs::write(&p, header(3, &payload)).unwrap();
+        let e = load::<(u64, Vec<f64>)>(&p).unwrap_err();
+        assert!(
+            e.ends_with("checkpoint format version 3; this marlin reads version 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_payload_with_trailing_bytes_is_refused() {
+        let mut bytes = encode(&(7u64, vec![1.5f64])).unwrap();
+        assert_eq!(decode::<(u64, Vec<f64>)>(&bytes).unwrap(), (7, vec![1.5]));
+        bytes.push(0);
+        assert_eq!(decode::<(u64, Vec<f64>)>(&bytes).unwrap_err(), "1 trailing bytes");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.ckpt");
+        std::fs::write(&p, header(VERSION, &bytes)).unwrap();
+        let e = load::<(u64, Vec<f64>)>(&p).unwrap_err();
+        assert!(
+            e.contains("not a checkpoint of this command") && e.contains("trailing"),
+            "{e}"
+        );
+    }
+
+    /// A disk that fills up: the error names it, not postcard's "buffer full".
+    #[test]
+    fn a_failed_write_says_why() {
+        struct Full(usize);
+        impl Write for Full {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.0 < buf.len() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::StorageFull,
+                        "no space left (test)",
+                    ));
+                }
+                self.0 -= buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = Digesting {
+            inner: Full(100),
+            hasher: Sha256::new(),
+            len: 0,
+            abort: false,
+            failed: None,
+        };
+        let e = w.encode(&vec![1.0f64; 1000]).unwrap_err();
+        assert!(format!("{e:#}").contains("no space left (test)"), "{e:#}");
+        let mut w = Digesting {
+            inner: Full(100_000),
+            hasher: Sha256::new(),
+            len: 0,
+            abort: false,
+            failed: None,
+        };
+        w.encode(&vec![1.0f64; 1000]).unwrap();
+        assert_eq!(w.len, 2 + 8 * 1000);
+    }
 }

@@ -191,7 +191,7 @@ proptest! {
         count(4);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.ckpt");
-        let mut b = if magic { b"MARLINCK\x01\x00\x00\x00".to_vec() } else { Vec::new() };
+        let mut b = if magic { [&b"MARLINCK"[..], &marlin::checkpoint::VERSION.to_le_bytes()].concat() } else { Vec::new() };
         b.extend(bytes);
         std::fs::write(&p, &b).unwrap();
         prop_assert!(marlin::checkpoint::load::<(u64, Vec<f64>)>(&p).is_err());

@@ -86,7 +86,7 @@ fn start(net: &RuntimeNetwork, seed: u64, rule: Rule, own_cost: bool) -> RunStat
 }
 
 fn bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap()
+    postcard::to_stdvec(v).unwrap()
 }
 
 /// Run the agents and the team from the same start; assert equal bits.

@@ -60,7 +60,8 @@ struct Saved {
     previous: Vec<u8>,
     /// The trajectory's metadata as the run began (paths as the user gave
     /// them, so a resumed run writes the same bytes), as JSON: its optional
-    /// fields are skipped when empty, which bincode cannot represent.
+    /// fields are skipped when empty, which postcard (not self-describing)
+    /// cannot represent.
     meta: String,
     /// Wall time spent before the checkpoint.
     seconds: f64,

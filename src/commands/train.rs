@@ -179,7 +179,8 @@ struct Saved {
 struct InProgress {
     label: String,
     state: RunState,
-    /// bincode of the `Vec<LearningNeuron<L>>` of the combination's `L`.
+    /// The `Vec<LearningNeuron<L>>` of the combination's `L`, encoded by
+    /// [`checkpoint::encode`](crate::checkpoint::encode).
     agents: Vec<u8>,
     checkpoints: Vec<Checkpoint>,
     /// Totals since the last evaluation checkpoint.
@@ -612,9 +613,8 @@ impl Setup<'_> {
         let (mut agents, mut state, mut checkpoints, mut interval, seconds_before) =
             match saved.current.take().filter(|c| c.label == label) {
                 Some(c) => {
-                    let (agents, _): (Vec<LearningNeuron<L>>, usize) =
-                        bincode::serde::decode_from_slice(&c.agents, bincode::config::standard())
-                            .map_err(|e| anyhow::anyhow!("the checkpoint's agents do not decode: {e}"))?;
+                    let agents: Vec<LearningNeuron<L>> = crate::checkpoint::decode(&c.agents)
+                        .map_err(|e| anyhow::anyhow!("the checkpoint's agents do not decode: {e}"))?;
                     (agents, c.state, c.checkpoints, c.interval, c.seconds)
                 }
                 None => {
@@ -700,7 +700,7 @@ impl Setup<'_> {
                 saved.current = Some(InProgress {
                     label: label.to_string(),
                     state: state.clone(),
-                    agents: bincode::serde::encode_to_vec(&agents, bincode::config::standard())?,
+                    agents: crate::checkpoint::encode(&agents)?,
                     checkpoints: checkpoints.clone(),
                     interval: interval.clone(),
                     seconds: seconds_before + t0.elapsed().as_secs_f64(),
@@ -786,12 +786,11 @@ impl Setup<'_> {
         };
         let n = self.net.n;
         let block = crate::runtime::transport::rank_neurons(n, r.rank(), r.size());
-        let mine = bincode::serde::encode_to_vec(&agents[block], bincode::config::standard())?;
+        let mine = crate::checkpoint::encode(&agents[block])?;
         let mut all = Vec::with_capacity(n);
         for (rank, bytes) in super::gather_bytes(Some(r), mine).into_iter().enumerate() {
-            let (part, _): (Vec<LearningNeuron<L>>, usize) =
-                bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
-                    .map_err(|e| anyhow::anyhow!("rank {rank}'s learners do not decode: {e}"))?;
+            let part: Vec<LearningNeuron<L>> = crate::checkpoint::decode(&bytes)
+                .map_err(|e| anyhow::anyhow!("rank {rank}'s learners do not decode: {e}"))?;
             all.extend(part);
         }
         anyhow::ensure!(all.len() == n, "gathered {} learners for {n} neurons", all.len());

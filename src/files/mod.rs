@@ -102,7 +102,7 @@ pub fn write_text(path: &Path, text: &str) -> Result<()> {
 
 /// Serde for a number that is NaN by design where nothing was measured
 /// (e.g. a running average over no ticks): written as `null` (JSON) or an
-/// absent option (bincode), read back as NaN — so [`write_json`] does not
+/// absent option (postcard, in checkpoints), read back as NaN — so [`write_json`] does not
 /// flag it as a non-finite number.
 pub mod nan_is_null {
     use serde::{Deserialize, Deserializer, Serializer};
