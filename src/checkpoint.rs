@@ -287,6 +287,33 @@ pub struct Interrupted {
     pub out: PathBuf,
 }
 
+/// The run a stopped command continues as, when it is a stage of a larger
+/// one: `marlin run` sets (`"run"`, its folder) so a stage's stop advises
+/// `marlin run --resume`, not the stage's own command.
+static RESUME_AS: std::sync::OnceLock<(&'static str, PathBuf)> = std::sync::OnceLock::new();
+
+/// Stops of the commands this process runs continue as `marlin {command}
+/// --resume {dir}` (set once, by the outermost run).
+pub fn resume_as(command: &'static str, dir: &Path) {
+    let _ = RESUME_AS.set((command, dir.to_path_buf()));
+}
+
+/// What continues a run of `command` whose checkpoint is at `checkpoint`:
+/// the command and the folder to give `--resume`.
+pub fn resume_hint(command: &'static str, checkpoint: &Path) -> (&'static str, PathBuf) {
+    match RESUME_AS.get() {
+        Some((c, d)) => (c, crate::files::outdir::final_path(d)),
+        None => (command, folder_of(checkpoint)),
+    }
+}
+
+/// The stop of a run of `command` at `tick`, its checkpoint saved at
+/// `checkpoint`.
+pub fn interrupted(command: &'static str, tick: u64, checkpoint: &Path) -> Interrupted {
+    let (command, out) = resume_hint(command, checkpoint);
+    Interrupted { command, tick, out }
+}
+
 /// The output folder a checkpoint at `checkpoint` (from [`path`]) belongs to
 /// (the folder the run's results land in, not its staging folder: what
 /// `--resume` takes).
@@ -297,13 +324,13 @@ pub fn folder_of(checkpoint: &Path) -> PathBuf {
 /// `err`, the failure of a run that saves checkpoints at `checkpoint`: when
 /// one is there (the run got past its first save), the error says so and
 /// how to continue from it.
-pub fn left_resumable(err: anyhow::Error, command: &str, checkpoint: &Path) -> anyhow::Error {
+pub fn left_resumable(err: anyhow::Error, command: &'static str, checkpoint: &Path) -> anyhow::Error {
     if !checkpoint.exists() || err.chain().any(|e| e.is::<Interrupted>()) {
         return err;
     }
-    let out = folder_of(checkpoint);
+    let (again, out) = resume_hint(command, checkpoint);
     err.context(format!(
-        "{command} stopped; its last checkpoint is usable — continue with: marlin {command} --resume {}",
+        "{command} stopped; its last checkpoint is usable — continue with: marlin {again} --resume {}",
         out.display()
     ))
 }

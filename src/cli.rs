@@ -32,14 +32,20 @@ pub enum Command {
         after_help = "Example:\n  marlin run scenarios/toy8.toml          # → out/toy8/study/{solve,train,simulate,infer,predict}/, summary.json, report.html"
     )]
     Run {
-        /// Scenario file (TOML).
-        scenario: PathBuf,
+        /// Scenario file (TOML). Not needed with --resume.
+        #[arg(required_unless_present = "resume")]
+        scenario: Option<PathBuf>,
         /// Output folder (default: the scenario's `output`/study).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Ticks to simulate for the recording (default: the scenario's `study.ticks`, 200 000).
         #[arg(long)]
         ticks: Option<u64>,
+        /// Continue the interrupted study whose output folder is DIR: its stages run again in order,
+        /// the interrupted one (train or simulate) from its checkpoint, with the study's own
+        /// arguments; the summary and report are those of an uninterrupted study.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["scenario", "out", "ticks"])]
+        resume: Option<PathBuf>,
     },
     /// Check a scenario file without running it.
     #[command(after_help = "Example:\n  marlin validate scenarios/toy8.toml")]
@@ -297,7 +303,13 @@ fn output_folder(cli: &Cli) -> anyhow::Result<Option<(PathBuf, Mode, Option<Path
     };
     Ok(Some(match &cli.command {
         Command::Validate { .. } | Command::Scenarios { .. } => return Ok(None),
-        Command::Run { scenario, out, .. } => (pick(out, scenario, "study")?, fresh, Some(scenario.clone())),
+        Command::Run { resume: Some(dir), .. } => (dir.clone(), Mode::Resume, None),
+        Command::Run {
+            scenario: Some(scenario),
+            out,
+            ..
+        } => (pick(out, scenario, "study")?, fresh, Some(scenario.clone())),
+        Command::Run { .. } => return Ok(None),
         Command::Solve { scenario, out, .. } => (pick(out, scenario, "solve")?, fresh, Some(scenario.clone())),
         Command::Simulate { resume: Some(dir), .. } | Command::Train { resume: Some(dir), .. } => {
             (dir.clone(), Mode::Resume, None)
@@ -348,6 +360,50 @@ fn into_folder(command: &Command, work: &std::path::Path) -> Command {
         Command::Validate { .. } | Command::Scenarios { .. } => {}
     }
     c
+}
+
+/// The interrupted study `identity` (as its folder's manifest records it),
+/// to run again into its staging folder `work` with its own arguments,
+/// resuming its stages from their checkpoints.
+fn study_to_resume(identity: &RunIdentity, work: &std::path::Path) -> anyhow::Result<Command> {
+    let args = ["marlin".to_string(), identity.command.clone()]
+        .into_iter()
+        .chain(identity.settings.iter().cloned());
+    let parsed = Cli::try_parse_from(args).map_err(|e| {
+        commands::BadInput(format!(
+            "cannot resume {}: its record of the study's arguments does not parse ({e})",
+            outdir::final_path(work).display()
+        ))
+    })?;
+    let Command::Run {
+        scenario: Some(scenario),
+        ticks,
+        ..
+    } = parsed.command
+    else {
+        return Err(commands::BadInput(format!(
+            "cannot resume {} with `marlin run --resume`: it holds an interrupted `{}`",
+            outdir::final_path(work).display(),
+            identity.describe()
+        ))
+        .into());
+    };
+    let now = crate::checkpoint::sha256_file(&scenario).map_err(commands::BadInput)?;
+    if identity.scenario_sha256.as_ref().is_some_and(|then| *then != now) {
+        return Err(commands::BadInput(format!(
+            "cannot resume {}: {} changed since the study was interrupted; allowed: the same file (or start \
+             again with --overwrite)",
+            outdir::final_path(work).display(),
+            scenario.display()
+        ))
+        .into());
+    }
+    Ok(Command::Run {
+        scenario: Some(scenario),
+        out: Some(work.to_path_buf()),
+        ticks,
+        resume: Some(work.to_path_buf()),
+    })
 }
 
 /// What a run is, for its output folder: the subcommand and the arguments
@@ -649,10 +705,11 @@ fn run(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
     };
     let work = claim.as_ref().map_or(work, |c| c.work().to_path_buf());
     let _ = SHOWN.set((work.display().to_string(), dir.display().to_string()));
-    let staged = Cli {
-        command: into_folder(&cli.command, &work),
-        ..cli.clone()
+    let command = match (&cli.command, &claim) {
+        (Command::Run { resume: Some(_), .. }, Some(c)) => study_to_resume(c.identity(), &work)?,
+        _ => into_folder(&cli.command, &work),
     };
+    let staged = Cli { command, ..cli.clone() };
     dispatch(&staged, ranks)?;
     match claim {
         Some(c) => c.commit(),
@@ -673,11 +730,19 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
         .into());
     }
     match &cli.command {
-        Command::Run { scenario, out, ticks } => {
+        Command::Run {
+            scenario,
+            out,
+            ticks,
+            resume,
+        } => {
+            let scenario = scenario.as_ref().expect("given, or read back for --resume");
+            let resume = resume.is_some();
             let world = World::load(scenario).map_err(commands::BadInput::from)?;
             if let World::Coding(c) = &world {
                 let dir = out.clone().unwrap_or_else(|| c.output.join("study"));
-                let s = commands::coding::study(c, &dir, *ticks, cli.quiet)?;
+                crate::checkpoint::resume_as("run", &dir);
+                let s = commands::coding::study(c, &dir, *ticks, resume, cli.quiet)?;
                 if !cli.quiet {
                     print_coding_study(&s);
                 }
@@ -718,6 +783,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 scenario: scenario.clone(),
                 out: out.clone(),
                 ticks: *ticks,
+                resume,
                 quiet: cli.quiet,
             };
             let s = commands::study::run_study(&args)?;

@@ -4,8 +4,6 @@
 //! tracks log p(y | σ) and predicts the split into cell types better than
 //! the naive prediction.
 
-use std::process::Command;
-
 mod cli_common;
 
 use cli_common::{json, marlin, run_bad, run_ok};
@@ -55,8 +53,8 @@ fn bad_coding_scenarios_are_refused_with_their_place() {
 /// alternation continued from the learned code does not lower it.
 #[test]
 fn train_learns_a_code_of_its_own() {
-    if !cli_common::numpy_available() {
-        panic!("numpy is required (the CI script installs it)");
+    if !cli_common::numpy("cli_coding") {
+        return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
@@ -112,7 +110,7 @@ fn train_learns_a_code_of_its_own() {
          print((rho * logp).sum() - lam * info)\n",
         p = out.join("learned_policy.npz").display()
     );
-    let o = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    let o = cli_common::python().arg("-c").arg(&script).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let numpy: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
     assert!((numpy - learned).abs() < 1e-6, "numpy {numpy}, marlin {learned}");
@@ -177,8 +175,8 @@ fn run_infers_the_log_posterior_and_predicts_the_split() {
 /// numpy reads what `solve` writes, with the documented shapes.
 #[test]
 fn numpy_loads_the_code() {
-    if !cli_common::numpy_available() {
-        panic!("numpy is required (the CI script installs it)");
+    if !cli_common::numpy("cli_coding") {
+        return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
@@ -200,7 +198,7 @@ fn numpy_loads_the_code() {
          assert np.allclose(p['rho'].sum(), 1)\n",
         d = out.display()
     );
-    let o = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    let o = cli_common::python().arg("-c").arg(&script).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 

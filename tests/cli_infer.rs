@@ -241,8 +241,7 @@ fn a_reward_the_counts_cannot_express_is_flagged_as_misfit() {
 
 #[test]
 fn numpy_reads_the_trajectory_and_reward_files_with_the_same_numbers() {
-    if !cli_common::numpy_available() {
-        eprintln!("SKIPPED: python3 with numpy is not available (.ci/run installs it)");
+    if !cli_common::numpy("cli_infer::numpy_reads_the_trajectory_and_reward_files_with_the_same_numbers") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -278,10 +277,7 @@ fn numpy_reads_the_trajectory_and_reward_files_with_the_same_numbers() {
         w = infer.join("reward.npz").display(),
         j = infer.join("reward.json").display(),
     );
-    let o = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
+    let o = cli_common::python().args(["-c", &script]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("numpy ok"));
 }

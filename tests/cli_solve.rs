@@ -5,6 +5,8 @@ use ndarray::{Array, Array1, Array2, Array3, Ix0};
 use ndarray_npy::NpzReader;
 use std::process::Command;
 
+mod cli_common;
+
 fn marlin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_marlin"))
 }
@@ -157,13 +159,7 @@ fn validate_accepts_every_shipped_scenario() {
 
 #[test]
 fn numpy_reads_the_policy_file() {
-    let ok = Command::new("python3")
-        .args(["-c", "import numpy"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        eprintln!("SKIPPED: python3 with numpy is not available (.ci/run installs it)");
+    if !cli_common::numpy("cli_solve::numpy_reads_the_policy_file") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -190,7 +186,7 @@ fn numpy_reads_the_policy_file() {
         p = out.join("policy.npz").display(),
         j = out.join("summary.json").display()
     );
-    let o = Command::new("python3").args(["-c", &script]).output().unwrap();
+    let o = cli_common::python().args(["-c", &script]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 

@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+mod cli_common;
+
 fn marlin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_marlin"))
 }
@@ -64,11 +66,15 @@ fn trains_the_toy_to_near_the_optimum_and_writes_loadable_policies() {
     assert!(st.success());
 
     // numpy reads the same numbers.
+    if !cli_common::numpy("cli_train::trains_the_toy_to_near_the_optimum_and_writes_loadable_policies (its numpy part)")
+    {
+        return;
+    }
     let script = format!(
         "import numpy as np\nd = np.load(r'{}')\nassert d['p_fire'].shape == (2, 256, 8)\nassert d['weights'].shape == (8, 8)\nassert np.all(np.diag(d['weights']) == 0)\nprint(float(d['input_weight'].mean()))",
         out.join("actor_critic_logistic/learned_policy.npz").display()
     );
-    let py = Command::new("python3").args(["-c", &script]).output().unwrap();
+    let py = cli_common::python().args(["-c", &script]).output().unwrap();
     assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
     let mean: f64 = String::from_utf8_lossy(&py.stdout).trim().parse().unwrap();
     assert!((mean - w["mean_input_weight"].as_f64().unwrap()).abs() < 1e-12);

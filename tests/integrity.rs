@@ -236,8 +236,7 @@ fn every_summary_carries_a_warnings_list() {
 
 #[test]
 fn python_checks_the_seal_and_a_compressed_numpy_archive_is_read() {
-    if !cli_common::numpy_available() {
-        eprintln!("SKIPPED: python3 with numpy is not available (.ci/run installs it)");
+    if !cli_common::numpy("integrity::python_checks_the_seal_and_a_compressed_numpy_archive_is_read") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -256,11 +255,7 @@ fn python_checks_the_seal_and_a_compressed_numpy_archive_is_read() {
                   d = np.load(p)\n\
                   np.savez_compressed(p + '.c.npz', **{k: d[k] for k in d.keys()})\n";
     let p = out.join("trajectory.npz");
-    let status = std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(&p)
-        .status()
-        .unwrap();
+    let status = cli_common::python().args(["-c", script]).arg(&p).status().unwrap();
     assert!(status.success(), "Python's check of the seal failed");
     let sealed_len = std::fs::metadata(&p).unwrap().len();
     std::fs::rename(out.join("trajectory.npz.c.npz"), &p).unwrap();

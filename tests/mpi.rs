@@ -13,12 +13,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+mod cli_common;
+
 /// The MPI-enabled binary, built once per test run; `None` without MPI.
 fn mpi_marlin() -> Option<&'static Path> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     BIN.get_or_init(|| {
-        if Command::new("mpirun").arg("--version").output().is_err() {
-            eprintln!("SKIPPED: no mpirun (apt-get install openmpi-bin libopenmpi-dev libclang-dev)");
+        let here = Command::new("mpirun").arg("--version").output().is_ok();
+        if !cli_common::tool_or_skip(
+            here,
+            "mpi",
+            "mpirun",
+            "apt-get install openmpi-bin libopenmpi-dev libclang-dev",
+        ) {
             return None;
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

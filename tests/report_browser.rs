@@ -4,6 +4,8 @@
 
 use std::process::Command;
 
+mod cli_common;
+
 fn chromium() -> Option<String> {
     ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
@@ -18,10 +20,16 @@ fn chromium() -> Option<String> {
 
 #[test]
 fn headless_chromium_renders_every_figure_without_console_errors() {
-    let Some(browser) = chromium() else {
-        eprintln!("SKIPPED: no chromium on this machine (apt-get install chromium; .ci/run does)");
+    let browser = chromium();
+    if !cli_common::tool_or_skip(
+        browser.is_some(),
+        "report_browser",
+        "chromium",
+        "apt-get install chromium",
+    ) {
         return;
-    };
+    }
+    let browser = browser.expect("checked");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("toy");
     let st = Command::new(env!("CARGO_BIN_EXE_marlin"))

@@ -444,3 +444,107 @@ fn a_command_that_does_not_checkpoint_stops_at_the_first_ctrl_c() {
     assert_eq!(status.code(), Some(130));
     assert!(!out.join("summary.json").exists(), "a stopped solve wrote its summary");
 }
+
+/// summary.json of a study without its wall times and paths.
+fn study_numbers(out: &Path) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| {
+                    !["seconds", "ticks_per_second", "output", "report", "policy_file"].contains(&k.as_str())
+                });
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut s = json(&out.join("summary.json"));
+    strip(&mut s);
+    s
+}
+
+fn study(out: &Path, ticks: u64) -> Command {
+    let mut c = marlin();
+    c.args([
+        "-q",
+        "run",
+        "scenarios/toy8.toml",
+        "--ticks",
+        &ticks.to_string(),
+        "--out",
+    ])
+    .arg(out);
+    c
+}
+
+/// A study killed in its training stage (in the middle of a checkpoint
+/// write, in its first and in its second learner) or in its simulation
+/// stage (SIGKILL), then `marlin run --resume`, gives the summary numbers
+/// and the figures of an uninterrupted study.
+#[test]
+fn a_killed_study_resumes_as_a_whole_to_the_same_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every run goes into the same folder, so recorded paths agree too.
+    let out = dir.path().join("study");
+    let figures = |out: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = ["solve", "train", "simulate", "infer"]
+            .iter()
+            .flat_map(|s| std::fs::read_dir(out.join(s)).unwrap().flatten())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "svg" || x == "npz"))
+            .map(|e| {
+                (
+                    e.path().strip_prefix(out).unwrap().display().to_string(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    run_ok(&mut study(&out, 400_000));
+    let (want, want_figures) = (study_numbers(&out), figures(&out));
+    for nth in [2, 7] {
+        std::fs::remove_dir_all(&out).unwrap();
+        let st = study(&out, 400_000)
+            .env("MARLIN_FAULT_ABORT_IN_CHECKPOINT", nth.to_string())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!st.success(), "the study was not aborted");
+        assert!(!out.exists(), "an interrupted study shows no results");
+        assert!(
+            staging(&out).join("train/checkpoint").exists(),
+            "abort {nth}: no checkpoint of the train stage"
+        );
+        let e = run_bad(&mut study(&out, 400_000));
+        assert!(e.contains(&format!("marlin run --resume {}", out.display())), "{e}");
+        run_ok(marlin().args(["-q", "run", "--resume"]).arg(&out));
+        assert_eq!(study_numbers(&out), want, "abort in checkpoint write {nth}");
+        let got = figures(&out);
+        assert_eq!(got.len(), want_figures.len());
+        for ((name, a), (_, b)) in got.iter().zip(&want_figures) {
+            assert!(a == b, "abort {nth}: {name} differs from the uninterrupted study's");
+        }
+        assert!(!staging(&out).exists());
+    }
+    // SIGKILL in the simulation stage of a longer study.
+    std::fs::remove_dir_all(&out).unwrap();
+    run_ok(&mut study(&out, 4_000_000));
+    let want = study_numbers(&out);
+    std::fs::remove_dir_all(&out).unwrap();
+    let mut child = study(&out, 4_000_000).spawn().unwrap();
+    let t0 = Instant::now();
+    while !staging(&out).join("simulate").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the simulation stage never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    run_ok(marlin().args(["-q", "run", "--resume"]).arg(&out));
+    assert_eq!(study_numbers(&out), want, "killed in the simulation stage");
+}

@@ -666,7 +666,13 @@ pub fn predict(
 }
 
 /// `marlin run` on a coding scenario.
-pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -> Result<serde_json::Value> {
+pub fn study(
+    sc: &CodingScenario,
+    out: &Path,
+    ticks: Option<u64>,
+    resume: bool,
+    quiet: bool,
+) -> Result<serde_json::Value> {
     let perturbations: Vec<(String, CodingPerturbation)> = match &sc.study.perturbations {
         None => vec![(
             format!("pixel_probability:{}", sc.task.pixel_probability / 2.0),
@@ -710,7 +716,7 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
         quiet,
         actors: None,
         checkpoint_every: None,
-        resume: None,
+        resume: super::study::resumable(resume, &out.join("simulate"), "simulate"),
     })?;
 
     // Decentralised learners of the self-consistent code: rewarded by an
@@ -728,6 +734,7 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
                 seed: Some(sc.seed),
                 out: Some(out.join("train")),
                 quiet,
+                resume: super::study::resumable(resume, &out.join("train"), "train"),
                 ..Default::default()
             },
         )?;

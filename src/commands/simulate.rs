@@ -327,12 +327,12 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
     // After a checkpoint: go on, or stop if one was requested.
     let stopped = |stop: bool, st: &RunState| -> Result<()> {
         match stop {
-            true => Err(crate::checkpoint::Interrupted {
-                command: "simulate",
-                tick: st.tick,
-                out: out.clone(),
+            true => {
+                Err(
+                    crate::checkpoint::interrupted("simulate", st.tick, &crate::checkpoint::path(&out, "simulate"))
+                        .into(),
+                )
             }
-            .into()),
             false => Ok(()),
         }
     };

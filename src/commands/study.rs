@@ -27,7 +27,16 @@ pub struct StudyArgs {
     pub out: Option<PathBuf>,
     /// Ticks to record (default: the scenario's `study.ticks`).
     pub ticks: Option<u64>,
+    /// Continue an interrupted study in `out`: the stages run again, the
+    /// ones that left a checkpoint (train, simulate) from it.
+    pub resume: bool,
     pub quiet: bool,
+}
+
+/// For a resumed study: `stage`, the folder of a stage run by `command`, if
+/// it holds that command's checkpoint (the stage was interrupted).
+pub(crate) fn resumable(resume: bool, stage: &Path, command: &str) -> Option<PathBuf> {
+    (resume && crate::checkpoint::path(stage, command).exists()).then(|| stage.to_path_buf())
 }
 
 /// Run every stage the scenario allows; returns the summary written.
@@ -73,6 +82,8 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         return Err(BadInput("--ticks must be at least 1".into()).into());
     }
     let out = args.out.clone().unwrap_or_else(|| scenario.output.join("study"));
+    // A stage's stop is the study's: it continues with `marlin run --resume`.
+    crate::checkpoint::resume_as("run", &out);
     let t0 = std::time::Instant::now();
     let say = |m: &str| super::say(args.quiet, m);
 
@@ -92,6 +103,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             scenario: args.scenario.clone(),
             out: Some(out.join("train")),
             quiet: args.quiet,
+            resume: resumable(args.resume, &out.join("train"), "train"),
             ..TrainArgs::default()
         })?)
     } else {
@@ -112,7 +124,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         quiet: args.quiet,
         actors: None,
         checkpoint_every: None,
-        resume: None,
+        resume: resumable(args.resume, &out.join("simulate"), "simulate"),
     })?;
 
     let asynchronous = scenario.update == crate::model::UpdateScheme::Asynchronous;

@@ -711,12 +711,7 @@ impl Setup<'_> {
             }
             if stop {
                 bar.abandon();
-                return Err(crate::checkpoint::Interrupted {
-                    command: "train",
-                    tick: until,
-                    out: crate::checkpoint::folder_of(&self.checkpoint),
-                }
-                .into());
+                return Err(crate::checkpoint::interrupted("train", until, &self.checkpoint).into());
             }
         }
         saved.current = None;

@@ -438,6 +438,12 @@ impl Claim {
             .map_err(|e| ClaimError(format!("cannot write into {}: {e:#}", self.work.display())))
     }
 
+    /// The run this folder is claimed for (for a resumed run: the
+    /// interrupted run's, from its manifest).
+    pub fn identity(&self) -> &RunIdentity {
+        &self.identity
+    }
+
     /// Where the run writes: the staging folder.
     pub fn work(&self) -> &Path {
         &self.work

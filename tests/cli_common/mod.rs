@@ -39,12 +39,44 @@ pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Whether python3 with numpy is here (`.ci/run` installs it).
+/// The Python the tests run: `$MARLIN_PYTHON` (the README's test command,
+/// `tests/run.sh`, points it at the virtual environment it sets up), else
+/// `python3`.
+pub fn python() -> Command {
+    Command::new(std::env::var("MARLIN_PYTHON").unwrap_or_else(|_| "python3".into()))
+}
+
+/// Whether that Python has numpy.
 pub fn numpy_available() -> bool {
-    Command::new("python3")
+    python()
         .args(["-c", "import numpy"])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Whether a test that needs `tool` can run: true when `available`. When
+/// not, under the README's test command or CI (`MARLIN_REQUIRE_TOOLS=1`,
+/// set by `tests/run.sh`, which installs every tool) the test fails; under
+/// a plain `cargo test` it prints a SKIPPED line where the user sees it
+/// (past the test harness's output capture) and the caller returns.
+pub fn tool_or_skip(available: bool, test: &str, tool: &str, install: &str) -> bool {
+    use std::io::Write;
+    if available {
+        return true;
+    }
+    if std::env::var("MARLIN_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
+        panic!("{test} needs {tool}, which tests/run.sh should have installed ({install})");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {test}: no {tool} here ({install}; tests/run.sh installs it and then requires it)"
+    );
+    false
+}
+
+/// [`tool_or_skip`] for numpy.
+pub fn numpy(test: &str) -> bool {
+    tool_or_skip(numpy_available(), test, "python3 with numpy", "pip install numpy")
 }
 
 /// A [neurons] network small enough for a test (synchronous, sparse engine).
