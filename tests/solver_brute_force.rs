@@ -141,6 +141,13 @@ fn dead_neuron_matches_brute_force() {
             "{update:?}: state-blind optimum, information {} nats",
             sol.eval.info_nats
         );
+        // Value iteration's gain equals the evaluated objective.
+        assert!(
+            (sol.g_value - sol.eval.g).abs() < 1e-6,
+            "{update:?}: g from VI {} vs eval {}",
+            sol.g_value,
+            sol.eval.g
+        );
         // Dead neurons never fire and states with them on carry no mass.
         for s in 0..net.states() {
             assert_eq!(sol.policy.p(s, 1), 0.0);
