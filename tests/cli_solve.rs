@@ -202,13 +202,39 @@ fn scenarios_lists_the_shipped_files_with_descriptions() {
     assert!(text.contains("toy20.toml"), "{text}");
 }
 
+/// Every subcommand `marlin --help` lists shows, under "Example:" or
+/// "Examples:" in its own help, a line that runs that very subcommand
+/// (`marlin <cmd> …`). (Not `help`, and not `scenarios`, which takes no
+/// input and has no example.)
 #[test]
 fn every_subcommand_has_help_with_an_example() {
-    for cmd in ["run", "validate", "solve", "train", "simulate", "infer", "predict"] {
+    let o = marlin().arg("--help").output().unwrap();
+    assert!(o.status.success());
+    let top = String::from_utf8_lossy(&o.stdout);
+    // The "Commands:" section: one "  name  what it does" line each, up to a blank line.
+    let cmds: Vec<&str> = top
+        .lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for known in [
+        "run", "validate", "solve", "train", "simulate", "infer", "predict", "import",
+    ] {
+        assert!(cmds.contains(&known), "`marlin --help` does not list {known}:\n{top}");
+    }
+    for cmd in cmds.into_iter().filter(|c| !["help", "scenarios"].contains(c)) {
         let o = marlin().args([cmd, "--help"]).output().unwrap();
         assert!(o.status.success(), "{cmd}");
         let text = String::from_utf8_lossy(&o.stdout);
-        assert!(text.contains("Example"), "{cmd} --help has no example:\n{text}");
+        let runs = format!("marlin {cmd} ");
+        let example = text
+            .lines()
+            .skip_while(|l| !matches!(l.trim(), "Example:" | "Examples:"))
+            .skip(1)
+            .any(|l| l.trim_start().starts_with(&runs));
+        assert!(example, "{cmd} --help has no example line starting `{runs}`:\n{text}");
     }
 }
 

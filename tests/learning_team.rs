@@ -2,14 +2,16 @@
 //! learners scored exactly against the team solver's optimum, one walker
 //! against the single-agent solver, and runs that depend only on the seed.
 
-use marlin::learn::walkers::{WalkerLearning, WalkerTeam, WalkerView};
+use marlin::learn::walkers::{MAX_TABLE, WalkerLearning, WalkerTeam, WalkerView};
 use marlin::maze::{Maze, TeamGoal};
 use marlin::solver::SolveOptions;
 use marlin::solver::mdp::{self, ActionPrior};
 use marlin::solver::team;
 
+const TEAM_MAP: &str = "#######\n#S..#G#\n#.#...#\n#S...G#\n#######";
+
 fn team_maze() -> Maze {
-    Maze::parse("#######\n#S..#G#\n#.#...#\n#S...G#\n#######", &[('G', 1.0)], 0.0).unwrap()
+    Maze::parse(TEAM_MAP, &[('G', 1.0)], 0.0).unwrap()
 }
 
 fn learn(maze: &Maze, agents: usize, view: WalkerView, lambda: f64, ticks: u64, seed: u64) -> WalkerTeam<'_> {
@@ -110,5 +112,18 @@ fn tables_too_large_are_refused() {
         ..WalkerLearning::default()
     };
     let err = WalkerTeam::new(&maze, spec).err().expect("13^8 rows must be refused");
-    assert!(err.contains("own"), "{err}");
+    // The maze's free cells (everything but walls): 13.
+    let cells = TEAM_MAP.chars().filter(|c| !matches!(c, '#' | '\n')).count();
+    assert_eq!(cells, 13);
+    // What is refused (walker 0's joint view: 8 walkers, 13^8 rows), the
+    // limit, and the way out.
+    for says in [
+        "walker 0 sees 8 walker(s)".to_string(),
+        format!("{cells} cells"),
+        format!("{cells}^8 rows"),
+        format!("allowed: at most {MAX_TABLE} entries"),
+        "use view = \"own\"".to_string(),
+    ] {
+        assert!(err.contains(&says), "{err:?} should say {says:?}");
+    }
 }

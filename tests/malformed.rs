@@ -4,10 +4,12 @@
 //! edits that leave a valid file, a result), never a panic or a hang; and a
 //! damaged sealed trajectory is always refused. The number of cases is set
 //! here and reported in the README (`cargo test --release --test malformed
-//! -- --nocapture` prints them).
+//! -- --nocapture` prints how many edited scenarios loaded and how many were
+//! refused).
 
-use marlin::scenario::World;
+use marlin::scenario::{ScenarioError, World};
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -27,14 +29,6 @@ fn config() -> ProptestConfig {
         },
         ..ProptestConfig::default()
     }
-}
-
-static TRIED: [AtomicUsize; 6] = [const { AtomicUsize::new(0) }; 6];
-/// Edited scenarios refused (the rest still loaded).
-static REFUSED: AtomicUsize = AtomicUsize::new(0);
-
-fn count(i: usize) {
-    TRIED[i].fetch_add(1, Ordering::Relaxed);
 }
 
 /// One edit of a text: replace, insert or delete a span, or swap in a
@@ -118,33 +112,122 @@ fn shipped(name: &str) -> String {
     std::fs::read_to_string(Path::new("scenarios").join(name)).unwrap()
 }
 
+/// What a refusal of the scenario `text`, read from `path`, must say: the
+/// file; where, as a line and column inside the text or as the key at fault
+/// (or both); and, when it reports the value it got or a name it does not
+/// know, what is allowed or expected instead. None if it says all that.
+fn unclear(e: &ScenarioError, path: &Path, text: &str) -> Option<String> {
+    let shown = e.to_string();
+    let file = path.display().to_string();
+    if e.file != path || !shown.starts_with(&format!("{file}:")) {
+        return Some(format!("does not name {file}"));
+    }
+    if e.line.is_none() && e.key.is_none() {
+        return Some("says neither where nor which key".into());
+    }
+    if let Some(line) = e.line {
+        let Some(col) = e.column else {
+            return Some("a line without a column".into());
+        };
+        if !shown.starts_with(&format!("{file}:{line}:{col}: ")) {
+            return Some("does not show the line and column after the file".into());
+        }
+        // The position is inside the text (or just past its end).
+        let lines: Vec<&str> = text.split('\n').collect();
+        if line == 0 || line > lines.len() || col == 0 || col > lines[line - 1].chars().count() + 1 {
+            return Some(format!("{line}:{col} is not a position in the text"));
+        }
+    }
+    if let Some(key) = &e.key
+        && !shown.contains(&format!("`{key}`: "))
+    {
+        return Some(format!("does not show the key {key}"));
+    }
+    let message = e.message.trim();
+    if message.is_empty() {
+        return Some("says nothing of what is wrong".into());
+    }
+    let reports = message.starts_with("got ") || message.starts_with("unknown ");
+    if reports && !(message.contains("allowed") || message.contains("expected")) {
+        return Some("reports what it got but not what is allowed".into());
+    }
+    None
+}
+
+/// Edited scenarios of every world either load or are refused with an error
+/// that names the file, where and what is allowed ([`unclear`]); and the
+/// edits exercise both outcomes for every world, reaching marlin's own
+/// checks (errors with a key), not only the TOML parser.
+#[test]
+fn edited_scenarios_load_or_are_refused_with_the_file_named() {
+    const WORLDS: [&str; 5] = [
+        "toy8.toml",
+        "maze.toml",
+        "neural_maze.toml",
+        "efficient_coding.toml",
+        "ei_network.toml",
+    ];
+    let loaded: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+    let refused: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+    let keyed = AtomicUsize::new(0);
+    let mut runner = TestRunner::new(config());
+    let cases = (0usize..WORLDS.len(), prop::collection::vec(edit(), 1..4));
+    let outcome = runner.run(&cases, |(which, edits)| {
+        let name = WORLDS[which];
+        let text = apply(&shipped(name), &edits);
+        let path = Path::new("scenarios").join(name);
+        match World::parse(&text, &path) {
+            Ok(_) => {
+                loaded[which].fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                refused[which].fetch_add(1, Ordering::Relaxed);
+                if e.key.is_some() {
+                    keyed.fetch_add(1, Ordering::Relaxed);
+                }
+                let problem = unclear(&e, &path, &text);
+                prop_assert!(problem.is_none(), "{}: {e}", problem.unwrap_or_default());
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+    let count = |a: &[AtomicUsize; 5], w: usize| a[w].load(Ordering::Relaxed);
+    let total: usize = (0..5).map(|w| count(&loaded, w) + count(&refused, w)).sum();
+    assert_eq!(total, CASES as usize);
+    for (w, name) in WORLDS.iter().enumerate() {
+        let (l, r) = (count(&loaded, w), count(&refused, w));
+        eprintln!("{name}: {l} edited scenarios loaded, {r} refused");
+        // Both outcomes, each at least a tenth of the world's cases.
+        assert!(l * 10 >= l + r && r * 10 >= l + r, "{name}: {l} loaded, {r} refused");
+    }
+    let keyed = keyed.load(Ordering::Relaxed);
+    assert!(
+        keyed * 100 >= total,
+        "only {keyed} refusals came from marlin's own checks"
+    );
+    let refused: usize = (0..5).map(|w| count(&refused, w)).sum();
+    eprintln!("edited scenarios refused: {refused} of {total}, {keyed} by marlin's checks (with a key)");
+}
+
 proptest! {
     #![proptest_config(config())]
 
-    /// Edited scenarios of every world either load or are refused with an
-    /// error that names the file.
-    #[test]
-    fn edited_scenarios_load_or_are_refused_with_the_file_named(
-        which in 0usize..5,
-        edits in prop::collection::vec(edit(), 1..4),
-    ) {
-        count(0);
-        let name = ["toy8.toml", "maze.toml", "neural_maze.toml", "efficient_coding.toml", "ei_network.toml"][which];
-        let text = apply(&shipped(name), &edits);
-        let path = Path::new("scenarios").join(name);
-        if let Err(e) = World::parse(&text, &path) {
-            REFUSED.fetch_add(1, Ordering::Relaxed);
-            let m = e.to_string();
-            prop_assert!(m.contains(name), "{m}");
-            prop_assert!(m.contains("allowed") || m.contains("expected") || m.contains("TOML") || m.len() > 20, "{m}");
-        }
-    }
-
-    /// Arbitrary bytes as a scenario: an error, never a panic.
+    /// Arbitrary text as a scenario: refused (no arbitrary text holds a
+    /// network, an input, a reward and a cost), with an error that names
+    /// the file and where, never a panic.
     #[test]
     fn arbitrary_text_as_a_scenario_is_an_error(text in "\\PC{0,400}") {
-        count(1);
-        let _ = World::parse(&text, Path::new("fuzz.toml"));
+        let path = Path::new("fuzz.toml");
+        match World::parse(&text, path) {
+            Ok(_) => prop_assert!(false, "loaded as a scenario: {text:?}"),
+            Err(e) => {
+                let problem = unclear(&e, path, &text);
+                prop_assert!(problem.is_none(), "{}: {e}", problem.unwrap_or_default());
+            }
+        }
     }
 
     /// Edge lists with arbitrary lines: parsed or refused with the line.
@@ -153,7 +236,6 @@ proptest! {
         lines in prop::collection::vec("[0-9 ,.#a-z-]{0,20}", 0..30),
         n in 1usize..50,
     ) {
-        count(2);
         let text = lines.join("\n");
         match marlin::topology::parse_edge_list(&text, n, false) {
             Ok(edges) => prop_assert!(edges
@@ -174,7 +256,6 @@ proptest! {
         inputs in 1usize..4,
         n in 0usize..3,
     ) {
-        count(3);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.csv");
         let text: Vec<String> = rows.iter().map(|r| r.join(",")).collect();
@@ -188,7 +269,6 @@ proptest! {
     /// Arbitrary bytes as a checkpoint: refused, never decoded.
     #[test]
     fn arbitrary_bytes_are_not_a_checkpoint(bytes in prop::collection::vec(any::<u8>(), 0..200), magic in any::<bool>()) {
-        count(4);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.ckpt");
         let mut b = if magic { [&b"MARLINCK"[..], &marlin::checkpoint::VERSION.to_le_bytes()].concat() } else { Vec::new() };
@@ -249,7 +329,6 @@ proptest! {
         cut in prop::option::of(any::<usize>()),
         in_json in any::<bool>(),
     ) {
-        count(5);
         let dir = tempfile::tempdir().unwrap();
         trajectory(dir.path());
         let file = dir.path().join(if in_json { "trajectory.json" } else { "trajectory.npz" });
@@ -273,22 +352,4 @@ proptest! {
         let read = marlin::record::read(&dir.path().join("trajectory.npz"), |_| Ok(()));
         prop_assert!(intact || read.is_err(), "damage read as data: {changes:?} cut {cut:?} in_json {in_json}");
     }
-}
-
-#[test]
-fn zz_report_counts() {
-    // Runs after the properties when the tests run one at a time; with
-    // parallel tests the counts printed may be partial.
-    let names = [
-        "edited scenarios",
-        "arbitrary scenario text",
-        "edge lists",
-        "reward tables",
-        "checkpoints",
-        "damaged sealed trajectories",
-    ];
-    for (n, c) in names.iter().zip(&TRIED) {
-        eprintln!("{n}: {} cases", c.load(Ordering::Relaxed));
-    }
-    eprintln!("edited scenarios refused: {}", REFUSED.load(Ordering::Relaxed));
 }

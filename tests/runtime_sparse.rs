@@ -170,17 +170,29 @@ fn the_sparse_engine_is_the_agent_engine_bit_for_bit() {
                 ticks,
                 &mut reference,
             );
-            let (rec, state, info) = sparse_record(&net, &ln, Layout::single(), 9, &[ticks]);
-            assert!(same(&rec, &reference), "{update:?}, per synapse {per_synapse}");
-            assert_eq!(state, ref_state);
-            assert_eq!(info, ref_totals.info);
             // Not a silent network: the test compares real dynamics.
-            let rate = rec.spikes.iter().map(|&s| s as f64).sum::<f64>() / rec.spikes.len() as f64;
+            let rate = reference.spikes.iter().map(|&s| s as f64).sum::<f64>() / reference.spikes.len() as f64;
             assert!(rate > 0.05 && rate < 0.95, "{update:?}: activity {rate}");
             assert!(
-                rec.spikes.chunks(net.n).all(|row| row[131] == 0),
+                reference.spikes.chunks(net.n).all(|row| row[131] == 0),
                 "the dead neuron never fires"
             );
+            // On one thread and on several threads and shards (whose
+            // neurons' streams must still be their global ids').
+            for layout in [
+                Layout::single(),
+                Layout { shards: 2, threads: 2 },
+                Layout { shards: 3, threads: 1 },
+                Layout { shards: 5, threads: 2 },
+            ] {
+                let (rec, state, info) = sparse_record(&net, &ln, layout, 9, &[ticks]);
+                assert!(
+                    same(&rec, &reference),
+                    "{update:?}, per synapse {per_synapse}, {layout:?}"
+                );
+                assert_eq!(state, ref_state, "{update:?}, {layout:?}");
+                assert_eq!(info, ref_totals.info, "{update:?}, {layout:?}");
+            }
         }
     }
 }

@@ -133,6 +133,59 @@ fn stationary_distribution_is_stationary_and_normalised() {
     }
 }
 
+/// Per-neuron policies with every `π_k(1|s)` drawn uniformly in [0.2, 0.8]
+/// (a fixed-seed LCG), so every state of the chain carries real mass.
+fn random_policy(net: &Network, seed: u64) -> Policy {
+    let mut r = seed;
+    let fire = (0..net.states() * net.n)
+        .map(|_| {
+            r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            0.2 + 0.6 * ((r >> 11) as f64 / (1u64 << 53) as f64)
+        })
+        .collect();
+    Policy { n: net.n, fire }
+}
+
+/// ρ of arbitrary policies whose chains put mass everywhere (the optima
+/// above leave as little as 1e-49 on some states, too little for an error
+/// in the normalisation to show): ρM = ρ against the dense transition
+/// matrix, Σρ = 1, and ρ is the dense linear solve's.
+#[test]
+fn stationary_distribution_of_random_policies_is_stationary_and_normalised() {
+    for (i, update) in [
+        UpdateScheme::Asynchronous,
+        UpdateScheme::Synchronous,
+        UpdateScheme::RandomPartial { q: 0.4 },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let net = lopsided(update);
+        let policy = random_policy(&net, 7 + i as u64);
+        let rows = policy_rows(&policy, net.states());
+        assert!(rows.iter().flatten().all(|&p| (0.2..=0.8).contains(&p)));
+        let ev = evaluate(&net, &policy, &SolveOptions::default());
+        assert!(ev.stationary_converged, "{update:?}: {:?}", ev.warnings);
+        let rho = &ev.rho;
+        assert_eq!(rho.len(), net.states());
+        // The premise: every state carries real mass (96 states, none below 1e-4).
+        let least = rho.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert!(least > 1e-4, "{update:?}: least mass {least}");
+        let total: f64 = rho.iter().sum();
+        assert!((total - 1.0).abs() < 1e-12, "{update:?}: Σρ = {total}");
+        let m = transition_matrix(&net, &rows);
+        let mut worst: f64 = 0.0;
+        for t in 0..rho.len() {
+            let next: f64 = (0..rho.len()).map(|s| rho[s] * m[s][t]).sum();
+            worst = worst.max((next - rho[t]).abs());
+        }
+        assert!(worst < 1e-12, "{update:?}: ρM − ρ = {worst}");
+        let dense = stationary(&net, &m);
+        let gap = rho.iter().zip(&dense).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(gap < 1e-10, "{update:?}: ρ differs from the dense solve by {gap}");
+    }
+}
+
 #[test]
 fn evaluating_the_optimal_policy_returns_the_optimum() {
     for net in [
