@@ -1057,15 +1057,16 @@ fn report_page(
     Ok(page(
         &format!("marlin study: {}", sc.name),
         &format!(
-            "{} — {} pixels (q = {}), {} neurons, λ = {}; marlin {}, {:.1} s.",
+            "{} — {} (q = {}), {}, λ = {}; marlin {}, {:.1} s.",
             sc.description,
-            t.pixels,
+            crate::text::count(t.pixels as u64, "pixel"),
             t.pixel_probability,
-            t.neurons,
+            crate::text::count(t.neurons as u64, "neuron"),
             t.lambda,
             env!("CARGO_PKG_VERSION"),
             s["seconds"].as_f64().unwrap_or(f64::NAN)
         ),
+        &crate::report::html::summary_warnings(s),
         &headline,
         &sections,
     ))

@@ -400,14 +400,15 @@ fn report(
     Ok(page(
         &format!("marlin study: {}", scenario.name),
         &format!(
-            "{} — {} neurons, {} updates, λ = {}; marlin {}, {:.1} s.",
+            "{} — {}, {} updates, λ = {}; marlin {}, {:.1} s.",
             scenario.description,
-            scenario.neurons,
+            crate::text::count(scenario.neurons as u64, "neuron"),
             scenario.update,
             scenario.lambda,
             env!("CARGO_PKG_VERSION"),
             s["seconds"].as_f64().unwrap_or(f64::NAN)
         ),
+        &crate::report::html::summary_warnings(s),
         &headline,
         &sections,
     ))
