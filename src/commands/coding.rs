@@ -665,13 +665,14 @@ pub fn predict(
     })
 }
 
-/// `marlin run` on a coding scenario.
-pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -> Result<serde_json::Value> {
-    let perturbations: Vec<(String, CodingPerturbation)> = match &sc.study.perturbations {
-        None => vec![(
+/// The study's perturbations (default: the pixel probability halved),
+/// each parsed before any stage runs. `marlin validate` checks the same.
+pub fn study_perturbations(sc: &CodingScenario) -> Result<Vec<(String, CodingPerturbation)>, BadInput> {
+    match &sc.study.perturbations {
+        None => Ok(vec![(
             format!("pixel_probability:{}", sc.task.pixel_probability / 2.0),
             CodingPerturbation::PixelProbability(sc.task.pixel_probability / 2.0),
-        )],
+        )]),
         Some(list) => list
             .iter()
             .map(|p| {
@@ -682,8 +683,13 @@ pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -
                         BadInput(format!("{}{place}: `study.perturbations`: {e}", sc.path.display()))
                     })
             })
-            .collect::<Result<_, _>>()?,
-    };
+            .collect(),
+    }
+}
+
+/// `marlin run` on a coding scenario.
+pub fn study(sc: &CodingScenario, out: &Path, ticks: Option<u64>, quiet: bool) -> Result<serde_json::Value> {
+    let perturbations = study_perturbations(sc)?;
     let ticks = ticks.unwrap_or(sc.study.ticks);
     if ticks == 0 {
         return Err(BadInput("--ticks must be at least 1".into()).into());

@@ -45,8 +45,8 @@ fn motor_maze(cx: &Cx, inp: &InputSection, map: &Spanned<String>, n: usize) -> R
             inp.motor_neurons.as_ref().map_or(map.span(), |v| v.span()),
             "input.motor_neurons",
             format!(
-                "4 groups (N, E, S, W) of {per_direction} motor neurons need {} neurons but network.neurons = {n}; \
-                 allowed: motor_neurons ≤ {}",
+                "4 groups (N, E, S, W) of {} need {} neurons but network.neurons = {n}; allowed: motor_neurons ≤ {}",
+                crate::text::count(per_direction as u64, "motor neuron"),
                 4 * per_direction,
                 n / 4
             ),
@@ -500,10 +500,10 @@ impl MotorMaze {
     /// One line for records and reports.
     pub fn describe(&self) -> String {
         format!(
-            "a maze walker ({} cells) moved each tick by the most active of 4 groups of {} motor neurons \
+            "a maze walker ({}) moved each tick by the most active of 4 groups of {} \
              (N, E, S, W = neurons 0–{} in order; ties and silence: stay)",
-            self.maze.states(),
-            self.per_direction,
+            crate::text::count(self.maze.states() as u64, "cell"),
+            crate::text::count(self.per_direction as u64, "motor neuron"),
             4 * self.per_direction - 1
         )
     }
@@ -1383,8 +1383,9 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
                             p.span(),
                             "cost.prior",
                             format!(
-                                "got {} priors for {n} neurons; allowed: one number, or one per neuron",
-                                v.len()
+                                "got {} for {}; allowed: one number, or one per neuron",
+                                crate::text::count(v.len() as u64, "prior"),
+                                crate::text::count(n as u64, "neuron")
                             ),
                         ));
                     }
