@@ -169,6 +169,17 @@ fn infer_on_a_missing_record_names_the_record() {
     std::fs::write(dir.path().join("sim/trajectory.json"), "{}").unwrap();
     let err = run_bad(marlin().arg("infer").arg(&npz).arg("--out").arg(dir.path().join("inf")));
     assert!(err.contains(&format!("{}: no such file", npz.display())), "{err}");
+    // So for maze and team records, whose metadata says what they are.
+    for format in [marlin::record::demos::FORMAT, marlin::record::team_demos::FORMAT] {
+        let npz = dir.path().join("sim/demonstrations.npz");
+        let meta = serde_json::json!({ "format": format, "format_version": 1 });
+        std::fs::write(npz.with_extension("json"), meta.to_string()).unwrap();
+        let err = run_bad(marlin().arg("infer").arg(&npz).arg("--out").arg(dir.path().join("inf")));
+        assert!(
+            err.contains(&format!("{}: no such file", npz.display())),
+            "{format}: {err}"
+        );
+    }
 }
 
 #[test]
