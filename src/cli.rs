@@ -64,10 +64,10 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Coding-cost weight λ, overriding the scenario's.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         lambda: Option<f64>,
         /// Solve for each λ in a comma-separated list and draw the trade-off.
-        #[arg(long = "sweep-lambda", value_delimiter = ',', num_args = 1..)]
+        #[arg(long = "sweep-lambda", value_delimiter = ',', num_args = 1.., allow_negative_numbers = true)]
         sweep_lambda: Option<Vec<f64>>,
     },
     /// Run a network on the actor runtime and record a trajectory.
@@ -114,7 +114,7 @@ pub enum Command {
         out: Option<PathBuf>,
         /// Save a checkpoint (tick, RNG states, the recording so far) at least every SECONDS
         /// (default 60). Ctrl-C saves one and stops.
-        #[arg(long, value_name = "SECONDS")]
+        #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
         checkpoint_every: Option<f64>,
         /// Continue the interrupted run whose output folder is DIR; the trajectory is bit for bit
         /// the one of an uninterrupted run. Takes the scenario and every setting from the checkpoint
@@ -160,7 +160,7 @@ pub enum Command {
         out: Option<PathBuf>,
         /// Save a checkpoint (policies, learner state, RNG states, tick) at least every SECONDS,
         /// besides at every evaluation checkpoint (default 60). Ctrl-C saves one and stops.
-        #[arg(long, value_name = "SECONDS")]
+        #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
         checkpoint_every: Option<f64>,
         /// Continue the interrupted run whose output folder is DIR, from its checkpoint; the
         /// result is bit for bit the one of an uninterrupted run. Takes the scenario and every
@@ -176,7 +176,7 @@ pub enum Command {
         /// trajectory.npz (with trajectory.json beside it), as `simulate` writes it.
         trajectory: PathBuf,
         /// λ if known: the reward comes out in reward units; without it, as r/λ.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         lambda: Option<f64>,
         /// tabular (one reward per state; asynchronous records with actors) | count | pattern |
         /// input (one reward per input value: for networks that move their input, e.g. a maze
@@ -234,23 +234,23 @@ pub enum Command {
         #[arg(long)]
         stimulus: Option<PathBuf>,
         /// Bin width in seconds.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         bin: f64,
-        /// Number of neurons (default: the largest id + 1).
+        /// Number of neurons (default: the largest id + 1; at most 1 000 000).
         #[arg(long)]
         neurons: Option<usize>,
         /// Window start in seconds (default: the first spike or stimulus change).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         start: Option<f64>,
         /// Window end in seconds (default: one bin after the last event).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         end: Option<f64>,
         /// How consecutive bins relate: synchronous (each bin is every neuron's response to the
         /// previous one), asynchronous (neurons change one at a time) or random_partial (with --q).
         #[arg(long, default_value = "synchronous")]
         update: String,
         /// random_partial: the probability that a neuron updates in a bin.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         q: Option<f64>,
         /// Output folder (trajectory.npz, trajectory.json, import.json).
         #[arg(long)]
@@ -443,6 +443,14 @@ fn run_identity(args: &[String], scenario: Option<&std::path::Path>) -> RunIdent
     }
 }
 
+/// A count in a summary (JSON) and its noun, singular for one.
+fn count_of(v: &serde_json::Value, noun: &str) -> String {
+    match v.as_u64() {
+        Some(n) => crate::text::count(n, noun),
+        None => format!("{v} {noun}s"),
+    }
+}
+
 /// The staging folder and the output folder it becomes, for messages.
 static SHOWN: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
 
@@ -517,6 +525,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -537,8 +546,9 @@ fn print_maze_study(s: &serde_json::Value) {
         );
     }
     println!(
-        "  simulate  {} demonstrations of {} steps",
-        s["simulate"]["trajectories"], s["simulate"]["steps"]
+        "  simulate  {} of {}",
+        count_of(&s["simulate"]["trajectories"], "demonstration"),
+        count_of(&s["simulate"]["steps"], "step")
     );
     for m in s["infer"]["methods"].as_array().into_iter().flatten() {
         println!(
@@ -562,9 +572,9 @@ fn print_maze_study(s: &serde_json::Value) {
 fn print_team_study(s: &serde_json::Value) {
     let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
-        "team maze study of {} ({} walkers, {}) in {:.2} s:",
+        "team maze study of {} ({}, {}) in {:.2} s:",
         s["scenario"].as_str().unwrap_or("?"),
-        s["agents"],
+        count_of(&s["agents"], "walker"),
         s["goal"].as_str().unwrap_or("?"),
         f(&s["seconds"])
     );
@@ -578,10 +588,10 @@ fn print_team_study(s: &serde_json::Value) {
     let inf = &s["inverse"]["infer"];
     if !inf.is_null() {
         println!(
-            "  infer     {} demonstrations × {} steps: {}/{} of the top-ranked joint states rewarded, correlation \
-             with the true reward {:.3}{}",
-            inf["trajectories"],
-            inf["steps"],
+            "  infer     {} × {}: {}/{} of the top-ranked joint states rewarded, correlation with the true \
+             reward {:.3}{}",
+            count_of(&inf["trajectories"], "demonstration"),
+            count_of(&inf["steps"], "step"),
             inf["top_rewarded"],
             inf["rewarded_states"],
             f(&inf["correlation_with_truth"]),
@@ -618,8 +628,8 @@ fn print_team_study(s: &serde_json::Value) {
     }
     for r in s["scaling"].as_array().into_iter().flatten() {
         println!(
-            "  scaling   {} walkers (own view): team reward {:.4}/step, running g = {:.4}",
-            r["agents"],
+            "  scaling   {} (own view): team reward {:.4}/step, running g = {:.4}",
+            count_of(&r["agents"], "walker"),
             f(&r["mean_reward"]),
             f(&r["running_g"])
         );
@@ -643,7 +653,7 @@ fn print_coding_study(s: &serde_json::Value) {
         )
     };
     println!("  solve     {}", code(&s["solve"]));
-    println!("  simulate  {} ticks", s["simulate"]["ticks"]);
+    println!("  simulate  {}", count_of(&s["simulate"]["ticks"], "tick"));
     let t = &s["train"];
     if !t.is_null() {
         println!(
@@ -801,16 +811,16 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 );
                 for r in s["train"].as_array().into_iter().flatten() {
                     println!(
-                        "  train     {}: g = {:.4} = {:.3}·g* after {} ticks",
+                        "  train     {}: g = {:.4} = {:.3}·g* after {}",
                         r["label"].as_str().unwrap_or("?"),
                         r["g"].as_f64().unwrap_or(f64::NAN),
                         r["g_over_optimum"].as_f64().unwrap_or(f64::NAN),
-                        r["ticks"]
+                        count_of(&r["ticks"], "tick")
                     );
                 }
                 println!(
-                    "  simulate  {} ticks, ⟨r⟩ = {:.4}",
-                    s["simulate"]["ticks"],
+                    "  simulate  {}, ⟨r⟩ = {:.4}",
+                    count_of(&s["simulate"]["ticks"], "tick"),
                     s["simulate"]["mean_reward"].as_f64().unwrap_or(f64::NAN)
                 );
                 if !s["infer"].is_null() {
@@ -832,38 +842,40 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             let s = match World::load(scenario).map_err(commands::BadInput::from)? {
                 World::Network(s) => s,
                 World::Coding(c) => {
+                    commands::coding::study_perturbations(&c)?;
                     if !cli.quiet {
                         let t = &c.task;
                         println!(
-                            "{}: ok — sensory coding: {} pixels on with probability {}, y = +1 above {} on, \
-                             redrawn with probability {} per tick, {} neurons, λ = {}",
+                            "{}: ok — sensory coding: {} on with probability {}, y = +1 above {} on, \
+                             redrawn with probability {} per tick, {}, λ = {}",
                             scenario.display(),
-                            t.pixels,
+                            crate::text::count(t.pixels as u64, "pixel"),
                             t.pixel_probability,
                             t.threshold,
                             t.change_probability,
-                            t.neurons,
+                            crate::text::count(t.neurons as u64, "neuron"),
                             t.lambda
                         );
                     }
                     return Ok(());
                 }
                 World::Maze(m) => {
+                    commands::maze::study_perturbations(&m)?;
                     if !cli.quiet {
                         println!(
-                            "{}: ok — maze {}×{}, {} free cells, {} goal(s), slip {}, λ = {}{}",
+                            "{}: ok — maze {}×{}, {}, {}, slip {}, λ = {}{}",
                             scenario.display(),
                             m.maze.height,
                             m.maze.width,
-                            m.maze.states(),
-                            m.maze.goals.len(),
+                            crate::text::count(m.maze.states() as u64, "free cell"),
+                            crate::text::count(m.maze.goals.len() as u64, "goal"),
                             m.maze.slip,
                             m.lambda,
                             m.team
                                 .as_ref()
                                 .map(|t| format!(
-                                    ", a team of {} walkers ({}, view {})",
-                                    t.agents,
+                                    ", a team of {} ({}, view {})",
+                                    crate::text::count(t.agents as u64, "walker"),
                                     t.goal.name(),
                                     t.view.name()
                                 ))
@@ -873,15 +885,17 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     return Ok(());
                 }
             };
+            // What `marlin run` checks before its first stage.
+            commands::study::study_perturbations(&s)?;
             if !cli.quiet {
                 let input = match &s.motor {
                     Some(m) => m.describe(),
-                    None => format!("{} input values", s.input.len()),
+                    None => crate::text::count(s.input.len() as u64, "input value"),
                 };
                 println!(
-                    "{}: ok — {} neurons, {input}, {} updates, {} reward, λ = {}, {} cost{}",
+                    "{}: ok — {}, {input}, {} updates, {} reward, λ = {}, {} cost{}",
                     scenario.display(),
-                    s.neurons,
+                    crate::text::count(s.neurons as u64, "neuron"),
                     s.update,
                     s.reward.kind(),
                     s.lambda,
@@ -914,13 +928,13 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 if !cli.quiet {
                     println!(
                         "code: I(Y;Σ) = {:.4} bits (independent neurons: {:.4}), cost {:.4} nats/tick, cell types {:?}, \
-                         p(y=+1 | count) monotone: {}, {} alternations {} → {}",
+                         p(y=+1 | count) monotone: {}, {} {} → {}",
                         s.information_y_bits,
                         s.independent_information_y_bits,
                         s.info_nats,
                         s.cell_types,
                         s.posterior_monotone,
-                        s.alternations,
+                        crate::text::count(s.alternations as u64, "alternation"),
                         if s.converged { "(converged)" } else { "(NOT CONVERGED)" },
                         show(dir.display())
                     );
@@ -945,8 +959,8 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 let (r, _, _) = commands::team::solve(m, &dir, cli.quiet)?;
                 if !cli.quiet {
                     println!(
-                        "{} walkers ({}), λ = {}: g = {:.6}  team reward = {:.6}/step  I = {:.4} bits/step per walker  {} ({:.2} s) → {}",
-                        r.agents,
+                        "{} ({}), λ = {}: g = {:.6}  team reward = {:.6}/step  I = {:.4} bits/step per walker  {} ({:.2} s) → {}",
+                        crate::text::count(r.agents as u64, "walker"),
                         r.goal,
                         r.lambda,
                         r.g,
@@ -990,14 +1004,14 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             if !cli.quiet {
                 for r in &records {
                     println!(
-                        "λ = {:<6} g = {:.6}  ⟨r⟩ = {:.6}  info = {:.6} nats/tick  {} ({} Blahut–Arimoto iterations, {} sweeps, {:.2} s)",
+                        "λ = {:<6} g = {:.6}  ⟨r⟩ = {:.6}  info = {:.6} nats/tick  {} ({}, {}, {:.2} s)",
                         r.lambda,
                         r.g,
                         r.mean_reward,
                         r.info_nats,
                         if r.converged { "converged" } else { "NOT CONVERGED" },
-                        r.iterations,
-                        r.value_sweeps,
+                        crate::text::count(r.iterations as u64, "Blahut–Arimoto iteration"),
+                        crate::text::count(r.value_sweeps as u64, "sweep"),
                         r.seconds
                     );
                 }
@@ -1057,9 +1071,9 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 };
                 if !cli.quiet {
                     println!(
-                        "{} demonstrations of {} steps in {:.2} s: {} rate {:.4}/step → {}",
-                        r.trajectories,
-                        r.steps,
+                        "{} of {} in {:.2} s: {} rate {:.4}/step → {}",
+                        crate::text::count(r.trajectories as u64, "demonstration"),
+                        crate::text::count(r.steps as u64, "step"),
                         r.seconds,
                         if m.team.is_some() { "team reward" } else { "goal" },
                         r.mean_reward,
@@ -1094,8 +1108,8 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             if !cli.quiet && ranks.is_none_or(|r| r.rank() == 0) {
                 let t = r.totals.ticks as f64;
                 println!(
-                    "{} ticks in {:.2} s ({:.3e} ticks/s): ⟨r⟩ = {:.4}, information = {:.4} nats/tick, mean spike count = {:.3} → {}",
-                    r.totals.ticks,
+                    "{} in {:.2} s ({:.3e} ticks/s): ⟨r⟩ = {:.4}, information = {:.4} nats/tick, mean spike count = {:.3} → {}",
+                    crate::text::count(r.totals.ticks, "tick"),
                     r.seconds,
                     t / r.seconds,
                     r.totals.reward / t,
@@ -1177,10 +1191,10 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 let r = commands::team::train_scenario(&m, placement, &dir, cli.quiet)?;
                 if !cli.quiet && ranks.is_none_or(|r| r.rank() == 0) {
                     println!(
-                        "{} walker(s), view {}, {} steps in {:.2} s: team reward {:.4}/step, running g = {:.4}{} → {}",
-                        r.agents,
+                        "{}, view {}, {} in {:.2} s: team reward {:.4}/step, running g = {:.4}{} → {}",
+                        crate::text::count(r.agents as u64, "walker"),
                         r.view,
-                        r.ticks,
+                        crate::text::count(r.ticks, "step"),
                         r.seconds,
                         r.mean_reward,
                         r.running_g,
@@ -1253,9 +1267,9 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                         None => format!("running g = {:.4}", last.running_g),
                     };
                     println!(
-                        "{:<15} {} ticks in {:.1} s ({:.2e} ticks/s): ⟨r⟩ = {:.4}, {exact}{}",
+                        "{:<15} {} in {:.1} s ({:.2e} ticks/s): ⟨r⟩ = {:.4}, {exact}{}",
                         r.label,
-                        r.ticks,
+                        crate::text::count(r.ticks, "tick"),
                         r.seconds,
                         r.ticks_per_second,
                         last.running_reward,
@@ -1317,11 +1331,10 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 let s = commands::team_irl::infer(trajectory, *lambda, &dir)?;
                 if !cli.quiet {
                     println!(
-                        "{} demonstrations of {} steps by {} walkers, {}/{} joint states visited, I(S;A_k) ≈ {} \
-                         bits/step (plug-in):",
-                        s.trajectories,
-                        s.steps,
-                        s.agents,
+                        "{} of {} by {}, {}/{} joint states visited, I(S;A_k) ≈ {} bits/step (plug-in):",
+                        crate::text::count(s.trajectories as u64, "demonstration"),
+                        crate::text::count(s.steps as u64, "step"),
+                        crate::text::count(s.agents as u64, "walker"),
                         s.visited_states,
                         s.joint_states,
                         s.info_bits
@@ -1363,8 +1376,12 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 let s = commands::maze::infer(trajectory, *lambda, &dir)?;
                 if !cli.quiet {
                     println!(
-                        "{} demonstrations of {} steps, {}/{} cells visited, I(S;A) ≈ {:.3} bits/step (bias-corrected):",
-                        s.trajectories, s.steps, s.visited_states, s.states, s.info_bits_corrected
+                        "{} of {}, {}/{} cells visited, I(S;A) ≈ {:.3} bits/step (bias-corrected):",
+                        crate::text::count(s.trajectories as u64, "demonstration"),
+                        crate::text::count(s.steps as u64, "step"),
+                        s.visited_states,
+                        s.states,
+                        s.info_bits_corrected
                     );
                     for m in &s.methods {
                         println!(
@@ -1396,8 +1413,11 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             let s = commands::infer::run_infer(&args)?;
             if !cli.quiet {
                 println!(
-                    "{} ticks, {}/{} states visited; {}",
-                    s.ticks, s.visited_states, s.states, s.headline
+                    "{}, {}/{} states visited; {}",
+                    crate::text::count(s.ticks as u64, "tick"),
+                    s.visited_states,
+                    s.states,
+                    s.headline
                 );
             }
             Ok(())
@@ -1424,11 +1444,11 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     let p = commands::team_irl::predict(&m, reward, perturb, std::path::Path::new("."), &dir)?;
                     if !cli.quiet {
                         println!(
-                            "{} ({} walkers): mean total variation from the true policies — prediction {:.4}, naive \
+                            "{} ({}): mean total variation from the true policies — prediction {:.4}, naive \
                              {:.4}; team reward truth {:.4}, predicted {:.4}, naive {:.4}/step; the inferred reward \
                              reproduces the unperturbed optimum to {:.4} → {}",
                             p.perturbation,
-                            p.agents,
+                            crate::text::count(p.agents as u64, "walker"),
                             p.tv_pred_truth,
                             p.tv_naive_truth,
                             p.team_rate_truth,
@@ -1512,11 +1532,11 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             })?;
             if !cli.quiet {
                 println!(
-                    "{} bins of {} s × {} neurons, {} spikes ({} outside the window, {} merged in bins), inputs {:?}                      → {}",
-                    s.ticks,
+                    "{} of {} s × {}, {} ({} outside the window, {} merged in bins), inputs {:?} → {}",
+                    crate::text::count(s.ticks as u64, "bin"),
                     s.bin_seconds,
-                    s.neurons,
-                    s.spikes,
+                    crate::text::count(s.neurons as u64, "neuron"),
+                    crate::text::count(s.spikes as u64, "spike"),
                     s.spikes_outside_window,
                     s.spikes_merged_in_bins,
                     s.input_values,
@@ -1526,7 +1546,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Scenarios { dir } => {
-            for (name, desc) in commands::shipped_scenarios(dir) {
+            for (name, desc) in commands::shipped_scenarios(dir)? {
                 println!("{name:<28} {desc}");
             }
             Ok(())

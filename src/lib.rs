@@ -5,7 +5,7 @@
 //! [`coding`] (worlds), and [`infer`] (inverse RL); [`rng`] ← [`topology`] ← [`agents`] ← [`learn`] ← [`runtime`] ←
 //! [`record`] (the simulator); [`files`] (I/O plumbing) ← [`checkpoint`] (saved runs, Ctrl-C); [`scenario`]
 //! (files → networks); [`report`] (figures and the HTML report); [`commands`] (what each
-//! subcommand does) ← [`cli`] (arguments).
+//! subcommand does) ← [`cli`] (arguments); [`text`] (counts and rates in messages, for all).
 
 // Numerical code indexes several arrays by the same loop variable.
 #![allow(clippy::needless_range_loop)]
@@ -26,4 +26,5 @@ pub mod rng;
 pub mod runtime;
 pub mod scenario;
 pub mod solver;
+pub mod text;
 pub mod topology;

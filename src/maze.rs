@@ -210,7 +210,10 @@ impl Maze {
                 return Err(map_err(
                     Some(r + 1),
                     None,
-                    format!("the row has {len} cells but the first row has {width}; allowed: rows of equal length"),
+                    format!(
+                        "the row has {} but the first row has {width}; allowed: rows of equal length",
+                        crate::text::count(len as u64, "cell")
+                    ),
                 ));
             }
             for (c, ch) in text.chars().enumerate() {

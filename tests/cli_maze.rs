@@ -313,7 +313,7 @@ fn a_team_is_solved_trained_and_studied() {
     std::fs::write(&path, three).unwrap();
     let out = dir.path().join("line");
     let stdout = run_ok(marlin().arg("train").arg(&path).arg("--out").arg(&out));
-    assert!(stdout.contains("3 walker(s), view topology"), "{stdout}");
+    assert!(stdout.contains("3 walkers, view topology"), "{stdout}");
     let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(out.join("learned_policy.npz")).unwrap()).unwrap();
     let rows: ndarray::Array1<i64> = npz.by_name("rows").unwrap();
     assert_eq!(rows.to_vec(), vec![169, 2197, 169]);

@@ -146,7 +146,10 @@ fn the_network_drives_the_walker_and_its_goal_is_recovered_from_the_record() {
     let barrier = sim("simulate", &[]);
     let meta = json(&barrier.join("trajectory.json"));
     assert!(
-        meta["controlled_input"].as_str().unwrap().contains("motor neurons"),
+        meta["controlled_input"]
+            .as_str()
+            .unwrap()
+            .contains("4 groups of 1 motor neuron ("),
         "{meta}"
     );
     let rec = read_record(&barrier.join("trajectory.npz"));
@@ -265,7 +268,12 @@ fn the_network_drives_the_walker_and_its_goal_is_recovered_from_the_record() {
     );
     assert!(f("tv_visits_predicted") < 0.5 * f("tv_visits_naive"), "{m}");
     assert_eq!(m["visits_truth"].as_array().unwrap().len(), 6, "six free cells now");
-    assert!(p["notes"].to_string().contains("were walls before"), "{p}");
+    assert!(
+        p["notes"]
+            .to_string()
+            .contains("1 cell of the moved-walls maze was a wall before"),
+        "{p}"
+    );
     // A map of another size is refused, naming both sizes.
     std::fs::write(&moved, "####\n#SG#\n####\n").unwrap();
     let err = run_bad(

@@ -623,3 +623,61 @@ fn neurons_take_edge_list_weights_aligned_with_the_partners() {
         marlin::runtime::sparse::Weights::PerSynapse(vec![-1.5, 0.5, 2.0])
     );
 }
+
+#[test]
+fn a_duplicate_key_is_named_with_its_table_and_first_line() {
+    // GOOD: line 4 `neurons = 4` in [network]; the copy lands on line 5.
+    expect_err(
+        "neurons = 4",
+        "neurons = 4\nneurons = 5",
+        5,
+        Some("network.neurons"),
+        &["bad.toml:5:1", "`neurons` is set twice", "line 4", "allowed"],
+    );
+    // A key of the top-level table, quoted the second time.
+    expect_err(
+        "name = \"t\"",
+        "name = \"t\"\n\"name\" = \"u\"",
+        3,
+        Some("name"),
+        &["`name` is set twice", "line 2"],
+    );
+}
+
+#[test]
+fn a_duplicate_table_is_named_with_its_first_line() {
+    // GOOD: `[cost]` is on line 11; a second one follows its `lambda`.
+    expect_err(
+        "lambda = 0.5",
+        "lambda = 0.5\n[cost]\nkind = \"mutual_information\"",
+        13,
+        Some("cost"),
+        &["bad.toml:13:", "`cost` is set twice", "line 11"],
+    );
+}
+
+#[test]
+fn input_values_must_be_distinct() {
+    expect_err(
+        "values = [-1.0, 1.0]",
+        "values = [1.0, 1.0]",
+        6,
+        Some("input.values"),
+        &["got 1 twice", "values 1 and 2", "allowed: distinct values"],
+    );
+    expect_err(
+        "values = [-1.0, 1.0]",
+        "values = [-1.0, 0.5, 2.0, 0.5]",
+        6,
+        Some("input.values"),
+        &["got 0.5 twice", "values 2 and 4"],
+    );
+    // -0.0 and 0.0 are the same input.
+    expect_err(
+        "values = [-1.0, 1.0]",
+        "values = [0.0, -0.0]",
+        6,
+        Some("input.values"),
+        &["twice"],
+    );
+}

@@ -665,19 +665,14 @@ pub fn predict(
     })
 }
 
-/// `marlin run` on a coding scenario.
-pub fn study(
-    sc: &CodingScenario,
-    out: &Path,
-    ticks: Option<u64>,
-    resume: bool,
-    quiet: bool,
-) -> Result<serde_json::Value> {
-    let perturbations: Vec<(String, CodingPerturbation)> = match &sc.study.perturbations {
-        None => vec![(
+/// The study's perturbations (default: the pixel probability halved),
+/// each parsed before any stage runs. `marlin validate` checks the same.
+pub fn study_perturbations(sc: &CodingScenario) -> Result<Vec<(String, CodingPerturbation)>, BadInput> {
+    match &sc.study.perturbations {
+        None => Ok(vec![(
             format!("pixel_probability:{}", sc.task.pixel_probability / 2.0),
             CodingPerturbation::PixelProbability(sc.task.pixel_probability / 2.0),
-        )],
+        )]),
         Some(list) => list
             .iter()
             .map(|p| {
@@ -688,8 +683,19 @@ pub fn study(
                         BadInput(format!("{}{place}: `study.perturbations`: {e}", sc.path.display()))
                     })
             })
-            .collect::<Result<_, _>>()?,
-    };
+            .collect(),
+    }
+}
+
+/// `marlin run` on a coding scenario.
+pub fn study(
+    sc: &CodingScenario,
+    out: &Path,
+    ticks: Option<u64>,
+    resume: bool,
+    quiet: bool,
+) -> Result<serde_json::Value> {
+    let perturbations = study_perturbations(sc)?;
     let ticks = ticks.unwrap_or(sc.study.ticks);
     if ticks == 0 {
         return Err(BadInput("--ticks must be at least 1".into()).into());
@@ -1064,15 +1070,16 @@ fn report_page(
     Ok(page(
         &format!("marlin study: {}", sc.name),
         &format!(
-            "{} — {} pixels (q = {}), {} neurons, λ = {}; marlin {}, {:.1} s.",
+            "{} — {} (q = {}), {}, λ = {}; marlin {}, {:.1} s.",
             sc.description,
-            t.pixels,
+            crate::text::count(t.pixels as u64, "pixel"),
             t.pixel_probability,
-            t.neurons,
+            crate::text::count(t.neurons as u64, "neuron"),
             t.lambda,
             env!("CARGO_PKG_VERSION"),
             s["seconds"].as_f64().unwrap_or(f64::NAN)
         ),
+        &crate::report::html::summary_warnings(s),
         &headline,
         &sections,
     ))

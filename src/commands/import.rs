@@ -70,6 +70,10 @@ pub struct ImportSummary {
 /// Largest number of bins × neurons accepted (the dense spike array).
 pub const MAX_CELLS: u64 = 4 << 30;
 
+/// Most neurons a recording may have (ids 0 to 999 999): ids are checked
+/// row by row as the spikes are read, before anything is sized by them.
+pub const MAX_NEURONS: usize = 1_000_000;
+
 /// Rows of a two-column numeric CSV: (line, a, b). A first row that does
 /// not parse as numbers is taken as a header.
 fn read_pairs(path: &Path, what: &str) -> Result<Vec<(usize, f64, f64)>, BadInput> {
@@ -125,12 +129,24 @@ pub fn run_import(args: &ImportArgs) -> Result<ImportSummary> {
             .into());
         }
     };
+    if let Some(n) = args.neurons
+        && n > MAX_NEURONS
+    {
+        return Err(BadInput(format!("--neurons {n}; allowed: at most {MAX_NEURONS}")).into());
+    }
     let spikes = read_pairs(&args.spikes, "neuron,time (seconds)")?;
     let bad = |line: usize, m: String| BadInput(format!("{}:{line}: {m}", args.spikes.display()));
     let mut parsed = Vec::with_capacity(spikes.len());
     for &(line, k, t) in &spikes {
-        if !(k >= 0.0 && k.fract() == 0.0 && k < 1e7) {
-            return Err(bad(line, format!("neuron {k}; allowed: an integer id from 0")).into());
+        if !(k >= 0.0 && k.fract() == 0.0 && k < MAX_NEURONS as f64) {
+            return Err(bad(
+                line,
+                format!(
+                    "neuron {k}; allowed: an integer id from 0 to {} (at most {MAX_NEURONS} neurons)",
+                    MAX_NEURONS - 1
+                ),
+            )
+            .into());
         }
         if !t.is_finite() {
             return Err(bad(line, format!("time {t}; allowed: a finite number of seconds")).into());
@@ -204,6 +220,18 @@ pub fn run_import(args: &ImportArgs) -> Result<ImportSummary> {
         return Err(BadInput(format!(
             "{ticks} bins × {n} neurons; allowed: at least 2 bins and at most {MAX_CELLS} cells (a wider --bin or a \
              shorter window)"
+        ))
+        .into());
+    }
+    // The spikes and their copy as written, with x, actor and reward.
+    let need = 2 * ticks * (n as u64 + 24);
+    let budget = crate::files::array_budget();
+    if need > budget {
+        return Err(BadInput(format!(
+            "{ticks} bins × {n} neurons need about {} MiB; this machine has {} MiB to spare (a wider --bin or a \
+             shorter window)",
+            need >> 20,
+            budget >> 20
         ))
         .into());
     }
@@ -303,15 +331,20 @@ pub fn run_import(args: &ImportArgs) -> Result<ImportSummary> {
     };
     let mut summary = summary;
     if merged > 0 {
-        summary.warnings.push(format!(
-            "{merged} spikes fell in a bin where their neuron had already spiked and were merged; a narrower --bin \
-             keeps them"
-        ));
+        summary.warnings.push(match merged {
+            1 => "1 spike fell in a bin where its neuron had already spiked and was merged; a narrower --bin keeps it"
+                .to_string(),
+            _ => format!(
+                "{merged} spikes fell in a bin where their neuron had already spiked and were merged; a narrower \
+                 --bin keeps them"
+            ),
+        });
     }
     if outside > 0 {
-        summary
-            .warnings
-            .push(format!("{outside} spikes lay outside [start, end) and were dropped"));
+        summary.warnings.push(match outside {
+            1 => "1 spike lay outside [start, end) and was dropped".to_string(),
+            _ => format!("{outside} spikes lay outside [start, end) and were dropped"),
+        });
     }
     for w in &summary.warnings {
         tracing::warn!("{w}");

@@ -1034,8 +1034,8 @@ fn write_outputs(args: &InferArgs, cx: &Shared, inf: &Inferred, count_title: &st
         fit: None,
         bootstrap: (args.bootstrap > 0).then(|| {
             format!(
-                "{} replicates over {BOOTSTRAP_BLOCKS} contiguous blocks of the record; 95 % percentile intervals{}",
-                args.bootstrap,
+                "{} over {BOOTSTRAP_BLOCKS} contiguous blocks of the record; 95 % percentile intervals{}",
+                crate::text::count(args.bootstrap as u64, "replicate"),
                 if inf.state_iv.is_some() {
                     "; per-state r_lo / r_hi in reward.npz"
                 } else {

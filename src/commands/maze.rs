@@ -294,7 +294,11 @@ pub fn simulate(
     draw(
         &out.join("demonstrations.svg"),
         report::maze_map(
-            &format!("{}: visits in {trajectories} demonstrations, and the first", sc.name),
+            &format!(
+                "{}: visits in {}, and the first",
+                sc.name,
+                crate::text::count(trajectories as u64, "demonstration")
+            ),
             &maze.grid(&visits),
             MapScale::Sequential,
             &marks(maze),
@@ -758,8 +762,11 @@ pub fn forecast(
         .collect();
     if filled > 0 {
         warnings.push(format!(
-            "{filled} cells of the perturbed maze have no inferred reward (new, or never visited); they get the \
-             median inferred reward {median:.4}"
+            "{} of the perturbed maze {} no inferred reward (new, or never visited); {} the median inferred \
+             reward {median:.4}",
+            crate::text::count(filled as u64, "cell"),
+            if filled == 1 { "has" } else { "have" },
+            if filled == 1 { "it gets" } else { "they get" }
         ));
     }
     let solve = |m: &Maze, r: Vec<f64>, l: f64| mdp::solve(&m.mdp_with_reward(r), l, cost, opts);

@@ -53,8 +53,10 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 }
 
 /// Progress display: a bar on a terminal, nothing when quiet or piped.
+/// `{per_sec}` in `template` is shown to three significant figures with an
+/// SI prefix ("7.59M/s", [`crate::text::si`]), not indicatif's full digits.
 pub fn progress_bar(len: Option<u64>, quiet: bool, template: &str) -> indicatif::ProgressBar {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
     let bar = match len {
         Some(l) => ProgressBar::new(l),
         None => ProgressBar::new_spinner(),
@@ -62,29 +64,35 @@ pub fn progress_bar(len: Option<u64>, quiet: bool, template: &str) -> indicatif:
     if quiet {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
+    let template = template.replace("{per_sec}", "{rate}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(
+            style.with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}/s", crate::text::si(s.per_sec()));
+            }),
+        );
     }
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
 }
 
-/// Shipped scenarios: (file name, description), read from `scenarios/`.
-pub fn shipped_scenarios(dir: &std::path::Path) -> Vec<(String, String)> {
+/// Shipped scenarios: (file name, description), read from `dir`; a folder
+/// that cannot be read is bad input naming it.
+pub fn shipped_scenarios(dir: &std::path::Path) -> Result<Vec<(String, String)>, BadInput> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| BadInput(format!("--dir {}: cannot list the folder ({e})", dir.display())))?;
     let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.extension().and_then(|x| x.to_str()) == Some("toml") {
-                let desc = crate::scenario::World::load(&p)
-                    .map(|w| w.description().to_string())
-                    .unwrap_or_else(|e| format!("(invalid: {e})"));
-                out.push((p.file_name().unwrap().to_string_lossy().into_owned(), desc));
-            }
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) == Some("toml") {
+            let desc = crate::scenario::World::load(&p)
+                .map(|w| w.description().to_string())
+                .unwrap_or_else(|e| format!("(invalid: {e})"));
+            out.push((p.file_name().unwrap().to_string_lossy().into_owned(), desc));
         }
     }
     out.sort();
-    out
+    Ok(out)
 }
 
 /// Write a figure: the SVG text a `report` function drew, or its error

@@ -33,13 +33,13 @@ pub enum Perturbation {
 }
 
 impl Perturbation {
-    /// `spec` for the network `net` of `scenario`: [`Self::motor_walls`]
-    /// for `walls:FILE` when the network drives a maze, [`Self::parse`]
+    /// `spec` for the network of `scenario`: [`Self::motor_walls`] for
+    /// `walls:FILE` when the network drives a maze, [`Self::parse`]
     /// otherwise.
-    pub fn for_scenario(scenario: &Scenario, net: &Network, spec: &str) -> Result<Self, BadInput> {
+    pub fn for_scenario(scenario: &Scenario, spec: &str) -> Result<Self, BadInput> {
         match (&scenario.motor, spec.split_once(':')) {
             (Some(m), Some(("walls", file))) => Perturbation::motor_walls(m, file.trim()),
-            _ => Perturbation::parse(spec, net.n, &net.input.values),
+            _ => Perturbation::parse(spec, scenario.neurons, &scenario.input.values),
         }
     }
 
@@ -300,8 +300,10 @@ fn remap_cells(table: &[f64], old: &Maze, new: &Maze, n: usize, notes: &mut Vec<
         .collect();
     if filled > 0 {
         notes.push(format!(
-            "{filled} cells of the moved-walls maze were walls before: the inferred reward there is the median \
-             inferred reward {median:.4}"
+            "{} of the moved-walls maze {} before: the inferred reward there is the median inferred \
+             reward {median:.4}",
+            crate::text::count(filled as u64, "cell"),
+            if filled == 1 { "was a wall" } else { "were walls" }
         ));
     }
     out
@@ -453,7 +455,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<Prediction> {
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
     let base = scenario.network().map_err(BadInput::from)?;
     let (n, xs) = (base.n, base.input.len());
-    let perturbation = Perturbation::for_scenario(&scenario, &base, &args.perturb)?;
+    let perturbation = Perturbation::for_scenario(&scenario, &args.perturb)?;
     if let (Perturbation::Input(_), Some(m)) = (&perturbation, &scenario.motor) {
         return Err(BadInput(format!(
             "--perturb {}: the input of {} is a maze walker the network moves ({} cells), not a chain to replace; \

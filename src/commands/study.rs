@@ -39,6 +39,40 @@ pub(crate) fn resumable(resume: bool, stage: &Path, command: &str) -> Option<Pat
     (resume && crate::checkpoint::path(stage, command).exists()).then(|| stage.to_path_buf())
 }
 
+/// The study's perturbations (default: λ doubled and the first living
+/// neuron killed), each checked against the network — and a moved-walls
+/// map read — before any stage runs. `marlin validate` checks the same.
+pub fn study_perturbations(scenario: &Scenario) -> Result<Vec<String>, BadInput> {
+    let Some(list) = &scenario.study.perturbations else {
+        let first_alive = scenario.alive().iter().position(|&a| a).unwrap_or(0);
+        return Ok(vec![
+            format!("lambda:{}", 2.0 * scenario.lambda),
+            format!("kill:{first_alive}"),
+        ]);
+    };
+    // A moved-walls map (a network driving a maze) is named relative to the
+    // scenario's folder.
+    let folder = scenario.path.parent().unwrap_or(Path::new("."));
+    let mut specs = Vec::with_capacity(list.len());
+    for p in list {
+        let spec = match (&scenario.motor, p.value.split_once(':')) {
+            (Some(_), Some(("walls", f))) if !f.trim().is_empty() => {
+                format!("walls:{}", folder.join(f.trim()).display())
+            }
+            _ => p.value.clone(),
+        };
+        super::predict::Perturbation::for_scenario(scenario, &spec).map_err(|e| {
+            let place = p.at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
+            BadInput(format!(
+                "{}{place}: `study.perturbations`: {e}",
+                scenario.path.display()
+            ))
+        })?;
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
 /// Run every stage the scenario allows; returns the summary written.
 pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
@@ -47,36 +81,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     let net = scenario.network().map_err(BadInput::from)?;
     crate::solver::check_size(&net).map_err(|e| BadInput(e.to_string()))?;
     let plan = &scenario.study;
-    let first_alive = (0..net.n).find(|&k| net.alive[k]).unwrap_or(0);
-    let perturbations: Vec<String> = match &plan.perturbations {
-        None => vec![
-            format!("lambda:{}", 2.0 * scenario.lambda),
-            format!("kill:{first_alive}"),
-        ],
-        Some(list) => {
-            // A moved-walls map (a network driving a maze) is named relative
-            // to the scenario's folder.
-            let folder = scenario.path.parent().unwrap_or(Path::new("."));
-            let mut specs = Vec::with_capacity(list.len());
-            for p in list {
-                let spec = match (&scenario.motor, p.value.split_once(':')) {
-                    (Some(_), Some(("walls", f))) if !f.trim().is_empty() => {
-                        format!("walls:{}", folder.join(f.trim()).display())
-                    }
-                    _ => p.value.clone(),
-                };
-                super::predict::Perturbation::for_scenario(&scenario, &net, &spec).map_err(|e| {
-                    let place = p.at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
-                    BadInput(format!(
-                        "{}{place}: `study.perturbations`: {e}",
-                        scenario.path.display()
-                    ))
-                })?;
-                specs.push(spec);
-            }
-            specs
-        }
-    };
+    let perturbations = study_perturbations(&scenario)?;
     let ticks = args.ticks.unwrap_or(plan.ticks);
     if ticks == 0 {
         return Err(BadInput("--ticks must be at least 1".into()).into());
@@ -353,8 +358,8 @@ fn report(
         id: "simulate".into(),
         title: "Simulation".into(),
         intro: format!(
-            "The optimal network run on the actor runtime for {} ticks and recorded.",
-            s["simulate"]["ticks"]
+            "The optimal network run on the actor runtime for {} and recorded.",
+            crate::text::count(s["simulate"]["ticks"].as_u64().unwrap_or(0), "tick")
         ),
         figures: vec![Figure {
             svg: raster_figure(out, scenario)?,
@@ -412,14 +417,15 @@ fn report(
     Ok(page(
         &format!("marlin study: {}", scenario.name),
         &format!(
-            "{} — {} neurons, {} updates, λ = {}; marlin {}, {:.1} s.",
+            "{} — {}, {} updates, λ = {}; marlin {}, {:.1} s.",
             scenario.description,
-            scenario.neurons,
+            crate::text::count(scenario.neurons as u64, "neuron"),
             scenario.update,
             scenario.lambda,
             env!("CARGO_PKG_VERSION"),
             s["seconds"].as_f64().unwrap_or(f64::NAN)
         ),
+        &crate::report::html::summary_warnings(s),
         &headline,
         &sections,
     ))

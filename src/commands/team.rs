@@ -417,8 +417,9 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
     let mut inverse = serde_json::Value::Null;
     if solved.is_some() {
         say(&format!(
-            "recording {} demonstrations of {} steps by the optimum",
-            sc.study.trajectories, sc.study.steps
+            "recording {} of {} by the optimum",
+            crate::text::count(sc.study.trajectories as u64, "demonstration"),
+            crate::text::count(sc.study.steps as u64, "step")
         ));
         let sim = super::team_irl::simulate(
             sc,
@@ -446,7 +447,11 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
         views.push(WalkerView::Own);
     }
     for view in views {
-        say(&format!("training {} walkers that see {}", spec.agents, view.name()));
+        say(&format!(
+            "training {} that see {}",
+            crate::text::count(spec.agents as u64, "walker"),
+            view.name()
+        ));
         let dir = out.join(format!("train_{}", view.name()));
         trained.push(train(
             sc,
@@ -460,7 +465,10 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
     }
     let mut scaling = Vec::new();
     for &m in &spec.sweep_agents {
-        say(&format!("training {m} walkers (own view)"));
+        say(&format!(
+            "training {} (own view)",
+            crate::text::count(m as u64, "walker")
+        ));
         let dir = out.join(format!("scaling/agents_{m}"));
         scaling.push(train(sc, m, WalkerView::Own, None, Placement::default(), &dir, quiet)?);
     }

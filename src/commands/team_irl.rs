@@ -203,8 +203,9 @@ pub fn simulate(
             &out.join(format!("walker_{k}.svg")),
             report::maze_map(
                 &format!(
-                    "{}: walker {k} of {m}, visits in {trajectories} demonstrations, and the first",
-                    sc.name
+                    "{}: walker {k} of {m}, visits in {}, and the first",
+                    sc.name,
+                    crate::text::count(trajectories as u64, "demonstration")
                 ),
                 &maze.grid(&visits),
                 MapScale::Sequential,

@@ -263,7 +263,9 @@ pub fn invert(mdp: &Mdp, counts: &ActionCounts, lambda: f64, prior: Option<&[f64
     let unidentified = (0..ns).filter(|&s| reward[s].is_nan()).count();
     if unidentified > 0 {
         notes.push(format!(
-            "{unidentified} of {ns} states are unidentified (never visited, or their value is not linked to the rest)"
+            "{unidentified} of {} {} unidentified (never visited, or their value is not linked to the rest)",
+            crate::text::count(ns as u64, "state"),
+            if unidentified == 1 { "is" } else { "are" }
         ));
     }
     Ok(Inversion {

@@ -156,8 +156,10 @@ pub fn invert_tabular(counts: &EdgeCounts, transition: &[f64], opts: &TabularOpt
     }
     if rare > 0 {
         inv.notes.push(format!(
-            "{rare} states visited fewer than {} times are reported unidentified (NaN)",
-            opts.min_visits
+            "{} visited fewer than {} {} reported unidentified (NaN)",
+            crate::text::count(rare as u64, "state"),
+            crate::text::count(opts.min_visits as u64, "time"),
+            if rare == 1 { "is" } else { "are" }
         ));
     }
     Ok(inv)
@@ -243,8 +245,9 @@ pub fn invert_from_logits(
     let unidentified = r.iter().filter(|v| v.is_nan()).count();
     if unidentified > 0 {
         notes.push(format!(
-            "{unidentified} of {} states are unidentified (never reached by an observed edge): NaN",
-            r.len()
+            "{unidentified} of {} {} unidentified (never reached by an observed edge): NaN",
+            crate::text::count(r.len() as u64, "state"),
+            if unidentified == 1 { "is" } else { "are" }
         ));
     }
     Ok(TabularReward {

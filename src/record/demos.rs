@@ -160,6 +160,7 @@ pub fn read_meta<M: serde::de::DeserializeOwned>(
     format: &str,
     max_version: u32,
 ) -> Result<(std::path::PathBuf, M), String> {
+    super::require_file(path)?;
     let json = path.with_extension("json");
     let text = std::fs::read_to_string(&json).map_err(|e| format!("cannot read {}: {e}", json.display()))?;
     let meta: M = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;

@@ -103,6 +103,17 @@ fn unpack_spikes(bits: &Array2<u8>, t: usize, m: usize) -> Result<Array2<u8>, St
     Ok(Array2::from_shape_fn((t, m), |(i, j)| bits[[i, j / 8]] >> (j % 8) & 1))
 }
 
+/// `Ok` if `path` is a file, else why not — checked before the metadata
+/// beside it, so a mistyped record is named rather than its JSON.
+pub fn require_file(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err("is a folder; allowed: a record file (.npz)".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("no such file".into()),
+        Err(e) => Err(format!("cannot read it ({e})")),
+    }
+}
+
 /// Read `trajectory.npz` with the `trajectory.json` beside it and validate
 /// everything the format promises: the metadata (format, version, update
 /// scheme, q, inputs), the seal when marlin wrote the file (a truncated,
@@ -111,6 +122,7 @@ fn unpack_spikes(bits: &Array2<u8>, t: usize, m: usize) -> Result<Array2<u8>, St
 /// array is loaded (a caller's size limits). Errors say what is wrong and
 /// what is allowed; the caller names the file.
 pub fn read(path: &Path, fits: impl Fn(&TrajectoryMeta) -> Result<(), String>) -> Result<Trajectory, String> {
+    require_file(path)?;
     let json = path.with_file_name("trajectory.json");
     let text =
         std::fs::read_to_string(&json).map_err(|e| format!("needs its metadata {} beside it ({e})", json.display()))?;

@@ -1,7 +1,8 @@
 //! The study report: one self-contained HTML file — figures embedded as
-//! inline SVG, no scripts, no external fetches — opening with what was run
-//! and the headline numbers, then one section per stage, every figure with
-//! a one-sentence caption saying what to look at.
+//! inline SVG, no scripts, no external fetches — opening with what was run,
+//! the run's warnings in a box, and the headline numbers, then one section
+//! per stage, every figure with a one-sentence caption saying what to look
+//! at.
 
 /// One figure: its SVG text and what to look at.
 pub struct Figure {
@@ -45,11 +46,30 @@ const STYLE: &str = "body{font-family:sans-serif;max-width:60rem;margin:2rem aut
 h1{margin-bottom:0.2rem}.sub{color:#555;margin-top:0}table{border-collapse:collapse;margin:1rem 0}\
 td,th{border:1px solid #ccc;padding:0.3rem 0.6rem;text-align:left}th{background:#f3f3f3}\
 figure{margin:1.5rem 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}\
-figcaption{color:#444;font-size:0.95rem;margin-top:0.3rem}nav a{margin-right:1rem}";
+figcaption{color:#444;font-size:0.95rem;margin-top:0.3rem}nav a{margin-right:1rem}\
+.warnings{border:2px solid #c55a11;background:#fff3e6;padding:0.6rem 1rem;margin:1rem 0}\
+.warnings h2{margin:0 0 0.3rem;font-size:1.1rem;color:#8a3b00}.warnings ul{margin:0;padding-left:1.2rem}";
 
-/// The whole page: `title`, a subtitle line, the headline table
+/// The `warnings` list of a study's summary.json, as text.
+pub fn summary_warnings(summary: &serde_json::Value) -> Vec<String> {
+    summary["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| w.as_str().map_or_else(|| w.to_string(), str::to_string))
+        .collect()
+}
+
+/// The whole page: `title`, a subtitle line, the run's `warnings` (a box
+/// above everything else, when there are any), the headline table
 /// (`(what, value)` rows) and the sections.
-pub fn page(title: &str, subtitle: &str, headline: &[(String, String)], sections: &[Section]) -> String {
+pub fn page(
+    title: &str,
+    subtitle: &str,
+    warnings: &[String],
+    headline: &[(String, String)],
+    sections: &[Section],
+) -> String {
     let mut h = String::new();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     h.push_str(&format!(
@@ -61,6 +81,16 @@ pub fn page(title: &str, subtitle: &str, headline: &[(String, String)], sections
         escape(title),
         escape(subtitle)
     ));
+    if !warnings.is_empty() {
+        h.push_str(&format!(
+            "<div class=\"warnings\" id=\"warnings\" role=\"alert\">\n<h2>{}</h2>\n<ul>\n",
+            crate::text::count(warnings.len() as u64, "warning")
+        ));
+        for w in warnings {
+            h.push_str(&format!("<li>{}</li>\n", escape(w)));
+        }
+        h.push_str("</ul>\n</div>\n");
+    }
     h.push_str("<nav>");
     for s in sections {
         h.push_str(&format!("<a href=\"#{}\">{}</a>", escape(&s.id), escape(&s.title)));
@@ -118,7 +148,14 @@ mod tests {
                 figures: vec![fig("third")],
             },
         ];
-        let html = page("toy8 <study>", "ran it", &[("g*".into(), "0.575".into())], &sections);
+        let html = page(
+            "toy8 <study>",
+            "ran it",
+            &[],
+            &[("g*".into(), "0.575".into())],
+            &sections,
+        );
+        assert!(!html.contains("class=\"warnings\""), "no box without warnings");
         assert_eq!(html.matches("<svg").count(), 3);
         assert_eq!(html.matches("<figcaption>").count(), 3);
         assert!(!html.contains("<?xml"), "declarations stripped for inline SVG");

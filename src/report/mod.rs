@@ -7,6 +7,7 @@ pub mod html;
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 const SIZE: (u32, u32) = (720, 450);
 const PALETTE: [RGBColor; 6] = [
@@ -348,9 +349,29 @@ where
     })
 }
 
+/// The heat-map colour of `v` on the scale ±`scale`: blue for negative,
+/// white for zero, red for positive; NaN grey.
+fn heat(v: f64, scale: f64) -> RGBColor {
+    if !v.is_finite() {
+        return RGBColor(200, 200, 200);
+    }
+    let a = (v.abs() / scale).min(1.0);
+    let fade = (255.0 * (1.0 - a)) as u8;
+    if v >= 0.0 {
+        RGBColor(255, fade, fade)
+    } else {
+        RGBColor(fade, fade, 255)
+    }
+}
+
+/// Steps of a colour bar's gradient.
+const BAR_STEPS: usize = 64;
+
 /// A matrix as a heat map: `rows[i][j]` drawn at row i (top to bottom),
 /// column j, blue for negative, white for zero, red for positive (scaled by
-/// the largest magnitude, stated in the caption); NaN cells grey.
+/// the largest magnitude, stated in the caption); NaN cells grey. A colour
+/// bar on the right reads colours back as values (ticks at ±scale, ±scale/2
+/// and 0).
 pub fn matrix(title: &str, x_desc: &str, y_desc: &str, rows: &[Vec<f64>]) -> DrawResult<String> {
     let h = rows.len().max(1);
     let w = rows.iter().map(|r| r.len()).max().unwrap_or(1).max(1);
@@ -360,8 +381,9 @@ pub fn matrix(title: &str, x_desc: &str, y_desc: &str, rows: &[Vec<f64>]) -> Dra
         .filter(|v| v.is_finite())
         .fold(0.0f64, |a, v| a.max(v.abs()));
     let scale = if scale > 0.0 { scale } else { 1.0 };
-    svg_figure((620, 560), |root| {
-        let mut chart = ChartBuilder::on(root)
+    svg_figure((720, 560), |root| {
+        let (left, right) = root.split_horizontally(620);
+        let mut chart = ChartBuilder::on(&left)
             .caption(format!("{title} (colour scale ±{scale:.3})"), ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(45)
@@ -377,20 +399,34 @@ pub fn matrix(title: &str, x_desc: &str, y_desc: &str, rows: &[Vec<f64>]) -> Dra
             .draw()?;
         chart.draw_series(rows.iter().enumerate().flat_map(|(i, r)| {
             r.iter().enumerate().map(move |(j, &v)| {
-                let c = if !v.is_finite() {
-                    RGBColor(200, 200, 200)
-                } else {
-                    let a = (v.abs() / scale).min(1.0);
-                    let fade = (255.0 * (1.0 - a)) as u8;
-                    if v >= 0.0 {
-                        RGBColor(255, fade, fade)
-                    } else {
-                        RGBColor(fade, fade, 255)
-                    }
-                };
-                Rectangle::new([(j as f64, i as f64), (j as f64 + 1.0, i as f64 + 1.0)], c.filled())
+                Rectangle::new(
+                    [(j as f64, i as f64), (j as f64 + 1.0, i as f64 + 1.0)],
+                    heat(v, scale).filled(),
+                )
             })
         }))?;
+        // The colour bar, level with the plot: a gradient from −scale to
+        // +scale (colours at step midpoints), its outline, and ticks.
+        let mut bar = ChartBuilder::on(&right)
+            .margin_top(45)
+            .margin_bottom(57)
+            .margin_left(6)
+            .margin_right(4)
+            .build_cartesian_2d(0.0..4.0, -scale..scale)?;
+        let step = 2.0 * scale / BAR_STEPS as f64;
+        bar.draw_series((0..BAR_STEPS).map(|i| {
+            let lo = -scale + i as f64 * step;
+            Rectangle::new([(0.0, lo), (1.0, lo + step)], heat(lo + step / 2.0, scale).filled())
+        }))?;
+        bar.draw_series(std::iter::once(Rectangle::new(
+            [(0.0, -scale), (1.0, scale)],
+            BLACK.stroke_width(1),
+        )))?;
+        let label = TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        for v in [-scale, -scale / 2.0, 0.0, scale / 2.0, scale] {
+            bar.draw_series(std::iter::once(PathElement::new([(1.0, v), (1.4, v)], BLACK)))?;
+            bar.draw_series(std::iter::once(Text::new(tick_label(v), (1.6, v), label.clone())))?;
+        }
         Ok(())
     })
 }

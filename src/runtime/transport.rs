@@ -182,7 +182,10 @@ pub fn check_ranks(n: usize, size: usize) -> Result<(), String> {
     let words = n.div_ceil(64);
     if size > words {
         return Err(format!(
-            "{n} neurons fill {words} words of 64; allowed: at most {words} MPI ranks (got {size})"
+            "{} fill {} of 64; allowed: at most {} (got {size})",
+            crate::text::count(n as u64, "neuron"),
+            crate::text::count(words as u64, "word"),
+            crate::text::count(words as u64, "MPI rank")
         ));
     }
     Ok(())

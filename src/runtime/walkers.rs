@@ -67,7 +67,9 @@ pub fn rank_walkers(agents: usize, rank: usize, size: usize) -> std::ops::Range<
 pub fn check_ranks(agents: usize, size: usize) -> Result<(), String> {
     if size > agents {
         return Err(format!(
-            "{agents} walkers; allowed: at most {agents} MPI ranks (got {size})"
+            "{}; allowed: at most {} (got {size})",
+            crate::text::count(agents as u64, "walker"),
+            crate::text::count(agents as u64, "MPI rank")
         ));
     }
     Ok(())

@@ -45,8 +45,8 @@ fn motor_maze(cx: &Cx, inp: &InputSection, map: &Spanned<String>, n: usize) -> R
             inp.motor_neurons.as_ref().map_or(map.span(), |v| v.span()),
             "input.motor_neurons",
             format!(
-                "4 groups (N, E, S, W) of {per_direction} motor neurons need {} neurons but network.neurons = {n}; \
-                 allowed: motor_neurons ≤ {}",
+                "4 groups (N, E, S, W) of {} need {} neurons but network.neurons = {n}; allowed: motor_neurons ≤ {}",
+                crate::text::count(per_direction as u64, "motor neuron"),
                 4 * per_direction,
                 n / 4
             ),
@@ -500,10 +500,10 @@ impl MotorMaze {
     /// One line for records and reports.
     pub fn describe(&self) -> String {
         format!(
-            "a maze walker ({} cells) moved each tick by the most active of 4 groups of {} motor neurons \
+            "a maze walker ({}) moved each tick by the most active of 4 groups of {} \
              (N, E, S, W = neurons 0–{} in order; ties and silence: stay)",
-            self.maze.states(),
-            self.per_direction,
+            crate::text::count(self.maze.states() as u64, "cell"),
+            crate::text::count(self.per_direction as u64, "motor neuron"),
             4 * self.per_direction - 1
         )
     }
@@ -724,14 +724,65 @@ impl Cx<'_> {
     fn deserialize<T: serde::de::DeserializeOwned>(&self, text: &str) -> Result<T, ScenarioError> {
         toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| self.line_col(s.start)).unzip();
+            let message = e.message().trim();
+            if message == "duplicate key"
+                && let Some(span) = e.span()
+                && let Some(err) = self.duplicate_key(span)
+            {
+                return err;
+            }
             ScenarioError {
                 file: self.path.to_path_buf(),
                 line,
                 column,
                 key: None,
-                message: e.message().trim().to_string(),
+                message: message.to_string(),
             }
         })
+    }
+
+    /// toml's "duplicate key" error, which does not say which: the key at
+    /// `span` named with its table (`network.neurons`, or the table of a
+    /// repeated `[header]`) and where it was first set, if that line is
+    /// found.
+    fn duplicate_key(&self, span: Range<usize>) -> Option<ScenarioError> {
+        let name = self.text.get(span.clone())?.trim().trim_matches(['"', '\'']);
+        let (line, _) = self.line_col(span.start);
+        let lines: Vec<&str> = self.text.lines().collect();
+        // A line's content without its comment (good enough for keys and headers).
+        let code = |l: &str| l.split('#').next().unwrap_or("").trim().to_string();
+        let header = |l: &str| {
+            let c = code(l);
+            c.starts_with('[')
+                .then(|| c.trim_matches(['[', ']']).trim().to_string())
+        };
+        let at = lines.get(line - 1).copied().unwrap_or("");
+        let (key, first) = if let Some(table) = header(at) {
+            // A table defined twice: `[network]` … `[network]`.
+            let first = (0..line - 1).find(|&i| header(lines[i]).as_deref() == Some(table.as_str()));
+            (table, first)
+        } else {
+            // A key set twice in its table: the table starts at the last header above.
+            let start = (0..line - 1).rev().find(|&i| header(lines[i]).is_some());
+            let table = start.and_then(|i| header(lines[i]));
+            let from = start.map_or(0, |i| i + 1);
+            let first = (from..line - 1).find(|&i| {
+                code(lines[i])
+                    .split_once('=')
+                    .is_some_and(|(k, _)| k.trim().trim_matches(['"', '\'']) == name)
+            });
+            let key = match table {
+                Some(t) => format!("{t}.{name}"),
+                None => name.to_string(),
+            };
+            (key, first)
+        };
+        let first = first.map_or(String::new(), |i| format!(" (first set at line {})", i + 1));
+        Some(self.err(
+            span,
+            &key,
+            format!("`{name}` is set twice{first}; allowed: each key once per table"),
+        ))
     }
 
     fn line_col(&self, offset: usize) -> (usize, usize) {
@@ -1073,6 +1124,20 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
     if let Some(v) = values.iter().find(|v| !v.is_finite()) {
         return Err(cx.err(values_span, "input.values", format!("got {v}; allowed: finite numbers")));
     }
+    // Each value names one input state: two equal values would be two
+    // states the network cannot tell apart.
+    if let Some((i, v)) = values.iter().enumerate().find(|(i, v)| values[..*i].contains(v)) {
+        let j = values[..i].iter().position(|u| u == v).expect("found before");
+        return Err(cx.err(
+            values_span,
+            "input.values",
+            format!(
+                "got {v} twice (values {} and {}); allowed: distinct values",
+                j + 1,
+                i + 1
+            ),
+        ));
+    }
     let xs = values.len();
     let input = match (&inp.switch_probability, &inp.transition) {
         _ if motor.is_some() => {
@@ -1318,8 +1383,9 @@ fn build(cx: &Cx, f: File) -> Result<Scenario, ScenarioError> {
                             p.span(),
                             "cost.prior",
                             format!(
-                                "got {} priors for {n} neurons; allowed: one number, or one per neuron",
-                                v.len()
+                                "got {} for {}; allowed: one number, or one per neuron",
+                                crate::text::count(v.len() as u64, "prior"),
+                                crate::text::count(n as u64, "neuron")
                             ),
                         ));
                     }
