@@ -55,12 +55,13 @@ pub enum Command {
     },
     /// Solve a scenario's network exactly: the optimal information-constrained policies.
     #[command(
-        after_help = "Examples:\n  marlin solve scenarios/toy8.toml\n  marlin solve scenarios/toy8.toml --lambda 1.0 --out out/toy8_l1\n  marlin solve scenarios/toy8.toml --sweep-lambda 0.1,0.2,0.5,1,2"
+        after_help = "Examples:\n  marlin solve scenarios/toy8.toml                                  # → out/toy8/solve/\n  marlin solve scenarios/toy8.toml --lambda 1.0                     # → out/toy8/solve_lambda_1/\n  marlin solve scenarios/toy8.toml --sweep-lambda 0.1,0.2,0.5,1,2   # → out/toy8/sweep/lambda_<λ>/"
     )]
     Solve {
         /// Scenario file (TOML).
         scenario: PathBuf,
-        /// Output folder (default: the scenario's `output`/solve).
+        /// Output folder (default: the scenario's `output`/solve; with --lambda L,
+        /// `output`/solve_lambda_L; with --sweep-lambda, `output`/sweep, one lambda_L folder per λ).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Coding-cost weight λ, overriding the scenario's.
@@ -310,7 +311,15 @@ fn output_folder(cli: &Cli) -> anyhow::Result<Option<(PathBuf, Mode, Option<Path
             ..
         } => (pick(out, scenario, "study")?, fresh, Some(scenario.clone())),
         Command::Run { .. } => return Ok(None),
-        Command::Solve { scenario, out, .. } => (pick(out, scenario, "solve")?, fresh, Some(scenario.clone())),
+        Command::Solve {
+            scenario,
+            out,
+            lambda,
+            sweep_lambda,
+        } => {
+            let sub = commands::solve::default_folder(*lambda, sweep_lambda.is_some());
+            (pick(out, scenario, &sub)?, fresh, Some(scenario.clone()))
+        }
         Command::Simulate { resume: Some(dir), .. } | Command::Train { resume: Some(dir), .. } => {
             (dir.clone(), Mode::Resume, None)
         }
@@ -975,7 +984,10 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             }
             if let World::Maze(m) = world {
                 let lambdas = commands::solve::lambdas(sweep_lambda.as_deref(), *lambda, m.lambda)?;
-                let dir = out.clone().unwrap_or_else(|| m.output.join("solve"));
+                let dir = out.clone().unwrap_or_else(|| {
+                    m.output
+                        .join(commands::solve::default_folder(*lambda, sweep_lambda.is_some()))
+                });
                 let records = commands::maze::solve(&m, &lambdas, &dir, sweep_lambda.is_some(), cli.quiet)?;
                 if !cli.quiet {
                     for r in &records {

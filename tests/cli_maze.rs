@@ -78,18 +78,27 @@ fn solve_simulate_infer_predict() {
             .args(["-q", "solve", "scenarios/maze.toml", "--lambda", "0.05", "--out"])
             .arg(d.join("s")),
     );
+    // A policy runs only in the world it was solved for: the maze at λ = 0.05.
+    let err = run_bad(
+        marlin()
+            .args(["simulate", "scenarios/maze.toml", "--ticks", "5", "--policy"])
+            .arg(d.join("s/policy.npz"))
+            .arg("--out")
+            .arg(d.join("sim")),
+    );
+    assert!(
+        err.contains("λ (lambda): the policy's 0.05, the scenario's 0.2"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string("scenarios/maze.toml").unwrap();
+    assert!(text.contains("lambda = 0.2 "), "maze.toml changed");
+    std::fs::write(d.join("maze_005.toml"), text.replace("lambda = 0.2 ", "lambda = 0.05")).unwrap();
+    std::fs::copy("scenarios/maze_walls.txt", d.join("maze_walls.txt")).unwrap();
     run_ok(
         marlin()
-            .args([
-                "-q",
-                "simulate",
-                "scenarios/maze.toml",
-                "--ticks",
-                "50",
-                "--trajectories",
-                "200",
-                "--policy",
-            ])
+            .args(["-q", "simulate"])
+            .arg(d.join("maze_005.toml"))
+            .args(["--ticks", "50", "--trajectories", "200", "--policy"])
             .arg(d.join("s/policy.npz"))
             .arg("--out")
             .arg(d.join("sim")),

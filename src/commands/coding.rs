@@ -235,7 +235,12 @@ fn task_json(t: &CodingTask) -> serde_json::Value {
 fn write_code(sc: &CodingScenario, task: &CodingTask, sol: &CodingSolution, s: &CodeSummary, out: &Path) -> Result<()> {
     let net = &sol.network;
     let (n, xs, c) = (net.n, net.input.len(), net.configs());
-    super::solve::write_policy(&out.join("policy.npz"), net, &sol.solution)?;
+    super::solve::write_policy(
+        &out.join("policy.npz"),
+        net,
+        &sol.solution,
+        &format!("{}_code", sc.name),
+    )?;
     let table = Array2::from_shape_vec((xs, c), net.reward.clone()).expect("reward shape");
     crate::files::write_atomic(&out.join("reward.npy"), |f| {
         table.write_npy(f).context("writing reward.npy")?;

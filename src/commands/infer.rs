@@ -228,6 +228,20 @@ fn read(path: &Path) -> Result<Record, BadInput> {
         if meta.recorded_neurons != (0..n).collect::<Vec<_>>() {
             return Err("inference needs every neuron recorded, in order 0..n".into());
         }
+        // Its tables over the X·2ⁿ states (counts, rewards, values, the
+        // policy's n entries per state and their copies), before any is made.
+        let states = (meta.inputs as u64) << n;
+        let need = states.saturating_mul(16 * (8 + n as u64));
+        let avail = crate::files::available_memory();
+        if need > avail / 10 * 8 {
+            return Err(format!(
+                "{n} neurons with {} input values is {states} states; inference's tables need about {} MiB and \
+                 this machine has {} MiB available (allowed: at most 80 % of it) — record fewer neurons",
+                meta.inputs,
+                need >> 20,
+                avail >> 20
+            ));
+        }
         Ok(())
     };
     let tr = crate::record::read(path, fits).map_err(bad)?;

@@ -8,6 +8,7 @@
 //! Inputs are validated before anything is written; every output is
 //! written atomically.
 
+use super::params::{self, MazeParams, Sealed};
 use super::{BadInput, draw};
 use crate::files::{Npz, write_json};
 use crate::infer::mdp::{self as inv, ActionCounts, FitOptions, Marginal};
@@ -105,7 +106,7 @@ pub fn solve(
         } else {
             out.to_path_buf()
         };
-        write_policy(&dir.join("policy.npz"), maze, &sol, lambda)?;
+        write_policy(&dir.join("policy.npz"), sc, &sol, lambda)?;
         let (path, _) = trajectory(maze, &sol.pi, sc.study.steps, sc.seed, i as u64);
         draw(
             &dir.join("maze.svg"),
@@ -171,9 +172,17 @@ pub fn solve(
     Ok(records)
 }
 
-fn write_policy(path: &Path, maze: &Maze, sol: &MdpSolution, lambda: f64) -> Result<()> {
+/// policy.npz, and beside it policy.json: what it was solved for.
+fn write_policy(path: &Path, sc: &MazeScenario, sol: &MdpSolution, lambda: f64) -> Result<()> {
+    let maze = &sc.maze;
     let ns = maze.states();
-    let mut npz = Npz::new(crate::files::formats::MAZE_POLICY);
+    let params = Sealed::new(
+        crate::files::formats::MAZE_POLICY,
+        "marlin solve",
+        &sc.name,
+        MazeParams::walker(sc, lambda),
+    );
+    let mut npz = params.archive();
     npz.add("pi", Array2::from_shape_vec((ns, ACTIONS.len()), sol.pi.clone())?)
         .add("lambda", Array1::from(vec![lambda]))
         .add("h", Array1::from(sol.h.clone()))
@@ -188,7 +197,7 @@ fn write_policy(path: &Path, maze: &Maze, sol: &MdpSolution, lambda: f64) -> Res
             Array1::from((0..ns).map(|s| maze.position(s).1 as i64).collect::<Vec<_>>()),
         )
         .add("density", grid_array(maze, &sol.eval.rho)?);
-    npz.write(path)
+    params.write(npz, path)
 }
 
 fn grid_array(maze: &Maze, values: &[f64]) -> Result<Array2<f64>> {
@@ -199,11 +208,20 @@ fn grid_array(maze: &Maze, values: &[f64]) -> Result<Array2<f64>> {
     )?)
 }
 
-/// A policy table `pi` [S, 5] from policy.npz, checked against the maze,
-/// and the λ it was solved for (`lambda` [1], if present).
-fn read_policy(path: &Path, maze: &Maze) -> Result<(Vec<f64>, Option<f64>), BadInput> {
+/// A policy table `pi` [S, 5] from policy.npz, checked against the maze
+/// (and, by the parameters beside it, against the scenario: refused if
+/// solved for another one), and the λ it was solved for (`lambda` [1], if
+/// present).
+fn read_policy(path: &Path, sc: &MazeScenario) -> Result<(Vec<f64>, Option<f64>), BadInput> {
+    let maze = &sc.maze;
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
-    let mut npz = crate::files::open_npz(path, &[crate::files::formats::MAZE_POLICY], 1, None).map_err(bad)?;
+    let solve_with = format!("marlin solve {}", sc.path.display());
+    let (mut npz, sealed) =
+        params::open::<MazeParams>(path, &[crate::files::formats::MAZE_POLICY], &solve_with).map_err(bad)?;
+    match &sealed {
+        Some(p) => params::check(path, p, &sc.path, &MazeParams::walker(sc, sc.lambda), &solve_with)?,
+        None => params::unchecked(path),
+    }
     let pi: Array2<f64> = npz
         .by_name("pi")
         .map_err(|e| bad(format!("no float64 array `pi` [states, 5] ({e})")))?;
@@ -255,7 +273,7 @@ pub fn simulate(
         return Err(BadInput("a maze record needs at least 1 trajectory of at least 1 step".into()).into());
     }
     let (pi, policy_lambda) = match policy {
-        Some(p) => read_policy(p, maze)?,
+        Some(p) => read_policy(p, sc)?,
         None => (vec![1.0 / ACTIONS.len() as f64; maze.states() * ACTIONS.len()], None),
     };
     let t0 = std::time::Instant::now();

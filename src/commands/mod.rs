@@ -9,6 +9,7 @@ pub mod coding;
 pub mod import;
 pub mod infer;
 pub mod maze;
+pub mod params;
 pub mod predict;
 pub mod simulate;
 pub mod solve;

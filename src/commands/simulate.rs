@@ -122,7 +122,8 @@ pub fn load_policy(path: &Path, n: usize, inputs: usize) -> Result<(Vec<FullStat
 pub fn read_fire(path: &Path, n: usize, inputs: usize) -> Result<(Vec<f64>, Vec<f64>), BadInput> {
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
     crate::files::check_npz_fits(path, 2).map_err(bad)?;
-    let mut npz = crate::files::open_npz(path, &[crate::files::formats::POLICY], 1, None).map_err(bad)?;
+    let mut npz =
+        crate::files::open_npz(path, &[crate::files::formats::POLICY], super::params::VERSION, None).map_err(bad)?;
     let p: Array3<f64> = npz
         .by_name("p_fire")
         .map_err(|e| bad(format!("no float64 array `p_fire` of shape [X, 2^n, n] ({e})")))?;
@@ -233,11 +234,14 @@ pub fn run_simulate_on(args: &SimulateArgs, ranks: Option<&Ranks>) -> Result<Sim
             // does not see, so reading the full state changes nothing.
             if n > crate::model::MAX_TABULAR_NEURONS {
                 return Err(BadInput(format!(
-                    "--policy with a solver policy.npz needs a network of at most {} neurons",
+                    "{}: {n} neurons; --policy with a solver policy.npz needs a network of at most {} neurons",
+                    args.scenario.display(),
                     crate::model::MAX_TABULAR_NEURONS
                 ))
                 .into());
             }
+            check_policy_size(&args.scenario, n, net.input.len())?;
+            check_policy_params(path, &scenario)?;
             let (policies, prior) = load_policy(path, n, net.input.len())?;
             (
                 Agents::Solver(make_agents(&scenario, policies, &prior)),
@@ -694,6 +698,43 @@ const TICKS_BAR: &str = "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_pr
 
 /// Refuse a network whose tables would not fit in memory, before building
 /// anything, with the estimate.
+/// Refuse a network whose policy table (`p_fire` [X, 2ⁿ, n], read, copied
+/// and split per neuron) would not fit in memory, before reading any of it.
+fn check_policy_size(scenario_file: &Path, n: usize, inputs: usize) -> Result<(), BadInput> {
+    let bytes = |n: usize| 3 * 8 * ((inputs as u64) << n) * n as u64;
+    let avail = crate::files::available_memory();
+    let budget = avail / 10 * 8;
+    if bytes(n) > budget {
+        let fits = (1..n).rev().find(|&k| bytes(k) <= budget).unwrap_or(0);
+        return Err(BadInput(format!(
+            "{}: {n} neurons with {inputs} input values: a solver policy's table has {} entries \
+             (X·2^n·n) and needs about {} MiB to read and run; this machine has {} MiB available (allowed: at \
+             most 80 % of it, {fits} neurons here) — simulate it --untrained or with fixed [neurons] instead",
+            scenario_file.display(),
+            ((inputs as u64) << n) * n as u64,
+            bytes(n) >> 20,
+            avail >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse a policy solved for another world than the scenario's (or
+/// written by an older marlin that did not record it).
+pub fn check_policy_params(path: &Path, scenario: &Scenario) -> Result<(), BadInput> {
+    use super::params::{self, NetworkParams};
+    let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
+    let solve_with = format!("marlin solve {}", scenario.path.display());
+    let (_, sealed) =
+        params::open::<NetworkParams>(path, &[crate::files::formats::POLICY], &solve_with).map_err(bad)?;
+    let Some(sealed) = sealed else {
+        params::unchecked(path);
+        return Ok(());
+    };
+    let net = scenario.tabular_network().map_err(BadInput::from)?;
+    params::check(path, &sealed, &scenario.path, &NetworkParams::of(&net), &solve_with)
+}
+
 fn check_memory(scenario: &Scenario, args: &SimulateArgs) -> Result<(), BadInput> {
     let n = scenario.neurons as u64;
     let synapses = scenario.topology.expected_edges(scenario.neurons) as u64;

@@ -2,7 +2,8 @@
 //! sweep, written as summary.json, policy.npz and SVG figures.
 
 use super::BadInput;
-use crate::files::{Npz, write_json, write_text};
+use super::params::{NetworkParams, Sealed};
+use crate::files::{write_json, write_text};
 use crate::model::Network;
 use crate::scenario::Scenario;
 use crate::solver::{self, Solution, SolveError};
@@ -92,6 +93,18 @@ pub fn lambdas(sweep: Option<&[f64]>, lambda: Option<f64>, scenario: f64) -> Res
     Ok(lambdas)
 }
 
+/// The folder `solve` writes into without `--out`, inside the scenario's
+/// output folder: `solve` at the scenario's λ, `solve_lambda_L` for
+/// `--lambda L` (L as a number prints: 1.0 → `solve_lambda_1`), `sweep` for
+/// `--sweep-lambda` (one `lambda_L` folder per λ inside).
+pub fn default_folder(lambda: Option<f64>, sweep: bool) -> String {
+    match (lambda, sweep) {
+        (_, true) => "sweep".into(),
+        (Some(l), false) => format!("solve_lambda_{l}"),
+        (None, false) => "solve".into(),
+    }
+}
+
 /// Run `solve`; returns the records written.
 pub fn run(args: &SolveArgs) -> Result<Vec<SolveRecord>> {
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
@@ -99,7 +112,10 @@ pub fn run(args: &SolveArgs) -> Result<Vec<SolveRecord>> {
     let lambdas = lambdas(args.sweep.as_deref(), args.lambda, scenario.lambda)?;
     // Refuse what cannot be solved before creating any output.
     solver::check_size(&base).map_err(|e| BadInput(format!("{}: {e}", args.scenario.display())))?;
-    let out = args.out.clone().unwrap_or_else(|| scenario.output.join("solve"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| scenario.output.join(default_folder(args.lambda, args.sweep.is_some())));
     let sweeping = args.sweep.is_some();
 
     let bar = super::progress_bar(
@@ -132,7 +148,7 @@ pub fn run(args: &SolveArgs) -> Result<Vec<SolveRecord>> {
         } else {
             out.clone()
         };
-        write_policy(&dir.join("policy.npz"), &net, &sol)?;
+        write_policy(&dir.join("policy.npz"), &net, &sol, &scenario.name)?;
         let labels = input_labels(&net.input.values);
         let svg = crate::report::count_distribution(
             &format!("{}: spike counts at the optimum (λ = {lambda})", scenario.name),
@@ -218,12 +234,20 @@ fn record(net: &Network, sol: &Solution, seconds: f64) -> SolveRecord {
 }
 
 /// policy.npz: `p_fire` `[X, 2ⁿ, n]` = π_k(1 | x, σ); `rho`, `h`, `reward`
-/// `[X, 2ⁿ]`; `prior` `[n]`; `input_values` `[X]`; `transition` `[X, X]`; `lambda` `[]`.
-pub fn write_policy(path: &Path, net: &Network, sol: &Solution) -> Result<()> {
+/// `[X, 2ⁿ]`; `prior` `[n]`; `input_values` `[X]`; `transition` `[X, X]`; `lambda` `[]`;
+/// and beside it policy.json, what it was solved for ([`super::params`]),
+/// in the scenario named `scenario`.
+pub fn write_policy(path: &Path, net: &Network, sol: &Solution, scenario: &str) -> Result<()> {
     let xs = net.input.len();
     let c = net.configs();
     let shape2 = |v: &[f64]| Array2::from_shape_vec((xs, c), v.to_vec()).expect("state table shape");
-    let mut npz = Npz::new(crate::files::formats::POLICY);
+    let params = Sealed::new(
+        crate::files::formats::POLICY,
+        "marlin solve",
+        scenario,
+        NetworkParams::of(net),
+    );
+    let mut npz = params.archive();
     npz.add(
         "p_fire",
         Array3::from_shape_vec((xs, c, net.n), sol.policy.fire.clone()).expect("policy shape"),
@@ -238,5 +262,5 @@ pub fn write_policy(path: &Path, net: &Network, sol: &Solution) -> Result<()> {
         Array2::from_shape_vec((xs, xs), net.input.transition.clone()).expect("transition shape"),
     )
     .add("lambda", Array::from_elem((), net.lambda));
-    npz.write(path).with_context(|| format!("writing {}", path.display()))
+    params.write(npz, path)
 }

@@ -8,8 +8,9 @@
 //! Inputs are validated before anything is written; every output is
 //! written atomically.
 
+use super::params::{MazeParams, Sealed};
 use super::{BadInput, draw};
-use crate::files::{Npz, write_json};
+use crate::files::write_json;
 use crate::learn::walkers::{WalkerLearning, WalkerTeam, WalkerView};
 use crate::maze::{ACTIONS, Maze};
 use crate::report::{self, MapScale};
@@ -81,7 +82,13 @@ pub fn solve(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<(TeamSolveRec
     let maze = &sc.maze;
     let (ns, m, na) = (maze.states(), spec.agents, ACTIONS.len());
     let total = t.joint.states;
-    let mut npz = Npz::new(crate::files::formats::TEAM_POLICY);
+    let params = Sealed::new(
+        crate::files::formats::TEAM_POLICY,
+        "marlin solve",
+        &sc.name,
+        MazeParams::team(sc),
+    );
+    let mut npz = params.archive();
     npz.add(
         "pi",
         Array3::from_shape_vec((total, m, na), sol.pi.clone()).expect("policy shape"),
@@ -97,7 +104,7 @@ pub fn solve(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<(TeamSolveRec
         }),
     )
     .add("lambda", ndarray::arr0(sc.lambda));
-    npz.write(&out.join("team_policy.npz"))?;
+    params.write(npz, &out.join("team_policy.npz"))?;
     for k in 0..m {
         let density = walker_density(&sol.eval.rho, ns, k);
         draw(
@@ -272,7 +279,17 @@ pub fn train(
     // are theirs.
     let rows: Vec<usize> = learners.walkers.iter().map(|w| w.logits.len() / na).collect();
     let most = rows.iter().copied().max().unwrap_or(0);
-    let mut npz = Npz::new(crate::files::formats::TEAM_LEARNED_POLICY);
+    let params = Sealed::new(
+        crate::files::formats::TEAM_LEARNED_POLICY,
+        "marlin train",
+        &sc.name,
+        MazeParams {
+            agents: Some(agents),
+            view: Some(view.name().into()),
+            ..MazeParams::team(sc)
+        },
+    );
+    let mut npz = params.archive();
     npz.add(
         "logits",
         Array3::from_shape_fn((agents, most, na), |(k, o, a)| {
@@ -284,7 +301,7 @@ pub fn train(
         "prior",
         Array2::from_shape_fn((agents, na), |(k, a)| learners.walkers[k].prior[a]),
     );
-    npz.write(&out.join("learned_policy.npz"))?;
+    params.write(npz, &out.join("learned_policy.npz"))?;
     let series = vec![
         (
             "running g (per stretch)".to_string(),

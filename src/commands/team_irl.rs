@@ -37,9 +37,20 @@ struct TeamPolicy {
     lambda: Option<f64>,
 }
 
-fn read_team_policy(path: &Path, joint_states: usize, agents: usize) -> Result<TeamPolicy, BadInput> {
+fn read_team_policy(
+    path: &Path,
+    sc: &MazeScenario,
+    joint_states: usize,
+    agents: usize,
+) -> Result<TeamPolicy, BadInput> {
+    use super::params::{self, MazeParams};
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
-    let mut npz = crate::files::open_npz(path, &[formats::TEAM_POLICY], 1, None).map_err(bad)?;
+    let solve_with = format!("marlin solve {}", sc.path.display());
+    let (mut npz, sealed) = params::open::<MazeParams>(path, &[formats::TEAM_POLICY], &solve_with).map_err(bad)?;
+    match &sealed {
+        Some(p) => params::check(path, p, &sc.path, &MazeParams::team(sc), &solve_with)?,
+        None => params::unchecked(path),
+    }
     let na = ACTIONS.len();
     let pi: Array3<f64> = npz
         .by_name("pi")
@@ -116,7 +127,7 @@ pub fn simulate(
     let demonstrator = match policy {
         Some(p) => {
             let t = world(sc, m, &spec)?;
-            Some(read_team_policy(p, t.joint.states, m)?)
+            Some(read_team_policy(p, sc, t.joint.states, m)?)
         }
         None => None,
     };

@@ -29,6 +29,9 @@ use std::path::{Path, PathBuf};
 
 /// Largest network scored exactly at every checkpoint.
 pub const MAX_EXACT_EVAL: usize = 14;
+/// Networks up to this size get the solver's layout (`p_fire`) in
+/// learned_policy.npz, and its parameters beside it.
+pub const TABULATED_POLICY: usize = 16;
 /// Largest tabular policy per agent (entries).
 pub const MAX_TABLE_PER_AGENT: usize = 1 << 22;
 /// Largest total of tabular entries over all agents (8 bytes each: 2 GiB).
@@ -245,6 +248,9 @@ struct Setup<'a> {
     ranks: Option<&'a Ranks>,
     /// Whether this process writes files (one process, or rank 0).
     writes: bool,
+    /// What learned_policy.npz is trained for, sealed with it (networks
+    /// small enough to tabulate: those whose policy has `p_fire`).
+    params: Option<super::params::Sealed<super::params::NetworkParams>>,
 }
 
 pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
@@ -295,13 +301,14 @@ pub fn run_train_on(args: &TrainArgs, ranks: Option<&Ranks>) -> Result<TrainSumm
         spec.checkpoints = c;
     }
     let seed = args.seed.unwrap_or(scenario.seed);
+    check_memory(&scenario, &spec.policies)?;
     let net = scenario.runtime_network();
     let n = net.n;
     if let Some(r) = ranks {
         crate::runtime::transport::check_ranks(n, r.size()).map_err(BadInput)?;
     }
     if spec.policies.contains(&PolicyKind::Tabular) {
-        check_tables(&net)?;
+        check_tables(&net).map_err(|e| BadInput(format!("{}: {}", scenario.path.display(), e.0)))?;
     }
     let critic_kind = spec
         .critic
@@ -312,6 +319,15 @@ pub fn run_train_on(args: &TrainArgs, ranks: Option<&Ranks>) -> Result<TrainSumm
     } else {
         None
     };
+    // What learned_policy.npz is trained for, where it has the solver's layout.
+    let params = match &exact_net {
+        Some(net) => Some(super::params::NetworkParams::of(net)),
+        None if n <= TABULATED_POLICY => Some(super::params::NetworkParams::of(
+            &scenario.tabular_network().map_err(BadInput::from)?,
+        )),
+        None => None,
+    }
+    .map(|p| super::params::Sealed::new(crate::files::formats::POLICY, "marlin train", &scenario.name, p));
     let (optimum, mut optimum_note) = optimum(&scenario);
     if spec.decoder.is_some() {
         optimum_note.push_str(
@@ -366,6 +382,7 @@ pub fn run_train_on(args: &TrainArgs, ranks: Option<&Ranks>) -> Result<TrainSumm
         checkpoint_every: args.checkpoint_every.unwrap_or(CHECKPOINT_SECONDS),
         ranks,
         writes,
+        params,
     };
     let _saving = crate::checkpoint::Saving::new();
     if saved.untrained.ticks == 0 {
@@ -462,19 +479,21 @@ fn initial_logistic(net: &RuntimeNetwork, fixed: Option<&LogisticNeurons>, k: us
 
 /// g* from the exact solver, or why there is none.
 fn optimum(scenario: &Scenario) -> (Option<f64>, String) {
-    let net = match scenario.network() {
-        Ok(net) => net,
-        Err(e) => return (None, format!("no exact optimum: {}", e.message)),
-    };
-    if net.n > 16 {
+    // Before tabulating anything: a large network's tables alone could
+    // exhaust memory.
+    if scenario.neurons > 16 {
         return (
             None,
             format!(
                 "no exact optimum: {} neurons is beyond quick exact solving (≤ 16)",
-                net.n
+                scenario.neurons
             ),
         );
     }
+    let net = match scenario.network() {
+        Ok(net) => net,
+        Err(e) => return (None, format!("no exact optimum: {}", e.message)),
+    };
     match solver::solve(&net, &scenario.solver) {
         Ok(sol) if sol.converged => (Some(sol.eval.g), "exact solver (fully observed optimum)".into()),
         Ok(sol) => (
@@ -483,6 +502,37 @@ fn optimum(scenario: &Scenario) -> (Option<f64>, String) {
         ),
         Err(e) => (None, format!("no exact optimum: {e}")),
     }
+}
+
+/// Refuse a network whose topology and logistic learners would not fit in
+/// memory, before building either (tabular tables: [`check_tables`]).
+fn check_memory(scenario: &Scenario, policies: &[PolicyKind]) -> Result<(), BadInput> {
+    let n = scenario.neurons as u64;
+    let all_to_all = scenario.topology == crate::topology::TopologySpec::AllToAll;
+    let synapses = match all_to_all {
+        true => n.saturating_mul(n),
+        false => scenario.topology.expected_edges(scenario.neurons) as u64,
+    };
+    // The table (offsets, partners, weights), and per learner its weights
+    // and trace (16 bytes a synapse), kept thrice (training, settled copies
+    // for checkpoints and the saved policy), plus ~256 bytes of state.
+    let topology = if all_to_all { 0 } else { 8 * (n + 1) + 8 * synapses };
+    let learners = match policies.contains(&PolicyKind::Logistic) {
+        true => 3 * 16 * (synapses + 2 * n),
+        false => 0,
+    };
+    let need = topology.saturating_add(learners).saturating_add(256 * n);
+    let avail = crate::files::available_memory();
+    if need > avail / 10 * 8 {
+        return Err(BadInput(format!(
+            "{}: {n} neurons with about {synapses} synapses need about {} MiB to train; this machine has {} MiB \
+             available (allowed: at most 80 % of it) — use fewer neurons or a sparser topology",
+            scenario.path.display(),
+            need >> 20,
+            avail >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// Refuse tabular policies whose tables cannot fit.
@@ -501,6 +551,17 @@ fn check_tables(net: &RuntimeNetwork) -> Result<(), BadInput> {
                 )));
             }
         }
+    }
+    let avail = crate::files::available_memory();
+    // The tables and their traces, and the settled copies of a checkpoint.
+    let need = (total as u64).saturating_mul(8 * 3);
+    if total <= MAX_TABLE_TOTAL && need > avail / 10 * 8 {
+        return Err(BadInput(format!(
+            "tabular policies would need {total} entries in all, about {} MiB with their traces; this machine has \
+             {} MiB available (allowed: at most 80 % of it) — use policy = \"logistic\"",
+            need >> 20,
+            avail >> 20
+        )));
     }
     if total > MAX_TABLE_TOTAL {
         return Err(BadInput(format!(
@@ -818,9 +879,12 @@ impl Setup<'_> {
     fn save<L: Learnable + Export>(&self, agents: &[LearningNeuron<L>], state: &RunState, path: &Path) -> Result<()> {
         let net = &self.net;
         let settled = settle(agents, state);
-        let mut npz = Npz::new(crate::files::formats::POLICY);
+        let mut npz = match &self.params {
+            Some(p) => p.archive(),
+            None => Npz::sealed(crate::files::formats::POLICY, super::params::VERSION, None),
+        };
         let xs = net.input.len();
-        if net.n <= 16 {
+        if net.n <= TABULATED_POLICY {
             let fire = tabulate(net, &settled);
             npz.add(
                 "p_fire",
@@ -839,7 +903,10 @@ impl Setup<'_> {
         .add("lambda", Array::from_elem((), self.scenario.lambda))
         .add("tick", Array::from_elem((), state.tick as i64));
         L::export(&settled, net, &mut npz);
-        npz.write(path).with_context(|| format!("writing {}", path.display()))
+        match &self.params {
+            Some(p) => p.write(npz, path),
+            None => npz.write(path).with_context(|| format!("writing {}", path.display())),
+        }
     }
 }
 

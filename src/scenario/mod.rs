@@ -635,7 +635,12 @@ impl Scenario {
     /// Partially observed networks (a topology other than all-to-all, or
     /// neurons that do not receive the input) are solved with best responses
     /// to the agent's own observation (THEORY §3), for the asynchronous scheme.
+    /// Refused before anything is tabulated when the solver cannot hold it.
     pub fn network(&self) -> Result<Network, ScenarioError> {
+        if self.neurons <= MAX_TABULAR_NEURONS {
+            crate::solver::check_dimensions(self.neurons, self.input.len(), self.update)
+                .map_err(|e| self.size_error(e.to_string()))?;
+        }
         let net = self.tabular_network()?;
         if !net.fully_observed() && net.update != UpdateScheme::Asynchronous {
             return Err(ScenarioError {
@@ -655,20 +660,30 @@ impl Scenario {
     }
 
     /// The tabulated network whatever its topology: for exact evaluation of
-    /// given policies (which may observe only part of the state).
+    /// given policies (which may observe only part of the state). Refused
+    /// before tabulating when its reward table would not fit in memory.
     pub fn tabular_network(&self) -> Result<Network, ScenarioError> {
         if self.neurons > MAX_TABULAR_NEURONS {
-            return Err(ScenarioError {
-                file: self.path.clone(),
-                line: None,
-                column: None,
-                key: Some("network.neurons".into()),
-                message: format!(
-                    "{} neurons cannot be tabulated for exact solving (2^{} states per input); \
-                     allowed: at most {MAX_TABULAR_NEURONS} — simulate or train larger networks instead",
-                    self.neurons, self.neurons
-                ),
-            });
+            return Err(self.size_error(format!(
+                "{} neurons cannot be tabulated for exact solving (2^{} states per input); \
+                 allowed: at most {MAX_TABULAR_NEURONS} — simulate or train larger networks instead",
+                self.neurons, self.neurons
+            )));
+        }
+        let xs = self.input.len() as u64;
+        let table = |n: usize| 8 * (xs << n);
+        let budget = crate::files::available_memory() / 10 * 8;
+        if table(self.neurons) > budget {
+            let fits = (1..self.neurons).rev().find(|&n| table(n) <= budget).unwrap_or(0);
+            return Err(self.size_error(format!(
+                "{} neurons with {xs} input values: the reward table alone has {} entries ({} MiB); this \
+                 process may allocate {} MiB (allowed: at most 80 % of what is available, {fits} neurons \
+                 here) — simulate or train larger networks instead",
+                self.neurons,
+                xs << self.neurons,
+                table(self.neurons) >> 20,
+                budget >> 20
+            )));
         }
         let alive = self.alive();
         Ok(Network {
@@ -681,6 +696,17 @@ impl Scenario {
             update: self.update,
             observes: self.observes(),
         })
+    }
+
+    /// A network too large for this command (`network.neurons`), naming the file.
+    fn size_error(&self, message: String) -> ScenarioError {
+        ScenarioError {
+            file: self.path.clone(),
+            line: None,
+            column: None,
+            key: Some("network.neurons".into()),
+            message,
+        }
     }
 
     /// What each neuron observes, or `None` when all observe everything.

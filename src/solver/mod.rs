@@ -120,8 +120,9 @@ pub struct Solution {
 pub enum SolveError {
     #[error(
         "network too large to solve exactly: {neurons} neurons with {inputs} input values is {states} states; \
-         the {scheme} solver needs about {need_mib} MiB but {avail_mib} MiB are available. \
-         Use fewer neurons (≤ {suggest}) or simulate/train it instead (the runtime does not tabulate states)"
+         the {scheme} solver needs about {need_mib} MiB but {avail_mib} MiB are available \
+         (allowed: at most 80 % of it, {suggest} neurons here). Use fewer neurons (≤ {suggest}) or \
+         simulate/train it instead (the runtime does not tabulate states)"
     )]
     TooLarge {
         neurons: usize,
@@ -160,33 +161,39 @@ pub fn memory_estimate(net: &Network) -> u64 {
 
 /// Check that `net` can be solved exactly on this machine, before allocating.
 pub fn check_size(net: &Network) -> Result<(), SolveError> {
-    if net.n > crate::model::MAX_TABULAR_NEURONS {
+    check_dimensions(net.n, net.input.len(), net.update)
+}
+
+/// Check that a network of `n` neurons, `inputs` input values and `update`
+/// can be solved exactly on this machine, from its dimensions alone: before
+/// anything of it (its reward table first) is tabulated.
+pub fn check_dimensions(n: usize, inputs: usize, update: UpdateScheme) -> Result<(), SolveError> {
+    if n > crate::model::MAX_TABULAR_NEURONS {
         return Err(SolveError::Invalid(format!(
-            "{} neurons exceeds the tabular limit of {}",
-            net.n,
+            "{n} neurons exceeds the tabular limit of {}",
             crate::model::MAX_TABULAR_NEURONS
         )));
     }
-    if !matches!(net.update, UpdateScheme::Asynchronous) && net.n > MAX_PRODUCT_NEURONS {
+    if !matches!(update, UpdateScheme::Asynchronous) && n > MAX_PRODUCT_NEURONS {
         return Err(SolveError::TooSlow {
-            scheme: net.update.name(),
-            neurons: net.n,
-            work: (net.input.len() as f64) * 4f64.powi(net.n as i32),
+            scheme: update.name(),
+            neurons: n,
+            work: (inputs as f64) * 4f64.powi(n as i32),
             limit: MAX_PRODUCT_NEURONS,
         });
     }
-    let need = memory_estimate(net);
+    let need = memory_estimate_for(inputs, n);
     let avail = crate::files::available_memory();
     if need > avail / 10 * 8 {
-        let mut suggest = net.n;
-        while suggest > 1 && memory_estimate_for(net.input.len(), suggest) > avail / 10 * 8 {
+        let mut suggest = n;
+        while suggest > 1 && memory_estimate_for(inputs, suggest) > avail / 10 * 8 {
             suggest -= 1;
         }
         return Err(SolveError::TooLarge {
-            neurons: net.n,
-            inputs: net.input.len(),
-            states: net.states(),
-            scheme: net.update.name(),
+            neurons: n,
+            inputs,
+            states: inputs << n,
+            scheme: update.name(),
             need_mib: need >> 20,
             avail_mib: avail >> 20,
             suggest,
