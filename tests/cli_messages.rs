@@ -39,7 +39,7 @@ fn log_lines_carry_no_colour_codes_when_stderr_is_piped() {
 fn rates_are_three_significant_figures_with_an_si_prefix() {
     use marlin::text::si;
     for (x, want) in [
-        (7_587_928.6409, "7.59M"),
+        (7_587_928.640_9, "7.59M"),
         (999.96, "1.00k"),
         (999.4, "999"),
         (1000.0, "1.00k"),

@@ -158,7 +158,7 @@ pub fn invert_tabular(counts: &EdgeCounts, transition: &[f64], opts: &TabularOpt
         inv.notes.push(format!(
             "{} visited fewer than {} {} reported unidentified (NaN)",
             crate::text::count(rare as u64, "state"),
-            crate::text::count(opts.min_visits as u64, "time"),
+            crate::text::count(opts.min_visits, "time"),
             if rare == 1 { "is" } else { "are" }
         ));
     }
