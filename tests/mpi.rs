@@ -112,7 +112,8 @@ fn two_ranks_write_what_one_process_writes() {
         let s = scenario.to_str().unwrap();
         let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
         let one = out("one");
-        let mut args = vec!["-q", "simulate", s, "--ticks", "300", "--out", &one];
+        // Each scenario replaces the previous one's folders.
+        let mut args = vec!["-q", "--overwrite", "simulate", s, "--ticks", "300", "--out", &one];
         args.extend(extra);
         ok(Command::new(bin).args(&args).output().unwrap());
         for (ranks, layout) in [
@@ -121,7 +122,7 @@ fn two_ranks_write_what_one_process_writes() {
             (3, ["--threads", "1", "--shards", "2"]),
         ] {
             let many = out(&format!("r{ranks}_{}", layout[3]));
-            let mut args = vec!["-q", "simulate", s, "--ticks", "300", "--out", &many];
+            let mut args = vec!["-q", "--overwrite", "simulate", s, "--ticks", "300", "--out", &many];
             args.extend(layout);
             args.extend(extra);
             ok(mpirun(bin, ranks, &args));

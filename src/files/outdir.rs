@@ -44,12 +44,10 @@ pub struct RunIdentity {
 }
 
 impl RunIdentity {
-    /// How the run is shown to a user: `marlin solve scenarios/toy8.toml --lambda 1`.
+    /// How the run is shown to a user: `marlin solve scenarios/toy8.toml
+    /// --lambda 1` (the settings hold the scenario as it was given).
     pub fn describe(&self) -> String {
         let mut s = format!("marlin {}", self.command);
-        if let Some(sc) = &self.scenario {
-            s += &format!(" {sc}");
-        }
         for a in &self.settings {
             s += &format!(" {a}");
         }
@@ -533,7 +531,10 @@ mod tests {
             command: command.into(),
             scenario: Some("s.toml".into()),
             scenario_sha256: Some("abc".into()),
-            settings: settings.iter().map(|s| s.to_string()).collect(),
+            settings: std::iter::once("s.toml")
+                .chain(settings.iter().copied())
+                .map(String::from)
+                .collect(),
         }
     }
 
