@@ -1,5 +1,5 @@
 //! Learning throughput against a plain single-threaded loop applying the
-//! same rule (actor–critic, THEORY §4) with the same streams and math:
+//! same rule (actor–critic, theory §4) with the same streams and math:
 //! - the toy (n = 8, asynchronous), tabular policies, tabular critic;
 //! - N = 10⁴, random_in_degree K = 100, synchronous, logistic policies (one
 //!   weight per synapse), the (input, count) critic: on the agent engine

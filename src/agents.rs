@@ -98,7 +98,7 @@ impl Observation<'_> {
     }
 }
 
-/// What the control plane broadcasts to every agent each tick (THEORY §4).
+/// What the control plane broadcasts to every agent each tick (theory §4).
 /// The learning signal (`ř_t − ĝ`, or the critic's TD error δ_t) reaches
 /// agents as its running integral, so an agent that did not act for a while
 /// applies everything it missed in one step when it next acts
@@ -176,7 +176,7 @@ impl Policy for LocalTablePolicy {
 }
 
 /// `logit π(1|o) = b + u·x + Σ_j w_j σ_j` over the presynaptic partners
-/// (THEORY §4); for all-to-all, `weights[j]` is the weight from neuron j.
+/// (theory §4); for all-to-all, `weights[j]` is the weight from neuron j.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LogisticPolicy {
     pub bias: f64,

@@ -1,4 +1,4 @@
-//! Efficient sensory coding (THEORY §8): a network rewarded for carrying
+//! Efficient sensory coding (theory §8): a network rewarded for carrying
 //! information about a feature of its input, `r(x, σ) = log p(y(x) | σ)`,
 //! where the posterior is the network's own code — so the reward depends on
 //! the solution and is found by alternation (solve → posterior → solve).
@@ -157,7 +157,7 @@ pub fn log_posterior_reward(n: usize, y: &[bool], posterior: &[f64]) -> Vec<f64>
 
 /// `⟨log p(y(x) | σ)⟩` under the joint `rho` for the posterior
 /// `p(y = +1 | σ)` — with the code's own posterior, the objective's reward
-/// term (THEORY §8).
+/// term (theory §8).
 pub fn mean_log_posterior(n: usize, y: &[bool], rho: &[f64], posterior: &[f64]) -> f64 {
     let r = log_posterior_reward(n, y, posterior);
     rho.iter().zip(&r).map(|(p, r)| p * r).sum()

@@ -1,4 +1,4 @@
-//! Grid worlds (THEORY §7): an ASCII map of walls, free cells, start cells
+//! Grid worlds (theory §7): an ASCII map of walls, free cells, start cells
 //! and rewarded goal cells, turned into the tabular world ([`Mdp`]) the exact
 //! solver, the sampler and inverse RL work on.
 //!
@@ -418,7 +418,7 @@ impl Maze {
             .collect()
     }
 
-    /// The world of `agents` walkers in this maze (THEORY §7, many agents):
+    /// The world of `agents` walkers in this maze (theory §7, many agents):
     /// joint state `Σ_k s_k·S^k`, joint actions in mixed radix (agent 0
     /// least significant), walkers move independently (cells may be
     /// shared), and the shared reward of `goal`; from a finished joint state
@@ -483,7 +483,7 @@ impl Maze {
         crate::solver::team::Team::new(joint, agents, na)
     }
 
-    /// The walker's moves under a motor rule (THEORY §7): groups of
+    /// The walker's moves under a motor rule (theory §7): groups of
     /// `per_direction` neurons for N, E, S, W (neuron k in group
     /// k / per_direction; neurons past the groups are hidden); after the
     /// neurons update, the group with the most spikes moves the walker

@@ -1,5 +1,5 @@
 //! The network model: state space, input process, reward table, coding cost
-//! and update scheme, as plain data (THEORY §1–2).
+//! and update scheme, as plain data (theory §1–2).
 //!
 //! Everything else in marlin is a function of a [`Network`]: the exact solver
 //! optimises it, the runtime simulates it, inference reconstructs its reward.
@@ -11,7 +11,7 @@ use std::fmt;
 /// Largest number of neurons whose full state space marlin will tabulate.
 pub const MAX_TABULAR_NEURONS: usize = 30;
 
-/// How neurons update their state each tick (THEORY §1).
+/// How neurons update their state each tick (theory §1).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UpdateScheme {
     /// One living neuron, drawn uniformly, acts per tick (the paper's scheme).
@@ -50,7 +50,7 @@ impl fmt::Display for UpdateScheme {
     }
 }
 
-/// The coding cost each acting neuron pays, `λ·KL(π_k(·|o) ‖ p_k)` (THEORY §2).
+/// The coding cost each acting neuron pays, `λ·KL(π_k(·|o) ‖ p_k)` (theory §2).
 #[derive(Clone, Debug, PartialEq)]
 pub enum CodingCost {
     /// `p_k` is the marginal of k's actions under the stationary distribution.
@@ -76,7 +76,7 @@ pub struct InputProcess {
     /// Row-major `X×X` transition matrix `P[x][x']`; rows sum to 1.
     pub transition: Vec<f64>,
     /// `Some` when the network moves the input (motor neurons driving a
-    /// maze walker, THEORY §7): then `transition` is the chain of the
+    /// maze walker, theory §7): then `transition` is the chain of the
     /// `stay` command, and the chain of a tick depends on the network state
     /// σ' the tick ends in.
     pub control: Option<Box<InputControl>>,
@@ -220,7 +220,7 @@ impl InputProcess {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
     pub n: usize,
-    /// Dead neurons are clamped to 0, never act and are never drawn (THEORY §6).
+    /// Dead neurons are clamped to 0, never act and are never drawn (theory §6).
     pub alive: Vec<bool>,
     pub input: InputProcess,
     /// `r(s)` for every `s = x·2ⁿ + σ`.
@@ -228,7 +228,7 @@ pub struct Network {
     pub lambda: f64,
     pub cost: CodingCost,
     pub update: UpdateScheme,
-    /// What each neuron observes (THEORY §1); `None`: the full state `s`.
+    /// What each neuron observes (theory §1); `None`: the full state `s`.
     pub observes: Option<Vec<Observes>>,
 }
 

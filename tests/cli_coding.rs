@@ -47,7 +47,7 @@ fn bad_coding_scenarios_are_refused_with_their_place() {
 
 /// `marlin train` on a coding scenario: learners rewarded by an online
 /// decoder of their own responses learn a code; its objective, as marlin
-/// reports it, equals an independent numpy evaluation of THEORY §8's
+/// reports it, equals an independent numpy evaluation of theory §8's
 /// ⟨log p(y | σ)⟩ − λ·I of the learned policies; learning closes most of
 /// the gap from the state-blind network to the solved code, and the
 /// alternation continued from the learned code does not lower it.

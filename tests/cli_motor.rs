@@ -1,4 +1,4 @@
-//! Neurons driving a maze walker (THEORY §7, motor control) end to end
+//! Neurons driving a maze walker (theory §7, motor control) end to end
 //! through the binary: bad files are refused at their place; the recorded
 //! walker moves exactly by the motor rule; both runtime engines give the
 //! same record; the simulated goal rate matches the exact solver's; the goal

@@ -1,4 +1,4 @@
-//! Efficient sensory coding (THEORY §8): the lumped input against the full
+//! Efficient sensory coding (theory §8): the lumped input against the full
 //! pixel input, the alternation's ascent and fixed point, the measurements
 //! against brute-force references, the paper's qualitative results on the
 //! shipped scenario, and the exact inverse of the solved code.

@@ -1,4 +1,4 @@
-//! Maximum-likelihood inverse RL (THEORY §5): the implicit gradient against
+//! Maximum-likelihood inverse RL (theory §5): the implicit gradient against
 //! finite differences, and exact recovery of the reward from the expected
 //! responses of a network optimal for a known reward (the infinite-data
 //! limit), for every update scheme and for partially observed neurons.

@@ -1,4 +1,4 @@
-//! Decentralised learning (THEORY §4) against exact references: the
+//! Decentralised learning (theory §4) against exact references: the
 //! policy-gradient estimate against finite differences of the exact g, the
 //! critic against the exact relative value, the effect of a large λ, and
 //! determinism across layouts.

@@ -1,4 +1,4 @@
-//! Decentralised learning of maze walkers (THEORY §4 with §7's teams):
+//! Decentralised learning of maze walkers (theory §4 with §7's teams):
 //! learners scored exactly against the team solver's optimum, one walker
 //! against the single-agent solver, and runs that depend only on the seed.
 

@@ -1,6 +1,6 @@
 //! The exact solver against brute force on networks of n ≤ 3: a direct
 //! numerical maximisation of g over all per-neuron policies, evaluated with an
-//! independent dense implementation of THEORY §1–2.
+//! independent dense implementation of theory §1–2.
 
 mod common;
 use common::*;

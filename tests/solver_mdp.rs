@@ -13,7 +13,7 @@ use marlin::rng::{Domain, stream};
 use marlin::solver::SolveOptions;
 use marlin::solver::mdp::{ActionPrior, Mdp, sample, solve};
 
-/// g of a policy by a dense linear solve (written from THEORY §2, not src/).
+/// g of a policy by a dense linear solve (written from theory §2, not src/).
 fn dense_g(mdp: &Mdp, pi: &[Vec<f64>], lambda: f64, fixed: Option<&[f64]>) -> f64 {
     let (ns, na) = (mdp.states, mdp.actions);
     let mut a = vec![vec![0.0; ns + 1]; ns];

@@ -1,4 +1,4 @@
-//! Neurons driving a maze walker (THEORY §7): the network solver with an
+//! Neurons driving a maze walker (theory §7): the network solver with an
 //! input the network moves, against a dense evaluation of the (cell, σ)
 //! chain written here from the definitions and a quasi-Newton search over
 //! the neurons' policies.

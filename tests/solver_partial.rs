@@ -1,4 +1,4 @@
-//! Partially observed networks (THEORY §3): the solver's per-observation
+//! Partially observed networks (theory §3): the solver's per-observation
 //! policies against an independent dense evaluation of g — they must be a
 //! stationary point of g over per-observation policies, and as good as a
 //! brute-force search over those policies on tiny networks.

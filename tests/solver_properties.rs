@@ -1,5 +1,5 @@
 //! Properties of the exact solver at its solution: the fixed-point equations
-//! of THEORY §3, stationarity, policy evaluation, and the toy's science.
+//! of theory §3, stationarity, policy evaluation, and the toy's science.
 #![allow(clippy::needless_range_loop)]
 
 mod common;
@@ -353,7 +353,7 @@ fn large_lambda_gives_state_blind_neurons_at_their_prior() {
 
 #[test]
 fn dead_neurons_leave_the_survivors_to_compensate() {
-    // THEORY §6: after cell death the optimum still puts 2 / 6 active.
+    // theory §6: after cell death the optimum still puts 2 / 6 active.
     let mut net = toy();
     net.kill(&[0, 3]);
     let sol = solve(&net, &SolveOptions::default()).unwrap();

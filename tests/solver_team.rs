@@ -113,7 +113,7 @@ fn independent_agents_add_up() {
 }
 
 /// g of per-agent policies by a dense linear solve of the joint chain
-/// (written from THEORY §2–3 for a synchronous team, not from src/).
+/// (written from theory §2–3 for a synchronous team, not from src/).
 fn dense_team_g(t: &Team, pi: &[Vec<Vec<f64>>], lambda: f64, fixed: Option<&[f64]>) -> f64 {
     let (ns, m, k) = (t.joint.states, t.agents, t.actions);
     let mut a = vec![vec![0.0; ns + 1]; ns];

@@ -1,4 +1,4 @@
-//! `marlin predict`: how a network adapts to a perturbation (THEORY §6).
+//! `marlin predict`: how a network adapts to a perturbation (theory §6).
 //! Re-solves the perturbed network with the inferred reward (the
 //! prediction), and — the scenario's true reward being known — with the true
 //! reward (the truth), and evaluates the old policies under the perturbation

@@ -1,4 +1,4 @@
-//! Teams of maze walkers (THEORY §7, many agents): `solve` (the exact
+//! Teams of maze walkers (theory §7, many agents): `solve` (the exact
 //! product-policy optimum of a small team over the joint state), `train`
 //! (decentralised learners, scored exactly against the optimum when the
 //! joint world is small enough) and the study of `marlin run` (both, and

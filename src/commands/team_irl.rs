@@ -1,4 +1,4 @@
-//! Teams of maze walkers recorded, inverted and predicted (THEORY §5–§7,
+//! Teams of maze walkers recorded, inverted and predicted (theory §5–§7,
 //! many agents): `simulate` records demonstrations of a team (the exact
 //! optimum of `marlin solve`, or untrained walkers) on the actor runtime;
 //! `infer` recovers the shared reward over joint states from them

@@ -1,4 +1,4 @@
-//! `marlin train`: decentralised learning on the actor runtime (THEORY §4).
+//! `marlin train`: decentralised learning on the actor runtime (theory §4).
 //! Every neuron learns its own policy from its observation and the broadcast
 //! signal; at each checkpoint the current policies are saved and, for
 //! networks small enough, scored exactly against the solver's optimum g*.
@@ -598,7 +598,7 @@ impl Setup<'_> {
     }
 
     /// The exact score of the policies `fire`. With a decoder the reward is
-    /// the policies' own log-posterior (THEORY §8): g = ⟨log p_π(y | σ)⟩ − λ·I.
+    /// the policies' own log-posterior (theory §8): g = ⟨log p_π(y | σ)⟩ − λ·I.
     fn score(&self, fire: Vec<f64>) -> Option<Exact> {
         let net = self.exact_net.as_ref()?;
         let policy = Policy { n: net.n, fire };

@@ -1,5 +1,5 @@
 //! Maximum-likelihood inverse RL with a parametric reward `r_θ = Φθ`
-//! (THEORY §5): θ maximises the likelihood of the recorded responses under
+//! (theory §5): θ maximises the likelihood of the recorded responses under
 //! the soft-optimal policies of `r_θ`, each evaluation running the exact
 //! solver against the estimated marginals `p̂_k`.
 //!

@@ -1,4 +1,4 @@
-//! Inverse RL for one agent in a tabular world with known dynamics (THEORY
+//! Inverse RL for one agent in a tabular world with known dynamics (theory
 //! §7): recover the reward map of a maze from demonstrations (state, action).
 //!
 //! Two estimators:
@@ -145,7 +145,7 @@ fn difference_edge(mdp: &Mdp, s: usize, a: usize, b: usize) -> Option<Option<(us
     }
 }
 
-/// The direct inversion of THEORY §7. `mdp` supplies the dynamics (its
+/// The direct inversion of theory §7. `mdp` supplies the dynamics (its
 /// reward is ignored); `lambda` is the demonstrator's λ (1 when unknown);
 /// `prior` its fixed action prior, or None for the mutual-information cost
 /// (p = the empirical action marginal).

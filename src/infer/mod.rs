@@ -1,4 +1,4 @@
-//! Inverse RL (THEORY §5): recover the reward a network optimises from its
+//! Inverse RL (theory §5): recover the reward a network optimises from its
 //! recorded responses.
 //!
 //! Tabular inversion for asynchronous records: pooled log-odds of each
@@ -114,7 +114,7 @@ impl Default for TabularOptions {
     }
 }
 
-/// Tabular inverse RL from edge counts (THEORY §5 steps 1–4). `transition`
+/// Tabular inverse RL from edge counts (theory §5 steps 1–4). `transition`
 /// is the X×X input chain (estimated from the record or known).
 pub fn invert_tabular(counts: &EdgeCounts, transition: &[f64], opts: &TabularOptions) -> Result<TabularReward, String> {
     let n = counts.n;
@@ -395,7 +395,7 @@ fn invert(m: &[f64], k: usize) -> Option<Vec<f64>> {
 
 /// Pearson correlation of two rewards over the states where both are finite
 /// (and `mask` holds), after removing each input's mean: the identifiable
-/// part (THEORY §5).
+/// part (theory §5).
 pub fn centred_correlation(a: &[f64], b: &[f64], n: usize, inputs: usize, mask: impl Fn(usize) -> bool) -> f64 {
     let c = 1usize << n;
     let mut xs = Vec::new();

@@ -1,5 +1,5 @@
 //! Inverse RL for a team of information-constrained agents that act
-//! together in a tabular world (THEORY §5 and §7, many agents): recover
+//! together in a tabular world (theory §5 and §7, many agents): recover
 //! the shared reward over joint states from each agent's demonstrated
 //! moves.
 //!

@@ -1,4 +1,4 @@
-//! The downstream reader of a self-consistent code (THEORY §8): a decoder
+//! The downstream reader of a self-consistent code (theory §8): a decoder
 //! that learns p(y = +1 | σ) online from the network's own responses, and
 //! rewards the network with `r_t = log p̂(y(x_t) | σ_t)`.
 //!

@@ -1,4 +1,4 @@
-//! Decentralised learning (THEORY §4): every neuron learns its own policy
+//! Decentralised learning (theory §4): every neuron learns its own policy
 //! from what it observes and the broadcast signal — nothing else.
 //!
 //! Owns the agents' side of learning — parametrised policies (tabular over
@@ -96,7 +96,7 @@ pub struct LearningSpec {
     pub own_cost: bool,
     /// Reward the learners with an online decoder's log-posterior of an
     /// input feature under their own code ([`decoder`]), in place of the
-    /// scenario's reward: the self-consistent code of THEORY §8.
+    /// scenario's reward: the self-consistent code of theory §8.
     pub decoder: Option<decoder::DecoderSpec>,
 }
 

@@ -1,4 +1,4 @@
-//! Decentralised learning for a team of maze walkers (THEORY §4 and §7):
+//! Decentralised learning for a team of maze walkers (theory §4 and §7):
 //! every walker learns its own tabular policy over what it observes from
 //! the broadcast signal alone, paying λ·log(π_k(a|o)/p̂_k(a)) per move
 //! against its running marginal p̂_k.

@@ -1,4 +1,4 @@
-//! Learning at scale: a network of logistic learners (THEORY §4, one weight
+//! Learning at scale: a network of logistic learners (theory §4, one weight
 //! per synapse) executed as plain arrays instead of one agent object each.
 //!
 //! [`LearningNeuron`]`<`[`LogisticLearner`]`>` is the model of a learning

@@ -1,6 +1,6 @@
 //! The random-partial schedule of the sparse engine.
 //!
-//! Under random-partial updates (THEORY §1: each neuron acts with
+//! Under random-partial updates (theory §1: each neuron acts with
 //! probability q per tick) every neuron draws its coin from its own stream
 //! every tick — what keeps a run independent of the layout and equal, bit
 //! for bit, to the agent engine's. Scanning all N streams each tick to

@@ -1,4 +1,4 @@
-//! Maze walkers as actors of the runtime (THEORY §7, many agents): each
+//! Maze walkers as actors of the runtime (theory §7, many agents): each
 //! walker is an agent with its own cell, policy table, running marginal
 //! and RNG stream ([`crate::learn::walkers::Walker`]); every tick it
 //! observes the cells its sight allows, moves, and publishes its new cell

@@ -1,4 +1,4 @@
-//! Sensory-coding scenario files (THEORY §8): a `[coding]` table in place of
+//! Sensory-coding scenario files (theory §8): a `[coding]` table in place of
 //! `[network]`, `[input]` and `[reward]` — the reward is the network's own
 //! log-posterior of the feature, so it is not written in the file.
 //!

@@ -1,4 +1,4 @@
-//! Maze scenario files (THEORY §7): a `[maze]` table with an ASCII map in
+//! Maze scenario files (theory §7): a `[maze]` table with an ASCII map in
 //! place of `[network]`, `[input]` and `[reward]`.
 //!
 //! ```toml

@@ -203,7 +203,7 @@ struct InputSection {
     values: Option<Spanned<Vec<f64>>>,
     switch_probability: Option<Spanned<f64>>,
     transition: Option<Spanned<Vec<Vec<f64>>>>,
-    /// A maze the network drives (THEORY §7): the input is the walker's cell.
+    /// A maze the network drives (theory §7): the input is the walker's cell.
     maze: Option<Spanned<String>>,
     goals: Option<Spanned<std::collections::BTreeMap<String, f64>>>,
     slip: Option<Spanned<f64>>,
@@ -480,7 +480,7 @@ pub enum WeightRule {
     EdgeList,
 }
 
-/// A maze the network drives (THEORY §7, motor control): the input index is
+/// A maze the network drives (theory §7, motor control): the input index is
 /// the walker's cell (the maze's state index); neurons `d·per_direction ..
 /// (d+1)·per_direction` move it N, E, S, W (d = 0..3), the rest are hidden.
 #[derive(Clone, Debug)]
@@ -634,7 +634,7 @@ impl Scenario {
     /// The tabulated network of this scenario, for the exact solver.
     /// Partially observed networks (a topology other than all-to-all, or
     /// neurons that do not receive the input) are solved with best responses
-    /// to the agent's own observation (THEORY §3), for the asynchronous scheme.
+    /// to the agent's own observation (theory §3), for the asynchronous scheme.
     /// Refused before anything is tabulated when the solver cannot hold it.
     pub fn network(&self) -> Result<Network, ScenarioError> {
         if self.neurons <= MAX_TABULAR_NEURONS {

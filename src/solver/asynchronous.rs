@@ -1,6 +1,6 @@
 //! The asynchronous (Glauber-like) scheme, fully observed: one living neuron
 //! drawn uniformly acts per tick. Soft Bellman operator
-//! `T h(s) = r(s) + (λ/m) Σ_k log Z_k(s)` (THEORY §3).
+//! `T h(s) = r(s) + (λ/m) Σ_k log Z_k(s)` (theory §3).
 //!
 //! Solved by modified policy iteration: an improvement sweep applies the soft
 //! Bellman operator exactly (one exp and one log per state and neuron) and

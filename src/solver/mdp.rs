@@ -1,5 +1,5 @@
 //! The exact solver for one information-constrained agent in a tabular world
-//! (THEORY §2–3 with one agent; the maze of §7): states, actions, a known
+//! (theory §2–3 with one agent; the maze of §7): states, actions, a known
 //! transition law `P(s' | s, a)` and a state reward `r(s)`.
 //!
 //! The agent maximises the long-run average `g = ⟨r⟩ − λ ⟨KL(π(·|s) ‖ p)⟩`

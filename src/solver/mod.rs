@@ -1,4 +1,4 @@
-//! Exact solvers (THEORY §3): the optimal information-constrained network by
+//! Exact solvers (theory §3): the optimal information-constrained network by
 //! relative value iteration inside a Blahut–Arimoto alternation, and exact
 //! policy evaluation of any per-neuron policies.
 //!
@@ -217,7 +217,7 @@ pub struct Progress {
     pub prior_residual: f64,
 }
 
-/// Find the optimal network (THEORY §3): for a fixed prior, one relative value
+/// Find the optimal network (theory §3): for a fixed prior, one relative value
 /// iteration; for the mutual-information cost, Blahut–Arimoto alternation of
 /// value iteration and marginals, warm-started across iterations.
 pub fn solve(net: &Network, opts: &SolveOptions) -> Result<Solution, SolveError> {
@@ -723,7 +723,7 @@ impl WarmStart {
     }
 }
 
-/// The soft-optimal policies of `net` against its fixed prior (THEORY §3),
+/// The soft-optimal policies of `net` against its fixed prior (theory §3),
 /// from the warm start (which is updated). Returns the policies and whether the solve converged.
 pub fn solve_fixed_prior(
     net: &Network,

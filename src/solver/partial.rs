@@ -1,4 +1,4 @@
-//! Partially observed networks, asynchronous scheme (THEORY §3): each neuron
+//! Partially observed networks, asynchronous scheme (theory §3): each neuron
 //! sees only its observation `o_k` (the input if it receives it, its own
 //! state and its presynaptic partners' states), so its policy is one firing
 //! probability per observation class.

@@ -1,7 +1,7 @@
 //! Product-form schemes, synchronous (every neuron acts) and random-partial
 //! (each acts with probability q; q = 1 is synchronous). The joint policy is a
 //! product of per-neuron policies, so the Bellman maximisation over it is a
-//! team game solved by best responses (THEORY §3):
+//! team game solved by best responses (theory §3):
 //! `π_k ∝ p_k·exp(E[W | σ'_k = a, others]/λ)`. We do one Gauss–Seidel pass of
 //! exact best responses per state and value sweep; each best response is a
 //! coordinate ascent step of `E[W] − λ q Σ KL`, so the pass never lowers it.

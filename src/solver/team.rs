@@ -1,5 +1,5 @@
 //! The exact solver for a team of information-constrained agents that act
-//! together every step in a tabular world (THEORY §3, synchronous, and §7's
+//! together every step in a tabular world (theory §3, synchronous, and §7's
 //! teams of maze agents): a joint state, one policy per agent over what it
 //! observes — here the joint state — and a shared reward.
 //!

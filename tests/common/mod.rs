@@ -1,6 +1,6 @@
 //! Independent reference implementations used by the tests: explicit
 //! transition matrices, a dense linear solve for the stationary distribution
-//! and a quasi-Newton maximiser. Written from THEORY.md, not from src/.
+//! and a quasi-Newton maximiser. Written from docs/theory.md, not from src/.
 #![allow(dead_code, clippy::needless_range_loop)]
 
 use marlin::model::{CodingCost, InputProcess, Network, UpdateScheme};
@@ -129,7 +129,7 @@ pub fn kl(a: f64, b: f64) -> f64 {
     v
 }
 
-/// (g, ⟨r⟩, info per tick, marginals) of per-neuron policies, per THEORY §2.
+/// (g, ⟨r⟩, info per tick, marginals) of per-neuron policies, per theory §2.
 pub fn objective(net: &Network, fire: &[Vec<f64>]) -> (f64, f64, f64, Vec<f64>) {
     let p = transition_matrix(net, fire);
     let rho = stationary(net, &p);
