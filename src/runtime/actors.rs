@@ -7,7 +7,7 @@
 //!
 //! Every tick costs one message round trip per shard plus three control
 //! messages, so this engine is for clarity, for agents that must be actors,
-//! and for measuring what messages cost (MEASUREMENTS.md: 230–600 ns each):
+//! and for measuring what messages cost (docs/measurements.md: 230–640 ns each):
 //! the barrier engine ([`super::run`]) is the fast path. Both engines draw
 //! the same numbers from the same streams in the same order, so they produce
 //! **bit-identical** trajectories, totals and learned parameters (tested).

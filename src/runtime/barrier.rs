@@ -1,7 +1,7 @@
 //! A sense-counting spin barrier for the tick loop: threads spin briefly,
 //! then yield, so oversubscribed runs (more threads than cores) still make
 //! progress. Measured on this machine: ≈ 0.8 µs per tick for 2 threads,
-//! against ≈ 23 µs for a thread wake-up (MEASUREMENTS.md).
+//! against ≈ 23 µs for a thread wake-up (docs/measurements.md).
 //!
 //! A thread that fails (an agent panicked) [`poison`](SpinBarrier::poison)s
 //! the barrier: every thread waiting or arriving later returns `false`

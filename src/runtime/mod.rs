@@ -3,8 +3,8 @@
 //! Agents are the model and the API ([`crate::agents::Agent`]); they are
 //! executed by **shards** — contiguous blocks of agents — and shards by a
 //! team of threads that meet at a spinning barrier once per tick (one actix
-//! message per neuron per tick costs 300–900× a plain loop on this machine,
-//! see MEASUREMENTS.md). Spikes travel through a double-buffered bit frame:
+//! message per neuron per tick costs 330–910× a plain loop on our 2-vCPU VM,
+//! see docs/measurements.md). Spikes travel through a double-buffered bit frame:
 //! during tick t every shard reads frame t and writes its own agents' bits of
 //! frame t+1 (plain stores for whole words, atomic and/or on words shared with
 //! another shard). Per-tick aggregates (change of the spike count, the
