@@ -1,4 +1,4 @@
-//! The commands on a sensory-coding scenario (theory §8): `solve` (the
+//! The commands on a sensory-coding scenario (docs/theory.md §8): `solve` (the
 //! self-consistent code by alternation, its tuning curves, posterior and
 //! information against independent neurons) and the study of `marlin run`
 //! (solve, record the code with the runtime, infer its reward by the network
@@ -1007,7 +1007,7 @@ fn report_page(
         Section {
             id: "solve".into(),
             title: "The self-consistent code".into(),
-            intro: "Solved by alternation: the reward is the code's own log-posterior of y (theory §8).".into(),
+            intro: "Solved by alternation: the reward is the code's own log-posterior of y (docs/theory.md §8).".into(),
             figures: vec![
                 fig(
                     "solve/tuning.svg",
@@ -1062,7 +1062,7 @@ fn report_page(
             Section {
                 id: "train".into(),
                 title: "Decentralised learning".into(),
-                intro: "Tabular learners (theory §4) given the fixed point's reward log p(y | σ), frozen.".into(),
+                intro: "Tabular learners (docs/theory.md §4) given the fixed point's reward log p(y | σ), frozen.".into(),
                 figures: vec![fig(
                     "train/learning_curve.svg",
                     "Exact g of the learned policies over training, each scored with its own posterior; the line: \

@@ -1,4 +1,4 @@
-//! `marlin infer`: the reward a recorded network optimises (theory §5).
+//! `marlin infer`: the reward a recorded network optimises (docs/theory.md §5).
 //! Two methods: tabular inversion of an asynchronous record with known
 //! actors (one reward per state, model-free) and maximum likelihood of a
 //! parametric reward (count, pattern or user features) under the
@@ -440,7 +440,7 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
     Ok(summary)
 }
 
-/// Tabular inversion (theory §5 steps 1–4) and its projection on (input, count).
+/// Tabular inversion (docs/theory.md §5 steps 1–4) and its projection on (input, count).
 fn tabular(args: &InferArgs, cx: &Shared) -> Result<InferSummary> {
     let (n, xs, rec) = (cx.n, cx.xs, &cx.rec);
     if !rec.actor_known {
@@ -554,7 +554,7 @@ fn tabular(args: &InferArgs, cx: &Shared) -> Result<InferSummary> {
         &inferred,
         "inferred reward by spike count (projection on (input, count))",
     )?;
-    summary.method = "tabular inversion (theory §5 steps 1–4) + least-squares projection on (input, count)".into();
+    summary.method = "tabular inversion (docs/theory.md §5 steps 1–4) + least-squares projection on (input, count)".into();
     summary.residual_rms = Some(inv.residual_rms);
     summary.count_model_fit = fit;
     summary.warnings.extend(warnings);

@@ -1,4 +1,4 @@
-//! The commands on a maze scenario (theory §7): `solve` (the optimal
+//! The commands on a maze scenario (docs/theory.md §7): `solve` (the optimal
 //! information-constrained walker, its visit density and a sampled
 //! trajectory per λ), `simulate` (record demonstrations), `infer` (the reward
 //! map from demonstrations by four estimators), `predict` (the policy after
@@ -475,7 +475,7 @@ pub fn estimate(
         Ok(d) => {
             let s = summarise(
                 "direct",
-                "theory §7 direct inversion: log-odds between actions give value differences, least squares gives h",
+                "docs/theory.md §7: direct inversion: log-odds between actions give value differences, least squares gives h",
                 &d.reward,
                 None,
                 t0.elapsed().as_secs_f64(),

@@ -305,7 +305,7 @@ fn report(
         id: "solve".into(),
         title: "Exact optimum".into(),
         intro: format!(
-            "The network solved exactly by dynamic programming over all {} states (theory §3), λ = {}.",
+            "The network solved exactly by dynamic programming over all {} states (docs/theory.md §3), λ = {}.",
             scenario.input.len() << scenario.neurons,
             scenario.lambda
         ),
@@ -349,7 +349,7 @@ fn report(
         sections.push(Section {
             id: "train".into(),
             title: "Decentralised learning".into(),
-            intro: "Every neuron learned its own policy from its observation and the broadcast signal (theory §4)."
+            intro: "Every neuron learned its own policy from its observation and the broadcast signal (docs/theory.md §4)."
                 .into(),
             figures: train,
         });
@@ -397,7 +397,7 @@ fn report(
         sections.push(Section {
             id: "infer".into(),
             title: "Inverse RL".into(),
-            intro: "The reward the network optimises, inferred from the recorded responses (theory §5).".into(),
+            intro: "The reward the network optimises, inferred from the recorded responses (docs/theory.md §5).".into(),
             figures,
         });
         let mut figures = Vec::new();
@@ -410,7 +410,7 @@ fn report(
         sections.push(Section {
             id: "predict".into(),
             title: "Predicted adaptation".into(),
-            intro: "How the network re-optimises under perturbations, predicted by re-solving with the inferred reward (theory §6).".into(),
+            intro: "How the network re-optimises under perturbations, predicted by re-solving with the inferred reward (docs/theory.md §6).".into(),
             figures,
         });
     }

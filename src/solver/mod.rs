@@ -67,7 +67,7 @@ pub struct SolveOptions {
     /// p = ½ and `starts − 1` random priors; the best fixed point is kept.
     /// The objective is not concave: symmetric starts can stall at a
     /// symmetric saddle while the optimum breaks symmetry (some neurons
-    /// always on or off). `None`: 8 up to 12 neurons, 4 up to 16, else 2.
+    /// always on or off). `None`: 8 up to 12 neurons, 4 up to 16, else 1.
     pub starts: Option<usize>,
     /// Seed of the random starts.
     pub start_seed: u64,
