@@ -40,9 +40,10 @@ const MAGIC: &[u8; 8] = b"MARLINCK";
 pub const VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 32;
 
-/// Where `name`'s checkpoint lives in the output folder `out`.
+/// Where `name`'s checkpoint lives in the output folder `out`
+/// (the layout is the output folder's: [`outdir::checkpoint_path`](crate::files::outdir::checkpoint_path)).
 pub fn path(out: &Path, name: &str) -> PathBuf {
-    out.join("checkpoint").join(format!("{name}.ckpt"))
+    crate::files::outdir::checkpoint_path(out, name)
 }
 
 static WRITES: AtomicUsize = AtomicUsize::new(0);

@@ -226,7 +226,7 @@ pub enum Command {
     },
     /// Convert a real recording (spike times and a stimulus table, CSV) into a trajectory for `infer`.
     #[command(
-        after_help = "Example:\n  marlin import spikes.csv --stimulus stimulus.csv --bin 0.005 --out data/rec1\n  marlin infer data/rec1/trajectory.npz --reward-model count\n\nspikes.csv: `neuron,time` rows (time in seconds; a header row is allowed).\nstimulus.csv: `time,input` rows: from `time` on, the input is `input`.\nBin t covers [start + t·bin, start + (t+1)·bin); a neuron is active in a bin if it spiked\nthere (several spikes count once; import.json reports how many were merged)."
+        after_help = "Example:\n  marlin import docs/examples/spikes.csv --stimulus docs/examples/stimulus.csv --bin 0.005 --update asynchronous --out data/rec1\n  marlin infer data/rec1/trajectory.npz --reward-model count\n\nspikes.csv: `neuron,time` rows (time in seconds; a header row is allowed).\nstimulus.csv: `time,input` rows: from `time` on, the input is `input`.\nBin t covers [start + t·bin, start + (t+1)·bin); a neuron is active in a bin if it spiked\nthere (several spikes count once; import.json reports how many were merged)."
     )]
     Import {
         /// CSV of spikes: `neuron,time` (seconds), one per row.
@@ -340,11 +340,9 @@ fn output_folder(cli: &Cli) -> anyhow::Result<Option<(PathBuf, Mode, Option<Path
             scenario,
             ..
         } => {
-            // `infer/` beside the trajectory's folder (out/toy8/simulate → out/toy8/infer).
-            let dir = out.clone().unwrap_or_else(|| {
-                let folder = trajectory.parent().unwrap_or(std::path::Path::new("."));
-                folder.parent().unwrap_or(folder).join("infer")
-            });
+            let dir = out
+                .clone()
+                .unwrap_or_else(|| crate::commands::infer::default_folder(trajectory));
             (dir, fresh, scenario.clone())
         }
         Command::Predict { scenario, out, .. } => (pick(out, scenario, "predict")?, fresh, Some(scenario.clone())),
@@ -440,7 +438,11 @@ fn run_identity(args: &[String], scenario: Option<&std::path::Path>) -> RunIdent
         }
         match command {
             None if !a.starts_with('-') => command = Some(a.clone()),
-            _ => settings.push(a.clone()),
+            // `--ticks=100` is the same setting as `--ticks 100`.
+            _ => match a.split_once('=').filter(|_| a.starts_with("--")) {
+                Some((flag, value)) => settings.extend([flag.to_string(), value.to_string()]),
+                None => settings.push(a.clone()),
+            },
         }
     }
     let scenario_sha256 = scenario.and_then(|p| crate::checkpoint::sha256_file(p).ok());
@@ -1322,13 +1324,8 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
         } => {
             // A maze record's default output: infer/ beside its simulate/ folder.
             let demo_dir = || {
-                out.clone().unwrap_or_else(|| {
-                    trajectory
-                        .parent()
-                        .and_then(|p| p.parent())
-                        .unwrap_or(std::path::Path::new("."))
-                        .join("infer")
-                })
+                out.clone()
+                    .unwrap_or_else(|| commands::infer::default_folder(trajectory))
             };
             if crate::record::team_demos::is_team_demonstrations(trajectory) {
                 if reward_model.is_some() || scenario.is_some() || *bootstrap > 0 {

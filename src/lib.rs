@@ -19,6 +19,7 @@ pub mod files;
 pub mod infer;
 pub mod learn;
 pub mod maze;
+pub mod memory;
 pub mod model;
 pub mod record;
 pub mod report;

@@ -363,3 +363,32 @@ fn a_random_partial_record_is_inferred_by_maximum_likelihood() {
     let corr = s["centred_correlation_with_truth"].as_f64().unwrap();
     assert!(corr > 0.95, "{corr}");
 }
+
+/// A record of a network with dead neurons (theory §6): the tabular
+/// inversion sums over the living neurons only. (It once summed over all
+/// n, reaching the never-visited states where a dead neuron fires: every
+/// reward came out NaN and "peaks at [0, 0]", with exit code 0.) Both
+/// methods find the toy's counts 2 / 6 among the 6 living neurons.
+#[test]
+fn a_record_with_dead_neurons_is_inferred_over_the_living_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("scenarios/toy8.toml")
+        .unwrap()
+        .replace("topology = { kind = \"all_to_all\" }", "topology = { kind = \"all_to_all\" }\ndead = [0, 5]");
+    let sc = dir.path().join("dead.toml");
+    std::fs::write(&sc, text).unwrap();
+    let traj = simulate(dir.path(), sc.to_str().unwrap(), "200000");
+    for (model, out) in [("tabular", "infer_tabular"), ("count", "infer_count")] {
+        let out = dir.path().join(out);
+        cli_common::run_ok(
+            marlin()
+                .args(["-q", "infer", "--lambda", "0.5", "--reward-model", model, "--out"])
+                .arg(&out)
+                .arg(&traj),
+        );
+        let r = cli_common::json(&out.join("reward.json"));
+        assert_eq!(r["argmax_count"], serde_json::json!([2, 6]), "{model}: {}", r["count_reward"]);
+        let corr = r["centred_correlation_with_truth"].as_f64().unwrap();
+        assert!(corr > 0.9, "{model}: correlation {corr}");
+    }
+}

@@ -319,6 +319,7 @@ fn exact_inverse_of_the_code_is_its_log_posterior() {
         xs,
         &edges,
         &sol.solution.prior,
+        &net.alive,
         &net.input.transition,
         Some(sc.task.lambda),
         vec![1; xs * c],

@@ -14,11 +14,13 @@ use marlin::scenario::Scenario;
 use marlin::solver::{Solution, SolveOptions, solve};
 use std::path::Path;
 
-fn centred(v: &[f64], n: usize, inputs: usize) -> Vec<f64> {
+/// `v` with each input's mean over the states `keep` accepts removed.
+fn centred_on(v: &[f64], n: usize, inputs: usize, keep: impl Fn(usize) -> bool) -> Vec<f64> {
     let c = 1usize << n;
     let mut out = v.to_vec();
     for x in 0..inputs {
-        let m = v[x * c..(x + 1) * c].iter().sum::<f64>() / c as f64;
+        let states: Vec<usize> = (x * c..(x + 1) * c).filter(|&s| keep(s)).collect();
+        let m = states.iter().map(|&s| v[s]).sum::<f64>() / states.len() as f64;
         out[x * c..(x + 1) * c].iter_mut().for_each(|a| *a -= m);
     }
     out
@@ -61,6 +63,23 @@ fn exact_policies_give_back_the_exact_reward_and_value() {
         update: UpdateScheme::Asynchronous,
         observes: None,
     };
+    // Cell death (theory §6): two of five neurons dead; they never act, and
+    // the soft-Bellman sum runs over the three living ones.
+    let n = 5;
+    let with_dead = Network {
+        n,
+        alive: vec![true, false, true, true, false],
+        input: InputProcess {
+            values: vec![-1.0, 1.0],
+            transition: vec![0.95, 0.05, 0.1, 0.9],
+            control: None,
+        },
+        reward: common::random_reward(2 << n, 23),
+        lambda: 0.6,
+        cost: CodingCost::MutualInformation,
+        update: UpdateScheme::Asynchronous,
+        observes: None,
+    };
     // Tight solver tolerances: the inversion is exact, so what remains is the
     // solver's own error. One (symmetric) start: the toy's best optimum has
     // saturated neurons (π within 1e-10 of 1), whose logits floating point
@@ -71,22 +90,38 @@ fn exact_policies_give_back_the_exact_reward_and_value() {
         starts: Some(1),
         ..SolveOptions::default()
     };
-    for net in [toy, three_inputs] {
+    for net in [toy, three_inputs, with_dead] {
         let sol = solve(&net, &tight).unwrap();
         assert!(sol.converged, "{:?}", sol.warnings);
         let (n, xs) = (net.n, net.input.len());
-        let edges = exact_edges(&sol, n, xs);
+        let mut edges = exact_edges(&sol, n, xs);
+        // Only the reachable states (dead neurons silent) say anything, and
+        // dead neurons have no edges.
+        let c = 1usize << n;
+        let dead_mask: usize = (0..n).filter(|&k| !net.alive[k]).map(|k| 1 << k).sum();
+        let reachable = |s: usize| s % c & dead_mask == 0;
+        for (i, e) in edges.iter_mut().enumerate() {
+            let (s, k) = (i / n, i % n);
+            if !reachable(s) || !net.alive[k] {
+                *e = (0.0, 0.0);
+            }
+        }
+        let keep = |v: &[f64]| -> Vec<f64> { (0..v.len()).filter(|&s| reachable(s)).map(|s| v[s]).collect() };
         let inv = invert_from_logits(
             n,
             xs,
             &edges,
             &sol.prior,
+            &net.alive,
             &net.input.transition,
             Some(net.lambda),
             vec![1; xs << n],
         )
         .unwrap();
-        let (r_true, r_hat) = (centred(&net.reward, n, xs), centred(&inv.r, n, xs));
+        let (r_true, r_hat) = (
+            keep(&centred_on(&net.reward, n, xs, reachable)),
+            keep(&centred_on(&inv.r, n, xs, reachable)),
+        );
         let worst = r_true
             .iter()
             .zip(&r_hat)
@@ -95,7 +130,10 @@ fn exact_policies_give_back_the_exact_reward_and_value() {
         // π near 0 or 1 carries its logit to only ≈ 1e-16 / min(π, 1 − π)
         // (≈ 1e-7 on the toy at λ = 0.5): that is the precision floor.
         assert!(worst < 1e-6, "reward recovered to {worst}");
-        let (h_true, h_hat) = (centred(&sol.h, n, xs), centred(&inv.h, n, xs));
+        let (h_true, h_hat) = (
+            keep(&centred_on(&sol.h, n, xs, reachable)),
+            keep(&centred_on(&inv.h, n, xs, reachable)),
+        );
         let worst = h_true
             .iter()
             .zip(&h_hat)
@@ -104,9 +142,18 @@ fn exact_policies_give_back_the_exact_reward_and_value() {
         assert!(worst < 1e-6, "value recovered to {worst}");
         assert!(inv.residual_rms < 1e-6);
         // λ unknown: the same up to the factor λ.
-        let scale_free =
-            invert_from_logits(n, xs, &edges, &sol.prior, &net.input.transition, None, vec![1; xs << n]).unwrap();
-        for (a, b) in centred(&scale_free.r, n, xs).iter().zip(&r_hat) {
+        let scale_free = invert_from_logits(
+            n,
+            xs,
+            &edges,
+            &sol.prior,
+            &net.alive,
+            &net.input.transition,
+            None,
+            vec![1; xs << n],
+        )
+        .unwrap();
+        for (a, b) in keep(&centred_on(&scale_free.r, n, xs, reachable)).iter().zip(&r_hat) {
             assert!((a * net.lambda - b).abs() < 1e-7);
         }
     }

@@ -479,9 +479,10 @@ fn study(out: &Path, ticks: u64) -> Command {
 }
 
 /// A study killed in its training stage (in the middle of a checkpoint
-/// write, in its first and in its second learner) or in its simulation
-/// stage (SIGKILL), then `marlin run --resume`, gives the summary numbers
-/// and the figures of an uninterrupted study.
+/// write, in its first and in its second learner), at the end of every
+/// stage (an abort), or in its simulation stage (SIGKILL), then `marlin run
+/// --resume`, gives the summary numbers and the figures of an uninterrupted
+/// study, keeping the stages that had finished.
 #[test]
 fn a_killed_study_resumes_as_a_whole_to_the_same_summary() {
     let dir = tempfile::tempdir().unwrap();
@@ -528,6 +529,72 @@ fn a_killed_study_resumes_as_a_whole_to_the_same_summary() {
         }
         assert!(!staging(&out).exists());
     }
+    // An abort in every stage once its results are written but before the
+    // study records it as finished (a SIGKILL stops it the same way): the
+    // resume keeps the stages before it untouched (their files are not
+    // rewritten) and gives the same numbers and figures.
+    let stamp = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    for (stage, kept) in [
+        ("solve", &[][..]),
+        ("train", &["solve/policy.npz"][..]),
+        ("simulate", &["solve/policy.npz", "train/learning.json"][..]),
+        ("infer", &["solve/policy.npz", "simulate/trajectory.npz"][..]),
+        (
+            "predict/1_kill_1",
+            &[
+                "simulate/trajectory.npz",
+                "infer/reward.npz",
+                "predict/0_lambda_1.0/prediction.json",
+            ][..],
+        ),
+    ] {
+        std::fs::remove_dir_all(&out).unwrap();
+        let st = study(&out, 400_000)
+            .env("MARLIN_FAULT_ABORT_IN_STAGE", stage)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!st.success(), "{stage}: the study was not aborted");
+        assert!(!out.exists(), "{stage}: an interrupted study shows no results");
+        let before: Vec<_> = kept.iter().map(|f| stamp(&staging(&out).join(f))).collect();
+        run_ok(marlin().args(["-q", "run", "--resume"]).arg(&out));
+        assert_eq!(study_numbers(&out), want, "aborted in stage {stage}");
+        let got = figures(&out);
+        assert_eq!(got.len(), want_figures.len());
+        for ((name, a), (_, b)) in got.iter().zip(&want_figures) {
+            assert!(
+                a == b,
+                "aborted in {stage}: {name} differs from the uninterrupted study's"
+            );
+        }
+        for (f, t) in kept.iter().zip(before) {
+            assert_eq!(
+                stamp(&out.join(f)),
+                t,
+                "aborted in {stage}: the finished stage's {f} was written again"
+            );
+        }
+        assert!(!out.join("study-progress.json").exists());
+    }
+    // A finished stage whose archive was damaged meanwhile runs again.
+    std::fs::remove_dir_all(&out).unwrap();
+    let st = study(&out, 400_000)
+        .env("MARLIN_FAULT_ABORT_IN_STAGE", "infer")
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!st.success());
+    let traj = staging(&out).join("simulate/trajectory.npz");
+    let mut bytes = std::fs::read(&traj).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&traj, bytes).unwrap();
+    run_ok(marlin().args(["-q", "run", "--resume"]).arg(&out));
+    assert_eq!(study_numbers(&out), want, "a damaged finished stage, run again");
+    assert!(
+        figures(&out) == want_figures,
+        "a damaged finished stage, run again: the figures differ"
+    );
     // SIGKILL in the simulation stage of a longer study.
     std::fs::remove_dir_all(&out).unwrap();
     run_ok(&mut study(&out, 4_000_000));

@@ -1062,7 +1062,8 @@ fn report_page(
             Section {
                 id: "train".into(),
                 title: "Decentralised learning".into(),
-                intro: "Tabular learners (docs/theory.md §4) given the fixed point's reward log p(y | σ), frozen.".into(),
+                intro: "Tabular learners (docs/theory.md §4) given the fixed point's reward log p(y | σ), frozen."
+                    .into(),
                 figures: vec![fig(
                     "train/learning_curve.svg",
                     "Exact g of the learned policies over training, each scored with its own posterior; the line: \

@@ -215,6 +215,14 @@ struct Record {
 
 /// Read a trajectory (format, seal, shapes and ranges: `record::read`) and
 /// check it can be inverted: few enough neurons, all recorded, dense.
+/// Where `infer` writes by default: `infer/` beside the record's folder
+/// (out/toy8/simulate/trajectory.npz → out/toy8/infer; a maze's
+/// demonstrations likewise).
+pub fn default_folder(record: &Path) -> PathBuf {
+    let folder = record.parent().unwrap_or(Path::new("."));
+    folder.parent().unwrap_or(folder).join("infer")
+}
+
 fn read(path: &Path) -> Result<Record, BadInput> {
     let bad = |m: String| BadInput(format!("{}: {m}", path.display()));
     let fits = |meta: &TrajectoryMeta| {
@@ -232,14 +240,14 @@ fn read(path: &Path) -> Result<Record, BadInput> {
         // policy's n entries per state and their copies), before any is made.
         let states = (meta.inputs as u64) << n;
         let need = states.saturating_mul(16 * (8 + n as u64));
-        let avail = crate::files::available_memory();
-        if need > avail / 10 * 8 {
+        let budget = crate::memory::MemoryBudget::now();
+        if !budget.fits(need) {
             return Err(format!(
                 "{n} neurons with {} input values is {states} states; inference's tables need about {} MiB and \
-                 this machine has {} MiB available (allowed: at most 80 % of it) — record fewer neurons",
+                 {} — record fewer neurons",
                 meta.inputs,
                 need >> 20,
-                avail >> 20
+                budget.describe()
             ));
         }
         Ok(())
@@ -314,11 +322,7 @@ pub fn run_infer(args: &InferArgs) -> Result<InferSummary> {
     }
     let rec = read(&args.trajectory)?;
     let (n, xs) = (rec.meta.n, rec.meta.inputs);
-    // Default: `infer/` beside the trajectory's folder (out/toy8/simulate → out/toy8/infer).
-    let out = args.out.clone().unwrap_or_else(|| {
-        let folder = args.trajectory.parent().unwrap_or(Path::new("."));
-        folder.parent().unwrap_or(folder).join("infer")
-    });
+    let out = args.out.clone().unwrap_or_else(|| default_folder(&args.trajectory));
     // The input chain, estimated from the record where every input was left at least once.
     let mut trans = vec![0.0; xs * xs];
     for w in rec.x.windows(2) {
@@ -467,6 +471,7 @@ fn tabular(args: &InferArgs, cx: &Shared) -> Result<InferSummary> {
     }
     let opts = TabularOptions {
         lambda: args.lambda,
+        dead: rec.meta.dead.clone(),
         ..TabularOptions::default()
     };
     let counts = EdgeCounts::from_record(n, xs, &rec.x, &rec.sigma, &rec.actor);
@@ -554,7 +559,8 @@ fn tabular(args: &InferArgs, cx: &Shared) -> Result<InferSummary> {
         &inferred,
         "inferred reward by spike count (projection on (input, count))",
     )?;
-    summary.method = "tabular inversion (docs/theory.md §5 steps 1–4) + least-squares projection on (input, count)".into();
+    summary.method =
+        "tabular inversion (docs/theory.md §5 steps 1–4) + least-squares projection on (input, count)".into();
     summary.residual_rms = Some(inv.residual_rms);
     summary.count_model_fit = fit;
     summary.warnings.extend(warnings);
@@ -575,7 +581,7 @@ fn model_network(cx: &Shared, lambda: Option<f64>, p_fire: &[f64]) -> Network {
     };
     Network {
         n: cx.n,
-        alive: vec![true; cx.n],
+        alive: (0..cx.n).map(|k| !cx.rec.meta.dead.contains(&k)).collect(),
         input: cx.input.clone(),
         reward: vec![0.0; cx.xs << cx.n],
         lambda: lambda.unwrap_or(1.0),

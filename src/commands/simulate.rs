@@ -702,18 +702,17 @@ const TICKS_BAR: &str = "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_pr
 /// and split per neuron) would not fit in memory, before reading any of it.
 fn check_policy_size(scenario_file: &Path, n: usize, inputs: usize) -> Result<(), BadInput> {
     let bytes = |n: usize| 3 * 8 * ((inputs as u64) << n) * n as u64;
-    let avail = crate::files::available_memory();
-    let budget = avail / 10 * 8;
-    if bytes(n) > budget {
-        let fits = (1..n).rev().find(|&k| bytes(k) <= budget).unwrap_or(0);
+    let budget = crate::memory::MemoryBudget::now();
+    if !budget.fits(bytes(n)) {
+        let fits = (1..n).rev().find(|&k| budget.fits(bytes(k))).unwrap_or(0);
         return Err(BadInput(format!(
             "{}: {n} neurons with {inputs} input values: a solver policy's table has {} entries \
-             (X·2^n·n) and needs about {} MiB to read and run; this machine has {} MiB available (allowed: at \
-             most 80 % of it, {fits} neurons here) — simulate it --untrained or with fixed [neurons] instead",
+             (X·2^n·n) and needs about {} MiB to read and run; {}, {fits} neurons here — simulate it \
+             --untrained or with fixed [neurons] instead",
             scenario_file.display(),
             ((inputs as u64) << n) * n as u64,
             bytes(n) >> 20,
-            avail >> 20
+            budget.describe()
         )));
     }
     Ok(())
@@ -744,16 +743,15 @@ fn check_memory(scenario: &Scenario, args: &SimulateArgs) -> Result<(), BadInput
     );
     let shards = args.shards.or(args.threads).unwrap_or(2) as u64;
     let need = crate::runtime::sparse::estimate_bytes(n, synapses, per_synapse, shards, scenario.update);
-    let avail = crate::files::available_memory();
-    if need > avail / 10 * 8 {
+    let budget = crate::memory::MemoryBudget::now();
+    if !budget.fits(need) {
         return Err(BadInput(format!(
-            "{}: {} neurons with about {synapses} synapses need about {} MiB to simulate; this machine has \
-             {} MiB available (allowed: at most 80 % of it) — use fewer neurons or synapses (every MPI rank \
-             holds the whole topology, so ranks do not lower this)",
+            "{}: {} neurons with about {synapses} synapses need about {} MiB to simulate; {} — use fewer \
+             neurons or synapses (every MPI rank holds the whole topology, so ranks do not lower this)",
             args.scenario.display(),
             n,
             need >> 20,
-            avail >> 20
+            budget.describe()
         )));
     }
     Ok(())

@@ -27,8 +27,10 @@ pub struct StudyArgs {
     pub out: Option<PathBuf>,
     /// Ticks to record (default: the scenario's `study.ticks`).
     pub ticks: Option<u64>,
-    /// Continue an interrupted study in `out`: the stages run again, the
-    /// ones that left a checkpoint (train, simulate) from it.
+    /// Continue an interrupted study in `out`: finished stages are kept
+    /// (their archives checked by their seals), the interrupted one resumes
+    /// from its checkpoint (train, simulate) or runs again, and so do the
+    /// stages after it.
     pub resume: bool,
     pub quiet: bool,
 }
@@ -73,6 +75,102 @@ pub fn study_perturbations(scenario: &Scenario) -> Result<Vec<String>, BadInput>
     Ok(specs)
 }
 
+/// Where a study records each stage as it finishes (in its staging folder;
+/// removed when the study is complete).
+const PROGRESS: &str = "study-progress.json";
+
+/// The stages of a study that have finished, with what each contributed to
+/// the summary. A resumed study keeps a finished stage when every archive in
+/// its folder is intact (its seal) and every stage before it was kept; any
+/// other stage runs again (from its checkpoint, if it left one), and so
+/// does every stage after it.
+struct Stages {
+    out: PathBuf,
+    done: Vec<(String, serde_json::Value)>,
+    keeping: bool,
+    quiet: bool,
+}
+
+impl Stages {
+    fn open(out: &Path, resume: bool, quiet: bool) -> Self {
+        let done = if resume {
+            std::fs::read_to_string(out.join(PROGRESS))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Stages {
+            out: out.to_path_buf(),
+            done,
+            keeping: resume,
+            quiet,
+        }
+    }
+
+    /// Stage `name` (its folder `out/<folder>`): kept, or run by `work`.
+    fn run(
+        &mut self,
+        name: &str,
+        folder: &str,
+        work: impl FnOnce() -> Result<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        if self.keeping {
+            let recorded = self.done.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+            match recorded.map(|v| (v, intact(&self.out.join(folder)))) {
+                Some((v, Ok(()))) => {
+                    super::say(
+                        self.quiet,
+                        &format!("{name}: finished before, kept (its archives are intact)"),
+                    );
+                    return Ok(v);
+                }
+                Some((_, Err(e))) => {
+                    tracing::warn!("{name}: finished before, but {e}: running it again");
+                }
+                None => {}
+            }
+            self.keeping = false;
+            self.done.retain(|(n, _)| n != name);
+        }
+        let value = work()?;
+        fault_point(name);
+        self.done.push((name.to_string(), value.clone()));
+        write_json(&self.out.join(PROGRESS), &self.done)?;
+        Ok(value)
+    }
+
+    fn finish(self) -> Result<()> {
+        let p = self.out.join(PROGRESS);
+        std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))
+    }
+}
+
+/// Every .npz under `dir` is intact (its seal).
+fn intact(dir: &Path) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            intact(&p)?;
+        } else if p.extension().is_some_and(|x| x == "npz") {
+            crate::files::check_intact(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Fault injection for the tests: with `MARLIN_FAULT_ABORT_IN_STAGE=NAME`
+/// the process aborts (as a SIGKILL stops it: nothing cleaned up) when
+/// stage NAME has written its results but before the study records it as
+/// finished.
+fn fault_point(name: &str) {
+    if std::env::var("MARLIN_FAULT_ABORT_IN_STAGE").is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
 /// Run every stage the scenario allows; returns the summary written.
 pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
@@ -91,45 +189,79 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     crate::checkpoint::resume_as("run", &out);
     let t0 = std::time::Instant::now();
     let say = |m: &str| super::say(args.quiet, m);
+    let mut stages = Stages::open(&out, args.resume, args.quiet);
 
-    say("solving exactly");
-    let solved = run_solve(&SolveArgs {
-        scenario: args.scenario.clone(),
-        out: Some(out.join("solve")),
-        lambda: None,
-        sweep: None,
-        quiet: args.quiet,
+    let solved = stages.run("solve", "solve", || {
+        say("solving exactly");
+        let solved = run_solve(&SolveArgs {
+            scenario: args.scenario.clone(),
+            out: Some(out.join("solve")),
+            lambda: None,
+            sweep: None,
+            quiet: args.quiet,
+        })?;
+        let s = &solved[0];
+        Ok(json!({
+            "g": s.g, "mean_reward": s.mean_reward, "info_nats": s.info_nats,
+            "converged": s.converged, "count_distribution": s.count_distribution,
+            "warnings": s.warnings,
+        }))
     })?;
     let policy = out.join("solve/policy.npz");
 
     let trained = if plan.train {
-        say("training by decentralised learning");
-        Some(run_train(&TrainArgs {
-            scenario: args.scenario.clone(),
-            out: Some(out.join("train")),
-            quiet: args.quiet,
-            resume: resumable(args.resume, &out.join("train"), "train"),
-            ..TrainArgs::default()
-        })?)
+        stages.run("train", "train", || {
+            say("training by decentralised learning");
+            let tr = run_train(&TrainArgs {
+                scenario: args.scenario.clone(),
+                out: Some(out.join("train")),
+                quiet: args.quiet,
+                resume: resumable(args.resume, &out.join("train"), "train"),
+                ..TrainArgs::default()
+            })?;
+            let runs: Vec<_> = tr
+                .runs
+                .iter()
+                .map(|r| {
+                    let last = r.checkpoints.last();
+                    json!({
+                        "label": r.label,
+                        "ticks": r.ticks,
+                        "g": r.final_exact().map(|e| e.g),
+                        "g_over_optimum": r.final_exact().and_then(|e| e.ratio),
+                        "running_reward": last.map(|c| c.running_reward),
+                        "seconds": r.seconds,
+                    })
+                })
+                .collect();
+            Ok(json!({ "runs": runs, "warnings": tr.warnings }))
+        })?
     } else {
-        None
+        json!({ "runs": [], "warnings": [] })
     };
 
-    say("simulating the optimal network");
-    let sim = run_simulate(&SimulateArgs {
-        scenario: args.scenario.clone(),
-        policy: Some(policy),
-        untrained: false,
-        ticks,
-        shards: None,
-        threads: None,
-        record_neurons: None,
-        form: SpikeForm::Dense,
-        out: Some(out.join("simulate")),
-        quiet: args.quiet,
-        actors: None,
-        checkpoint_every: None,
-        resume: resumable(args.resume, &out.join("simulate"), "simulate"),
+    let simulated = stages.run("simulate", "simulate", || {
+        say("simulating the optimal network");
+        let sim = run_simulate(&SimulateArgs {
+            scenario: args.scenario.clone(),
+            policy: Some(policy),
+            untrained: false,
+            ticks,
+            shards: None,
+            threads: None,
+            record_neurons: None,
+            form: SpikeForm::Dense,
+            out: Some(out.join("simulate")),
+            quiet: args.quiet,
+            actors: None,
+            checkpoint_every: None,
+            resume: resumable(args.resume, &out.join("simulate"), "simulate"),
+        })?;
+        let t = sim.totals.ticks as f64;
+        Ok(json!({
+            "ticks": sim.totals.ticks, "mean_reward": sim.totals.reward / t,
+            "info_nats": sim.totals.info / t, "mean_spike_count": sim.totals.spikes as f64 / t,
+        }))
     })?;
 
     let asynchronous = scenario.update == crate::model::UpdateScheme::Asynchronous;
@@ -145,84 +277,78 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         net.n <= super::infer::MAX_PARAMETRIC_INFER
     };
     if can_infer {
-        say("inferring the reward from the recording");
-        let inf = run_infer(&InferArgs {
-            trajectory: out.join("simulate/trajectory.npz"),
-            lambda: Some(scenario.lambda),
-            reward_model: None,
-            scenario: Some(args.scenario.clone()),
-            bootstrap: plan.bootstrap,
-            out: Some(out.join("infer")),
-            quiet: args.quiet,
+        inferred = stages.run("infer", "infer", || {
+            say("inferring the reward from the recording");
+            let inf = run_infer(&InferArgs {
+                trajectory: out.join("simulate/trajectory.npz"),
+                lambda: Some(scenario.lambda),
+                reward_model: None,
+                scenario: Some(args.scenario.clone()),
+                bootstrap: plan.bootstrap,
+                out: Some(out.join("infer")),
+                quiet: args.quiet,
+            })?;
+            Ok(serde_json::to_value(&inf)?)
         })?;
-        inferred = serde_json::to_value(&inf)?;
         for (i, p) in perturbations.iter().enumerate() {
-            say(&format!("predicting the response to {p}"));
             // (A moved-walls map by its file name, not its whole path.)
             let short = match p.split_once(':') {
                 Some(("walls", f)) => format!("walls_{}", Path::new(f).file_name().unwrap_or_default().display()),
                 _ => p.replace([':', ','], "_"),
             };
-            let dir = out.join(format!("predict/{i}_{short}"));
-            let pred = run_predict(&PredictArgs {
-                // Partially observed networks have several equilibria: predict
-                // from the recorded one (README, Predicting adaptation).
-                equilibrium: if net.fully_observed() {
-                    super::predict::Equilibrium::Best
-                } else {
-                    super::predict::Equilibrium::Recorded
-                },
-                reward: out.join("infer/reward.npz"),
-                scenario: args.scenario.clone(),
-                perturb: p.clone(),
-                model: "count".into(),
-                out: Some(dir.clone()),
+            let folder = format!("predict/{i}_{short}");
+            let dir = out.join(&folder);
+            let pred = stages.run(&folder, &folder, || {
+                say(&format!("predicting the response to {p}"));
+                let pred = run_predict(&PredictArgs {
+                    // Partially observed networks have several equilibria: predict
+                    // from the recorded one (README, Predicting adaptation).
+                    equilibrium: if net.fully_observed() {
+                        super::predict::Equilibrium::Best
+                    } else {
+                        super::predict::Equilibrium::Recorded
+                    },
+                    reward: out.join("infer/reward.npz"),
+                    scenario: args.scenario.clone(),
+                    perturb: p.clone(),
+                    model: "count".into(),
+                    out: Some(dir.clone()),
+                })?;
+                Ok(json!({
+                    "perturbation": p,
+                    "tv_pred_truth": pred.tv_pred_truth,
+                    "tv_naive_truth": pred.tv_naive_truth,
+                    "tv_baseline": pred.tv_baseline,
+                    "motor": pred.motor,
+                    "warnings": pred.warnings,
+                }))
             })?;
             predict_dirs.push((p.clone(), dir));
-            warnings.extend(pred.warnings.iter().map(|w| format!("predict {p}: {w}")));
-            predictions.push(json!({
-                "perturbation": p,
-                "tv_pred_truth": pred.tv_pred_truth,
-                "tv_naive_truth": pred.tv_naive_truth,
-                "tv_baseline": pred.tv_baseline,
-                "motor": pred.motor,
-            }));
+            warnings.extend(strings(&pred["warnings"]).map(|w| format!("predict {p}: {w}")));
+            let mut pred = pred;
+            if let Some(m) = pred.as_object_mut() {
+                m.remove("warnings");
+            }
+            predictions.push(pred);
         }
     } else {
         say("inference skipped: the network is too large to tabulate for inference");
     }
-    let s = &solved[0];
-    warnings.splice(0..0, s.warnings.iter().map(|w| format!("solve: {w}")));
-    if let Some(tr) = &trained {
-        warnings.extend(tr.warnings.iter().map(|w| format!("train: {w}")));
+    let solve_warnings: Vec<String> = strings(&solved["warnings"]).map(|w| format!("solve: {w}")).collect();
+    warnings.splice(0..0, solve_warnings);
+    warnings.extend(strings(&trained["warnings"]).map(|w| format!("train: {w}")));
+    warnings.extend(strings(&inferred["warnings"]).map(|w| format!("infer: {w}")));
+    let mut solve = solved;
+    if let Some(m) = solve.as_object_mut() {
+        m.remove("warnings");
     }
-    if let Some(list) = inferred["warnings"].as_array() {
-        warnings.extend(list.iter().filter_map(|w| w.as_str()).map(|w| format!("infer: {w}")));
-    }
-    let t = sim.totals.ticks as f64;
     let summary = json!({
         "scenario": scenario.name,
         "output": crate::files::outdir::final_path(&out).display().to_string(),
         "seconds": t0.elapsed().as_secs_f64(),
-        "solve": {
-            "g": s.g, "mean_reward": s.mean_reward, "info_nats": s.info_nats,
-            "converged": s.converged, "count_distribution": s.count_distribution,
-        },
-        "train": trained.iter().flat_map(|t| t.runs.iter()).map(|r| {
-            let last = r.checkpoints.last();
-            json!({
-                "label": r.label,
-                "ticks": r.ticks,
-                "g": r.final_exact().map(|e| e.g),
-                "g_over_optimum": r.final_exact().and_then(|e| e.ratio),
-                "running_reward": last.map(|c| c.running_reward),
-                "seconds": r.seconds,
-            })
-        }).collect::<Vec<_>>(),
-        "simulate": {
-            "ticks": sim.totals.ticks, "mean_reward": sim.totals.reward / t,
-            "info_nats": sim.totals.info / t, "mean_spike_count": sim.totals.spikes as f64 / t,
-        },
+        "solve": solve,
+        "train": trained["runs"],
+        "simulate": simulated,
         "infer": if inferred.is_null() { serde_json::Value::Null } else { json!({
             "headline": inferred["headline"],
             "motor": inferred["motor"],
@@ -238,7 +364,13 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     write_json(&out.join("summary.json"), &summary)?;
     let html = report(&scenario, &out, &summary, &predict_dirs)?;
     crate::files::write_text(&out.join("report.html"), &html)?;
+    stages.finish()?;
     Ok(summary)
+}
+
+/// The strings of a JSON list (none for anything else).
+fn strings(v: &serde_json::Value) -> impl Iterator<Item = &str> {
+    v.as_array().into_iter().flatten().filter_map(|w| w.as_str())
 }
 
 /// The study's report.html from the stage outputs and the summary.
@@ -349,8 +481,9 @@ fn report(
         sections.push(Section {
             id: "train".into(),
             title: "Decentralised learning".into(),
-            intro: "Every neuron learned its own policy from its observation and the broadcast signal (docs/theory.md §4)."
-                .into(),
+            intro:
+                "Every neuron learned its own policy from its observation and the broadcast signal (docs/theory.md §4)."
+                    .into(),
             figures: train,
         });
     }

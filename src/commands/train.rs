@@ -522,14 +522,14 @@ fn check_memory(scenario: &Scenario, policies: &[PolicyKind]) -> Result<(), BadI
         false => 0,
     };
     let need = topology.saturating_add(learners).saturating_add(256 * n);
-    let avail = crate::files::available_memory();
-    if need > avail / 10 * 8 {
+    let budget = crate::memory::MemoryBudget::now();
+    if !budget.fits(need) {
         return Err(BadInput(format!(
-            "{}: {n} neurons with about {synapses} synapses need about {} MiB to train; this machine has {} MiB \
-             available (allowed: at most 80 % of it) — use fewer neurons or a sparser topology",
+            "{}: {n} neurons with about {synapses} synapses need about {} MiB to train; {} — use fewer neurons \
+             or a sparser topology",
             scenario.path.display(),
             need >> 20,
-            avail >> 20
+            budget.describe()
         )));
     }
     Ok(())
@@ -552,15 +552,15 @@ fn check_tables(net: &RuntimeNetwork) -> Result<(), BadInput> {
             }
         }
     }
-    let avail = crate::files::available_memory();
+    let budget = crate::memory::MemoryBudget::now();
     // The tables and their traces, and the settled copies of a checkpoint.
     let need = (total as u64).saturating_mul(8 * 3);
-    if total <= MAX_TABLE_TOTAL && need > avail / 10 * 8 {
+    if total <= MAX_TABLE_TOTAL && !budget.fits(need) {
         return Err(BadInput(format!(
-            "tabular policies would need {total} entries in all, about {} MiB with their traces; this machine has \
-             {} MiB available (allowed: at most 80 % of it) — use policy = \"logistic\"",
+            "tabular policies would need {total} entries in all, about {} MiB with their traces; {} — use \
+             policy = \"logistic\"",
             need >> 20,
-            avail >> 20
+            budget.describe()
         )));
     }
     if total > MAX_TABLE_TOTAL {

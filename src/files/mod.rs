@@ -44,56 +44,7 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut std::fs::File) -> Resul
     result
 }
 
-/// Memory this process may still allocate: the system's `MemAvailable`
-/// (8 GiB where the system does not say), and no more than what its
-/// address-space limit (`ulimit -v`) leaves beside what it already maps.
-pub fn available_memory() -> u64 {
-    let system = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map(|kib| kib * 1024)
-        .unwrap_or(8 << 30);
-    system.min(address_space_left().unwrap_or(u64::MAX))
-}
-
-/// What the address-space limit leaves: the limit less the process's
-/// current virtual size (None without a limit, or off Linux).
-#[cfg(target_os = "linux")]
-fn address_space_left() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
-        return None;
-    }
-    let used = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmSize:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map(|kib| kib * 1024)
-        .unwrap_or(0);
-    Some((limit.rlim_cur as u64).saturating_sub(used))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn address_space_left() -> Option<u64> {
-    None
-}
-
-/// The most one array read from a file may take: 80 % of
-/// [`available_memory`].
-pub fn array_budget() -> u64 {
-    available_memory() / 10 * 8
-}
+pub use crate::memory::{MemoryBudget, array_budget, available_memory};
 
 /// Write text (e.g. JSON or SVG) atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
@@ -484,6 +435,22 @@ pub fn check_seal(
     Ok(Some(seal))
 }
 
+/// Check that the .npz at `path` is one marlin sealed and that it is intact
+/// (its bytes match the seal's digest), whatever its format: for results a
+/// run finds already written (a resumed study's finished stages).
+pub fn check_intact(path: &Path) -> std::result::Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let comment = zip::ZipArchive::new(file)
+        .map_err(|e| format!("not a readable .npz archive: truncated or damaged ({e})"))?
+        .comment()
+        .to_vec();
+    let seal: Seal = std::str::from_utf8(&comment)
+        .ok()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .ok_or("it carries no marlin seal")?;
+    check_seal(path, &[seal.format.as_str()], seal.format_version.max(1), None).map(|_| ())
+}
+
 /// Refuse an .npz whose arrays, once read and copied `copies` times, would
 /// not fit in memory (its members' uncompressed sizes, from the archive's
 /// directory: a compressed file can hold far more than its own size).
@@ -496,14 +463,13 @@ pub fn check_npz_fits(path: &Path, copies: u64) -> std::result::Result<(), Strin
         size = size.saturating_add(archive.by_index_raw(i).map_err(damaged)?.size());
     }
     let need = size.saturating_mul(copies);
-    let available = available_memory();
-    if need > available / 10 * 8 {
+    let budget = MemoryBudget::now();
+    if !budget.fits(need) {
         return Err(format!(
-            "its arrays take {} MiB and need about {} MiB to read; this machine has {} MiB available (allowed: \
-             at most 80 % of it)",
+            "its arrays take {} MiB and need about {} MiB to read; {}",
             size >> 20,
             need >> 20,
-            available >> 20
+            budget.describe()
         ));
     }
     Ok(())

@@ -219,9 +219,21 @@ fn has_checkpoint(dir: &Path) -> bool {
         })
 }
 
+/// Where a run keeps its checkpoint `name` in its output folder `out`:
+/// `out/checkpoint/<name>.ckpt` (one place knows the layout, so a claim
+/// recognises every interrupted run).
+pub fn checkpoint_path(out: &Path, name: &str) -> PathBuf {
+    out.join(CHECKPOINT_DIR).join(format!("{name}.{CHECKPOINT_EXT}"))
+}
+
+const CHECKPOINT_DIR: &str = "checkpoint";
+const CHECKPOINT_EXT: &str = "ckpt";
+
 fn has_checkpoint_file(dir: &Path) -> bool {
-    std::fs::read_dir(dir.join("checkpoint"))
-        .is_ok_and(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "ckpt")))
+    std::fs::read_dir(dir.join(CHECKPOINT_DIR)).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == CHECKPOINT_EXT))
+    })
 }
 
 /// A few names of what `dir` holds, for messages.
@@ -255,6 +267,28 @@ pub fn claim(given: &Path, identity: RunIdentity, mode: Mode) -> Result<Claim, C
     if dir.exists() && !dir.is_dir() {
         return Err(ClaimError(format!(
             "{shown} is a file; allowed: a folder (new or one marlin wrote)"
+        )));
+    }
+    // A finished run replaces its folder as a whole: never one that holds
+    // where the user works, their home, or the run's own scenario.
+    let cwd = std::env::current_dir().ok().map(|c| normal(&c));
+    let home = std::env::var_os("HOME").map(|h| normal(Path::new(&h)));
+    for (place, what) in [(cwd, "the current directory"), (home, "your home directory")] {
+        if place.is_some_and(|p| p.starts_with(&dir)) {
+            return Err(ClaimError(format!(
+                "{shown} is {what} or holds it, and a finished run replaces its output folder as a whole; \
+                 allowed: a folder of its own (e.g. out/run1)"
+            )));
+        }
+    }
+    if let Some(sc) = identity
+        .scenario
+        .as_deref()
+        .filter(|sc| normal(Path::new(sc)).starts_with(&dir))
+    {
+        return Err(ClaimError(format!(
+            "{shown} holds this run's scenario file {sc}, and a finished run replaces its output folder as a \
+             whole; allowed: a folder of its own (e.g. out/run1)"
         )));
     }
     std::fs::create_dir_all(parent).map_err(|e| {
@@ -584,6 +618,29 @@ mod tests {
         // A failed run leaves the folder as it was.
         drop(claim(&u, id("import", &[]), Mode::Overwrite).unwrap());
         assert!(u.join("spikes.csv").exists() && !staging(&u).exists());
+    }
+
+    #[test]
+    fn folders_holding_the_working_directory_home_or_the_scenario_are_never_claimed() {
+        let t = tempfile::tempdir().unwrap();
+        for mode in [Mode::Fresh, Mode::Overwrite] {
+            for d in [Path::new("."), Path::new("..")] {
+                let e = claim(d, id("solve", &[]), mode).unwrap_err();
+                assert!(e.0.contains("the current directory or holds it"), "{e}");
+            }
+            let sc = t.path().join("in/s.toml");
+            std::fs::create_dir_all(sc.parent().unwrap()).unwrap();
+            std::fs::write(&sc, "").unwrap();
+            let mut run = id("solve", &[]);
+            run.scenario = Some(sc.display().to_string());
+            let e = claim(&t.path().join("in"), run, mode).unwrap_err();
+            assert!(e.0.contains("holds this run's scenario file"), "{e}");
+            assert!(sc.exists());
+        }
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !std::env::current_dir().unwrap().starts_with(h)) {
+            let e = claim(Path::new(&home), id("solve", &[]), Mode::Overwrite).unwrap_err();
+            assert!(e.0.contains("your home directory"), "{e}");
+        }
     }
 
     #[test]

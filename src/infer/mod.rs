@@ -102,6 +102,9 @@ pub struct TabularOptions {
     /// their few (often transient, e.g. the silent start) visits say
     /// little, yet would weigh fully in per-count summaries.
     pub min_visits: u64,
+    /// The record's dead neurons (theory §6): they never act, so they take
+    /// no part in the soft-Bellman sum, which runs over the living ones.
+    pub dead: Vec<usize>,
 }
 
 impl Default for TabularOptions {
@@ -110,6 +113,7 @@ impl Default for TabularOptions {
             lambda: None,
             pseudo_count: 0.5,
             min_visits: 10,
+            dead: Vec::new(),
         }
     }
 }
@@ -118,6 +122,13 @@ impl Default for TabularOptions {
 /// is the X×X input chain (estimated from the record or known).
 pub fn invert_tabular(counts: &EdgeCounts, transition: &[f64], opts: &TabularOptions) -> Result<TabularReward, String> {
     let n = counts.n;
+    let alive: Vec<bool> = (0..n).map(|k| !opts.dead.contains(&k)).collect();
+    if let Some(k) = (0..n).find(|&k| !alive[k] && counts.drawn_total[k] > 0) {
+        return Err(format!(
+            "neuron {k} is listed dead but acts {} times in the record; allowed: dead neurons that never act",
+            counts.drawn_total[k]
+        ));
+    }
     let p: Vec<f64> = (0..n)
         .map(|k| {
             (counts.fired_total[k] as f64 + opts.pseudo_count)
@@ -143,6 +154,7 @@ pub fn invert_tabular(counts: &EdgeCounts, transition: &[f64], opts: &TabularOpt
         counts.inputs,
         &edges,
         &p,
+        &alive,
         transition,
         opts.lambda,
         counts.visits.clone(),
@@ -168,11 +180,15 @@ pub fn invert_tabular(counts: &EdgeCounts, transition: &[f64], opts: &TabularOpt
 /// Tabular inversion from per-edge (weight, logit π) pairs, indexed like
 /// [`EdgeCounts::drawn`]; weight 0 marks an unobserved edge. With exact
 /// policies and positive weights everywhere this is the infinite-data limit.
+/// `alive[k]`: neuron k acts (dead neurons are left out of the soft-Bellman
+/// sum, which is averaged over the living ones).
+#[allow(clippy::too_many_arguments)]
 pub fn invert_from_logits(
     n: usize,
     inputs: usize,
     edges: &[(f64, f64)],
     p: &[f64],
+    alive: &[bool],
     transition: &[f64],
     lambda: Option<f64>,
     visits: Vec<u64>,
@@ -219,19 +235,21 @@ pub fn invert_from_logits(
             h[x * c + sigma] = (0..inputs).map(|y| pinv[x * inputs + y] * w[y * c + sigma]).sum();
         }
     }
-    // r(s) = h(s) − (λ/n) Σ_k log Z_k(s) (+ g, an unidentifiable constant).
+    // r(s) = h(s) − (λ/m) Σ_{living k} log Z_k(s) (+ g, an unidentifiable
+    // constant), m living neurons.
+    let living = alive.iter().filter(|&&a| a).count().max(1);
     let mut r = vec![f64::NAN; inputs * c];
     for x in 0..inputs {
         for sigma in 0..c {
             let mut sum = 0.0;
-            for k in 0..n {
+            for k in (0..n).filter(|&k| alive[k]) {
                 let w0 = w[x * c + (sigma & !(1 << k))];
                 let w1 = w[x * c + (sigma | 1 << k)];
                 let (a, b) = ((1.0 - p[k]).ln() + w0 / lam, p[k].ln() + w1 / lam);
                 let m = a.max(b);
                 sum += lam * (m + ((a - m).exp() + (b - m).exp()).ln());
             }
-            r[x * c + sigma] = h[x * c + sigma] - sum / n as f64;
+            r[x * c + sigma] = h[x * c + sigma] - sum / living as f64;
         }
     }
     let mut notes = vec![

@@ -78,13 +78,13 @@ pub struct Trajectory {
 fn unpack_spikes(bits: &Array2<u8>, t: usize, m: usize) -> Result<Array2<u8>, String> {
     let width = m.div_ceil(8);
     let dense = (t as u64).saturating_mul(m as u64);
-    let available = crate::files::available_memory();
-    if dense > available / 10 * 8 {
+    let budget = crate::files::MemoryBudget::now();
+    if !budget.fits(dense) {
         return Err(format!(
-            "its packed spikes unpack to {} MiB; this machine has {} MiB available (allowed: at most 80 % of it) \
-             — read fewer ticks, or the bits with numpy (np.unpackbits(…, axis=1, bitorder=\"little\"))",
+            "its packed spikes unpack to {} MiB; {} — read fewer ticks, or the bits with numpy \
+             (np.unpackbits(…, axis=1, bitorder=\"little\"))",
             dense >> 20,
-            available >> 20
+            budget.describe()
         ));
     }
     if bits.shape() != [t, width] {

@@ -672,17 +672,16 @@ impl Scenario {
         }
         let xs = self.input.len() as u64;
         let table = |n: usize| 8 * (xs << n);
-        let budget = crate::files::available_memory() / 10 * 8;
-        if table(self.neurons) > budget {
-            let fits = (1..self.neurons).rev().find(|&n| table(n) <= budget).unwrap_or(0);
+        let budget = crate::files::MemoryBudget::now();
+        if !budget.fits(table(self.neurons)) {
+            let fits = (1..self.neurons).rev().find(|&n| budget.fits(table(n))).unwrap_or(0);
             return Err(self.size_error(format!(
-                "{} neurons with {xs} input values: the reward table alone has {} entries ({} MiB); this \
-                 process may allocate {} MiB (allowed: at most 80 % of what is available, {fits} neurons \
-                 here) — simulate or train larger networks instead",
+                "{} neurons with {xs} input values: the reward table alone has {} entries ({} MiB); {}, \
+                 {fits} neurons here — simulate or train larger networks instead",
                 self.neurons,
                 xs << self.neurons,
                 table(self.neurons) >> 20,
-                budget >> 20
+                budget.describe()
             )));
         }
         let alive = self.alive();

@@ -183,10 +183,10 @@ pub fn check_dimensions(n: usize, inputs: usize, update: UpdateScheme) -> Result
         });
     }
     let need = memory_estimate_for(inputs, n);
-    let avail = crate::files::available_memory();
-    if need > avail / 10 * 8 {
+    let budget = crate::memory::MemoryBudget::now();
+    if !budget.fits(need) {
         let mut suggest = n;
-        while suggest > 1 && memory_estimate_for(inputs, suggest) > avail / 10 * 8 {
+        while suggest > 1 && !budget.fits(memory_estimate_for(inputs, suggest)) {
             suggest -= 1;
         }
         return Err(SolveError::TooLarge {
@@ -195,7 +195,7 @@ pub fn check_dimensions(n: usize, inputs: usize, update: UpdateScheme) -> Result
             states: inputs << n,
             scheme: update.name(),
             need_mib: need >> 20,
-            avail_mib: avail >> 20,
+            avail_mib: budget.available >> 20,
             suggest,
         });
     }
