@@ -246,10 +246,11 @@ fn markdown_files(root: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The rows of the first markdown table after the line starting with `intro`.
+/// The rows of the first markdown table after the line starting with `intro`
+/// (in README.md and docs/*.md, read as one text).
 fn table_after(text: &str, intro: &str) -> Vec<Vec<String>> {
     let mut lines = text.lines().skip_while(|l| !l.starts_with(intro));
-    assert!(lines.next().is_some(), "README.md: no paragraph starting {intro:?}");
+    assert!(lines.next().is_some(), "README.md and docs/*.md: no paragraph starting {intro:?}");
     lines
         .skip_while(|l| !l.starts_with('|'))
         .take_while(|l| l.starts_with('|'))
@@ -260,36 +261,36 @@ fn table_after(text: &str, intro: &str) -> Vec<Vec<String>> {
 
 fn number(cell: &str) -> f64 {
     cell.parse()
-        .unwrap_or_else(|_| panic!("README.md table: {cell:?} is not a number"))
+        .unwrap_or_else(|_| panic!("a table in the docs: {cell:?} is not a number"))
 }
 
 /// The documented numbers that follow from the blocks' commands.
-fn check_documented_results(readme: &str, dir: &Path) {
+fn check_documented_results(docs: &str, dir: &Path) {
     // The toy's trade-off table is the tour's sweep (exact solves).
-    let rows = table_after(readme, "On the toy, the trade-off as λ grows");
+    let rows = table_after(docs, "On the toy, the trade-off as λ grows");
     let sweep = cli_common::json(&dir.join("out/toy8/sweep/summary.json"));
     let sweep = sweep["sweep"].as_array().unwrap();
     assert_eq!(
         rows.len(),
         sweep.len(),
-        "README's toy trade-off table against the sweep's λ"
+        "the docs' toy trade-off table against the sweep's λ"
     );
     for row in &rows {
         let lambda = number(&row[0]);
         let got = sweep
             .iter()
             .find(|s| (s["lambda"].as_f64().unwrap() - lambda).abs() < 1e-12)
-            .unwrap_or_else(|| panic!("README's toy table has λ = {lambda}, the tour's sweep has not"));
+            .unwrap_or_else(|| panic!("the docs' toy table has λ = {lambda}, the tour's sweep has not"));
         for (col, key) in [(1, "g"), (2, "mean_reward"), (3, "info_nats")] {
             let (doc, v) = (number(&row[col]), got[key].as_f64().unwrap());
             assert!(
                 (doc - v).abs() <= 5e-5,
-                "README's toy table, λ = {lambda}, {key}: documented {doc}, the solve gives {v}"
+                "the docs' toy table, λ = {lambda}, {key}: documented {doc}, the solve gives {v}"
             );
         }
     }
     // The maze demonstrators' information per λ is the Mazes block's sweep.
-    let rows = table_after(readme, "Measured on `scenarios/maze.toml`");
+    let rows = table_after(docs, "Measured on `scenarios/maze.toml`");
     let sweep = cli_common::json(&dir.join("out/maze/sweep/summary.json"));
     let sweep = sweep["sweep"].as_array().unwrap();
     let mut checked = 0;
@@ -298,11 +299,11 @@ fn check_documented_results(readme: &str, dir: &Path) {
         let got = sweep
             .iter()
             .find(|s| (s["lambda"].as_f64().unwrap() - lambda).abs() < 1e-12)
-            .unwrap_or_else(|| panic!("README's maze table has λ = {lambda}, the Mazes block's sweep has not"));
+            .unwrap_or_else(|| panic!("the docs' maze table has λ = {lambda}, the Mazes block's sweep has not"));
         let v = got["info_bits"].as_f64().unwrap();
         assert!(
             (bits - v).abs() <= 5e-4,
-            "README's maze table, λ = {lambda}: I(S;A) documented {bits} bits, the solve gives {v}"
+            "the docs' maze table, λ = {lambda}: I(S;A) documented {bits} bits, the solve gives {v}"
         );
         checked += 1;
     }
@@ -311,7 +312,7 @@ fn check_documented_results(readme: &str, dir: &Path) {
     // the Mazes block records 100 at λ = 0.2.
     let maze = cli_common::json(&dir.join("out/maze/infer/reward.json"));
     let methods = maze["summary"]["methods"].as_array().unwrap();
-    assert_eq!(methods.len(), 4, "the README names four estimators");
+    assert_eq!(methods.len(), 4, "the docs name four estimators");
     for m in methods {
         assert_eq!(
             m["argmax_is_goal"], true,
@@ -355,14 +356,13 @@ fn every_shell_block_of_the_docs_runs_as_written() {
 
     let mut skipped = Vec::new();
     let mut lines = Vec::new();
-    let mut readme = String::new();
+    let mut docs = String::new();
     for file in markdown_files(root) {
         let name = file.strip_prefix(root).unwrap().display().to_string();
         let text = std::fs::read_to_string(&file).unwrap();
         lines.extend(runnable_lines(&name, &text, &mut skipped));
-        if name == "README.md" {
-            readme = text;
-        }
+        docs.push_str(&text);
+        docs.push('\n');
     }
     assert!(
         lines.len() >= 30,
@@ -409,7 +409,7 @@ fn every_shell_block_of_the_docs_runs_as_written() {
             );
         }
     }
-    check_documented_results(&readme, dir);
+    check_documented_results(&docs, dir);
 }
 
 #[test]
