@@ -372,9 +372,10 @@ fn a_random_partial_record_is_inferred_by_maximum_likelihood() {
 #[test]
 fn a_record_with_dead_neurons_is_inferred_over_the_living_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string("scenarios/toy8.toml")
-        .unwrap()
-        .replace("topology = { kind = \"all_to_all\" }", "topology = { kind = \"all_to_all\" }\ndead = [0, 5]");
+    let text = std::fs::read_to_string("scenarios/toy8.toml").unwrap().replace(
+        "topology = { kind = \"all_to_all\" }",
+        "topology = { kind = \"all_to_all\" }\ndead = [0, 5]",
+    );
     let sc = dir.path().join("dead.toml");
     std::fs::write(&sc, text).unwrap();
     let traj = simulate(dir.path(), sc.to_str().unwrap(), "200000");
@@ -387,7 +388,12 @@ fn a_record_with_dead_neurons_is_inferred_over_the_living_ones() {
                 .arg(&traj),
         );
         let r = cli_common::json(&out.join("reward.json"));
-        assert_eq!(r["argmax_count"], serde_json::json!([2, 6]), "{model}: {}", r["count_reward"]);
+        assert_eq!(
+            r["argmax_count"],
+            serde_json::json!([2, 6]),
+            "{model}: {}",
+            r["count_reward"]
+        );
         let corr = r["centred_correlation_with_truth"].as_f64().unwrap();
         assert!(corr > 0.9, "{model}: correlation {corr}");
     }

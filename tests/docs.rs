@@ -250,7 +250,10 @@ fn markdown_files(root: &Path) -> Vec<PathBuf> {
 /// (in README.md and docs/*.md, read as one text).
 fn table_after(text: &str, intro: &str) -> Vec<Vec<String>> {
     let mut lines = text.lines().skip_while(|l| !l.starts_with(intro));
-    assert!(lines.next().is_some(), "README.md and docs/*.md: no paragraph starting {intro:?}");
+    assert!(
+        lines.next().is_some(),
+        "README.md and docs/*.md: no paragraph starting {intro:?}"
+    );
     lines
         .skip_while(|l| !l.starts_with('|'))
         .take_while(|l| l.starts_with('|'))

@@ -75,7 +75,7 @@ fn exact_policies_give_back_the_exact_reward_and_value() {
             control: None,
         },
         reward: common::random_reward(2 << n, 23),
-        lambda: 0.6,
+        lambda: 3.0,
         cost: CodingCost::MutualInformation,
         update: UpdateScheme::Asynchronous,
         observes: None,
@@ -129,6 +129,12 @@ fn exact_policies_give_back_the_exact_reward_and_value() {
             .fold(0.0, f64::max);
         // π near 0 or 1 carries its logit to only ≈ 1e-16 / min(π, 1 − π)
         // (≈ 1e-7 on the toy at λ = 0.5): that is the precision floor.
+        let least = (0..xs << n)
+            .filter(|&s| reachable(s))
+            .flat_map(|s| (0..n).filter(|&k| net.alive[k]).map(move |k| (s, k)))
+            .map(|(s, k)| sol.policy.p(s, k).min(1.0 - sol.policy.p(s, k)))
+            .fold(1.0, f64::min);
+        eprintln!("least π or 1 − π: {least:e}; worst reward error {worst:e}");
         assert!(worst < 1e-6, "reward recovered to {worst}");
         let (h_true, h_hat) = (
             keep(&centred_on(&sol.h, n, xs, reachable)),

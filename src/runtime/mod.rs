@@ -23,7 +23,7 @@ pub mod hosted;
 pub mod learners;
 #[cfg(feature = "mpi")]
 pub mod mpi;
-mod partial;
+mod random_partial;
 pub mod sparse;
 pub mod transport;
 pub mod walkers;

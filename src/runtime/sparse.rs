@@ -17,7 +17,7 @@
 //!   instead (`PushShard::catch_up`). At q ≤ 0.02 a shard does not scan
 //!   every neuron's coin each tick: each neuron walks its own coins ahead
 //!   to the tick it next acts and a calendar lists each tick's actors
-//!   (`runtime::partial`; the same draws per stream, so the same run).
+//!   (`runtime::random_partial`; the same draws per stream, so the same run).
 //!   Past 12 MiB of table the push asks for the rows of the neurons a few
 //!   ahead while it adds one (a row's start is otherwise a cache miss;
 //!   1.4–1.7× from 5·10⁴ neurons up). No allocation per tick once the
@@ -52,7 +52,7 @@
 //! then its action), and the control plane — clock, environment, observer —
 //! is the agent engine's.
 
-use super::partial::Schedule;
+use super::random_partial::Schedule;
 use super::transport::{Ranks, check_ranks, rank_neurons};
 use super::{
     FIXED, Host, Layout, Observer, Plan, RunState, RunTotals, RuntimeNetwork, Tick, TickRecord, drive_on, word_mask,
@@ -895,7 +895,7 @@ pub fn benchmark_network(n: usize, update: UpdateScheme, seed: u64) -> (RuntimeN
 /// neuron per shard — one shard when asynchronous —, 4 per synapse, and a
 /// 4 B sum per neuron), each neuron's class (1 B, for the memo of the
 /// transfer function) and, under random-partial updates with q ≤ 0.02, its
-/// walk (a 32 B stream and an 8 B tick, `runtime::partial`) and per shard
+/// walk (a 32 B stream and an 8 B tick, `runtime::random_partial`) and per shard
 /// a calendar of 2·span empty lists (filling, they add about 4 B per
 /// neuron). Matches [`SparseEngine::bytes`] +
 /// [`LogisticNeurons::bytes`] + the topology's; the memo itself is a fixed

@@ -11,7 +11,7 @@
 mod asynchronous;
 mod evaluate;
 pub mod mdp;
-mod partial;
+mod observed;
 mod product;
 pub mod team;
 
@@ -247,7 +247,7 @@ pub fn solve_continued(
         } else {
             let zeros = vec![0.0; net.states()];
             let start = policy.map(|p| (p, h.unwrap_or(&zeros)));
-            partial::solve_warm(net, opts, prior, start, &mut |_| {})
+            observed::solve_warm(net, opts, prior, start, &mut |_| {})
         };
         sol.start_g = vec![sol.eval.g];
         sol
@@ -386,7 +386,7 @@ fn solve_from(
     progress: &mut dyn FnMut(&Progress),
 ) -> Solution {
     if !net.fully_observed() {
-        return partial::solve_from(net, opts, prior, progress);
+        return observed::solve_from(net, opts, prior, progress);
     }
     let fixed = matches!(net.cost, CodingCost::FixedPrior(_));
     let mut h = vec![0.0; net.states()];
@@ -739,7 +739,7 @@ pub fn solve_fixed_prior(
     Ok(in_pool(|| {
         if !net.fully_observed() {
             let start = warm.policy.as_ref().map(|p| (p, warm.h.as_slice()));
-            let sol = partial::solve_warm(net, opts, prior, start, &mut |_| {});
+            let sol = observed::solve_warm(net, opts, prior, start, &mut |_| {});
             warm.h = sol.h;
             warm.policy = Some(sol.policy.clone());
             return (sol.policy, sol.converged);
