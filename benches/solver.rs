@@ -5,7 +5,7 @@
 //!   `MARLIN_BENCH_N20=1` (criterion needs 10 samples);
 //! - `solve_asynchronous_default_starts`: the default multi-start search
 //!   (8 starts at n ≤ 12), n = 8 only — larger sizes take tens of seconds
-//!   per solve and are timed once with `marlin solve` (README);
+//!   per solve and are timed once with `marlin solve` (docs/performance.md);
 //! - `solve_synchronous`: default options.
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};

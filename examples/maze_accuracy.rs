@@ -1,4 +1,4 @@
-//! Acceptance measurements for the single maze (README, "Mazes"): inverse RL
+//! Acceptance measurements for the single maze (docs/mazes.md): inverse RL
 //! from demonstrations against the true reward, a null row from uniformly
 //! random demonstrations with the goal at several places, and predictions
 //! of raised λ and moved walls.
@@ -185,7 +185,7 @@ fn main() {
             let counts = demonstrations(maze, &sol.pi, n, seed);
             for (model, r, _) in estimate(maze, &counts, 0.2, None) {
                 if model == "ml_marginal" {
-                    continue; // its λ = 1 forecast alone takes minutes (README)
+                    continue; // its λ = 1 forecast alone takes minutes (docs/mazes.md)
                 }
                 for (label, new, l) in [
                     ("lambda:0.05", maze, 0.05),

@@ -242,7 +242,7 @@ fn python_checks_the_seal_and_a_compressed_numpy_archive_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let out = simulate(dir.path(), 500);
     let t = read(&out).unwrap();
-    // The README's seal check, done independently by Python's zipfile and
+    // The seal check of docs/formats.md, done independently by Python's zipfile and
     // hashlib; then the same arrays rewritten with np.savez_compressed.
     let script = "import hashlib, json, sys, zipfile\n\
                   import numpy as np\n\

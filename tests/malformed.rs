@@ -3,7 +3,7 @@
 //! checkpoints — answers arbitrary or damaged content with an error (or, for
 //! edits that leave a valid file, a result), never a panic or a hang; and a
 //! damaged sealed trajectory is always refused. The number of cases is set
-//! here and reported in the README (`cargo test --release --test malformed
+//! here and reported in docs/reliability.md (`cargo test --release --test malformed
 //! -- --nocapture` prints how many edited scenarios loaded and how many were
 //! refused).
 

@@ -338,7 +338,7 @@ pub const MODELS: [&str; 4] = ["direct", "sparse", "ml", "ml_marginal"];
 /// made sparse. Under the average-reward criterion a cell whose inferred
 /// reward beats the goal's rate is worth sitting on for good, so the noise
 /// of the full maps (a few hundredths) changed the predicted optimum for
-/// two of three records (README, "Mazes").
+/// two of three records (docs/mazes.md).
 pub const DEFAULT_MODEL: &str = "sparse";
 
 /// Robust z-score above which the sparse map keeps a cell's reward.

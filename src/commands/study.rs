@@ -302,7 +302,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
                 say(&format!("predicting the response to {p}"));
                 let pred = run_predict(&PredictArgs {
                     // Partially observed networks have several equilibria: predict
-                    // from the recorded one (README, Predicting adaptation).
+                    // from the recorded one (docs/predict.md).
                     equilibrium: if net.fully_observed() {
                         super::predict::Equilibrium::Best
                     } else {
