@@ -1,4 +1,4 @@
-//! The README's scenario reference and the parser cannot disagree: every key
+//! The scenario reference (docs/scenarios.md) and the parser cannot disagree: every key
 //! the reference shows (commented alternatives included) is accepted by the
 //! parser in that table, and every key the parser accepts is shown.
 
@@ -9,12 +9,9 @@ use std::path::Path;
 const GOOD: &str = "[network]\nneurons = 4\n[input]\nvalues = [-1.0, 1.0]\nswitch_probability = 0.1\n\
 [reward]\nkind = \"target_count\"\ntargets = [1, 3]\n[cost]\nlambda = 0.5\n";
 
-/// The README's ```toml block under "## Scenario files".
+/// The first ```toml block of docs/scenarios.md.
 fn reference() -> String {
-    let readme = std::fs::read_to_string("README.md").unwrap();
-    let section = &readme[readme
-        .find("## Scenario files")
-        .expect("the README has a scenario reference")..];
+    let section = std::fs::read_to_string("docs/scenarios.md").unwrap();
     let start = section.find("```toml").expect("a toml block") + "```toml".len();
     let end = start + section[start..].find("```").expect("the block ends");
     section[start..end].to_string()
@@ -79,11 +76,11 @@ fn the_readme_reference_shows_exactly_the_keys_the_parser_accepts() {
         let unknown: Vec<_> = written.difference(&accepted).collect();
         assert!(
             missing.is_empty(),
-            "[{table}] keys the README does not show: {missing:?}"
+            "[{table}] keys docs/scenarios.md does not show: {missing:?}"
         );
         assert!(
             unknown.is_empty(),
-            "[{table}] keys the README shows but the parser refuses: {unknown:?}"
+            "[{table}] keys docs/scenarios.md shows but the parser refuses: {unknown:?}"
         );
     }
     // Every table the reference shows is one checked above.
