@@ -1177,7 +1177,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     )
                     .into());
                 }
-                let mut spec = commands::team::spec_of(&m);
+                let mut spec = m.team_spec();
                 if let Some(t) = ticks {
                     spec.ticks = *t;
                 }

@@ -136,6 +136,16 @@ pub fn joint_cell(j: usize, ns: usize, k: usize) -> usize {
     j / ns.pow(k as u32) % ns
 }
 
+/// Walker k's visit density over the `ns` cells, from a distribution `rho`
+/// over joint states.
+pub fn walker_density(rho: &[f64], ns: usize, k: usize) -> Vec<f64> {
+    let mut d = vec![0.0; ns];
+    for (j, &p) in rho.iter().enumerate() {
+        d[joint_cell(j, ns, k)] += p;
+    }
+    d
+}
+
 /// The cells of the `m` walkers in joint state `j`.
 pub fn joint_cells(j: usize, ns: usize, m: usize) -> Vec<usize> {
     (0..m).map(|k| joint_cell(j, ns, k)).collect()

@@ -27,11 +27,6 @@ use std::path::Path;
 
 const NATS_PER_BIT: f64 = std::f64::consts::LN_2;
 
-/// The team the scenario describes (one walker without `[team]`).
-pub fn spec_of(sc: &MazeScenario) -> TeamSpec {
-    sc.team.clone().unwrap_or_default()
-}
-
 /// The exact optimum, as written to team.json.
 #[derive(Clone, Debug, Serialize)]
 pub struct TeamSolveRecord {
@@ -58,18 +53,11 @@ fn cost_of(sc: &MazeScenario) -> ActionPrior {
     sc.cost.clone()
 }
 
-/// The joint world of `agents` walkers, or a clear refusal.
-pub fn world(sc: &MazeScenario, agents: usize, spec: &TeamSpec) -> Result<Team, BadInput> {
-    sc.maze
-        .team(agents, spec.goal)
-        .map_err(|e| BadInput(format!("{}: {e}", sc.path.display())))
-}
-
 /// `marlin solve` on a team maze: the exact optimum, each walker's visit
 /// density, team_policy.npz and team.json in `out`.
 pub fn solve(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<(TeamSolveRecord, Team, TeamSolution)> {
-    let spec = spec_of(sc);
-    let t = world(sc, spec.agents, &spec)?;
+    let spec = sc.team_spec();
+    let t = sc.team_world(spec.agents, &spec).map_err(BadInput::from)?;
     let bar = super::progress_bar(None, quiet, "{spinner} solving the team exactly [{elapsed_precise}]");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let t0 = std::time::Instant::now();
@@ -106,7 +94,7 @@ pub fn solve(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<(TeamSolveRec
     .add("lambda", ndarray::arr0(sc.lambda));
     params.write(npz, &out.join("team_policy.npz"))?;
     for k in 0..m {
-        let density = walker_density(&sol.eval.rho, ns, k);
+        let density = crate::maze::walker_density(&sol.eval.rho, ns, k);
         draw(
             &out.join(format!("walker_{k}.svg")),
             report::maze_map(
@@ -136,15 +124,6 @@ pub fn solve(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<(TeamSolveRec
     };
     write_json(&out.join("team.json"), &record)?;
     Ok((record, t, sol))
-}
-
-/// Walker k's marginal visit density over single-walker states.
-pub(crate) fn walker_density(rho: &[f64], ns: usize, k: usize) -> Vec<f64> {
-    let mut d = vec![0.0; ns];
-    for (j, &p) in rho.iter().enumerate() {
-        d[crate::maze::joint_cell(j, ns, k)] += p;
-    }
-    d
 }
 
 fn goal_marks(maze: &Maze) -> Vec<(usize, usize, bool)> {
@@ -199,7 +178,7 @@ pub fn train(
     quiet: bool,
 ) -> Result<TeamTrainRecord> {
     let Placement { layout, ranks } = placement;
-    let spec = spec_of(sc);
+    let spec = sc.team_spec();
     if let Some(r) = ranks {
         walkers::check_ranks(agents, r.size()).map_err(|e| BadInput(format!("{}: {e}", sc.path.display())))?;
     }
@@ -339,7 +318,7 @@ pub fn train(
 /// exact optimum when the joint world is small enough.
 pub fn train_scenario(sc: &MazeScenario, placement: Placement, out: &Path, quiet: bool) -> Result<TeamTrainRecord> {
     let ranks = placement.ranks;
-    let spec = spec_of(sc);
+    let spec = sc.team_spec();
     if let Some(r) = ranks {
         walkers::check_ranks(spec.agents, r.size()).map_err(|e| BadInput(format!("{}: {e}", sc.path.display())))?;
     }
@@ -395,7 +374,7 @@ pub const SCORE_LIMIT: usize = 100_000;
 /// The joint world and its exact g*, when it can be tabulated and solved
 /// quickly ([`SCORE_LIMIT`]).
 fn optimum(sc: &MazeScenario, agents: usize, spec: &TeamSpec, quiet: bool) -> Option<(Team, f64)> {
-    let t = world(sc, agents, spec).ok()?;
+    let t = sc.team_world(agents, spec).ok()?;
     if t.joint.states * t.joint.actions > SCORE_LIMIT {
         if !quiet {
             eprintln!(
@@ -417,13 +396,13 @@ fn optimum(sc: &MazeScenario, agents: usize, spec: &TeamSpec, quiet: bool) -> Op
 /// scenario's view (and with their own cells only, when that differs),
 /// and learned performance for each size of `team.sweep_agents`.
 pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::Value> {
-    let spec = spec_of(sc);
+    let spec = sc.team_spec();
     let t0 = std::time::Instant::now();
     let specs = super::maze::study_perturbations(sc)?;
     let base = sc.path.parent().unwrap_or(Path::new("."));
     let say = |m: &str| super::say(quiet, m);
     say("solving the team exactly");
-    let solved = match world(sc, spec.agents, &spec) {
+    let solved = match sc.team_world(spec.agents, &spec).map_err(BadInput::from) {
         Ok(_) => Some(solve(sc, &out.join("solve"), quiet)?),
         Err(e) => {
             say(&format!("no exact solve: {e}"));

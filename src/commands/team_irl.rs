@@ -11,7 +11,6 @@
 //! atomically.
 
 use super::maze::{MazeSimulated, marks};
-use super::team::{spec_of, world};
 use super::{BadInput, draw};
 use crate::files::{Npz, formats, write_json};
 use crate::infer::correlation;
@@ -119,14 +118,14 @@ pub fn simulate(
     steps: usize,
     out: &Path,
 ) -> Result<MazeSimulated> {
-    let spec = spec_of(sc);
+    let spec = sc.team_spec();
     let (maze, m) = (&sc.maze, spec.agents);
     if trajectories == 0 || steps == 0 {
         return Err(BadInput("a team record needs at least 1 trajectory of at least 1 step".into()).into());
     }
     let demonstrator = match policy {
         Some(p) => {
-            let t = world(sc, m, &spec)?;
+            let t = sc.team_world(m, &spec).map_err(BadInput::from)?;
             Some(read_team_policy(p, sc, t.joint.states, m)?)
         }
         None => None,
@@ -459,9 +458,9 @@ pub fn predict(sc: &MazeScenario, reward_file: &Path, spec: &str, base: &Path, o
     use crate::solver::team::{self, Team};
     let t0 = std::time::Instant::now();
     let perturbation = MazePerturbation::parse(spec, base).map_err(BadInput)?;
-    let tspec = spec_of(sc);
+    let tspec = sc.team_spec();
     let m = tspec.agents;
-    let old_team = world(sc, m, &tspec)?;
+    let old_team = sc.team_world(m, &tspec).map_err(BadInput::from)?;
     let (inferred, in_lambda_units, unobserved) = read_team_reward(reward_file, old_team.joint.states)?;
     let scale = if in_lambda_units { sc.lambda } else { 1.0 };
     let old = &sc.maze;
@@ -558,7 +557,7 @@ pub fn predict(sc: &MazeScenario, reward_file: &Path, spec: &str, base: &Path, o
         seconds: t0.elapsed().as_secs_f64(),
     };
     for (name, sol) in [("truth", &truth), ("prediction", &pred)] {
-        let density = super::team::walker_density(&sol.eval.rho, ns_new, 0);
+        let density = crate::maze::walker_density(&sol.eval.rho, ns_new, 0);
         draw(
             &out.join(format!("{name}.svg")),
             report::maze_map(

@@ -153,6 +153,24 @@ pub struct MazeScenario {
 }
 
 impl MazeScenario {
+    /// The team this scenario describes (its `[team]` section, or one walker
+    /// with the defaults).
+    pub fn team_spec(&self) -> TeamSpec {
+        self.team.clone().unwrap_or_default()
+    }
+
+    /// The joint world of `agents` walkers of this maze working for
+    /// `spec`'s goal; an error names the scenario file.
+    pub fn team_world(&self, agents: usize, spec: &TeamSpec) -> Result<crate::solver::team::Team, ScenarioError> {
+        self.maze.team(agents, spec.goal).map_err(|message| ScenarioError {
+            file: self.path.clone(),
+            line: None,
+            column: None,
+            key: None,
+            message,
+        })
+    }
+
     /// Read another map (a `walls:` perturbation) with this scenario's goal
     /// letters and slip; errors name `file`, row and column.
     pub fn read_map(&self, file: &Path) -> Result<Maze, ScenarioError> {
