@@ -809,43 +809,35 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             };
             let s = commands::study::run_study(&args)?;
             if !cli.quiet {
-                println!(
-                    "study of {} in {:.2} s:",
-                    s["scenario"].as_str().unwrap_or("?"),
-                    s["seconds"].as_f64().unwrap_or(0.0)
-                );
+                println!("study of {} in {:.2} s:", s.scenario, s.seconds);
                 println!(
                     "  solve     g = {:.4}, ⟨r⟩ = {:.4}, information = {:.4} nats/tick",
-                    s["solve"]["g"].as_f64().unwrap_or(f64::NAN),
-                    s["solve"]["mean_reward"].as_f64().unwrap_or(f64::NAN),
-                    s["solve"]["info_nats"].as_f64().unwrap_or(f64::NAN)
+                    s.solve.g, s.solve.mean_reward, s.solve.info_nats
                 );
-                for r in s["train"].as_array().into_iter().flatten() {
+                for r in &s.train {
                     println!(
                         "  train     {}: g = {:.4} = {:.3}·g* after {}",
-                        r["label"].as_str().unwrap_or("?"),
-                        r["g"].as_f64().unwrap_or(f64::NAN),
-                        r["g_over_optimum"].as_f64().unwrap_or(f64::NAN),
-                        count_of(&r["ticks"], "tick")
+                        r.label,
+                        r.g.unwrap_or(f64::NAN),
+                        r.g_over_optimum.unwrap_or(f64::NAN),
+                        crate::text::count(r.ticks, "tick")
                     );
                 }
                 println!(
                     "  simulate  {}, ⟨r⟩ = {:.4}",
-                    count_of(&s["simulate"]["ticks"], "tick"),
-                    s["simulate"]["mean_reward"].as_f64().unwrap_or(f64::NAN)
+                    crate::text::count(s.simulate.ticks, "tick"),
+                    s.simulate.mean_reward
                 );
-                if !s["infer"].is_null() {
-                    println!("  infer     {}", s["infer"]["headline"].as_str().unwrap_or("?"));
+                if let Some(i) = &s.infer {
+                    println!("  infer     {}", i.headline);
                 }
-                for p in s["predict"].as_array().into_iter().flatten() {
+                for p in &s.predict {
                     println!(
                         "  predict   {}: TV to the truth {:.4} (naive {:.4})",
-                        p["perturbation"].as_str().unwrap_or("?"),
-                        p["tv_pred_truth"].as_f64().unwrap_or(f64::NAN),
-                        p["tv_naive_truth"].as_f64().unwrap_or(f64::NAN)
+                        p.perturbation, p.tv_pred_truth, p.tv_naive_truth
                     );
                 }
-                println!("  → {}", show(s["output"].as_str().unwrap_or("?")));
+                println!("  → {}", show(&s.output));
             }
             Ok(())
         }

@@ -142,7 +142,7 @@ pub struct InferSummary {
 
 /// The goal of a network that drove a maze walker, recovered from its
 /// spikes and the walker's cells.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, serde::Deserialize, Debug, Clone)]
 pub struct MotorInference {
     /// Per cell (maze state index): the inferred reward averaged over the
     /// visits of the cell; null for cells never visited.

@@ -260,7 +260,7 @@ pub struct Prediction {
 /// collects and where it spends its time (per free cell of the perturbed
 /// maze), for the truth, the prediction (its policies under the true
 /// reward) and the naive prediction.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct MotorOutcome {
     pub mean_reward_truth: f64,
     pub mean_reward_predicted: f64,

@@ -18,7 +18,9 @@ use crate::record::stream::SpikeForm;
 use crate::report::html::{Figure, Section, page};
 use crate::scenario::Scenario;
 use anyhow::{Context, Result};
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug)]
@@ -75,6 +77,94 @@ pub fn study_perturbations(scenario: &Scenario) -> Result<Vec<String>, BadInput>
     Ok(specs)
 }
 
+/// summary.json of `marlin run` on a network scenario: the headline numbers
+/// of every stage.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StudySummary {
+    pub scenario: String,
+    /// The study's folder.
+    pub output: String,
+    pub seconds: f64,
+    pub solve: SolveHeadline,
+    /// One per (rule, policy) trained; empty when the study does not train.
+    pub train: Vec<TrainHeadline>,
+    pub simulate: SimulateHeadline,
+    /// None when the network is too large to tabulate for inference.
+    pub infer: Option<InferHeadline>,
+    /// One per perturbation of the scenario's `[study]`.
+    pub predict: Vec<PredictHeadline>,
+    pub report: String,
+    /// Every stage's warnings, prefixed with the stage.
+    pub warnings: Vec<String>,
+}
+
+/// The exact optimum.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SolveHeadline {
+    pub g: f64,
+    pub mean_reward: f64,
+    pub info_nats: f64,
+    pub converged: bool,
+    /// P(spike count = c | input x), `[x][c]`.
+    pub count_distribution: Vec<Vec<f64>>,
+}
+
+/// One decentralised learner.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainHeadline {
+    pub label: String,
+    pub ticks: u64,
+    /// Exact g of the learned policies (None where it cannot be evaluated).
+    pub g: Option<f64>,
+    pub g_over_optimum: Option<f64>,
+    pub running_reward: Option<f64>,
+    pub seconds: f64,
+}
+
+/// The recording of the optimum.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SimulateHeadline {
+    pub ticks: u64,
+    pub mean_reward: f64,
+    pub info_nats: f64,
+    pub mean_spike_count: f64,
+}
+
+/// The reward inferred from the recording.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InferHeadline {
+    pub headline: String,
+    pub motor: Option<super::infer::MotorInference>,
+    pub centred_correlation_with_truth: Option<f64>,
+    pub argmax_count: Vec<usize>,
+    pub argmax_separated: Option<Vec<bool>>,
+    pub warnings: Vec<String>,
+}
+
+/// One predicted perturbation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PredictHeadline {
+    pub perturbation: String,
+    pub tv_pred_truth: f64,
+    pub tv_naive_truth: f64,
+    pub tv_baseline: f64,
+    pub motor: Option<super::predict::MotorOutcome>,
+}
+
+/// What a stage gives the summary: its result and its warnings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Done<T> {
+    result: T,
+    warnings: Vec<String>,
+}
+
+fn done<T>(result: T, warnings: &[String]) -> Done<T> {
+    Done {
+        result,
+        warnings: warnings.to_vec(),
+    }
+}
+
 /// Where a study records each stage as it finishes (in its staging folder;
 /// removed when the study is complete).
 const PROGRESS: &str = "study-progress.json";
@@ -110,23 +200,28 @@ impl Stages {
     }
 
     /// Stage `name` (its folder `out/<folder>`): kept, or run by `work`.
-    fn run(
+    fn run<T: Serialize + DeserializeOwned>(
         &mut self,
         name: &str,
         folder: &str,
-        work: impl FnOnce() -> Result<serde_json::Value>,
-    ) -> Result<serde_json::Value> {
+        work: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         if self.keeping {
             let recorded = self.done.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-            match recorded.map(|v| (v, intact(&self.out.join(folder)))) {
-                Some((v, Ok(()))) => {
+            let kept = recorded.map(|v| {
+                intact(&self.out.join(folder)).and_then(|()| {
+                    serde_json::from_value::<T>(v).map_err(|e| format!("its record is unreadable ({e})"))
+                })
+            });
+            match kept {
+                Some(Ok(v)) => {
                     super::say(
                         self.quiet,
                         &format!("{name}: finished before, kept (its archives are intact)"),
                     );
                     return Ok(v);
                 }
-                Some((_, Err(e))) => {
+                Some(Err(e)) => {
                     tracing::warn!("{name}: finished before, but {e}: running it again");
                 }
                 None => {}
@@ -136,7 +231,7 @@ impl Stages {
         }
         let value = work()?;
         fault_point(name);
-        self.done.push((name.to_string(), value.clone()));
+        self.done.push((name.to_string(), serde_json::to_value(&value)?));
         write_json(&self.out.join(PROGRESS), &self.done)?;
         Ok(value)
     }
@@ -172,7 +267,7 @@ fn fault_point(name: &str) {
 }
 
 /// Run every stage the scenario allows; returns the summary written.
-pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
+pub fn run_study(args: &StudyArgs) -> Result<StudySummary> {
     let scenario = Scenario::load(&args.scenario).map_err(BadInput::from)?;
     // The study starts from the exact solution: refuse what cannot be solved
     // before any stage writes anything.
@@ -201,11 +296,14 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             quiet: args.quiet,
         })?;
         let s = &solved[0];
-        Ok(json!({
-            "g": s.g, "mean_reward": s.mean_reward, "info_nats": s.info_nats,
-            "converged": s.converged, "count_distribution": s.count_distribution,
-            "warnings": s.warnings,
-        }))
+        let headline = SolveHeadline {
+            g: s.g,
+            mean_reward: s.mean_reward,
+            info_nats: s.info_nats,
+            converged: s.converged,
+            count_distribution: s.count_distribution.clone(),
+        };
+        Ok(done(headline, &s.warnings))
     })?;
     let policy = out.join("solve/policy.npz");
 
@@ -222,22 +320,19 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             let runs: Vec<_> = tr
                 .runs
                 .iter()
-                .map(|r| {
-                    let last = r.checkpoints.last();
-                    json!({
-                        "label": r.label,
-                        "ticks": r.ticks,
-                        "g": r.final_exact().map(|e| e.g),
-                        "g_over_optimum": r.final_exact().and_then(|e| e.ratio),
-                        "running_reward": last.map(|c| c.running_reward),
-                        "seconds": r.seconds,
-                    })
+                .map(|r| TrainHeadline {
+                    label: r.label.clone(),
+                    ticks: r.ticks,
+                    g: r.final_exact().map(|e| e.g),
+                    g_over_optimum: r.final_exact().and_then(|e| e.ratio),
+                    running_reward: r.checkpoints.last().map(|c| c.running_reward),
+                    seconds: r.seconds,
                 })
                 .collect();
-            Ok(json!({ "runs": runs, "warnings": tr.warnings }))
+            Ok(done(runs, &tr.warnings))
         })?
     } else {
-        json!({ "runs": [], "warnings": [] })
+        done(Vec::new(), &[])
     };
 
     let simulated = stages.run("simulate", "simulate", || {
@@ -258,14 +353,16 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
             resume: resumable(args.resume, &out.join("simulate"), "simulate"),
         })?;
         let t = sim.totals.ticks as f64;
-        Ok(json!({
-            "ticks": sim.totals.ticks, "mean_reward": sim.totals.reward / t,
-            "info_nats": sim.totals.info / t, "mean_spike_count": sim.totals.spikes as f64 / t,
-        }))
+        Ok(SimulateHeadline {
+            ticks: sim.totals.ticks,
+            mean_reward: sim.totals.reward / t,
+            info_nats: sim.totals.info / t,
+            mean_spike_count: sim.totals.spikes as f64 / t,
+        })
     })?;
 
     let asynchronous = scenario.update == crate::model::UpdateScheme::Asynchronous;
-    let mut inferred = serde_json::Value::Null;
+    let mut inferred = None;
     let mut predictions = Vec::new();
     let mut predict_dirs = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
@@ -277,7 +374,7 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
         net.n <= super::infer::MAX_PARAMETRIC_INFER
     };
     if can_infer {
-        inferred = stages.run("infer", "infer", || {
+        inferred = Some(stages.run("infer", "infer", || {
             say("inferring the reward from the recording");
             let inf = run_infer(&InferArgs {
                 trajectory: out.join("simulate/trajectory.npz"),
@@ -288,8 +385,15 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
                 out: Some(out.join("infer")),
                 quiet: args.quiet,
             })?;
-            Ok(serde_json::to_value(&inf)?)
-        })?;
+            Ok(InferHeadline {
+                headline: inf.headline,
+                motor: inf.motor,
+                centred_correlation_with_truth: inf.centred_correlation_with_truth,
+                argmax_count: inf.argmax_count,
+                argmax_separated: inf.argmax_separated,
+                warnings: inf.warnings,
+            })
+        })?);
         for (i, p) in perturbations.iter().enumerate() {
             // (A moved-walls map by its file name, not its whole path.)
             let short = match p.split_once(':') {
@@ -314,53 +418,38 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
                     model: "count".into(),
                     out: Some(dir.clone()),
                 })?;
-                Ok(json!({
-                    "perturbation": p,
-                    "tv_pred_truth": pred.tv_pred_truth,
-                    "tv_naive_truth": pred.tv_naive_truth,
-                    "tv_baseline": pred.tv_baseline,
-                    "motor": pred.motor,
-                    "warnings": pred.warnings,
-                }))
+                let headline = PredictHeadline {
+                    perturbation: p.clone(),
+                    tv_pred_truth: pred.tv_pred_truth,
+                    tv_naive_truth: pred.tv_naive_truth,
+                    tv_baseline: pred.tv_baseline,
+                    motor: pred.motor,
+                };
+                Ok(done(headline, &pred.warnings))
             })?;
             predict_dirs.push((p.clone(), dir));
-            warnings.extend(strings(&pred["warnings"]).map(|w| format!("predict {p}: {w}")));
-            let mut pred = pred;
-            if let Some(m) = pred.as_object_mut() {
-                m.remove("warnings");
-            }
-            predictions.push(pred);
+            warnings.extend(pred.warnings.iter().map(|w| format!("predict {p}: {w}")));
+            predictions.push(pred.result);
         }
     } else {
         say("inference skipped: the network is too large to tabulate for inference");
     }
-    let solve_warnings: Vec<String> = strings(&solved["warnings"]).map(|w| format!("solve: {w}")).collect();
+    let solve_warnings = solved.warnings.iter().map(|w| format!("solve: {w}"));
     warnings.splice(0..0, solve_warnings);
-    warnings.extend(strings(&trained["warnings"]).map(|w| format!("train: {w}")));
-    warnings.extend(strings(&inferred["warnings"]).map(|w| format!("infer: {w}")));
-    let mut solve = solved;
-    if let Some(m) = solve.as_object_mut() {
-        m.remove("warnings");
-    }
-    let summary = json!({
-        "scenario": scenario.name,
-        "output": crate::files::outdir::final_path(&out).display().to_string(),
-        "seconds": t0.elapsed().as_secs_f64(),
-        "solve": solve,
-        "train": trained["runs"],
-        "simulate": simulated,
-        "infer": if inferred.is_null() { serde_json::Value::Null } else { json!({
-            "headline": inferred["headline"],
-            "motor": inferred["motor"],
-            "centred_correlation_with_truth": inferred["centred_correlation_with_truth"],
-            "argmax_count": inferred["argmax_count"],
-            "argmax_separated": inferred["argmax_separated"],
-            "warnings": inferred["warnings"],
-        })},
-        "predict": predictions,
-        "report": crate::files::outdir::recorded(&out.join("report.html")),
-        "warnings": warnings,
-    });
+    warnings.extend(trained.warnings.iter().map(|w| format!("train: {w}")));
+    warnings.extend(inferred.iter().flat_map(|i| &i.warnings).map(|w| format!("infer: {w}")));
+    let summary = StudySummary {
+        scenario: scenario.name.clone(),
+        output: crate::files::outdir::final_path(&out).display().to_string(),
+        seconds: t0.elapsed().as_secs_f64(),
+        solve: solved.result,
+        train: trained.result,
+        simulate: simulated,
+        infer: inferred,
+        predict: predictions,
+        report: crate::files::outdir::recorded(&out.join("report.html")),
+        warnings,
+    };
     write_json(&out.join("summary.json"), &summary)?;
     let html = report(&scenario, &out, &summary, &predict_dirs)?;
     crate::files::write_text(&out.join("report.html"), &html)?;
@@ -368,68 +457,49 @@ pub fn run_study(args: &StudyArgs) -> Result<serde_json::Value> {
     Ok(summary)
 }
 
-/// The strings of a JSON list (none for anything else).
-fn strings(v: &serde_json::Value) -> impl Iterator<Item = &str> {
-    v.as_array().into_iter().flatten().filter_map(|w| w.as_str())
-}
-
 /// The study's report.html from the stage outputs and the summary.
-fn report(
-    scenario: &Scenario,
-    out: &Path,
-    s: &serde_json::Value,
-    predict_dirs: &[(String, PathBuf)],
-) -> Result<String> {
-    let num = |v: &serde_json::Value| v.as_f64().map_or("—".to_string(), |x| format!("{x:.4}"));
+fn report(scenario: &Scenario, out: &Path, s: &StudySummary, predict_dirs: &[(String, PathBuf)]) -> Result<String> {
+    let num = |v: Option<f64>| {
+        v.filter(|x| x.is_finite())
+            .map_or("—".to_string(), |x| format!("{x:.4}"))
+    };
     let mut headline = vec![
         (
             "optimal g (reward − λ·information per tick), exact".to_string(),
-            num(&s["solve"]["g"]),
+            num(Some(s.solve.g)),
         ),
         (
             "its mean reward ⟨r⟩ / information (nats per tick)".into(),
-            format!(
-                "{} / {}",
-                num(&s["solve"]["mean_reward"]),
-                num(&s["solve"]["info_nats"])
-            ),
+            format!("{} / {}", num(Some(s.solve.mean_reward)), num(Some(s.solve.info_nats))),
         ),
     ];
-    for r in s["train"].as_array().into_iter().flatten() {
+    for r in &s.train {
         headline.push((
-            format!(
-                "learned by {} (decentralised), g / g*",
-                r["label"].as_str().unwrap_or("?").replace('_', " ")
-            ),
-            num(&r["g_over_optimum"]),
+            format!("learned by {} (decentralised), g / g*", r.label.replace('_', " ")),
+            num(r.g_over_optimum),
         ));
     }
-    headline.push((
-        "simulated ⟨r⟩ of the optimum".into(),
-        num(&s["simulate"]["mean_reward"]),
-    ));
-    if !s["infer"]["motor"].is_null() {
-        headline.push((
-            "inferred reward (from spikes and positions)".into(),
-            s["infer"]["headline"].as_str().unwrap_or("?").to_string(),
-        ));
-    } else if !s["infer"].is_null() {
-        headline.push((
-            "inferred reward: centred correlation with the truth".into(),
-            num(&s["infer"]["centred_correlation_with_truth"]),
-        ));
-        headline.push((
-            "inferred reward peaks at spike counts (per input)".into(),
-            s["infer"]["argmax_count"].to_string(),
-        ));
+    headline.push(("simulated ⟨r⟩ of the optimum".into(), num(Some(s.simulate.mean_reward))));
+    match &s.infer {
+        Some(i) if i.motor.is_some() => {
+            headline.push(("inferred reward (from spikes and positions)".into(), i.headline.clone()));
+        }
+        Some(i) => {
+            headline.push((
+                "inferred reward: centred correlation with the truth".into(),
+                num(i.centred_correlation_with_truth),
+            ));
+            headline.push((
+                "inferred reward peaks at spike counts (per input)".into(),
+                format!("{:?}", i.argmax_count),
+            ));
+        }
+        None => {}
     }
-    for p in s["predict"].as_array().into_iter().flatten() {
+    for p in &s.predict {
         headline.push((
-            format!(
-                "prediction {}: TV to the truth (naive)",
-                p["perturbation"].as_str().unwrap_or("?")
-            ),
-            format!("{} ({})", num(&p["tv_pred_truth"]), num(&p["tv_naive_truth"])),
+            format!("prediction {}: TV to the truth (naive)", p.perturbation),
+            format!("{} ({})", num(Some(p.tv_pred_truth)), num(Some(p.tv_naive_truth))),
         ));
     }
 
@@ -456,7 +526,7 @@ fn report(
             )?,
         );
     }
-    let runs = s["train"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let runs = &s.train;
     if !runs.is_empty() {
         let mut train = vec![super::figure(
             &out.join("train/learning_curve.svg"),
@@ -464,7 +534,7 @@ fn report(
         )?];
         for r in runs {
             // One (rule, policy) writes into train/ itself, several into sub-folders.
-            let label = r["label"].as_str().unwrap_or("");
+            let label = r.label.as_str();
             let folder = if runs.len() == 1 {
                 out.join("train")
             } else {
@@ -492,14 +562,14 @@ fn report(
         title: "Simulation".into(),
         intro: format!(
             "The optimal network run on the actor runtime for {} and recorded.",
-            crate::text::count(s["simulate"]["ticks"].as_u64().unwrap_or(0), "tick")
+                        crate::text::count(s.simulate.ticks, "tick")
         ),
         figures: vec![Figure {
             svg: raster_figure(out, scenario)?,
             caption: "A stretch of the recorded spikes (black) under the input (coloured band): after each input switch the network moves to the other rewarded count.".into(),
         }],
     });
-    if !s["infer"].is_null() {
+    if s.infer.is_some() {
         let mut figures = vec![
             super::figure(
                 &out.join("infer/reward_by_count.svg"),
@@ -556,9 +626,9 @@ fn report(
             scenario.update,
             scenario.lambda,
             env!("CARGO_PKG_VERSION"),
-            s["seconds"].as_f64().unwrap_or(f64::NAN)
+            s.seconds
         ),
-        &crate::report::html::summary_warnings(s),
+        &s.warnings,
         &headline,
         &sections,
     ))
