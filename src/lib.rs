@@ -5,14 +5,15 @@
 //! [`coding`] (worlds), and [`infer`] (inverse RL); [`rng`] ← [`topology`] ← [`agents`] ← [`learn`] ← [`runtime`] ←
 //! [`record`] (the simulator); [`files`] (I/O plumbing) ← [`checkpoint`] (saved runs, Ctrl-C); [`scenario`]
 //! (files → networks); [`report`] (figures and the HTML report); [`commands`] (what each
-//! subcommand does) ← [`cli`] (arguments); [`text`] (counts and rates in messages, for all).
+//! subcommand does); [`text`] (counts and rates in messages, for all). The `marlin`
+//! command (arguments, console output, exit codes) is the `marlin-cli` crate
+//! (`crates/marlin-cli`), which uses this library and nothing else of ours.
 
 // Numerical code indexes several arrays by the same loop variable.
 #![allow(clippy::needless_range_loop)]
 
 pub mod agents;
 pub mod checkpoint;
-pub mod cli;
 pub mod coding;
 pub mod commands;
 pub mod files;

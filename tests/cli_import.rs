@@ -3,6 +3,8 @@
 //! back bin for bin, `infer` recovers the toy's reward from it without the
 //! actors, and malformed CSV is refused with its file and line.
 
+mod cli_common;
+
 use ndarray::{Array1, Array2};
 use std::io::Write;
 use std::path::Path;

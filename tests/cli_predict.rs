@@ -2,6 +2,8 @@
 //! inferred reward predicts the toy's response to a higher coding cost far
 //! better than carrying the old policies over.
 
+mod cli_common;
+
 use marlin::commands::predict::{Perturbation, max_tv};
 use std::process::Command;
 

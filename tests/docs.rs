@@ -346,7 +346,7 @@ fn check_documented_results(docs: &str, dir: &Path) {
 
 #[test]
 fn every_shell_block_of_the_docs_runs_as_written() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = &cli_common::repo();
     let scale = scale();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -29,11 +29,13 @@ fn mpi_marlin() -> Option<&'static Path> {
             return None;
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/mpi");
+        let target = cli_common::repo().join("target/mpi");
         let st = Command::new(cargo)
             .args([
                 "build",
                 "--release",
+                "--package",
+                "marlin-cli",
                 "--features",
                 "mpi",
                 "--bin",
@@ -41,7 +43,7 @@ fn mpi_marlin() -> Option<&'static Path> {
                 "--target-dir",
             ])
             .arg(&target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(cli_common::repo())
             .status()
             .expect("cargo runs");
         assert!(st.success(), "building marlin with --features mpi failed");

@@ -1,6 +1,8 @@
 //! The report shows what a reader needs: the run's warnings in a box at the
 //! top, and a colour bar with values on every heat map.
 
+mod cli_common;
+
 use marlin::report::html::{Section, page, summary_warnings};
 
 #[test]

@@ -62,4 +62,5 @@ fi
 
 # Every test that needs a tool now requires it.
 export MARLIN_REQUIRE_TOOLS=1
-exec cargo test --no-fail-fast "$@"
+# Both crates: the library (marlin) and the command (marlin-cli).
+exec cargo test --workspace --no-fail-fast "$@"

@@ -6,6 +6,21 @@
 use std::path::Path;
 use std::process::Command;
 
+/// The repository's top folder (this crate is crates/marlin-cli).
+pub fn repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository's top")
+}
+
+/// Test processes start in this crate's folder; the tests' relative paths
+/// (scenarios/…, docs/…, out/…) lead from the repository's top.
+#[ctor::ctor(unsafe)]
+fn at_the_repository_top() {
+    std::env::set_current_dir(repo()).expect("the repository's top");
+}
+
 pub fn marlin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_marlin"))
 }

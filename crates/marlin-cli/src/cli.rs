@@ -1,11 +1,12 @@
-//! The command-line interface: argument parsing (clap) and dispatch to
-//! [`crate::commands`]. No science happens here.
+//! The command-line interface: arguments (clap), logging (`-v`, `-q`,
+//! `RUST_LOG`), the output folder each run claims, dispatch to
+//! [`marlin::commands`] and what is printed. No science happens here.
 
-use crate::commands;
-use crate::files::outdir::{self, Mode, RunIdentity};
-use crate::runtime::transport::Ranks;
-use crate::scenario::World;
 use clap::{Parser, Subcommand};
+use marlin::commands;
+use marlin::files::outdir::{self, Mode, RunIdentity};
+use marlin::runtime::transport::Ranks;
+use marlin::scenario::World;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug, Clone)]
@@ -342,7 +343,7 @@ fn output_folder(cli: &Cli) -> anyhow::Result<Option<(PathBuf, Mode, Option<Path
         } => {
             let dir = out
                 .clone()
-                .unwrap_or_else(|| crate::commands::infer::default_folder(trajectory));
+                .unwrap_or_else(|| marlin::commands::infer::default_folder(trajectory));
             (dir, fresh, scenario.clone())
         }
         Command::Predict { scenario, out, .. } => (pick(out, scenario, "predict")?, fresh, Some(scenario.clone())),
@@ -395,7 +396,7 @@ fn study_to_resume(identity: &RunIdentity, work: &std::path::Path) -> anyhow::Re
         ))
         .into());
     };
-    let now = crate::checkpoint::sha256_file(&scenario).map_err(commands::BadInput)?;
+    let now = marlin::checkpoint::sha256_file(&scenario).map_err(commands::BadInput)?;
     if identity.scenario_sha256.as_ref().is_some_and(|then| *then != now) {
         return Err(commands::BadInput(format!(
             "cannot resume {}: {} changed since the study was interrupted; allowed: the same file (or start \
@@ -445,7 +446,7 @@ fn run_identity(args: &[String], scenario: Option<&std::path::Path>) -> RunIdent
             },
         }
     }
-    let scenario_sha256 = scenario.and_then(|p| crate::checkpoint::sha256_file(p).ok());
+    let scenario_sha256 = scenario.and_then(|p| marlin::checkpoint::sha256_file(p).ok());
     RunIdentity {
         command: command.unwrap_or_default(),
         scenario: scenario.map(|p| p.display().to_string()),
@@ -457,7 +458,7 @@ fn run_identity(args: &[String], scenario: Option<&std::path::Path>) -> RunIdent
 /// A count in a summary (JSON) and its noun, singular for one.
 fn count_of(v: &serde_json::Value, noun: &str) -> String {
     match v.as_u64() {
-        Some(n) => crate::text::count(n, noun),
+        Some(n) => marlin::text::count(n, noun),
         None => format!("{v} {noun}s"),
     }
 }
@@ -483,15 +484,15 @@ pub fn main() -> i32 {
     // runs that checkpoint save at their next block and stop; a second
     // signal, or one while nothing checkpoints, stops at once.
     let _ = ctrlc::set_handler(|| {
-        if crate::checkpoint::stop_requested() || !crate::checkpoint::saving() {
+        if marlin::checkpoint::stop_requested() || !marlin::checkpoint::saving() {
             eprintln!("\nstopped");
             std::process::exit(130);
         }
         eprintln!("\nstopping after the next checkpoint (Ctrl-C again to stop at once)");
-        crate::checkpoint::request_stop();
+        marlin::checkpoint::request_stop();
     });
     #[cfg(feature = "mpi")]
-    let world = match crate::runtime::mpi::MpiWorld::from_launcher() {
+    let world = match marlin::runtime::mpi::MpiWorld::from_launcher() {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: MPI: {e}");
@@ -762,7 +763,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             let world = World::load(scenario).map_err(commands::BadInput::from)?;
             if let World::Coding(c) = &world {
                 let dir = out.clone().unwrap_or_else(|| c.output.join("study"));
-                crate::checkpoint::resume_as("run", &dir);
+                marlin::checkpoint::resume_as("run", &dir);
                 let s = commands::coding::study(c, &dir, *ticks, resume, cli.quiet)?;
                 if !cli.quiet {
                     print_coding_study(&s);
@@ -820,12 +821,12 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                         r.label,
                         r.g.unwrap_or(f64::NAN),
                         r.g_over_optimum.unwrap_or(f64::NAN),
-                        crate::text::count(r.ticks, "tick")
+                        marlin::text::count(r.ticks, "tick")
                     );
                 }
                 println!(
                     "  simulate  {}, ⟨r⟩ = {:.4}",
-                    crate::text::count(s.simulate.ticks, "tick"),
+                    marlin::text::count(s.simulate.ticks, "tick"),
                     s.simulate.mean_reward
                 );
                 if let Some(i) = &s.infer {
@@ -852,11 +853,11 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                             "{}: ok — sensory coding: {} on with probability {}, y = +1 above {} on, \
                              redrawn with probability {} per tick, {}, λ = {}",
                             scenario.display(),
-                            crate::text::count(t.pixels as u64, "pixel"),
+                            marlin::text::count(t.pixels as u64, "pixel"),
                             t.pixel_probability,
                             t.threshold,
                             t.change_probability,
-                            crate::text::count(t.neurons as u64, "neuron"),
+                            marlin::text::count(t.neurons as u64, "neuron"),
                             t.lambda
                         );
                     }
@@ -870,15 +871,15 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                             scenario.display(),
                             m.maze.height,
                             m.maze.width,
-                            crate::text::count(m.maze.states() as u64, "free cell"),
-                            crate::text::count(m.maze.goals.len() as u64, "goal"),
+                            marlin::text::count(m.maze.states() as u64, "free cell"),
+                            marlin::text::count(m.maze.goals.len() as u64, "goal"),
                             m.maze.slip,
                             m.lambda,
                             m.team
                                 .as_ref()
                                 .map(|t| format!(
                                     ", a team of {} ({}, view {})",
-                                    crate::text::count(t.agents as u64, "walker"),
+                                    marlin::text::count(t.agents as u64, "walker"),
                                     t.goal.name(),
                                     t.view.name()
                                 ))
@@ -893,12 +894,12 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             if !cli.quiet {
                 let input = match &s.motor {
                     Some(m) => m.describe(),
-                    None => crate::text::count(s.input.len() as u64, "input value"),
+                    None => marlin::text::count(s.input.len() as u64, "input value"),
                 };
                 println!(
                     "{}: ok — {}, {input}, {} updates, {} reward, λ = {}, {} cost{}",
                     scenario.display(),
-                    crate::text::count(s.neurons as u64, "neuron"),
+                    marlin::text::count(s.neurons as u64, "neuron"),
                     s.update,
                     s.reward.kind(),
                     s.lambda,
@@ -937,7 +938,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                         s.info_nats,
                         s.cell_types,
                         s.posterior_monotone,
-                        crate::text::count(s.alternations as u64, "alternation"),
+                        marlin::text::count(s.alternations as u64, "alternation"),
                         if s.converged { "(converged)" } else { "(NOT CONVERGED)" },
                         show(dir.display())
                     );
@@ -963,7 +964,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 if !cli.quiet {
                     println!(
                         "{} ({}), λ = {}: g = {:.6}  team reward = {:.6}/step  I = {:.4} bits/step per walker  {} ({:.2} s) → {}",
-                        crate::text::count(r.agents as u64, "walker"),
+                        marlin::text::count(r.agents as u64, "walker"),
                         r.goal,
                         r.lambda,
                         r.g,
@@ -1016,8 +1017,8 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                         r.mean_reward,
                         r.info_nats,
                         if r.converged { "converged" } else { "NOT CONVERGED" },
-                        crate::text::count(r.iterations as u64, "Blahut–Arimoto iteration"),
-                        crate::text::count(r.value_sweeps as u64, "sweep"),
+                        marlin::text::count(r.iterations as u64, "Blahut–Arimoto iteration"),
+                        marlin::text::count(r.value_sweeps as u64, "sweep"),
                         r.seconds
                     );
                 }
@@ -1078,8 +1079,8 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 if !cli.quiet {
                     println!(
                         "{} of {} in {:.2} s: {} rate {:.4}/step → {}",
-                        crate::text::count(r.trajectories as u64, "demonstration"),
-                        crate::text::count(r.steps as u64, "step"),
+                        marlin::text::count(r.trajectories as u64, "demonstration"),
+                        marlin::text::count(r.steps as u64, "step"),
                         r.seconds,
                         if m.team.is_some() { "team reward" } else { "goal" },
                         r.mean_reward,
@@ -1100,9 +1101,9 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 threads: *threads,
                 record_neurons: record_neurons.clone(),
                 form: match record_format {
-                    RecordFormat::Dense => crate::record::stream::SpikeForm::Dense,
-                    RecordFormat::Bits => crate::record::stream::SpikeForm::Bits,
-                    RecordFormat::Events => crate::record::stream::SpikeForm::Events,
+                    RecordFormat::Dense => marlin::record::stream::SpikeForm::Dense,
+                    RecordFormat::Bits => marlin::record::stream::SpikeForm::Bits,
+                    RecordFormat::Events => marlin::record::stream::SpikeForm::Events,
                 },
                 out: out.clone(),
                 quiet: cli.quiet,
@@ -1115,7 +1116,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 let t = r.totals.ticks as f64;
                 println!(
                     "{} in {:.2} s ({:.3e} ticks/s): ⟨r⟩ = {:.4}, information = {:.4} nats/tick, mean spike count = {:.3} → {}",
-                    crate::text::count(r.totals.ticks, "tick"),
+                    marlin::text::count(r.totals.ticks, "tick"),
                     r.seconds,
                     t / r.seconds,
                     r.totals.reward / t,
@@ -1140,7 +1141,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             checkpoint_every,
             resume,
         } => {
-            use crate::learn::{PolicyKind, Rule};
+            use marlin::learn::{PolicyKind, Rule};
             // A resumed coding run finds its task beside the code it solved.
             let copy = resume
                 .as_ref()
@@ -1188,7 +1189,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 let dir = out.clone().unwrap_or_else(|| m.output.join("train"));
                 let layout = (threads.is_some() || shards.is_some()).then(|| {
                     let threads = threads.unwrap_or(1);
-                    crate::runtime::Layout {
+                    marlin::runtime::Layout {
                         shards: shards.unwrap_or(threads),
                         threads,
                     }
@@ -1198,9 +1199,9 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 if !cli.quiet && ranks.is_none_or(|r| r.rank() == 0) {
                     println!(
                         "{}, view {}, {} in {:.2} s: team reward {:.4}/step, running g = {:.4}{} → {}",
-                        crate::text::count(r.agents as u64, "walker"),
+                        marlin::text::count(r.agents as u64, "walker"),
                         r.view,
-                        crate::text::count(r.ticks, "step"),
+                        marlin::text::count(r.ticks, "step"),
                         r.seconds,
                         r.mean_reward,
                         r.running_g,
@@ -1275,7 +1276,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                     println!(
                         "{:<15} {} in {:.1} s ({:.2e} ticks/s): ⟨r⟩ = {:.4}, {exact}{}",
                         r.label,
-                        crate::text::count(r.ticks, "tick"),
+                        marlin::text::count(r.ticks, "tick"),
                         r.seconds,
                         r.ticks_per_second,
                         last.running_reward,
@@ -1319,7 +1320,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 out.clone()
                     .unwrap_or_else(|| commands::infer::default_folder(trajectory))
             };
-            if crate::record::team_demos::is_team_demonstrations(trajectory) {
+            if marlin::record::team_demos::is_team_demonstrations(trajectory) {
                 if reward_model.is_some() || scenario.is_some() || *bootstrap > 0 {
                     return Err(commands::BadInput(
                         "a team record is inverted directly and its truth comes from the map and team goal it \
@@ -1333,9 +1334,9 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 if !cli.quiet {
                     println!(
                         "{} of {} by {}, {}/{} joint states visited, I(S;A_k) ≈ {} bits/step (plug-in):",
-                        crate::text::count(s.trajectories as u64, "demonstration"),
-                        crate::text::count(s.steps as u64, "step"),
-                        crate::text::count(s.agents as u64, "walker"),
+                        marlin::text::count(s.trajectories as u64, "demonstration"),
+                        marlin::text::count(s.steps as u64, "step"),
+                        marlin::text::count(s.agents as u64, "walker"),
                         s.visited_states,
                         s.joint_states,
                         s.info_bits
@@ -1364,7 +1365,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            if crate::record::demos::is_demonstrations(trajectory) {
+            if marlin::record::demos::is_demonstrations(trajectory) {
                 if reward_model.is_some() || scenario.is_some() || *bootstrap > 0 {
                     return Err(commands::BadInput(
                         "a maze record is inferred with all three estimators (direct, ml, ml_marginal) and its \
@@ -1378,8 +1379,8 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                 if !cli.quiet {
                     println!(
                         "{} of {}, {}/{} cells visited, I(S;A) ≈ {:.3} bits/step (bias-corrected):",
-                        crate::text::count(s.trajectories as u64, "demonstration"),
-                        crate::text::count(s.steps as u64, "step"),
+                        marlin::text::count(s.trajectories as u64, "demonstration"),
+                        marlin::text::count(s.steps as u64, "step"),
                         s.visited_states,
                         s.states,
                         s.info_bits_corrected
@@ -1415,7 +1416,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             if !cli.quiet {
                 println!(
                     "{}, {}/{} states visited; {}",
-                    crate::text::count(s.ticks as u64, "tick"),
+                    marlin::text::count(s.ticks as u64, "tick"),
                     s.visited_states,
                     s.states,
                     s.headline
@@ -1449,7 +1450,7 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
                              {:.4}; team reward truth {:.4}, predicted {:.4}, naive {:.4}/step; the inferred reward \
                              reproduces the unperturbed optimum to {:.4} → {}",
                             p.perturbation,
-                            crate::text::count(p.agents as u64, "walker"),
+                            marlin::text::count(p.agents as u64, "walker"),
                             p.tv_pred_truth,
                             p.tv_naive_truth,
                             p.team_rate_truth,
@@ -1534,10 +1535,10 @@ fn dispatch(cli: &Cli, ranks: Option<&Ranks>) -> anyhow::Result<()> {
             if !cli.quiet {
                 println!(
                     "{} of {} s × {}, {} ({} outside the window, {} merged in bins), inputs {:?} → {}",
-                    crate::text::count(s.ticks as u64, "bin"),
+                    marlin::text::count(s.ticks as u64, "bin"),
                     s.bin_seconds,
-                    crate::text::count(s.neurons as u64, "neuron"),
-                    crate::text::count(s.spikes as u64, "spike"),
+                    marlin::text::count(s.neurons as u64, "neuron"),
+                    marlin::text::count(s.spikes as u64, "spike"),
                     s.spikes_outside_window,
                     s.spikes_merged_in_bins,
                     s.input_values,
