@@ -22,6 +22,7 @@ pub mod learn;
 pub mod maze;
 pub mod memory;
 pub mod model;
+pub mod progress;
 pub mod record;
 pub mod report;
 pub mod rng;

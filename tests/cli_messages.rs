@@ -57,66 +57,6 @@ fn rates_are_three_significant_figures_with_an_si_prefix() {
     }
 }
 
-/// A terminal that keeps what indicatif writes.
-#[derive(Clone, Debug, Default)]
-struct Screen(std::sync::Arc<std::sync::Mutex<String>>);
-
-impl indicatif::TermLike for Screen {
-    fn width(&self) -> u16 {
-        200
-    }
-    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn write_line(&self, s: &str) -> std::io::Result<()> {
-        self.write_str(&format!("{s}\n"))
-    }
-    fn write_str(&self, s: &str) -> std::io::Result<()> {
-        self.0.lock().unwrap().push_str(s);
-        Ok(())
-    }
-    fn clear_line(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn flush(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[test]
-fn the_progress_bar_shows_its_rate_with_an_si_prefix() {
-    let screen = Screen::default();
-    let bar = marlin::commands::progress_bar(Some(1 << 40), false, "{pos} ticks <{per_sec}>");
-    bar.set_draw_target(indicatif::ProgressDrawTarget::term_like(Box::new(screen.clone())));
-    // Millions of ticks per second.
-    for _ in 0..20 {
-        bar.inc(200_000);
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    bar.abandon();
-    let shown = screen.0.lock().unwrap().clone();
-    let drawn: Vec<&str> = shown.split('<').skip(1).map(|s| &s[..s.find('>').unwrap()]).collect();
-    assert!(!drawn.is_empty(), "nothing drawn: {shown:?}");
-    for rate in drawn {
-        let number = rate.strip_suffix("/s").unwrap_or_else(|| panic!("rate {rate:?}"));
-        let number = number
-            .strip_suffix(['k', 'M', 'G'])
-            .unwrap_or_else(|| panic!("no prefix: {rate:?}"));
-        let digits = number.chars().filter(char::is_ascii_digit).count();
-        assert_eq!(digits, 3, "three significant figures: {rate:?}");
-        assert!(number.parse::<f64>().is_ok(), "{rate:?}");
-    }
-}
-
 #[test]
 fn counts_of_one_are_singular() {
     use marlin::text::count;

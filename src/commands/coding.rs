@@ -141,14 +141,10 @@ pub fn learned_code(sc: &CodingScenario, sol: &CodingSolution, fire: Vec<f64>) -
 
 /// Solve the task with the scenario's options, with a spinner.
 pub fn solve_task(sc: &CodingScenario, task: &CodingTask, quiet: bool) -> Result<CodingSolution> {
-    let bar = super::progress_bar(
-        None,
-        quiet,
-        "{spinner} solving the code by alternation [{elapsed_precise}]",
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let bar = crate::progress::Task::start("solving the code by alternation", "", None, quiet);
+
     let sol = coding::solve(task, task.input(), &task.feature(), &sc.options).map_err(|e| BadInput(e.to_string()));
-    bar.finish_and_clear();
+    bar.finish();
     Ok(sol?)
 }
 
@@ -706,7 +702,7 @@ pub fn study(
         return Err(BadInput("--ticks must be at least 1".into()).into());
     }
     let t0 = std::time::Instant::now();
-    let say = |m: &str| super::say(quiet, m);
+    let say = |m: &str| crate::progress::stage(quiet, m);
     say("solving the code by alternation");
     let solve_dir = out.join("solve");
     let sol = solve_task(sc, &sc.task, quiet)?;

@@ -525,7 +525,7 @@ fn tabular(args: &InferArgs, cx: &Shared) -> Result<InferSummary> {
             keep,
             &|| bar.inc(1),
         );
-        bar.finish_and_clear();
+        bar.finish();
         count_iv = Some(
             (0..xs)
                 .map(|x| {
@@ -656,15 +656,10 @@ fn parametric(args: &InferArgs, cx: &Shared, which: &RewardModel) -> Result<Infe
     crate::solver::check_size(&model).map_err(|e| BadInput(format!("{}: {e}", args.trajectory.display())))?;
     let opts = FitOptions::default();
     let t0 = std::time::Instant::now();
-    let bar = super::progress_bar(
-        None,
-        args.quiet,
-        "fitting the reward by maximum likelihood {spinner} {elapsed}",
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let bar = crate::progress::Task::start("fitting the reward by maximum likelihood", "", None, args.quiet);
     let fit = likelihood::fit(&model, &data, &features, None, &opts)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.trajectory.display()))?;
-    bar.finish_and_clear();
+    bar.finish();
     let fit_seconds = t0.elapsed().as_secs_f64();
     let mut warnings = fit.warnings.clone();
     // Goodness of fit against the saturated model.
@@ -719,7 +714,7 @@ fn parametric(args: &InferArgs, cx: &Shared, which: &RewardModel) -> Result<Infe
             rec.meta.seed,
             &|| bar.inc(1),
         );
-        bar.finish_and_clear();
+        bar.finish();
         let ok: Vec<&Vec<f64>> = reps.iter().flatten().collect();
         if ok.len() < reps.len() {
             warnings.push(format!(
@@ -848,12 +843,8 @@ fn count_seen(n: usize, xs: usize, visits: &[u64]) -> Vec<Vec<bool>> {
     seen
 }
 
-fn bootstrap_bar(args: &InferArgs) -> indicatif::ProgressBar {
-    super::progress_bar(
-        Some(args.bootstrap as u64),
-        args.quiet,
-        "bootstrap {bar:30} {pos}/{len} replicates [{elapsed_precise} < {eta_precise}] {per_sec}",
-    )
+fn bootstrap_bar(args: &InferArgs) -> crate::progress::Task {
+    crate::progress::Task::start("bootstrap", "replicates", Some(args.bootstrap as u64), args.quiet)
 }
 
 /// The 95 % percentile interval of bootstrap values (NaN-skipping).

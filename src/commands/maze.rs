@@ -88,11 +88,7 @@ pub fn solve(
     quiet: bool,
 ) -> Result<Vec<MazeSolveRecord>> {
     let maze = &sc.maze;
-    let bar = super::progress_bar(
-        Some(lambdas.len() as u64),
-        quiet,
-        "{spinner} solving λ {pos}/{len} [{elapsed_precise}]",
-    );
+    let bar = crate::progress::Task::start("solving λ", "", Some(lambdas.len() as u64), quiet);
     let mut records = Vec::new();
     for (i, &lambda) in lambdas.iter().enumerate() {
         let t0 = std::time::Instant::now();
@@ -149,7 +145,7 @@ pub fn solve(
         records.push(record);
         bar.inc(1);
     }
-    bar.finish_and_clear();
+    bar.finish();
     if sweeping {
         let points: Vec<(f64, f64, f64)> = records.iter().map(|r| (r.lambda, r.info_bits, r.mean_reward)).collect();
         draw(

@@ -53,30 +53,6 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
     }
 }
 
-/// Progress display: a bar on a terminal, nothing when quiet or piped.
-/// `{per_sec}` in `template` is shown to three significant figures with an
-/// SI prefix ("7.59M/s", [`crate::text::si`]), not indicatif's full digits.
-pub fn progress_bar(len: Option<u64>, quiet: bool, template: &str) -> indicatif::ProgressBar {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-    let bar = match len {
-        Some(l) => ProgressBar::new(l),
-        None => ProgressBar::new_spinner(),
-    };
-    if quiet {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    let template = template.replace("{per_sec}", "{rate}");
-    if let Ok(style) = ProgressStyle::with_template(&template) {
-        bar.set_style(
-            style.with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{}/s", crate::text::si(s.per_sec()));
-            }),
-        );
-    }
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
-}
-
 /// Shipped scenarios: (file name, description), read from `dir`; a folder
 /// that cannot be read is bad input naming it.
 pub fn shipped_scenarios(dir: &std::path::Path) -> Result<Vec<(String, String)>, BadInput> {
@@ -101,13 +77,6 @@ pub fn shipped_scenarios(dir: &std::path::Path) -> Result<Vec<(String, String)>,
 pub(crate) fn draw(path: &std::path::Path, svg: Result<String, Box<dyn std::error::Error>>) -> anyhow::Result<()> {
     let svg = svg.map_err(|e| anyhow::anyhow!("drawing {}: {e}", path.display()))?;
     crate::files::write_text(path, &svg)
-}
-
-/// A stage of `marlin run`, announced on stderr unless quiet.
-pub(crate) fn say(quiet: bool, stage: &str) {
-    if !quiet {
-        eprintln!("marlin run: {stage}");
-    }
 }
 
 /// A figure file of a finished stage, for `report.html`.

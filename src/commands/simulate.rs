@@ -674,7 +674,7 @@ async fn in_blocks<O: Observer, B: Blocks<O>>(
             .map_err(|e| anyhow::anyhow!("the checkpoint does not fit this network: {e}"))?;
     }
     let (mut state, mut totals) = (start.state, start.totals);
-    let bar = super::progress_bar(Some(ticks), quiet, TICKS_BAR);
+    let bar = crate::progress::Task::start("simulating", "ticks", Some(ticks), quiet);
     bar.set_position(state.tick);
     let block = (ticks / 100).clamp(1, 1 << 20);
     while state.tick < ticks {
@@ -690,11 +690,9 @@ async fn in_blocks<O: Observer, B: Blocks<O>>(
             return Err(e);
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     Ok((totals, observer))
 }
-
-const TICKS_BAR: &str = "{bar:40} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec}";
 
 /// Refuse a network whose tables would not fit in memory, before building
 /// anything, with the estimate.

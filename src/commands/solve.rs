@@ -118,11 +118,7 @@ pub fn run(args: &SolveArgs) -> Result<Vec<SolveRecord>> {
         .unwrap_or_else(|| scenario.output.join(default_folder(args.lambda, args.sweep.is_some())));
     let sweeping = args.sweep.is_some();
 
-    let bar = super::progress_bar(
-        Some(lambdas.len() as u64),
-        args.quiet,
-        "{spinner} solving λ {pos}/{len} [{elapsed_precise}] {msg}",
-    );
+    let bar = crate::progress::Task::start("solving λ", "", Some(lambdas.len() as u64), args.quiet);
     let mut records = Vec::new();
     for &lambda in &lambdas {
         let mut net = base.clone();
@@ -175,7 +171,7 @@ pub fn run(args: &SolveArgs) -> Result<Vec<SolveRecord>> {
         records.push(record);
         bar.inc(1);
     }
-    bar.finish_and_clear();
+    bar.finish();
     if sweeping {
         let pts: Vec<(f64, f64, f64)> = records.iter().map(|r| (r.lambda, r.info_nats, r.mean_reward)).collect();
         let svg = crate::report::tradeoff(&format!("{}: reward–information trade-off", scenario.name), &pts)

@@ -215,7 +215,7 @@ impl Stages {
             });
             match kept {
                 Some(Ok(v)) => {
-                    super::say(
+                    crate::progress::stage(
                         self.quiet,
                         &format!("{name}: finished before, kept (its archives are intact)"),
                     );
@@ -283,7 +283,7 @@ pub fn run_study(args: &StudyArgs) -> Result<StudySummary> {
     // A stage's stop is the study's: it continues with `marlin run --resume`.
     crate::checkpoint::resume_as("run", &out);
     let t0 = std::time::Instant::now();
-    let say = |m: &str| super::say(args.quiet, m);
+    let say = |m: &str| crate::progress::stage(args.quiet, m);
     let mut stages = Stages::open(&out, args.resume, args.quiet);
 
     let solved = stages.run("solve", "solve", || {

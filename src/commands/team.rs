@@ -58,11 +58,10 @@ fn cost_of(sc: &MazeScenario) -> ActionPrior {
 pub fn solve(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<(TeamSolveRecord, Team, TeamSolution)> {
     let spec = sc.team_spec();
     let t = sc.team_world(spec.agents, &spec).map_err(BadInput::from)?;
-    let bar = super::progress_bar(None, quiet, "{spinner} solving the team exactly [{elapsed_precise}]");
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let bar = crate::progress::Task::start("solving the team exactly", "", None, quiet);
     let t0 = std::time::Instant::now();
     let sol = team::solve(&t, sc.lambda, &cost_of(sc), &sc.solver);
-    bar.finish_and_clear();
+    bar.finish();
     let seconds = t0.elapsed().as_secs_f64();
     for w in &sol.warnings {
         tracing::warn!("{w}");
@@ -206,11 +205,7 @@ pub fn train(
         ..WalkerLearning::default()
     };
     let mut learners = WalkerTeam::new(&sc.maze, learning.clone()).map_err(BadInput)?;
-    let bar = super::progress_bar(
-        Some(spec.ticks),
-        quiet,
-        "{bar:40} {pos}/{len} steps [{elapsed_precise} < {eta_precise}]",
-    );
+    let bar = crate::progress::Task::start("learning", "steps", Some(spec.ticks), quiet);
     let t0 = std::time::Instant::now();
     let mut checkpoints = Vec::new();
     let block = (spec.ticks / CHECKPOINTS).max(1);
@@ -232,7 +227,7 @@ pub fn train(
         });
         bar.set_position(learners.tick);
     }
-    bar.finish_and_clear();
+    bar.finish();
     let seconds = t0.elapsed().as_secs_f64();
     let na = ACTIONS.len();
     let last = checkpoints.last().cloned().expect("at least one checkpoint");
@@ -376,18 +371,20 @@ pub const SCORE_LIMIT: usize = 100_000;
 fn optimum(sc: &MazeScenario, agents: usize, spec: &TeamSpec, quiet: bool) -> Option<(Team, f64)> {
     let t = sc.team_world(agents, spec).ok()?;
     if t.joint.states * t.joint.actions > SCORE_LIMIT {
-        if !quiet {
-            eprintln!(
-                "marlin: not scoring the learners exactly: the joint world of {agents} walkers has {} joint states × \
-                 {} joint moves, above {SCORE_LIMIT} (too slow to solve)",
+        crate::progress::note(
+            quiet,
+            &format!(
+                "not scoring the learners exactly: the joint world of {agents} walkers has {} joint states × {} \
+                 joint moves, above {SCORE_LIMIT} (too slow to solve)",
                 t.joint.states, t.joint.actions
-            );
-        }
+            ),
+        );
         return None;
     }
-    if !quiet {
-        eprintln!("marlin: solving the {agents}-walker team exactly to score the learners");
-    }
+    crate::progress::note(
+        quiet,
+        &format!("solving the {agents}-walker team exactly to score the learners"),
+    );
     let g = team::solve(&t, sc.lambda, &cost_of(sc), &sc.solver).eval.g;
     Some((t, g))
 }
@@ -400,7 +397,7 @@ pub fn study(sc: &MazeScenario, out: &Path, quiet: bool) -> Result<serde_json::V
     let t0 = std::time::Instant::now();
     let specs = super::maze::study_perturbations(sc)?;
     let base = sc.path.parent().unwrap_or(Path::new("."));
-    let say = |m: &str| super::say(quiet, m);
+    let say = |m: &str| crate::progress::stage(quiet, m);
     say("solving the team exactly");
     let solved = match sc.team_world(spec.agents, &spec).map_err(BadInput::from) {
         Ok(_) => Some(solve(sc, &out.join("solve"), quiet)?),

@@ -711,12 +711,7 @@ impl Setup<'_> {
                 }
             };
 
-        let bar = super::progress_bar(
-            Some(spec.ticks),
-            self.quiet || !self.writes,
-            "{prefix} {bar:30} {pos}/{len} ticks [{elapsed_precise} < {eta_precise}] {per_sec} {msg}",
-        );
-        bar.set_prefix(label.to_string());
+        let bar = crate::progress::Task::start(label, "ticks", Some(spec.ticks), self.quiet || !self.writes);
         bar.set_position(state.tick);
         let t0 = std::time::Instant::now();
         let mut last_save = std::time::Instant::now();
@@ -776,7 +771,7 @@ impl Setup<'_> {
             }
         }
         saved.current = None;
-        bar.finish_and_clear();
+        bar.finish();
         let seconds = seconds_before + t0.elapsed().as_secs_f64();
         let settled = settle(&agents, &state);
         let weights = L::weight_summary(&settled, net);

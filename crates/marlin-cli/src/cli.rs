@@ -480,6 +480,8 @@ fn show(text: impl std::fmt::Display) -> String {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    // The library's progress reports: bars on a terminal, stage lines.
+    marlin::progress::set_reporter(Box::new(crate::progress::Bars));
     // Ctrl-C (and SIGTERM, as batch schedulers send before a time limit):
     // runs that checkpoint save at their next block and stop; a second
     // signal, or one while nothing checkpoints, stops at once.
