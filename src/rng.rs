@@ -75,6 +75,25 @@ mod tests {
         assert_ne!(a, draw(&mut stream(2, Domain::Agent, 0)));
     }
 
+    /// `mix` is SplitMix64's output function of `seed ^ (id·γ + c)`: where
+    /// that argument is the generator's i-th state from 0 (i·γ), `mix`
+    /// gives SplitMix64's published first outputs from seed 0. Streams
+    /// merely differing (above) would not notice another mixer, which
+    /// would change every run's numbers.
+    #[test]
+    fn mix_is_splitmix64() {
+        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+        const C: u64 = 0xD1B5_4A32_D192_ED03;
+        let published = [0xE220_A839_7B1D_CDAF, 0x6E78_9E6A_A1B9_65F4, 0x06C4_5D18_8009_454F];
+        for (i, want) in (1..).zip(published) {
+            let state = GAMMA.wrapping_mul(i);
+            assert_eq!(mix(state ^ C, 0), want, "output {i}, id 0");
+            let id = i + 5;
+            let seed = state ^ id.wrapping_mul(GAMMA).wrapping_add(C);
+            assert_eq!(mix(seed, id), want, "output {i}, id {id}");
+        }
+    }
+
     #[test]
     fn streams_round_trip_through_words() {
         let mut s = stream(3, Domain::Agent, 7);

@@ -150,6 +150,25 @@ fn recovers(net: Network, max_gap: f64) {
     let sat = data.saturated_log_likelihood();
     assert!(f.log_likelihood <= sat + 1e-6 * data.total());
     assert!((sat - f.log_likelihood) / data.total() < 1e-8);
+    // The fit's policy and relative values are those of its reward: the
+    // model re-solved with r_θ̂ gives them again (h(x=0, σ=0) = 0 in both).
+    let mut at_fit = model.clone();
+    at_fit.reward = f.reward.clone();
+    let sol = solve(&at_fit, &SolveOptions::default()).unwrap();
+    assert_eq!(f.h.len(), sol.h.len());
+    let h_gap = f.h.iter().zip(&sol.h).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let p_gap = f
+        .policy
+        .fire
+        .iter()
+        .zip(&sol.policy.fire)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        h_gap < 1e-6 && p_gap < 1e-6,
+        "{}: h off by {h_gap}, π by {p_gap}",
+        net.update
+    );
 }
 
 #[test]

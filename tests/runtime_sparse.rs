@@ -426,3 +426,24 @@ fn random_partial_streams_stand_at_the_tick_whatever_the_walks_drew() {
         assert!(first.streams() == third.streams());
     }
 }
+
+/// The weights of a range of synapses, widened to f64 (where learners start
+/// from fixed neurons), are the topology's: each synapse's presynaptic
+/// neuron's weight, or the synapse's own, as the agents above read them.
+#[test]
+fn synapse_weights_are_the_topologys_in_synapse_order() {
+    let net = network(UpdateScheme::Synchronous);
+    let offsets = &net.topology.offsets;
+    for per_synapse in [false, true] {
+        let ln = neurons(&net, per_synapse);
+        let fixed = agents(&net, &ln, 0);
+        let of = |ks: std::ops::Range<usize>| -> Vec<f64> {
+            ks.flat_map(|k| fixed[k].weights.iter().map(|&w| w as f64)).collect()
+        };
+        for ks in [0..1, 7..8, 3..6, net.n - 1..net.n] {
+            let edges = offsets[ks.start] as usize..offsets[ks.end] as usize;
+            assert!(!edges.is_empty());
+            assert_eq!(ln.synapse_weights(&net, edges), of(ks), "per synapse: {per_synapse}");
+        }
+    }
+}

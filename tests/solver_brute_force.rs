@@ -9,8 +9,20 @@ use marlin::solver::{SolveOptions, solve};
 
 fn check(n: usize, update: UpdateScheme, cost: CodingCost, lambda: f64, seed: u64) {
     let net = tiny(n, update, cost.clone(), lambda, seed);
-    let sol = solve(&net, &SolveOptions::default()).expect("solve");
+    let opts = SolveOptions::default();
+    let sol = solve(&net, &opts).expect("solve");
     assert!(sol.converged, "not converged: {:?}", sol.warnings);
+    // Converged means at the tolerances asked for: the last value-iteration
+    // span (relative to the largest |reward|, at least 1) and the last move
+    // of a marginal, not at the looser ones of intermediate iterations.
+    let scale = net.reward.iter().fold(1.0f64, |a, r| a.max(r.abs()));
+    assert!(
+        sol.value_residual < opts.value_tol * scale,
+        "{update:?} {cost:?} n={n}: converged at span {:.1e}",
+        sol.value_residual
+    );
+    assert!(sol.prior_residual < opts.prior_tol);
+    assert!(sol.iterations < opts.max_prior_iterations);
     // The solver's own evaluation agrees with the dense reference.
     let rows = policy_rows(&sol.policy, net.states());
     let (g_ref, r_ref, info_ref, _) = objective(&net, &rows);

@@ -412,3 +412,69 @@ fn evaluating_against_an_explicit_prior() {
     assert!(other.info_nats > own.info_nats);
     assert!((other.mean_reward - own.mean_reward).abs() < 1e-12);
 }
+
+/// The size check refuses before anything is allocated, and says why: a
+/// product-form scheme past its limit is too slow (X·4ⁿ operations per
+/// sweep), the asynchronous scheme is not; past the tabular limit nothing
+/// is solved exactly.
+#[test]
+fn size_check_refuses_product_schemes_past_their_limit() {
+    use marlin::solver::{MAX_PRODUCT_NEURONS, SolveError, check_dimensions};
+    let n = MAX_PRODUCT_NEURONS + 1;
+    for update in [UpdateScheme::Synchronous, UpdateScheme::RandomPartial { q: 0.5 }] {
+        match check_dimensions(n, 3, update) {
+            Err(SolveError::TooSlow {
+                neurons, work, limit, ..
+            }) => {
+                assert_eq!((neurons, limit), (n, MAX_PRODUCT_NEURONS));
+                assert_eq!(work, 3.0 * 4f64.powi(n as i32));
+            }
+            other => panic!("{update}, {n} neurons: {other:?}"),
+        }
+        assert!(check_dimensions(MAX_PRODUCT_NEURONS, 3, update).is_ok());
+    }
+    assert!(check_dimensions(n, 3, UpdateScheme::Asynchronous).is_ok());
+    // Memory: up to 80 % of what is available may be asked for. An
+    // asynchronous network of n neurons and X inputs needs about
+    // 8·X·2ⁿ·(8 + n) bytes (h, W, T h, r, ρ, ρ' and n policies per state);
+    // a quarter of the memory passes, twice the memory does not (and the
+    // error suggests fewer neurons). Nothing is allocated.
+    let avail = marlin::files::available_memory();
+    let n = 20;
+    let per_input = 8 * (1u64 << n) * (8 + n as u64);
+    let quarter = (avail / 4 / per_input).max(1) as usize;
+    assert!(check_dimensions(n, quarter, UpdateScheme::Asynchronous).is_ok());
+    let twice = (2 * avail / per_input + 1) as usize;
+    match check_dimensions(n, twice, UpdateScheme::Asynchronous) {
+        Err(SolveError::TooLarge { neurons, suggest, .. }) => assert!(neurons == n && suggest < n),
+        other => panic!("{n} neurons × {twice} inputs: {other:?}"),
+    }
+    let too_many = marlin::model::MAX_TABULAR_NEURONS + 1;
+    assert!(matches!(
+        check_dimensions(too_many, 1, UpdateScheme::Asynchronous),
+        Err(SolveError::Invalid(_))
+    ));
+}
+
+/// A solve stopped by its iteration cap while the marginals still move does
+/// not claim to have converged, and says why.
+#[test]
+fn a_solve_cut_short_does_not_claim_convergence() {
+    let net = lopsided(UpdateScheme::Asynchronous);
+    let opts = SolveOptions {
+        max_prior_iterations: 2,
+        starts: Some(1),
+        ..Default::default()
+    };
+    let sol = solve(&net, &opts).unwrap();
+    assert!(
+        sol.prior_residual >= opts.prior_tol,
+        "precondition: the marginals still move"
+    );
+    assert!(!sol.converged);
+    assert!(
+        sol.warnings
+            .iter()
+            .any(|w| w.contains("Blahut–Arimoto did not converge"))
+    );
+}

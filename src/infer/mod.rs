@@ -700,6 +700,39 @@ mod tests {
         assert!(quantile(&mut [f64::NAN], 0.5).is_nan());
     }
 
+    /// The statistic is the G-test's 2·Σ_edges [f ln(f̂/p) + (d−f) ln((1−f̂)/(1−p))]
+    /// (f̂ = f/d) over the observed edges: 0 for the saturated model itself,
+    /// and each edge read at its own index (two neurons, two edges).
+    #[test]
+    fn likelihood_ratio_is_the_g_statistic_of_the_observed_edges() {
+        let (n, inputs) = (2, 1);
+        let mut counts = EdgeCounts {
+            n,
+            inputs,
+            drawn: vec![0; 4 * n],
+            fired: vec![0; 4 * n],
+            visits: vec![0; 4],
+            drawn_total: vec![0; n],
+            fired_total: vec![0; n],
+        };
+        // Neuron 0 drawn 10 times at σ₀ = 0b10, fired 3; neuron 1 drawn 4
+        // times at σ₀ = 0b00, fired 4 (edge index (x·2ⁿ + σ₀)·n + k).
+        (counts.drawn[2 * n], counts.fired[2 * n]) = (10, 3);
+        (counts.drawn[1], counts.fired[1]) = (4, 4);
+        let model = |s: usize, k: usize| match (s, k) {
+            (2, 0) => 0.5,
+            (0, 1) => 0.8,
+            _ => 0.01, // on edges never drawn: must not count
+        };
+        let want = 2.0 * (3.0 * (0.3f64 / 0.5).ln() + 7.0 * (0.7f64 / 0.5).ln()) + 2.0 * 4.0 * (1.0f64 / 0.8).ln();
+        let (stat, df, z) = likelihood_ratio(&counts, model, 1);
+        assert!((stat - want).abs() < 1e-12, "statistic {stat}, G-test {want}");
+        assert_eq!(df, 1); // two observed edges, one parameter
+        assert!((z - (want - 1.0) / 2f64.sqrt()).abs() < 1e-12);
+        let saturated = |s: usize, k: usize| if (s, k) == (2, 0) { 0.3 } else { 1.0 };
+        assert!(likelihood_ratio(&counts, saturated, 0).0.abs() < 1e-12);
+    }
+
     #[test]
     fn invert_small_matrices() {
         let m = [0.9, 0.1, 0.2, 0.8];
