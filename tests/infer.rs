@@ -99,7 +99,7 @@ fn exact_policies_give_back_the_exact_reward_and_value() {
         // dead neurons have no edges.
         let c = 1usize << n;
         let dead_mask: usize = (0..n).filter(|&k| !net.alive[k]).map(|k| 1 << k).sum();
-        let reachable = |s: usize| s % c & dead_mask == 0;
+        let reachable = |s: usize| (s % c) & dead_mask == 0;
         for (i, e) in edges.iter_mut().enumerate() {
             let (s, k) = (i / n, i % n);
             if !reachable(s) || !net.alive[k] {
