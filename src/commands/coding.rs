@@ -16,7 +16,6 @@ use super::{BadInput, draw};
 use crate::coding::{self, CodingSolution, CodingTask};
 use crate::files::{Npz, write_json, write_text};
 use crate::model::{Network, spike_count};
-use crate::record::stream::SpikeForm;
 use crate::report;
 use crate::scenario::CodingScenario;
 use crate::solver::{self, SolveOptions};
@@ -710,21 +709,14 @@ pub fn study(
     write_code(sc, &sc.task, &sol, &code, &solve_dir)?;
 
     say("recording the code");
-    let sim = run_simulate(&SimulateArgs {
-        scenario: solve_dir.join("network.toml"),
-        policy: Some(solve_dir.join("policy.npz")),
-        untrained: false,
+    let sim = run_simulate(&SimulateArgs::study_recording(
+        solve_dir.join("network.toml"),
+        solve_dir.join("policy.npz"),
         ticks,
-        shards: None,
-        threads: None,
-        record_neurons: None,
-        form: SpikeForm::Dense,
-        out: Some(out.join("simulate")),
+        out.join("simulate"),
+        resume,
         quiet,
-        actors: None,
-        checkpoint_every: None,
-        resume: super::study::resumable(resume, &out.join("simulate"), "simulate"),
-    })?;
+    ))?;
 
     // Decentralised learners of the self-consistent code: rewarded by an
     // online decoder of their own responses, scored with their own posterior.

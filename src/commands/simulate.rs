@@ -44,6 +44,36 @@ pub struct SimulateArgs {
     pub resume: Option<PathBuf>,
 }
 
+impl SimulateArgs {
+    /// A study's recording: the solved `policy` run for `ticks` on the
+    /// default engine, every neuron recorded densely into `out`, resumed
+    /// from `out`'s checkpoint when a resumed study left one there.
+    pub fn study_recording(
+        scenario: PathBuf,
+        policy: PathBuf,
+        ticks: u64,
+        out: PathBuf,
+        resume: bool,
+        quiet: bool,
+    ) -> Self {
+        SimulateArgs {
+            scenario,
+            policy: Some(policy),
+            untrained: false,
+            ticks,
+            shards: None,
+            threads: None,
+            record_neurons: None,
+            form: SpikeForm::Dense,
+            resume: super::study::resumable(resume, &out, "simulate"),
+            out: Some(out),
+            quiet,
+            actors: None,
+            checkpoint_every: None,
+        }
+    }
+}
+
 /// What `simulate` saves in its checkpoint: the arguments, the run's state,
 /// every neuron's stream, the totals and where the partial recording stood.
 #[derive(Serialize, Deserialize)]

@@ -14,7 +14,6 @@ use super::simulate::{SimulateArgs, run_simulate};
 use super::solve::{SolveArgs, run as run_solve};
 use super::train::{TrainArgs, run_train};
 use crate::files::write_json;
-use crate::record::stream::SpikeForm;
 use crate::report::html::{Figure, Section, page};
 use crate::scenario::Scenario;
 use anyhow::{Context, Result};
@@ -337,21 +336,14 @@ pub fn run_study(args: &StudyArgs) -> Result<StudySummary> {
 
     let simulated = stages.run("simulate", "simulate", || {
         say("simulating the optimal network");
-        let sim = run_simulate(&SimulateArgs {
-            scenario: args.scenario.clone(),
-            policy: Some(policy),
-            untrained: false,
+        let sim = run_simulate(&SimulateArgs::study_recording(
+            args.scenario.clone(),
+            policy,
             ticks,
-            shards: None,
-            threads: None,
-            record_neurons: None,
-            form: SpikeForm::Dense,
-            out: Some(out.join("simulate")),
-            quiet: args.quiet,
-            actors: None,
-            checkpoint_every: None,
-            resume: resumable(args.resume, &out.join("simulate"), "simulate"),
-        })?;
+            out.join("simulate"),
+            args.resume,
+            args.quiet,
+        ))?;
         let t = sim.totals.ticks as f64;
         Ok(SimulateHeadline {
             ticks: sim.totals.ticks,
