@@ -60,16 +60,14 @@ fn a_study_report_shows_the_warnings_of_its_summary() {
     let scenario = dir.path().join("toy8.toml");
     std::fs::write(&scenario, text).unwrap();
     let out = dir.path().join("study");
-    let st = std::process::Command::new(env!("CARGO_BIN_EXE_marlin"))
-        .args(["-q", "run"])
-        .arg(&scenario)
-        .args(["--ticks", "3000", "--out"])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    cli_common::run_ok(
+        cli_common::marlin()
+            .args(["-q", "run"])
+            .arg(&scenario)
+            .args(["--ticks", "3000", "--out"])
+            .arg(&out),
+    );
+    let summary = cli_common::json(&out.join("summary.json"));
     let warnings = summary_warnings(&summary);
     assert!(!warnings.is_empty(), "the short recording warns: {summary}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
